@@ -1,0 +1,154 @@
+//! # wasmdo host
+//!
+//! Runs Durable Objects compiled to WebAssembly components. Data flows one way:
+//!
+//! ```text
+//! gateway ─→ directory ─→ actor ─→ instance ─→ capability hosts ─→ storage
+//! (HTTP)     (id → live    (mailbox, serial     (wasmtime Store,   (object,      (one SQLite
+//!             object, one   events, implicit     limits, traps)     storage)      file per
+//!             activation)   transaction,                                           object)
+//!                           output gate)
+//! ```
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`gateway`] | hyper server, routing, JSON errors → HTTP statuses |
+//! | [`registry`] | uploaded components: validation, compilation, precompiled cache, versions |
+//! | [`directory`] | object id → live actor; one activation per id; eviction |
+//! | [`actor`] | mailbox, serial events, implicit transaction, batching + output gate |
+//! | [`instance`] | the wasmtime Store of one object, calls under limits, trap classification |
+//! | [`limits`] | every cap with its default and reason |
+//! | [`object`], [`storage`] | the capability hosts of the `wasmdo:object` world |
+//! | [`rpc`] | WIT types ⇄ JSON, signatures |
+//!
+//! Nothing here blocks the async runtime for long: guests yield on fuel, compilation runs on the
+//! blocking pool, and commits (fsync) run in `block_in_place`.
+//!
+//! ```no_run
+//! # async fn run() -> anyhow::Result<()> {
+//! let config = wasmdo_host::config::Config::default();
+//! let host = wasmdo_host::Host::start(config).await?;
+//! println!("listening on {}", host.addr());
+//! host.serve().await;
+//! # Ok(()) }
+//! ```
+
+mod actor;
+mod bindings;
+pub mod config;
+pub mod directory;
+pub mod error;
+mod gateway;
+pub mod ids;
+mod instance;
+pub mod limits;
+pub mod metrics;
+mod object;
+pub mod registry;
+mod rpc;
+mod storage;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::directory::Directory;
+use crate::ids::HostSecret;
+use crate::limits::EPOCH_TICK_MS;
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+
+/// A started host: classes loaded, listener bound, not yet serving.
+pub struct Host {
+    registry: Arc<Registry>,
+    directory: Arc<Directory>,
+    listener: TcpListener,
+    addr: SocketAddr,
+}
+
+impl Host {
+    /// Opens the data directory, loads every class, deploys the components named in the config,
+    /// starts the epoch ticker and binds the listener.
+    pub async fn start(config: Config) -> anyhow::Result<Host> {
+        let data = config.data_dir();
+        std::fs::create_dir_all(&data)
+            .map_err(|e| anyhow::anyhow!("cannot create data dir {}: {e}", data.display()))?;
+        let secret = HostSecret::load_or_create(&data.join("host.key"))?;
+        let engine = registry::new_engine(&config.limits)?;
+        let env = config
+            .classes
+            .iter()
+            .map(|(name, class)| (name.clone(), class.env.clone()))
+            .collect();
+        let registry = {
+            let (engine, data) = (engine.clone(), data.clone());
+            tokio::task::spawn_blocking(move || Registry::open(engine, &data, secret, env)).await??
+        };
+        let registry = Arc::new(registry);
+        for (class, settings) in &config.classes {
+            if let Some(path) = &settings.component {
+                let bytes = std::fs::read(path)
+                    .map_err(|e| anyhow::anyhow!("class `{class}`: cannot read {}: {e}", path.display()))?;
+                registry
+                    .deploy_if_changed(class, bytes)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("class `{class}` ({}): {e}", path.display()))?;
+            }
+        }
+        start_epoch_ticker(registry.engine());
+        let metrics = Arc::new(Metrics::default());
+        let directory = Directory::new(registry.clone(), config.limits.clone(), data, metrics);
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+        let addr = listener.local_addr()?;
+        Ok(Host {
+            registry,
+            directory,
+            listener,
+            addr,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The class registry.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// The directory of live objects.
+    pub fn directory(&self) -> &Arc<Directory> {
+        &self.directory
+    }
+
+    /// Serves HTTP until the process ends.
+    pub async fn serve(self) {
+        let gateway = Arc::new(gateway::Gateway {
+            registry: self.registry,
+            directory: self.directory,
+        });
+        gateway::serve(self.listener, gateway).await;
+    }
+}
+
+/// Advances the engine's epoch every tick so wall-clock deadlines fire; stops with the engine.
+fn start_epoch_ticker(engine: &wasmtime::Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("wasmdo-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(Duration::from_millis(EPOCH_TICK_MS));
+            }
+        })
+        .expect("spawn the epoch thread");
+}

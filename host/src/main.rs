@@ -1,1 +1,170 @@
-fn main(){}
+//! The `wasmdo` command: `serve` a host, `deploy` a component to one, `call` an object's method.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use wasmdo_host::config::Config;
+
+/// A self-hosted runtime for Durable Objects written in any WebAssembly language.
+#[derive(Parser)]
+#[command(name = "wasmdo", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a host: classes from the data dir (and the config file) are served over HTTP.
+    Serve {
+        /// Address to listen on (port 0: any free port).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Data directory (object databases, components, compiled artifacts) [default: ./data].
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Configuration file (`wasmdo.toml`): limits, class env vars, start-up deploys.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Upload a component as class CLASS (a new version if it exists).
+    Deploy {
+        /// Class name.
+        class: String,
+        /// The component (`.wasm`).
+        file: PathBuf,
+        /// The host's URL.
+        #[arg(long, env = "WASMDO_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+    },
+    /// Call METHOD on the object CLASS/NAME with a JSON array of arguments.
+    Call {
+        /// `class/name` of the object.
+        object: String,
+        /// Method name (`interface.method` when two interfaces share a name).
+        method: String,
+        /// Arguments as a JSON array, e.g. '[5]' [default: []].
+        args: Option<String>,
+        /// The host's URL.
+        #[arg(long, env = "WASMDO_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve {
+            listen,
+            data,
+            config,
+        } => serve(listen, data, config),
+        Command::Deploy {
+            class,
+            file,
+            server,
+        } => {
+            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let url = format!("{}/_admin/classes/{}", server.trim_end_matches('/'), encode(&class));
+            request("PUT", &url, bytes)
+        }
+        Command::Call {
+            object,
+            method,
+            args,
+            server,
+        } => {
+            let Some((class, name)) = object.split_once('/') else {
+                bail!("the object is `class/name`, e.g. `counter/alice`");
+            };
+            let args = args.unwrap_or_else(|| "[]".into());
+            serde_json::from_str::<serde_json::Value>(&args)
+                .with_context(|| format!("the arguments must be a JSON array, e.g. '[5]': {args}"))?;
+            let url = format!(
+                "{}/rpc/{}/{}/{}",
+                server.trim_end_matches('/'),
+                encode(class),
+                encode(name),
+                encode(&method)
+            );
+            request("POST", &url, args.into_bytes())
+        }
+    }
+}
+
+fn serve(
+    listen: Option<std::net::SocketAddr>,
+    data: Option<PathBuf>,
+    config_path: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WASMDO_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let mut config = match &config_path {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(listen) = listen {
+        config.listen = listen;
+    }
+    if let Some(data) = data {
+        config.data = Some(data);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let host = wasmdo_host::Host::start(config).await?;
+        // the first line on stdout is the contract scripts and tests wait for
+        println!("wasmdo listening on http://{}", host.addr());
+        for class in host.registry().list() {
+            println!("  class {} v{} ({} methods)", class.name, class.version, class.describe()["methods"].as_array().map_or(0, Vec::len));
+        }
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        host.serve().await;
+        Ok(())
+    })
+}
+
+/// Percent-encodes a path segment.
+fn encode(segment: &str) -> String {
+    let mut out = String::new();
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Sends the request and prints the JSON reply; a non-2xx reply is printed to stderr and fails.
+fn request(method: &str, url: &str, body: Vec<u8>) -> anyhow::Result<()> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let response = match method {
+        "PUT" => agent.put(url).header("content-type", "application/wasm").send(&body[..]),
+        _ => agent.post(url).header("content-type", "application/json").send(&body[..]),
+    }
+    .with_context(|| format!("cannot reach {url} (is `wasmdo serve` running?)"))?;
+    let status = response.status();
+    let text = response.into_body().read_to_string()?;
+    let pretty = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or(text);
+    if status.is_success() {
+        println!("{pretty}");
+        Ok(())
+    } else {
+        eprintln!("{pretty}");
+        bail!("{method} {url} failed with HTTP {status}");
+    }
+}

@@ -1,0 +1,375 @@
+//! One actor per live object: a task that owns the object's instance and storage, takes events
+//! from its mailbox one at a time, and runs each inside the object's implicit transaction.
+//!
+//! Batching and the output gate: the actor drains up to `max-batch` queued events, runs them one
+//! after another (each in its own savepoint, so a failing event rolls back only its own writes),
+//! then commits the batch once and only then releases the replies. One fsync thus acknowledges
+//! many writes, and no reply ever reports a write that is not durable. If the commit fails, every
+//! reply of the batch becomes `CommitFailed`.
+//!
+//! Failure: a trap (limit or guest fault) drops the instance; the next event re-instantiates it
+//! and runs `init` again. Storage is never lost with an instance. Idle actors retire through
+//! [`Directory::retire`], which guarantees no event is lost in the race with a new sender.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::bindings::http_types::{Request, Response};
+use crate::directory::{Directory, ObjectKey, Slot};
+use crate::error::ObjectError;
+use crate::instance::{Instance, ObjectState};
+use crate::object::ObjectCtx;
+use crate::registry::ClassVersion;
+use crate::rpc::{self, Reply};
+use crate::storage::sqlite::SqliteStorage;
+
+/// A unit of work for an object.
+pub(crate) enum Event {
+    /// Typed RPC with JSON arguments (from the HTTP gateway or the CLI).
+    Call {
+        method: String,
+        args: serde_json::Value,
+        reply: oneshot::Sender<Result<serde_json::Value, ObjectError>>,
+    },
+    /// An HTTP request for the object's `fetch`.
+    Fetch {
+        request: Request,
+        reply: oneshot::Sender<Result<Response, ObjectError>>,
+    },
+    /// The directory needs room: retire if idle.
+    Evict,
+}
+
+/// A reply waiting for the batch's commit (output gate).
+enum Pending {
+    Call(
+        oneshot::Sender<Result<serde_json::Value, ObjectError>>,
+        Result<serde_json::Value, ObjectError>,
+    ),
+    Fetch(
+        oneshot::Sender<Result<Response, ObjectError>>,
+        Result<Response, ObjectError>,
+    ),
+}
+
+impl Pending {
+    fn release(self, commit: &Result<(), ObjectError>) {
+        // a receiver that went away (client disconnected) is not an error
+        match (self, commit) {
+            (Pending::Call(tx, r), Ok(())) => drop(tx.send(r)),
+            (Pending::Fetch(tx, r), Ok(())) => drop(tx.send(r)),
+            (Pending::Call(tx, _), Err(e)) => drop(tx.send(Err(ObjectError::CommitFailed(e.to_string())))),
+            (Pending::Fetch(tx, _), Err(e)) => drop(tx.send(Err(ObjectError::CommitFailed(e.to_string())))),
+        }
+    }
+}
+
+/// Where the object's state lives right now.
+enum Occupant {
+    /// No instance: identity and storage only.
+    Dormant(ObjectState),
+    /// A live instance (which owns the state).
+    Live(Box<Instance>),
+    /// Transiently empty while moving between the two.
+    Moving,
+}
+
+pub(crate) struct Actor {
+    key: ObjectKey,
+    slot: Arc<Slot>,
+    directory: Arc<Directory>,
+    rx: mpsc::UnboundedReceiver<Event>,
+    occupant: Occupant,
+}
+
+impl Actor {
+    pub(crate) fn new(
+        key: ObjectKey,
+        name: Option<String>,
+        slot: Arc<Slot>,
+        directory: Arc<Directory>,
+        rx: mpsc::UnboundedReceiver<Event>,
+    ) -> Actor {
+        let limits = directory.limits();
+        let storage = SqliteStorage::new(directory.database_path(&key), limits.storage());
+        let object = ObjectCtx {
+            id: key.id,
+            name,
+            class: key.class.clone(),
+            env: directory
+                .registry()
+                .get(&key.class)
+                .map(|c| c.env.clone())
+                .unwrap_or_default(),
+        };
+        let state = ObjectState::new(object, storage, limits);
+        Actor {
+            key,
+            slot,
+            directory,
+            rx,
+            occupant: Occupant::Dormant(state),
+        }
+    }
+
+    /// The event loop; returns when the object retires.
+    pub(crate) async fn run(mut self) {
+        let _permit = match self.directory.acquire_live_permit(&self.key).await {
+            Ok(p) => p,
+            Err(e) => return self.refuse_all(e).await,
+        };
+        self.directory.metrics().activations.fetch_add(1, Ordering::Relaxed);
+        let idle = Duration::from_millis(self.directory.limits().idle_timeout_ms);
+        loop {
+            let first = match tokio::time::timeout(idle, self.rx.recv()).await {
+                Ok(Some(event)) => event,
+                Ok(None) => break,
+                Err(_elapsed) => {
+                    if self.directory.retire(&self.key, &self.slot, &self.rx) {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            if matches!(first, Event::Evict) {
+                if self.directory.retire(&self.key, &self.slot, &self.rx) {
+                    break;
+                }
+                continue;
+            }
+            self.run_batch(first).await;
+        }
+        self.shut_down();
+    }
+
+    /// Fails every queued event (the object could not be activated) and retires.
+    async fn refuse_all(mut self, error: ObjectError) {
+        loop {
+            while let Ok(event) = self.rx.try_recv() {
+                self.take_one();
+                reply_error(event, &error);
+            }
+            if self.directory.retire(&self.key, &self.slot, &self.rx) {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
+    fn take_one(&self) {
+        self.slot.queued.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    async fn run_batch(&mut self, first: Event) {
+        let limits = self.directory.limits().clone();
+        let mut pending = Vec::new();
+        let mut next = Some(first);
+        let mut count = 0;
+        while let Some(event) = next.take() {
+            if !matches!(event, Event::Evict) {
+                self.take_one();
+                count += 1;
+                if let Some(p) = self.run_event(event, &limits).await {
+                    pending.push(p);
+                }
+            }
+            if count < limits.max_batch
+                && let Ok(event) = self.rx.try_recv()
+            {
+                next = Some(event);
+            }
+        }
+        let commit = self.commit();
+        self.slot.touch();
+        let metrics = self.directory.metrics();
+        metrics.events.fetch_add(count as u64, Ordering::Relaxed);
+        metrics.batches.fetch_add(1, Ordering::Relaxed);
+        for p in pending {
+            p.release(&commit);
+        }
+    }
+
+    /// Commits the batch durably; the fsync runs without holding up other tasks of this worker.
+    fn commit(&mut self) -> Result<(), ObjectError> {
+        let storage = &mut self.state_mut().storage;
+        tokio::task::block_in_place(|| storage.commit_batch())
+            .map(|_| ())
+            .map_err(|e| {
+                tracing::error!(target: "wasmdo.actor", "commit failed: {e}");
+                ObjectError::CommitFailed(e.to_string())
+            })
+    }
+
+    fn state_mut(&mut self) -> &mut ObjectState {
+        match &mut self.occupant {
+            Occupant::Dormant(state) => state,
+            Occupant::Live(instance) => instance.state(),
+            Occupant::Moving => unreachable!("occupant is restored before any await returns"),
+        }
+    }
+
+    /// Makes sure a live instance of the class's current version exists, running `init` in its
+    /// own savepoint when it is created.
+    async fn ensure_live(&mut self) -> Result<&mut Instance, ObjectError> {
+        let current = self
+            .directory
+            .registry()
+            .get(&self.key.class)
+            .ok_or_else(|| ObjectError::UnknownClass(self.key.class.to_string()))?;
+        let stale = match &self.occupant {
+            Occupant::Live(instance) => instance.class().version != current.version,
+            _ => true,
+        };
+        if stale {
+            self.activate(current).await?;
+        }
+        match &mut self.occupant {
+            Occupant::Live(instance) => Ok(instance),
+            _ => unreachable!("activate left a live instance"),
+        }
+    }
+
+    async fn activate(&mut self, class: Arc<ClassVersion>) -> Result<(), ObjectError> {
+        let mut state = match std::mem::replace(&mut self.occupant, Occupant::Moving) {
+            Occupant::Dormant(state) => state,
+            Occupant::Live(instance) => instance.into_state(),
+            Occupant::Moving => unreachable!("occupant is restored before any await returns"),
+        };
+        state.object.env = class.env.clone();
+        let limits = self.directory.limits().clone();
+        let mut instance = match Instance::new(class, state).await {
+            Ok(instance) => instance,
+            Err((e, state)) => {
+                self.occupant = Occupant::Dormant(state);
+                return Err(e);
+            }
+        };
+        let result = instance.init(&limits).await;
+        let ended = instance.state().storage.end_event(result.is_ok());
+        match (result, ended) {
+            (Ok(()), Ok(())) => {
+                self.occupant = Occupant::Live(Box::new(instance));
+                Ok(())
+            }
+            (Err(e), _) => {
+                self.directory.metrics().traps.fetch_add(1, Ordering::Relaxed);
+                self.occupant = Occupant::Dormant(instance.into_state());
+                Err(e)
+            }
+            (Ok(()), Err(e)) => {
+                self.occupant = Occupant::Dormant(instance.into_state());
+                Err(ObjectError::Internal(format!("storage after init: {e}")))
+            }
+        }
+    }
+
+    /// Runs one event and ends its savepoint; returns the reply to hold until the commit.
+    async fn run_event(&mut self, event: Event, limits: &crate::limits::Limits) -> Option<Pending> {
+        match event {
+            Event::Evict => None,
+            Event::Call {
+                method,
+                args,
+                reply,
+            } => {
+                let result = self.call(&method, args, limits).await;
+                Some(Pending::Call(reply, result))
+            }
+            Event::Fetch { request, reply } => {
+                let result = self.fetch(request, limits).await;
+                Some(Pending::Fetch(reply, result))
+            }
+        }
+    }
+
+    async fn call(
+        &mut self,
+        method: &str,
+        args: serde_json::Value,
+        limits: &crate::limits::Limits,
+    ) -> Result<serde_json::Value, ObjectError> {
+        let instance = self.ensure_live().await?;
+        let class = instance.class().clone();
+        let method = class
+            .methods
+            .get(method)
+            .ok_or_else(|| ObjectError::UnknownMethod {
+                class: class.name.to_string(),
+                method: method.to_string(),
+                available: class.method_names(),
+            })?;
+        let args = rpc::json::args_from_json(&method.params, &args)
+            .map_err(|e| ObjectError::InvalidArgument(e.to_string()))?;
+        let outcome = instance.call(method, &args, limits).await;
+        let result = match outcome {
+            Ok(value) => rpc::reply(value, method.result.as_ref()),
+            Err((e, poisoned)) => {
+                self.after_failure(poisoned);
+                return Err(e);
+            }
+        };
+        let keep = matches!(result, Reply::Ok(_));
+        self.end_event(keep)?;
+        match result {
+            Reply::Ok(v) => Ok(v),
+            Reply::MethodError(v) => Err(ObjectError::MethodError(v)),
+        }
+    }
+
+    async fn fetch(
+        &mut self,
+        request: Request,
+        limits: &crate::limits::Limits,
+    ) -> Result<Response, ObjectError> {
+        let instance = self.ensure_live().await?;
+        match instance.fetch(request, limits).await {
+            Ok(response) => {
+                self.end_event(true)?;
+                Ok(response)
+            }
+            Err((e, poisoned)) => {
+                self.after_failure(poisoned);
+                Err(e)
+            }
+        }
+    }
+
+    fn end_event(&mut self, keep: bool) -> Result<(), ObjectError> {
+        self.state_mut()
+            .storage
+            .end_event(keep)
+            .map_err(|e| ObjectError::Internal(format!("ending the event's transaction: {e}")))
+    }
+
+    /// Rolls the failed event back and, if the instance is poisoned, drops it.
+    fn after_failure(&mut self, poisoned: bool) {
+        if let Err(e) = self.state_mut().storage.end_event(false) {
+            tracing::error!(target: "wasmdo.actor", "rolling back a failed event: {e}");
+        }
+        if poisoned {
+            self.directory.metrics().traps.fetch_add(1, Ordering::Relaxed);
+            if let Occupant::Live(instance) = std::mem::replace(&mut self.occupant, Occupant::Moving) {
+                self.occupant = Occupant::Dormant(instance.into_state());
+            }
+        }
+    }
+
+    fn shut_down(&mut self) {
+        self.directory.metrics().evictions.fetch_add(1, Ordering::Relaxed);
+        let storage = &mut self.state_mut().storage;
+        storage.close();
+        tracing::debug!(target: "wasmdo.actor", class = &*self.key.class, id = %self.key.id, "evicted");
+    }
+}
+
+fn reply_error(event: Event, error: &ObjectError) {
+    let copy = || ObjectError::Overloaded(error.to_string());
+    match event {
+        Event::Call { reply, .. } => drop(reply.send(Err(copy()))),
+        Event::Fetch { reply, .. } => drop(reply.send(Err(copy()))),
+        Event::Evict => {}
+    }
+}

@@ -1,0 +1,91 @@
+//! `wasmdo.toml`: where the host listens, where it keeps its data, its [`Limits`], and per-class
+//! settings (environment variables granted to a class, components deployed at start-up).
+//!
+//! ```toml
+//! listen = "127.0.0.1:8080"
+//! data = "./data"
+//!
+//! [limits]
+//! max-memory-bytes = 134217728
+//!
+//! [classes.booking]
+//! component = "target/wasm32-wasip2/release/booking.wasm"   # deployed at start (relative to this file)
+//! env = { SEATS = "40" }
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::limits::Limits;
+
+/// The default listen address of `wasmdo serve`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// Host configuration; every field has a default so an empty file (or none) is valid.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    /// Address to listen on; port 0 picks a free port (printed at start-up).
+    pub listen: SocketAddr,
+    /// Data directory: object databases, uploaded components, compiled artifacts. Relative paths
+    /// in a config file are relative to the file; the default is `./data`.
+    pub data: Option<PathBuf>,
+    /// Resource limits.
+    pub limits: Limits,
+    /// Per-class settings, by class name.
+    pub classes: BTreeMap<String, ClassConfig>,
+}
+
+/// Settings of one class.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ClassConfig {
+    /// A component file deployed as this class when the host starts (skipped if the same
+    /// content is already the class's current version).
+    pub component: Option<PathBuf>,
+    /// Environment variables the class's objects can read with `object.env`.
+    pub env: BTreeMap<String, String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: DEFAULT_LISTEN.parse().expect("valid default address"),
+            data: None,
+            limits: Limits::default(),
+            classes: BTreeMap::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads a config file; relative component paths are resolved against the file's directory.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
+        let mut config: Config = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("invalid config {}: {e}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for class in config.classes.values_mut() {
+            if let Some(component) = &class.component
+                && component.is_relative()
+            {
+                class.component = Some(base.join(component));
+            }
+        }
+        if let Some(data) = &config.data
+            && data.is_relative()
+        {
+            config.data = Some(base.join(data));
+        }
+        Ok(config)
+    }
+
+    /// The data directory in effect.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data.clone().unwrap_or_else(|| PathBuf::from("./data"))
+    }
+}

@@ -1,0 +1,262 @@
+//! The directory: object key → its live actor. It guarantees at most one activation per object
+//! id on this host, creates actors on first use, caps how many are live at once, and lets idle
+//! actors retire without losing an event.
+//!
+//! The protocol that makes retirement safe: events are sent while holding the directory lock, and
+//! an actor retires only while holding the same lock and only if its mailbox is empty. So an
+//! event is either in the mailbox of an actor that will run it, or it finds no actor and starts a
+//! new one; it never lands in a mailbox nobody reads.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+
+use crate::actor::{Actor, Event};
+use crate::bindings::http_types::{Request, Response};
+use crate::error::ObjectError;
+use crate::ids::ObjectId;
+use crate::limits::Limits;
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+
+/// How long an activation waits for room among the live objects before giving up.
+const ACTIVATION_WAIT: Duration = Duration::from_secs(10);
+
+/// Identifies one object on this host.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub(crate) struct ObjectKey {
+    pub(crate) class: Arc<str>,
+    pub(crate) id: ObjectId,
+}
+
+/// How a caller addresses an object.
+#[derive(Clone, Debug)]
+pub enum Address {
+    /// By name (`id-from-name`); the object learns its name.
+    Name(String),
+    /// By an id rendered as hex.
+    Id(String),
+}
+
+/// What the directory keeps per live actor.
+pub(crate) struct Slot {
+    /// Distinguishes this activation from a later one of the same object.
+    generation: u64,
+    /// Events sent and not yet taken by the actor.
+    pub(crate) queued: AtomicUsize,
+    /// When the actor last finished a batch (ms since the directory started): for LRU eviction.
+    last_active: AtomicU64,
+    epoch: Instant,
+}
+
+impl Slot {
+    pub(crate) fn touch(&self) {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        self.last_active.store(now, Ordering::Relaxed);
+    }
+}
+
+struct Entry {
+    tx: mpsc::UnboundedSender<Event>,
+    slot: Arc<Slot>,
+}
+
+/// Live objects of this host.
+pub struct Directory {
+    registry: Arc<Registry>,
+    limits: Limits,
+    data: PathBuf,
+    live: Mutex<HashMap<ObjectKey, Entry>>,
+    permits: Arc<Semaphore>,
+    next_generation: AtomicU64,
+    epoch: Instant,
+    metrics: Arc<Metrics>,
+}
+
+impl Directory {
+    pub(crate) fn new(
+        registry: Arc<Registry>,
+        limits: Limits,
+        data: PathBuf,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Directory> {
+        Arc::new(Directory {
+            registry,
+            permits: Arc::new(Semaphore::new(limits.max_live_objects as usize)),
+            limits,
+            data,
+            live: Mutex::new(HashMap::new()),
+            next_generation: AtomicU64::new(0),
+            epoch: Instant::now(),
+            metrics,
+        })
+    }
+
+    pub(crate) fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The host's counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Number of live objects.
+    pub fn live_objects(&self) -> usize {
+        self.live.lock().expect("directory lock").len()
+    }
+
+    /// `<data>/objects/<class>/<first two hex>/<id>.sqlite`: fan out so no directory holds
+    /// millions of files.
+    pub(crate) fn database_path(&self, key: &ObjectKey) -> PathBuf {
+        let hex = key.id.to_hex();
+        self.data
+            .join("objects")
+            .join(&*key.class)
+            .join(&hex[..2])
+            .join(format!("{hex}.sqlite"))
+    }
+
+    fn resolve(&self, class: &str, address: &Address) -> Result<(ObjectKey, Option<String>), ObjectError> {
+        if self.registry.get(class).is_none() {
+            return Err(ObjectError::UnknownClass(class.to_string()));
+        }
+        let namespace = self.registry.namespace(class);
+        let (id, name) = match address {
+            Address::Name(name) => (namespace.id_from_name(name), Some(name.clone())),
+            Address::Id(hex) => (
+                namespace
+                    .id_from_string(hex)
+                    .map_err(|e| ObjectError::InvalidName(format!("invalid object id `{hex}`: {e}")))?,
+                None,
+            ),
+        };
+        Ok((
+            ObjectKey {
+                class: class.into(),
+                id,
+            },
+            name,
+        ))
+    }
+
+    /// Calls `method` on an object with JSON arguments; the reply is the JSON result.
+    pub async fn call(
+        self: &Arc<Self>,
+        class: &str,
+        address: &Address,
+        method: &str,
+        args: serde_json::Value,
+    ) -> Result<serde_json::Value, ObjectError> {
+        let (tx, rx) = oneshot::channel();
+        let event = Event::Call {
+            method: method.to_string(),
+            args,
+            reply: tx,
+        };
+        self.send(class, address, event)?;
+        rx.await
+            .map_err(|_| ObjectError::Internal("the object stopped before replying".into()))?
+    }
+
+    /// Delivers an HTTP request to an object's `fetch`.
+    pub(crate) async fn fetch(
+        self: &Arc<Self>,
+        class: &str,
+        address: &Address,
+        request: Request,
+    ) -> Result<Response, ObjectError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(class, address, Event::Fetch { request, reply: tx })?;
+        rx.await
+            .map_err(|_| ObjectError::Internal("the object stopped before replying".into()))?
+    }
+
+    fn send(self: &Arc<Self>, class: &str, address: &Address, event: Event) -> Result<(), ObjectError> {
+        let (key, name) = self.resolve(class, address)?;
+        let mut live = self.live.lock().expect("directory lock");
+        let entry = match live.get(&key) {
+            Some(entry) => entry,
+            None => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                let slot = Arc::new(Slot {
+                    generation: self.next_generation.fetch_add(1, Ordering::Relaxed),
+                    queued: AtomicUsize::new(0),
+                    last_active: AtomicU64::new(0),
+                    epoch: self.epoch,
+                });
+                slot.touch();
+                let actor = Actor::new(key.clone(), name, slot.clone(), self.clone(), rx);
+                tokio::spawn(actor.run());
+                live.entry(key.clone()).or_insert(Entry { tx, slot })
+            }
+        };
+        if entry.slot.queued.load(Ordering::Relaxed) >= self.limits.max_queued_events {
+            return Err(ObjectError::Overloaded(format!(
+                "the object has {} events queued; retry later",
+                self.limits.max_queued_events
+            )));
+        }
+        entry.slot.queued.fetch_add(1, Ordering::Relaxed);
+        entry
+            .tx
+            .send(event)
+            .map_err(|_| ObjectError::Internal("the object's mailbox is closed".into()))
+    }
+
+    /// Called by an actor that wants to stop: succeeds (and removes it) only if no event is
+    /// waiting for it. Events are sent under the same lock, so none can slip in afterwards.
+    pub(crate) fn retire(&self, key: &ObjectKey, slot: &Slot, rx: &mpsc::UnboundedReceiver<Event>) -> bool {
+        let mut live = self.live.lock().expect("directory lock");
+        if !rx.is_empty() {
+            return false;
+        }
+        if live.get(key).is_some_and(|e| e.slot.generation == slot.generation) {
+            live.remove(key);
+        }
+        true
+    }
+
+    /// Waits for room among the live objects, asking the least recently used idle object to
+    /// retire when there is none.
+    pub(crate) async fn acquire_live_permit(&self, key: &ObjectKey) -> Result<OwnedSemaphorePermit, ObjectError> {
+        if let Ok(permit) = self.permits.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        let deadline = Instant::now() + ACTIVATION_WAIT;
+        loop {
+            self.evict_one_idle(key);
+            let wait = Duration::from_millis(20).min(deadline.saturating_duration_since(Instant::now()));
+            match tokio::time::timeout(wait, self.permits.clone().acquire_owned()).await {
+                Ok(Ok(permit)) => return Ok(permit),
+                Ok(Err(_closed)) => return Err(ObjectError::Internal("host shutting down".into())),
+                Err(_) if Instant::now() >= deadline => {
+                    return Err(ObjectError::Overloaded(format!(
+                        "all {} live-object slots are busy; raise `max-live-objects` or retry",
+                        self.limits.max_live_objects
+                    )));
+                }
+                Err(_) => continue,
+            }
+        }
+    }
+
+    fn evict_one_idle(&self, except: &ObjectKey) {
+        let live = self.live.lock().expect("directory lock");
+        let victim = live
+            .iter()
+            .filter(|(k, e)| *k != except && e.slot.queued.load(Ordering::Relaxed) == 0)
+            .min_by_key(|(_, e)| e.slot.last_active.load(Ordering::Relaxed));
+        if let Some((_, entry)) = victim {
+            let _ = entry.tx.send(Event::Evict);
+        }
+    }
+}

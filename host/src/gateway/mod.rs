@@ -1,0 +1,235 @@
+//! The HTTP gateway: one hyper listener, the routes of the user-facing contract, and nothing
+//! else. It parses and bounds requests, hands them to the [`Directory`] or the [`Registry`], and
+//! turns every outcome into a response (errors through `errors`, one status per kind).
+//!
+//! | route | what |
+//! |---|---|
+//! | `PUT /_admin/classes/{class}` | deploy a component (body) as `class` |
+//! | `GET /_admin/classes`, `GET /_admin/classes/{class}` | describe classes |
+//! | `GET /_admin/health`, `GET /_admin/metrics` | liveness, Prometheus metrics |
+//! | `POST /rpc/{class}/{name}/{method}` | typed RPC, JSON array of arguments |
+//! | `ANY /objects/{class}/{name}/{path…}` | the object's `fetch` |
+
+mod errors;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use crate::bindings::http_types;
+use crate::directory::{Address, Directory};
+use crate::error::ObjectError;
+use crate::registry::Registry;
+pub(crate) use errors::{error_response, json_response};
+
+/// Shared by every connection.
+pub(crate) struct Gateway {
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) directory: Arc<Directory>,
+}
+
+/// Accepts connections until the listener fails.
+pub(crate) async fn serve(listener: TcpListener, gateway: Arc<Gateway>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                // e.g. out of file descriptors: back off instead of spinning
+                tracing::warn!(target: "wasmdo.gateway", "accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let gateway = gateway.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let gateway = gateway.clone();
+                async move { Ok::<_, Infallible>(gateway.handle(req, peer).await) }
+            });
+            if let Err(e) = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(target: "wasmdo.gateway", "connection from {peer}: {e}");
+            }
+        });
+    }
+}
+
+/// Percent-decodes one path segment.
+fn decode(segment: &str) -> Result<String, ObjectError> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| ObjectError::InvalidName(format!("bad percent-encoding in `{segment}`")))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| ObjectError::InvalidName(format!("`{segment}` is not UTF-8")))
+}
+
+fn object_name(segment: &str) -> Result<Address, ObjectError> {
+    let name = decode(segment)?;
+    if name.is_empty() {
+        return Err(ObjectError::InvalidName("the object name is empty".into()));
+    }
+    Ok(Address::Name(name))
+}
+
+async fn read_body(body: Incoming, limit: u64) -> Result<Bytes, ObjectError> {
+    match Limited::new(body, limit as usize).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ObjectError::BodyTooLarge(limit)),
+        Err(e) => Err(ObjectError::InvalidArgument(format!("could not read the request body: {e}"))),
+    }
+}
+
+impl Gateway {
+    async fn handle(&self, req: Request<Incoming>, _peer: SocketAddr) -> Response<Full<Bytes>> {
+        match self.route(req).await {
+            Ok(response) => response,
+            Err(e) => error_response(&e),
+        }
+    }
+
+    async fn route(&self, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, ObjectError> {
+        let path = req.uri().path().to_string();
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        match (req.method(), segments.as_slice()) {
+            (&Method::GET, ["_admin", "health"]) => Ok(json_response(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "status": "ok",
+                    "live_objects": self.directory.live_objects(),
+                    "classes": self.registry.list().len(),
+                }),
+            )),
+            (&Method::GET, ["_admin", "metrics"]) => {
+                let text = self
+                    .directory
+                    .metrics()
+                    .render(self.directory.live_objects(), self.registry.list().len());
+                Ok(Response::builder()
+                    .header("content-type", "text/plain; version=0.0.4")
+                    .body(Full::new(Bytes::from(text)))
+                    .expect("valid response"))
+            }
+            (&Method::GET, ["_admin", "classes"]) => {
+                let all: Vec<_> = self.registry.list().iter().map(|c| c.describe()).collect();
+                Ok(json_response(StatusCode::OK, &serde_json::Value::Array(all)))
+            }
+            (&Method::GET, ["_admin", "classes", class]) => {
+                let class = decode(class)?;
+                let version = self
+                    .registry
+                    .get(&class)
+                    .ok_or(ObjectError::UnknownClass(class))?;
+                Ok(json_response(StatusCode::OK, &version.describe()))
+            }
+            (&Method::PUT, ["_admin", "classes", class]) => {
+                let class = decode(class)?;
+                let limit = self.directory.limits().max_component_bytes;
+                let bytes = read_body(req.into_body(), limit).await?;
+                let version = self.registry.deploy(&class, bytes.to_vec()).await?;
+                self.directory.metrics().deploys.fetch_add(1, Ordering::Relaxed);
+                Ok(json_response(StatusCode::CREATED, &version.describe()))
+            }
+            (&Method::POST, ["rpc", class, name, method]) => {
+                let class = decode(class)?;
+                let address = object_name(name)?;
+                let method = decode(method)?;
+                let limit = self.directory.limits().max_body_bytes;
+                let body = read_body(req.into_body(), limit).await?;
+                let args = if body.iter().all(u8::is_ascii_whitespace) {
+                    serde_json::Value::Array(Vec::new())
+                } else {
+                    serde_json::from_slice(&body).map_err(|e| {
+                        ObjectError::InvalidArgument(format!(
+                            "the body must be a JSON array of arguments: {e}"
+                        ))
+                    })?
+                };
+                let value = self.directory.call(&class, &address, &method, args).await?;
+                Ok(json_response(StatusCode::OK, &value))
+            }
+            (_, ["rpc", ..]) if req.method() != Method::POST => Err(ObjectError::NotFound(
+                "RPC calls are `POST /rpc/{class}/{name}/{method}`".into(),
+            )),
+            (_, ["objects", class, name, ..]) => {
+                let class = decode(class)?;
+                let address = object_name(name)?;
+                let prefix_len = 1 + "objects".len() + 1 + segments[1].len() + 1 + segments[2].len();
+                let rest = &path[prefix_len..];
+                let rest = if rest.is_empty() { "/" } else { rest };
+                self.fetch(req, &class, &address, rest.to_string()).await
+            }
+            _ => Err(ObjectError::NotFound(format!(
+                "no route for {} {path}: see `/rpc/{{class}}/{{name}}/{{method}}`, `/objects/{{class}}/{{name}}/…` and `/_admin/…`",
+                req.method()
+            ))),
+        }
+    }
+
+    async fn fetch(
+        &self,
+        req: Request<Incoming>,
+        class: &str,
+        address: &Address,
+        path: String,
+    ) -> Result<Response<Full<Bytes>>, ObjectError> {
+        let (parts, body) = req.into_parts();
+        let host = parts
+            .headers
+            .get(hyper::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
+        let url = format!("http://{host}{}", parts.uri);
+        let headers = parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        let body = read_body(body, self.directory.limits().max_body_bytes).await?;
+        let request = http_types::Request {
+            method: parts.method.as_str().to_string(),
+            url,
+            path,
+            query: parts.uri.query().unwrap_or("").to_string(),
+            headers,
+            body: body.to_vec(),
+        };
+        let response = self.directory.fetch(class, address, request).await?;
+        let status = StatusCode::from_u16(response.status).map_err(|_| {
+            ObjectError::FetchFailed(format!("fetch returned an invalid HTTP status {}", response.status))
+        })?;
+        let mut builder = Response::builder().status(status);
+        for (name, value) in &response.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        builder
+            .body(Full::new(Bytes::from(response.body)))
+            .map_err(|e| ObjectError::FetchFailed(format!("fetch returned an invalid response: {e}")))
+    }
+}

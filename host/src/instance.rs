@@ -1,0 +1,219 @@
+//! One live instance of a class: the wasmtime `Store` with everything an object's capabilities
+//! need ([`ObjectState`]), and the calls into the guest under the per-event limits.
+//!
+//! Invariants: every call starts with a full fuel tank and a fresh epoch deadline; any error out of
+//! a call poisons the Store (wasmtime refuses to re-enter an instance after a trap), so the caller
+//! must drop the [`Instance`] and reclaim its [`ObjectState`] (the object's storage survives, the
+//! in-memory state does not). Failures are classified into the limit that was hit.
+
+use std::sync::Arc;
+
+use wasmtime::component::{ResourceTable, Val};
+use wasmtime::{Store, Trap};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::bindings::http_types::{Request, Response};
+use crate::bindings::object_api::LogLevel;
+use crate::bindings::DurableObject;
+use crate::error::ObjectError;
+use crate::limits::{FUEL_YIELD_INTERVAL, Limits, MemoryLimitExceeded, MemoryLimiter};
+use crate::object::{GuestOutput, ObjectCtx};
+use crate::registry::{ClassVersion, Method};
+use crate::storage::sqlite::SqliteStorage;
+
+/// The data of an object's Store: one field per capability.
+pub(crate) struct ObjectState {
+    pub(crate) object: ObjectCtx,
+    pub(crate) storage: SqliteStorage,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: MemoryLimiter,
+    stderr: GuestOutput,
+}
+
+impl ObjectState {
+    pub(crate) fn new(object: ObjectCtx, storage: SqliteStorage, limits: &Limits) -> Self {
+        let stdout = GuestOutput::new(object.class.clone(), object.id, LogLevel::Info);
+        let stderr = GuestOutput::new(object.class.clone(), object.id, LogLevel::Warn);
+        ObjectState {
+            wasi: Self::wasi(&stdout, &stderr),
+            object,
+            storage,
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter::new(limits.max_memory_bytes),
+            stderr,
+        }
+    }
+
+    /// No filesystem, no network, no host environment: real clocks and secure randomness only,
+    /// and stdout/stderr into the object's log.
+    fn wasi(stdout: &GuestOutput, stderr: &GuestOutput) -> WasiCtx {
+        WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .build()
+    }
+
+    /// Resets what an instance left behind (WASI resources), keeping the object's identity and
+    /// storage, so the state can seed a fresh instance.
+    fn reset(&mut self) {
+        self.table = ResourceTable::new();
+        let stdout = GuestOutput::new(self.object.class.clone(), self.object.id, LogLevel::Info);
+        self.wasi = Self::wasi(&stdout, &self.stderr);
+    }
+}
+
+impl WasiView for ObjectState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// A live instance of one class version.
+pub(crate) struct Instance {
+    store: Store<ObjectState>,
+    instance: wasmtime::component::Instance,
+    handler: DurableObject,
+    class: Arc<ClassVersion>,
+}
+
+impl Instance {
+    /// Instantiates `class` with `state`. On failure the state is handed back.
+    pub(crate) async fn new(
+        class: Arc<ClassVersion>,
+        mut state: ObjectState,
+    ) -> Result<Instance, (ObjectError, ObjectState)> {
+        state.reset();
+        let mut store = Store::new(class.pre.engine(), state);
+        store.limiter(|s| &mut s.limiter);
+        // a new Store starts with no fuel and an expired deadline: instantiation runs start
+        // functions, so give it an event's budget too
+        if let Err(e) = store.set_fuel(u64::MAX / 2) {
+            return Err((ObjectError::Internal(e.to_string()), store.into_data()));
+        }
+        store.set_epoch_deadline(u64::MAX / 2);
+        if let Err(e) = store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL)) {
+            return Err((ObjectError::Internal(e.to_string()), store.into_data()));
+        }
+        let instance = match class.pre.instantiate_async(&mut store).await {
+            Ok(i) => i,
+            Err(e) => {
+                let msg = format!("instantiation failed: {e:#}");
+                return Err((ObjectError::InitFailed(msg), store.into_data()));
+            }
+        };
+        let handler = match class.handler.load(&mut store, &instance) {
+            Ok(h) => h,
+            Err(e) => {
+                let msg = format!("handler exports unusable: {e:#}");
+                return Err((ObjectError::InitFailed(msg), store.into_data()));
+            }
+        };
+        Ok(Instance {
+            store,
+            instance,
+            handler,
+            class,
+        })
+    }
+
+    /// The class version this instance runs.
+    pub(crate) fn class(&self) -> &Arc<ClassVersion> {
+        &self.class
+    }
+
+    /// The object's state, for the actor's transaction bookkeeping between events.
+    pub(crate) fn state(&mut self) -> &mut ObjectState {
+        self.store.data_mut()
+    }
+
+    /// Drops the instance, keeping the object's identity and storage.
+    pub(crate) fn into_state(self) -> ObjectState {
+        self.store.into_data()
+    }
+
+    fn arm(&mut self, limits: &Limits) -> Result<(), ObjectError> {
+        self.store
+            .set_fuel(limits.fuel_per_event)
+            .map_err(|e| ObjectError::Internal(e.to_string()))?;
+        self.store.set_epoch_deadline(limits.epoch_ticks());
+        self.store.data().stderr.clear_tail();
+        Ok(())
+    }
+
+    /// Turns an error out of a guest call into the limit or trap it was.
+    fn classify(&self, e: wasmtime::Error, limits: &Limits) -> ObjectError {
+        if let Some(m) = e.downcast_ref::<MemoryLimitExceeded>() {
+            return ObjectError::MemoryLimitExceeded(m.to_string());
+        }
+        match e.downcast_ref::<Trap>() {
+            Some(Trap::OutOfFuel) => ObjectError::CpuLimitExceeded(limits.fuel_per_event),
+            Some(Trap::Interrupt) => ObjectError::WallClockLimitExceeded(limits.wall_clock_ms),
+            Some(Trap::StackOverflow) => ObjectError::StackOverflow(limits.max_wasm_stack),
+            _ => {
+                let tail = self.store.data().stderr.tail();
+                let what = if tail.is_empty() {
+                    format!("{e:#}")
+                } else {
+                    // a Rust panic message is far more useful than "unreachable executed"
+                    format!("{tail} ({e})")
+                };
+                ObjectError::Trap(what)
+            }
+        }
+    }
+
+    /// Runs the guest's `init`. Err means the instance must be dropped.
+    pub(crate) async fn init(&mut self, limits: &Limits) -> Result<(), ObjectError> {
+        self.arm(limits)?;
+        let handler = self.handler.wasmdo_object_handler();
+        match handler.call_init(&mut self.store).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(msg)) => Err(ObjectError::InitFailed(msg)),
+            Err(e) => Err(ObjectError::InitFailed(self.classify(e, limits).to_string())),
+        }
+    }
+
+    /// Delivers an HTTP request to `fetch`. `Err(_, true)` means the instance is poisoned.
+    pub(crate) async fn fetch(
+        &mut self,
+        request: Request,
+        limits: &Limits,
+    ) -> Result<Response, (ObjectError, bool)> {
+        self.arm(limits).map_err(|e| (e, false))?;
+        let handler = self.handler.wasmdo_object_handler();
+        match handler.call_fetch(&mut self.store, &request).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(msg)) => Err((ObjectError::FetchFailed(msg), false)),
+            Err(e) => Err((self.classify(e, limits), true)),
+        }
+    }
+
+    /// Calls an RPC method with already-typed arguments. `Err(_, true)` means the instance is
+    /// poisoned.
+    pub(crate) async fn call(
+        &mut self,
+        method: &Method,
+        args: &[Val],
+        limits: &Limits,
+    ) -> Result<Option<Val>, (ObjectError, bool)> {
+        self.arm(limits).map_err(|e| (e, false))?;
+        let func = self
+            .instance
+            .get_func(&mut self.store, method.index)
+            .ok_or_else(|| {
+                (
+                    ObjectError::Internal(format!("method `{}` vanished", method.name)),
+                    false,
+                )
+            })?;
+        let mut results = vec![Val::Bool(false); usize::from(method.result.is_some())];
+        match func.call_async(&mut self.store, args, &mut results).await {
+            Ok(()) => Ok(results.pop()),
+            Err(e) => Err((self.classify(e, limits), true)),
+        }
+    }
+}

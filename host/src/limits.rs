@@ -1,0 +1,179 @@
+//! Every resource cap of the host in one place: CPU (fuel + wall-clock epoch deadline), memory,
+//! request sizes, mailbox depth, storage sizes. Each default is a named constant that says what it
+//! protects; every value can be changed in `wasmdo.toml` (`[limits]`).
+//!
+//! Which limits trap and which are errors: exceeding CPU, wall clock or memory *traps* (the
+//! instance is dropped and the event rolled back); exceeding a storage size is an error returned to
+//! the guest as data (see `storage`).
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::storage::sqlite::{Durability, StorageLimits};
+
+/// Fuel granted to one event. Fuel burns at roughly 10 units per nanosecond of guest CPU on the
+/// reference machine, so 3e11 ≈ 30 s, Cloudflare's default CPU limit per request.
+pub const DEFAULT_FUEL_PER_EVENT: u64 = 300_000_000_000;
+/// Wall-clock deadline of one event: stops a guest even where fuel is not being burnt.
+pub const DEFAULT_WALL_CLOCK_MS: u64 = 60_000;
+/// How often the epoch advances; the wall-clock deadline is enforced at this granularity.
+pub const EPOCH_TICK_MS: u64 = 10;
+/// A guest yields to the async runtime after this much fuel (~1 ms), so one busy object never
+/// starves the others sharing a worker thread.
+pub const FUEL_YIELD_INTERVAL: u64 = 10_000_000;
+/// Linear memory per instance (Cloudflare: 128 MB per isolate).
+pub const DEFAULT_MAX_MEMORY_BYTES: u64 = 128 * 1024 * 1024;
+/// Largest wasm stack; deeper recursion traps with `StackOverflow` instead of crashing the host.
+pub const DEFAULT_MAX_WASM_STACK: usize = 1024 * 1024;
+/// Largest request body the gateway buffers for `fetch` or RPC (axum's default is 2 MB; objects
+/// commonly take uploads, Cloudflare allows 100 MB).
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 32 * 1024 * 1024;
+/// Largest component upload (a JS component is ~12 MB; Python ~18 MB).
+pub const DEFAULT_MAX_COMPONENT_BYTES: u64 = 100 * 1024 * 1024;
+/// Events waiting in one object's mailbox before new ones are refused with `Overloaded`
+/// (Cloudflare rejects with "overloaded" too, instead of queueing without bound).
+pub const DEFAULT_MAX_QUEUED_EVENTS: usize = 10_000;
+/// Events run in one batch (one commit, one fsync) before replies are released.
+pub const DEFAULT_MAX_BATCH: usize = 128;
+/// Objects live at once (instances in memory). Sizes the pooling allocator; past it the least
+/// recently used idle object is evicted to make room.
+pub const DEFAULT_MAX_LIVE_OBJECTS: u32 = 1_000;
+/// An object with no event for this long is evicted: instance dropped, database closed.
+pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 30_000;
+/// Longest log line kept from a guest.
+pub const MAX_LOG_LINE_BYTES: usize = 16 * 1024;
+
+/// All the host's limits. `Default` gives the documented defaults.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Limits {
+    /// Fuel per event (`CpuLimitExceeded` when exhausted).
+    pub fuel_per_event: u64,
+    /// Wall-clock milliseconds per event (`WallClockLimitExceeded`).
+    pub wall_clock_ms: u64,
+    /// Linear memory per instance in bytes (`MemoryLimitExceeded`).
+    pub max_memory_bytes: u64,
+    /// Wasm stack size in bytes (`StackOverflow`).
+    pub max_wasm_stack: usize,
+    /// Request body limit in bytes (`BodyTooLarge`, 413).
+    pub max_body_bytes: u64,
+    /// Component upload limit in bytes.
+    pub max_component_bytes: u64,
+    /// Mailbox depth per object (`Overloaded`, 503).
+    pub max_queued_events: usize,
+    /// Events coalesced into one commit.
+    pub max_batch: usize,
+    /// Live objects at once.
+    pub max_live_objects: u32,
+    /// Idle time before eviction, in milliseconds.
+    pub idle_timeout_ms: u64,
+    /// Key + value bytes per KV entry.
+    pub max_entry_bytes: u64,
+    /// SQL statement length in bytes.
+    pub max_statement_bytes: u64,
+    /// Bound parameters per SQL statement.
+    pub max_bound_parameters: u32,
+    /// Database size per object in bytes.
+    pub max_database_bytes: u64,
+    /// Bytes one storage call may return to a guest.
+    pub max_result_bytes: u64,
+    /// `true`: every commit is fsynced (survives power loss); `false`: survives process crashes only.
+    pub durable_commits: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let storage = StorageLimits::default();
+        Limits {
+            fuel_per_event: DEFAULT_FUEL_PER_EVENT,
+            wall_clock_ms: DEFAULT_WALL_CLOCK_MS,
+            max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
+            max_wasm_stack: DEFAULT_MAX_WASM_STACK,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_component_bytes: DEFAULT_MAX_COMPONENT_BYTES,
+            max_queued_events: DEFAULT_MAX_QUEUED_EVENTS,
+            max_batch: DEFAULT_MAX_BATCH,
+            max_live_objects: DEFAULT_MAX_LIVE_OBJECTS,
+            idle_timeout_ms: DEFAULT_IDLE_TIMEOUT_MS,
+            max_entry_bytes: storage.max_entry_bytes,
+            max_statement_bytes: storage.max_statement_bytes,
+            max_bound_parameters: storage.max_bound_parameters,
+            max_database_bytes: storage.max_database_bytes,
+            max_result_bytes: storage.max_result_bytes,
+            durable_commits: true,
+        }
+    }
+}
+
+impl Limits {
+    /// The storage part of the limits, as the storage backend takes them.
+    pub(crate) fn storage(&self) -> StorageLimits {
+        StorageLimits {
+            max_entry_bytes: self.max_entry_bytes,
+            max_statement_bytes: self.max_statement_bytes,
+            max_bound_parameters: self.max_bound_parameters,
+            max_database_bytes: self.max_database_bytes,
+            max_result_bytes: self.max_result_bytes,
+            durability: if self.durable_commits {
+                Durability::Full
+            } else {
+                Durability::Normal
+            },
+        }
+    }
+
+    /// Epoch ticks an event may run before it is interrupted.
+    pub(crate) fn epoch_ticks(&self) -> u64 {
+        self.wall_clock_ms.div_ceil(EPOCH_TICK_MS).max(1)
+    }
+}
+
+/// Raised by [`MemoryLimiter`] as the trap payload when a guest grows past its memory limit, so
+/// the actor can name the limit instead of reporting a bare trap.
+#[derive(Debug, Error)]
+#[error("memory limit exceeded: the instance asked for {requested} bytes, the limit is {limit}")]
+pub(crate) struct MemoryLimitExceeded {
+    pub(crate) requested: usize,
+    pub(crate) limit: usize,
+}
+
+/// Per-store memory cap. Growing past it traps with [`MemoryLimitExceeded`] (rather than letting
+/// `memory.grow` fail quietly) so a memory bomb is reported as such.
+pub(crate) struct MemoryLimiter {
+    limit: usize,
+}
+
+impl MemoryLimiter {
+    pub(crate) fn new(limit: u64) -> Self {
+        MemoryLimiter {
+            limit: usize::try_from(limit).unwrap_or(usize::MAX),
+        }
+    }
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            return Err(wasmtime::Error::new(MemoryLimitExceeded {
+                requested: desired,
+                limit: self.limit,
+            }));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Tables hold function references; a million entries is far beyond any real guest.
+        Ok(desired <= 1_000_000)
+    }
+}

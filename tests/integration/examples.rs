@@ -1,0 +1,43 @@
+//! The examples behave as the README says.
+
+use serde_json::json;
+use wasmdo_test_artifacts::{EXAMPLE_BOOKING, EXAMPLE_COUNTER};
+
+use crate::harness::TestHost;
+
+#[test]
+fn counter_counts_per_object_and_survives_a_crash() {
+    let mut host = TestHost::start();
+    host.deploy("counter", EXAMPLE_COUNTER).expect(201);
+    assert_eq!(host.call("counter", "alice", "increment", json!([5])), 5);
+    assert_eq!(host.call("counter", "alice", "increment", json!([5])), 10);
+    assert_eq!(host.call("counter", "bob", "increment", json!([1])), 1);
+    host.crash_and_restart();
+    assert_eq!(host.call("counter", "alice", "get", json!([])), 10);
+    assert_eq!(host.call("counter", "bob", "get", json!([])), 1);
+    let text = host.request("GET", "/objects/counter/alice/", b"");
+    assert_eq!(text.status, 200);
+    assert!(text.text.contains("10"), "{}", text.text);
+}
+
+#[test]
+fn booking_refuses_double_booking() {
+    let host = TestHost::with_config("[classes.booking.env]\nSEATS = \"10\"\n");
+    host.deploy("booking", EXAMPLE_BOOKING).expect(201);
+    host.call("booking", "flight-1", "book", json!([3, "ann"]));
+    let refused = host.rpc("booking", "flight-1", "book", json!([3, "bob"])).expect(422);
+    assert_eq!(refused["kind"], "MethodError");
+    assert!(refused["value"].to_string().contains("ann"), "{refused}");
+    host.rpc("booking", "flight-1", "book", json!([11, "bob"])).expect(422);
+    let seats = host.call("booking", "flight-1", "seats", json!([]));
+    let seats = seats.as_array().unwrap();
+    assert_eq!(seats.len(), 10);
+    let taken: Vec<_> = seats.iter().filter(|s| !s["passenger"].is_null()).collect();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0]["number"], 3);
+    assert_eq!(taken[0]["passenger"], "ann");
+    host.call("booking", "flight-1", "cancel", json!([3]));
+    host.call("booking", "flight-1", "book", json!([3, "bob"]));
+    // another flight is another object
+    host.call("booking", "flight-2", "book", json!([3, "cy"]));
+}

@@ -1,0 +1,257 @@
+//! The test harness: starts the real `wasmdo` binary on `127.0.0.1:0` with a temporary data dir
+//! and talks to it over HTTP like a user would.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A running `wasmdo serve`.
+pub(crate) struct TestHost {
+    child: Option<Child>,
+    pub(crate) url: String,
+    pub(crate) data: PathBuf,
+    config: PathBuf,
+    _dir: tempfile::TempDir,
+    agent: ureq::Agent,
+}
+
+/// A reply: status and JSON body (or the raw text as a JSON string if the body is not JSON).
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) body: Value,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) text: String,
+}
+
+impl Reply {
+    /// Asserts the status and returns the body.
+    #[track_caller]
+    pub(crate) fn expect(self, status: u16) -> Value {
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
+        self.body
+    }
+
+    /// Asserts an error reply of `status` and `kind`; returns the message.
+    #[track_caller]
+    pub(crate) fn expect_error(self, status: u16, kind: &str) -> String {
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
+        assert_eq!(self.body["kind"], kind, "unexpected kind; body: {}", self.text);
+        self.body["error"].as_str().expect("error message").to_string()
+    }
+
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+pub(crate) fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_wasmdo")
+}
+
+impl TestHost {
+    /// A host with default limits.
+    pub(crate) fn start() -> TestHost {
+        TestHost::with_config("")
+    }
+
+    /// A host with this `wasmdo.toml` content.
+    pub(crate) fn with_config(config: &str) -> TestHost {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        let config_path = dir.path().join("wasmdo.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(120)))
+            .build()
+            .into();
+        let mut host = TestHost {
+            child: None,
+            url: String::new(),
+            data,
+            config: config_path,
+            _dir: dir,
+            agent,
+        };
+        host.launch();
+        host
+    }
+
+    fn launch(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data.with_extension("log"))
+            .expect("log file");
+        let mut child = Command::new(binary())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(&self.data)
+            .arg("--config")
+            .arg(&self.config)
+            .env("WASMDO_LOG", "info,wasmdo.guest=debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start wasmdo");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines
+            .next()
+            .and_then(Result::ok)
+            .unwrap_or_else(|| panic!("wasmdo exited before listening; log:\n{}", self.log()));
+        let url = first
+            .strip_prefix("wasmdo listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+            .to_string();
+        // keep draining stdout so the host never blocks on a full pipe
+        std::thread::spawn(move || for _ in lines {});
+        self.url = url;
+        self.child = Some(child);
+    }
+
+    /// The host's log so far.
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(self.data.with_extension("log")).unwrap_or_default()
+    }
+
+    /// `kill -9` the host (no clean shutdown), then start it again on the same data dir.
+    pub(crate) fn crash_and_restart(&mut self) {
+        self.kill();
+        self.launch();
+    }
+
+    pub(crate) fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill(); // SIGKILL
+            let _ = child.wait();
+        }
+    }
+
+    /// The host's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Whether the process is still running.
+    pub(crate) fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().expect("try_wait").is_none())
+    }
+
+    pub(crate) fn request(&self, method: &str, path: &str, body: &[u8]) -> Reply {
+        self.request_with(method, path, &[], body)
+    }
+
+    pub(crate) fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Reply {
+        let url = format!("{}{path}", self.url);
+        let mut builder = ureq::http::Request::builder().method(method).uri(&url);
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let request = builder.body(body.to_vec()).expect("request");
+        let response = self
+            .agent
+            .run(request)
+            .unwrap_or_else(|e| panic!("{method} {url}: {e}; log:\n{}", self.log()));
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let text = response
+            .into_body()
+            .with_config()
+            .limit(256 * 1024 * 1024)
+            .read_to_string()
+            .unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.clone()));
+        Reply {
+            status,
+            body,
+            headers,
+            text,
+        }
+    }
+
+    /// Deploys the component at `path` as `class`.
+    pub(crate) fn deploy(&self, class: &str, path: &str) -> Reply {
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+        self.deploy_bytes(class, &bytes)
+    }
+
+    pub(crate) fn deploy_bytes(&self, class: &str, bytes: &[u8]) -> Reply {
+        self.request("PUT", &format!("/_admin/classes/{class}"), bytes)
+    }
+
+    /// `POST /rpc/{class}/{name}/{method}` with `args` (a JSON array).
+    pub(crate) fn rpc(&self, class: &str, name: &str, method: &str, args: Value) -> Reply {
+        let body = serde_json::to_vec(&args).expect("json");
+        self.request("POST", &format!("/rpc/{class}/{name}/{method}"), &body)
+    }
+
+    /// RPC that must succeed; returns the result.
+    #[track_caller]
+    pub(crate) fn call(&self, class: &str, name: &str, method: &str, args: Value) -> Value {
+        self.rpc(class, name, method, args).expect(200)
+    }
+
+    /// A metric's current value from `/_admin/metrics`.
+    pub(crate) fn metric(&self, name: &str) -> u64 {
+        let text = self.request("GET", "/_admin/metrics", b"").text;
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
+            .trim()
+            .parse()
+            .expect("metric value")
+    }
+
+    /// Waits until `check` holds (polling), panicking after `timeout`.
+    #[track_caller]
+    pub(crate) fn wait_for(&self, timeout: Duration, what: &str, mut check: impl FnMut() -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !check() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Path of the compiled-artifact cache.
+    pub(crate) fn compiled_dir(&self) -> PathBuf {
+        self.data.join("compiled")
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!("---- wasmdo log ----\n{}", self.log());
+        }
+    }
+}
+
+/// Runs the `wasmdo` CLI with `args`; returns (success, stdout, stderr).
+pub(crate) fn cli(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(binary()).args(args).output().expect("run wasmdo");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
