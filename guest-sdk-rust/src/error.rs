@@ -67,22 +67,25 @@ impl fmt::Display for Error {
         let kind = self.kind();
         match self {
             Error::ValueTooLarge(limit) => {
-                write!(f, "{kind}: key + value exceed the limit of {limit} bytes")
+                write!(f, "{kind}: key + value are too large (limit {limit} bytes)")
             }
             Error::QuotaExceeded => write!(f, "{kind}: the object's storage quota is exhausted"),
             Error::StatementTooLarge(limit) => {
-                write!(f, "{kind}: the SQL statement exceeds {limit} bytes")
+                write!(
+                    f,
+                    "{kind}: the SQL statement is too large (limit {limit} bytes)"
+                )
             }
             Error::TooManyParameters(limit) => {
                 write!(
                     f,
-                    "{kind}: the SQL statement binds more than {limit} parameters"
+                    "{kind}: the SQL statement binds too many parameters (limit {limit})"
                 )
             }
             Error::ResultTooLarge(limit) => {
                 write!(
                     f,
-                    "{kind}: the result exceeds {limit} bytes; narrow the query"
+                    "{kind}: the result is too large (limit {limit} bytes); narrow the query"
                 )
             }
             Error::NoTransaction => write!(f, "{kind}: no explicit transaction is open"),
@@ -124,5 +127,22 @@ impl From<serde_json::Error> for Error {
 impl From<Error> for String {
     fn from(e: Error) -> Self {
         e.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_starts_with_the_wit_case_name() {
+        assert_eq!(
+            Error::ValueTooLarge(1000).to_string(),
+            "value-too-large: key + value are too large (limit 1000 bytes)"
+        );
+        assert_eq!(
+            String::from(Error::Sql("no such table: t".into())),
+            "sql: no such table: t"
+        );
     }
 }

@@ -8,7 +8,7 @@
 //!   every activation, and `fetch`, for HTTP requests ([`Request`] → [`Response`]);
 //! - [`storage`]: the object's key-value storage, values typed with serde (stored as JSON);
 //! - [`sql`]: SQL on the object's own SQLite database;
-//! - [`id`], [`name`], [`class_name`], [`env`], [`env_vars`], and [`log`].
+//! - [`id`], [`name`], [`class_name`], [`env()`], [`env_vars`], and [`log`].
 //!
 //! A class adds its **own WIT interface** for typed RPC: declare it in the crate's `wit/`
 //! folder, generate its bindings with the re-exported [`wit_bindgen`] (no separate dependency
@@ -95,7 +95,7 @@ pub use object::{class_name, env, env_vars, id, name};
 
 /// The wit-bindgen this crate is built with, for a class's own RPC interface:
 /// `wasmdo::wit_bindgen::generate!({ path: "wit", runtime_path: "wasmdo::wit_bindgen::rt" })`
-/// (add `bitflags_path: "wasmdo::wit_bindgen::bitflags"` when the interface has `flags`).
+/// (`flags` types find `bitflags` through the `runtime_path` too).
 pub use wit_bindgen;
 
 /// Generated bindings of the `wasmdo:object/durable-object` world. Not part of the API:

@@ -40,6 +40,14 @@ pub fn get_bytes(key: &str) -> Result<Option<Vec<u8>>, Error> {
 }
 
 /// The entries that exist among `keys`, decoded from JSON; missing keys are left out.
+///
+/// ```no_run
+/// # fn main() -> Result<(), wasmdo::Error> {
+/// let found: std::collections::BTreeMap<String, i64> = wasmdo::storage::get_many(&["a", "b"])?;
+/// # let _ = found;
+/// # Ok(())
+/// # }
+/// ```
 pub fn get_many<T: DeserializeOwned>(
     keys: &[impl AsRef<str>],
 ) -> Result<BTreeMap<String, T>, Error> {

@@ -56,7 +56,13 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-async fn http_load(addr: std::net::SocketAddr, path: &str, body: &'static str, connections: usize, duration: Duration) -> (f64, Stats) {
+async fn http_load(
+    addr: std::net::SocketAddr,
+    path: &str,
+    body: &'static str,
+    connections: usize,
+    duration: Duration,
+) -> (f64, Stats) {
     let deadline = Instant::now() + duration;
     let mut tasks = Vec::new();
     for _ in 0..connections {
@@ -64,7 +70,9 @@ async fn http_load(addr: std::net::SocketAddr, path: &str, body: &'static str, c
         tasks.push(tokio::spawn(async move {
             let stream = TcpStream::connect(addr).await.unwrap();
             stream.set_nodelay(true).unwrap();
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .unwrap();
             tokio::spawn(conn);
             let mut samples = Vec::new();
             while Instant::now() < deadline {
@@ -97,11 +105,16 @@ async fn trivial_server() -> std::net::SocketAddr {
             let (stream, _) = listener.accept().await.unwrap();
             stream.set_nodelay(true).unwrap();
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
-                    let _ = req.into_body().collect().await;
-                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from_static(b"5\n"))))
-                });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                let service =
+                    hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                        let _ = req.into_body().collect().await;
+                        Ok::<_, std::convert::Infallible>(Response::new(Full::new(
+                            Bytes::from_static(b"5\n"),
+                        )))
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
             });
         }
     });
@@ -109,7 +122,9 @@ async fn trivial_server() -> std::net::SocketAddr {
 }
 
 fn main() -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(run())
 }
 
@@ -122,16 +137,25 @@ async fn run() -> anyhow::Result<()> {
     config.limits.idle_timeout_ms = 600_000;
     let host = wasmdo_host::Host::start(config).await?;
     let bytes = std::fs::read(wasmdo_test_artifacts::EXAMPLE_COUNTER)?;
-    host.registry().deploy("counter", bytes).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    host.registry()
+        .deploy("counter", bytes)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let directory = host.directory().clone();
     let addr = host.addr();
     tokio::spawn(host.serve());
 
-    println!("machine: {} cores; wasmdo {}", std::thread::available_parallelism()?.get(), env!("CARGO_PKG_VERSION"));
+    println!(
+        "machine: {} cores; wasmdo {}",
+        std::thread::available_parallelism()?.get(),
+        env!("CARGO_PKG_VERSION")
+    );
 
     // in-process latency to a warm object
     let hot = Address::Name("hot".into());
-    directory.call("counter", &hot, "increment", json!([1])).await?;
+    directory
+        .call("counter", &hot, "increment", json!([1]))
+        .await?;
     let n = if quick() { 2_000 } else { 20_000 };
     let mut samples = Vec::with_capacity(n);
     for _ in 0..n {
@@ -139,15 +163,23 @@ async fn run() -> anyhow::Result<()> {
         directory.call("counter", &hot, "get", json!([])).await?;
         samples.push(start.elapsed());
     }
-    println!("in-process rpc, warm object, read (get):           {}", Stats::new(samples).line());
+    println!(
+        "in-process rpc, warm object, read (get):           {}",
+        Stats::new(samples).line()
+    );
     let n = if quick() { 500 } else { 5_000 };
     let mut samples = Vec::with_capacity(n);
     for _ in 0..n {
         let start = Instant::now();
-        directory.call("counter", &hot, "increment", json!([1])).await?;
+        directory
+            .call("counter", &hot, "increment", json!([1]))
+            .await?;
         samples.push(start.elapsed());
     }
-    println!("in-process rpc, warm object, durable write (1 at a time): {}", Stats::new(samples).line());
+    println!(
+        "in-process rpc, warm object, durable write (1 at a time): {}",
+        Stats::new(samples).line()
+    );
 
     // activation of never-seen objects (sequential)
     let n = if quick() { 300 } else { 3_000 };
@@ -155,29 +187,60 @@ async fn run() -> anyhow::Result<()> {
     let rss_before = rss_kib();
     for i in 0..n {
         let start = Instant::now();
-        directory.call("counter", &Address::Name(format!("new-{i}")), "get", json!([])).await?;
+        directory
+            .call(
+                "counter",
+                &Address::Name(format!("new-{i}")),
+                "get",
+                json!([]),
+            )
+            .await?;
         samples.push(start.elapsed());
     }
     let rss_after = rss_kib();
     let stats = Stats::new(samples);
     let total: Duration = stats.samples.iter().sum();
-    println!("activation of a never-seen object (first call):     {}  => {:.0} objects/s", stats.line(), n as f64 / total.as_secs_f64());
-    println!("RSS per live object: {:.1} KiB ({} objects, {} KiB → {} KiB, {} live)", (rss_after.saturating_sub(rss_before)) as f64 / n as f64, n, rss_before, rss_after, directory.live_objects());
+    println!(
+        "activation of a never-seen object (first call):     {}  => {:.0} objects/s",
+        stats.line(),
+        n as f64 / total.as_secs_f64()
+    );
+    println!(
+        "RSS per live object: {:.1} KiB ({} objects, {} KiB → {} KiB, {} live)",
+        (rss_after.saturating_sub(rss_before)) as f64 / n as f64,
+        n,
+        rss_before,
+        rss_after,
+        directory.live_objects()
+    );
 
     // HTTP on loopback
     let secs = Duration::from_secs(if quick() { 2 } else { 10 });
     let trivial = trivial_server().await;
     for connections in [1, 16] {
         let (rate, stats) = http_load(trivial, "/", "[]", connections, secs).await;
-        println!("http ceiling (trivial hyper handler), {connections:>2} conns:   {rate:>9.0} req/s  {}", stats.line());
+        println!(
+            "http ceiling (trivial hyper handler), {connections:>2} conns:   {rate:>9.0} req/s  {}",
+            stats.line()
+        );
         let (rate, stats) = http_load(addr, "/rpc/counter/hot/get", "[]", connections, secs).await;
-        println!("http rpc, hot object, read,          {connections:>2} conns:   {rate:>9.0} req/s  {}", stats.line());
-        let (rate, stats) = http_load(addr, "/rpc/counter/hot/increment", "[1]", connections, secs).await;
-        println!("http rpc, hot object, durable write, {connections:>2} conns:   {rate:>9.0} req/s  {}", stats.line());
+        println!(
+            "http rpc, hot object, read,          {connections:>2} conns:   {rate:>9.0} req/s  {}",
+            stats.line()
+        );
+        let (rate, stats) =
+            http_load(addr, "/rpc/counter/hot/increment", "[1]", connections, secs).await;
+        println!(
+            "http rpc, hot object, durable write, {connections:>2} conns:   {rate:>9.0} req/s  {}",
+            stats.line()
+        );
     }
     let metrics = directory.metrics();
     let events = metrics.events.load(std::sync::atomic::Ordering::Relaxed);
     let commits = metrics.batches.load(std::sync::atomic::Ordering::Relaxed);
-    println!("events per commit overall: {:.1} ({events} events, {commits} commits)", events as f64 / commits.max(1) as f64);
+    println!(
+        "events per commit overall: {:.1} ({events} events, {commits} commits)",
+        events as f64 / commits.max(1) as f64
+    );
     Ok(())
 }

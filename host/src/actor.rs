@@ -61,8 +61,12 @@ impl Pending {
         match (self, commit) {
             (Pending::Call(tx, r), Ok(())) => drop(tx.send(r)),
             (Pending::Fetch(tx, r), Ok(())) => drop(tx.send(r)),
-            (Pending::Call(tx, _), Err(e)) => drop(tx.send(Err(ObjectError::CommitFailed(e.to_string())))),
-            (Pending::Fetch(tx, _), Err(e)) => drop(tx.send(Err(ObjectError::CommitFailed(e.to_string())))),
+            (Pending::Call(tx, _), Err(e)) => {
+                drop(tx.send(Err(ObjectError::CommitFailed(e.to_string()))))
+            }
+            (Pending::Fetch(tx, _), Err(e)) => {
+                drop(tx.send(Err(ObjectError::CommitFailed(e.to_string()))))
+            }
         }
     }
 }
@@ -70,7 +74,7 @@ impl Pending {
 /// Where the object's state lives right now.
 enum Occupant {
     /// No instance: identity and storage only.
-    Dormant(ObjectState),
+    Dormant(Box<ObjectState>),
     /// A live instance (which owns the state).
     Live(Box<Instance>),
     /// Transiently empty while moving between the two.
@@ -111,7 +115,7 @@ impl Actor {
             slot,
             directory,
             rx,
-            occupant: Occupant::Dormant(state),
+            occupant: Occupant::Dormant(Box::new(state)),
         }
     }
 
@@ -121,7 +125,10 @@ impl Actor {
             Ok(p) => p,
             Err(e) => return self.refuse_all(e).await,
         };
-        self.directory.metrics().activations.fetch_add(1, Ordering::Relaxed);
+        self.directory
+            .metrics()
+            .activations
+            .fetch_add(1, Ordering::Relaxed);
         let idle = Duration::from_millis(self.directory.limits().idle_timeout_ms);
         loop {
             let first = match tokio::time::timeout(idle, self.rx.recv()).await {
@@ -234,16 +241,16 @@ impl Actor {
 
     async fn activate(&mut self, class: Arc<ClassVersion>) -> Result<(), ObjectError> {
         let mut state = match std::mem::replace(&mut self.occupant, Occupant::Moving) {
-            Occupant::Dormant(state) => state,
+            Occupant::Dormant(state) => *state,
             Occupant::Live(instance) => instance.into_state(),
             Occupant::Moving => unreachable!("occupant is restored before any await returns"),
         };
         state.object.env = class.env.clone();
         let limits = self.directory.limits().clone();
-        let mut instance = match Instance::new(class, state).await {
+        let mut instance = match Instance::new(class, state, &limits).await {
             Ok(instance) => instance,
             Err((e, state)) => {
-                self.occupant = Occupant::Dormant(state);
+                self.occupant = Occupant::Dormant(Box::new(state));
                 return Err(e);
             }
         };
@@ -255,12 +262,15 @@ impl Actor {
                 Ok(())
             }
             (Err(e), _) => {
-                self.directory.metrics().traps.fetch_add(1, Ordering::Relaxed);
-                self.occupant = Occupant::Dormant(instance.into_state());
+                self.directory
+                    .metrics()
+                    .traps
+                    .fetch_add(1, Ordering::Relaxed);
+                self.occupant = Occupant::Dormant(Box::new(instance.into_state()));
                 Err(e)
             }
             (Ok(()), Err(e)) => {
-                self.occupant = Occupant::Dormant(instance.into_state());
+                self.occupant = Occupant::Dormant(Box::new(instance.into_state()));
                 Err(ObjectError::Internal(format!("storage after init: {e}")))
             }
         }
@@ -350,15 +360,23 @@ impl Actor {
             tracing::error!(target: "wasmdo.actor", "rolling back a failed event: {e}");
         }
         if poisoned {
-            self.directory.metrics().traps.fetch_add(1, Ordering::Relaxed);
-            if let Occupant::Live(instance) = std::mem::replace(&mut self.occupant, Occupant::Moving) {
-                self.occupant = Occupant::Dormant(instance.into_state());
+            self.directory
+                .metrics()
+                .traps
+                .fetch_add(1, Ordering::Relaxed);
+            if let Occupant::Live(instance) =
+                std::mem::replace(&mut self.occupant, Occupant::Moving)
+            {
+                self.occupant = Occupant::Dormant(Box::new(instance.into_state()));
             }
         }
     }
 
     fn shut_down(&mut self) {
-        self.directory.metrics().evictions.fetch_add(1, Ordering::Relaxed);
+        self.directory
+            .metrics()
+            .evictions
+            .fetch_add(1, Ordering::Relaxed);
         let storage = &mut self.state_mut().storage;
         storage.close();
         tracing::debug!(target: "wasmdo.actor", class = &*self.key.class, id = %self.key.id, "evicted");

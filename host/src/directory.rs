@@ -125,7 +125,11 @@ impl Directory {
             .join(format!("{hex}.sqlite"))
     }
 
-    fn resolve(&self, class: &str, address: &Address) -> Result<(ObjectKey, Option<String>), ObjectError> {
+    fn resolve(
+        &self,
+        class: &str,
+        address: &Address,
+    ) -> Result<(ObjectKey, Option<String>), ObjectError> {
         if self.registry.get(class).is_none() {
             return Err(ObjectError::UnknownClass(class.to_string()));
         }
@@ -133,9 +137,9 @@ impl Directory {
         let (id, name) = match address {
             Address::Name(name) => (namespace.id_from_name(name), Some(name.clone())),
             Address::Id(hex) => (
-                namespace
-                    .id_from_string(hex)
-                    .map_err(|e| ObjectError::InvalidName(format!("invalid object id `{hex}`: {e}")))?,
+                namespace.id_from_string(hex).map_err(|e| {
+                    ObjectError::InvalidName(format!("invalid object id `{hex}`: {e}"))
+                })?,
                 None,
             ),
         };
@@ -180,7 +184,12 @@ impl Directory {
             .map_err(|_| ObjectError::Internal("the object stopped before replying".into()))?
     }
 
-    fn send(self: &Arc<Self>, class: &str, address: &Address, event: Event) -> Result<(), ObjectError> {
+    fn send(
+        self: &Arc<Self>,
+        class: &str,
+        address: &Address,
+        event: Event,
+    ) -> Result<(), ObjectError> {
         let (key, name) = self.resolve(class, address)?;
         let mut live = self.live.lock().expect("directory lock");
         let entry = match live.get(&key) {
@@ -214,12 +223,20 @@ impl Directory {
 
     /// Called by an actor that wants to stop: succeeds (and removes it) only if no event is
     /// waiting for it. Events are sent under the same lock, so none can slip in afterwards.
-    pub(crate) fn retire(&self, key: &ObjectKey, slot: &Slot, rx: &mpsc::UnboundedReceiver<Event>) -> bool {
+    pub(crate) fn retire(
+        &self,
+        key: &ObjectKey,
+        slot: &Slot,
+        rx: &mpsc::UnboundedReceiver<Event>,
+    ) -> bool {
         let mut live = self.live.lock().expect("directory lock");
         if !rx.is_empty() {
             return false;
         }
-        if live.get(key).is_some_and(|e| e.slot.generation == slot.generation) {
+        if live
+            .get(key)
+            .is_some_and(|e| e.slot.generation == slot.generation)
+        {
             live.remove(key);
         }
         true
@@ -227,14 +244,18 @@ impl Directory {
 
     /// Waits for room among the live objects, asking the least recently used idle object to
     /// retire when there is none.
-    pub(crate) async fn acquire_live_permit(&self, key: &ObjectKey) -> Result<OwnedSemaphorePermit, ObjectError> {
+    pub(crate) async fn acquire_live_permit(
+        &self,
+        key: &ObjectKey,
+    ) -> Result<OwnedSemaphorePermit, ObjectError> {
         if let Ok(permit) = self.permits.clone().try_acquire_owned() {
             return Ok(permit);
         }
         let deadline = Instant::now() + ACTIVATION_WAIT;
         loop {
             self.evict_one_idle(key);
-            let wait = Duration::from_millis(20).min(deadline.saturating_duration_since(Instant::now()));
+            let wait =
+                Duration::from_millis(20).min(deadline.saturating_duration_since(Instant::now()));
             match tokio::time::timeout(wait, self.permits.clone().acquire_owned()).await {
                 Ok(Ok(permit)) => return Ok(permit),
                 Ok(Err(_closed)) => return Err(ObjectError::Internal("host shutting down".into())),

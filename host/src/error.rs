@@ -31,16 +31,22 @@ pub enum ObjectError {
     #[error("fetch failed: {0}")]
     FetchFailed(String),
     /// The event burnt all its fuel.
-    #[error("CPU limit exceeded: the event used all of its {0} fuel; the instance was reset and its writes rolled back")]
+    #[error(
+        "CPU limit exceeded: the event used all of its {0} fuel; the instance was reset and its writes rolled back"
+    )]
     CpuLimitExceeded(u64),
     /// The event ran past its wall-clock deadline.
-    #[error("wall-clock limit exceeded: the event ran longer than {0} ms; the instance was reset and its writes rolled back")]
+    #[error(
+        "wall-clock limit exceeded: the event ran longer than {0} ms; the instance was reset and its writes rolled back"
+    )]
     WallClockLimitExceeded(u64),
     /// The instance grew its memory past the limit.
     #[error("{0}; the instance was reset and its writes rolled back")]
     MemoryLimitExceeded(String),
     /// The guest recursed past the stack limit.
-    #[error("stack overflow: the guest exhausted its {0}-byte stack; the instance was reset and its writes rolled back")]
+    #[error(
+        "stack overflow: the guest exhausted its {0}-byte stack; the instance was reset and its writes rolled back"
+    )]
     StackOverflow(usize),
     /// The guest trapped (a Rust panic, `unreachable`, an out-of-bounds access, …).
     #[error("the object trapped: {0}; the instance was reset and its writes rolled back")]

@@ -12,9 +12,9 @@ use wasmtime::component::{ResourceTable, Val};
 use wasmtime::{Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use crate::bindings::DurableObject;
 use crate::bindings::http_types::{Request, Response};
 use crate::bindings::object_api::LogLevel;
-use crate::bindings::DurableObject;
 use crate::error::ObjectError;
 use crate::limits::{FUEL_YIELD_INTERVAL, Limits, MemoryLimitExceeded, MemoryLimiter};
 use crate::object::{GuestOutput, ObjectCtx};
@@ -29,6 +29,8 @@ pub(crate) struct ObjectState {
     table: ResourceTable,
     limiter: MemoryLimiter,
     stderr: GuestOutput,
+    /// Whether an instance has run with this state (and left WASI resources behind).
+    used: bool,
 }
 
 impl ObjectState {
@@ -42,6 +44,7 @@ impl ObjectState {
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(limits.max_memory_bytes),
             stderr,
+            used: false,
         }
     }
 
@@ -85,16 +88,20 @@ impl Instance {
     pub(crate) async fn new(
         class: Arc<ClassVersion>,
         mut state: ObjectState,
+        limits: &Limits,
     ) -> Result<Instance, (ObjectError, ObjectState)> {
-        state.reset();
+        if state.used {
+            state.reset();
+        }
+        state.used = true;
         let mut store = Store::new(class.pre.engine(), state);
         store.limiter(|s| &mut s.limiter);
-        // a new Store starts with no fuel and an expired deadline: instantiation runs start
-        // functions, so give it an event's budget too
-        if let Err(e) = store.set_fuel(u64::MAX / 2) {
+        // a new Store starts with no fuel and an expired deadline; instantiation runs start
+        // functions (guest code), so it gets one event's budget
+        if let Err(e) = store.set_fuel(limits.fuel_per_event) {
             return Err((ObjectError::Internal(e.to_string()), store.into_data()));
         }
-        store.set_epoch_deadline(u64::MAX / 2);
+        store.set_epoch_deadline(limits.epoch_ticks());
         if let Err(e) = store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL)) {
             return Err((ObjectError::Internal(e.to_string()), store.into_data()));
         }
@@ -173,7 +180,9 @@ impl Instance {
         match handler.call_init(&mut self.store).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(msg)) => Err(ObjectError::InitFailed(msg)),
-            Err(e) => Err(ObjectError::InitFailed(self.classify(e, limits).to_string())),
+            Err(e) => Err(ObjectError::InitFailed(
+                self.classify(e, limits).to_string(),
+            )),
         }
     }
 

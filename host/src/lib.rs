@@ -85,13 +85,15 @@ impl Host {
             .collect();
         let registry = {
             let (engine, data) = (engine.clone(), data.clone());
-            tokio::task::spawn_blocking(move || Registry::open(engine, &data, secret, env)).await??
+            tokio::task::spawn_blocking(move || Registry::open(engine, &data, secret, env))
+                .await??
         };
         let registry = Arc::new(registry);
         for (class, settings) in &config.classes {
             if let Some(path) = &settings.component {
-                let bytes = std::fs::read(path)
-                    .map_err(|e| anyhow::anyhow!("class `{class}`: cannot read {}: {e}", path.display()))?;
+                let bytes = std::fs::read(path).map_err(|e| {
+                    anyhow::anyhow!("class `{class}`: cannot read {}: {e}", path.display())
+                })?;
                 registry
                     .deploy_if_changed(class, bytes)
                     .await

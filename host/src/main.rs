@@ -65,8 +65,13 @@ fn main() -> anyhow::Result<()> {
             file,
             server,
         } => {
-            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let url = format!("{}/_admin/classes/{}", server.trim_end_matches('/'), encode(&class));
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let url = format!(
+                "{}/_admin/classes/{}",
+                server.trim_end_matches('/'),
+                encode(&class)
+            );
             request("PUT", &url, bytes)
         }
         Command::Call {
@@ -79,8 +84,9 @@ fn main() -> anyhow::Result<()> {
                 bail!("the object is `class/name`, e.g. `counter/alice`");
             };
             let args = args.unwrap_or_else(|| "[]".into());
-            serde_json::from_str::<serde_json::Value>(&args)
-                .with_context(|| format!("the arguments must be a JSON array, e.g. '[5]': {args}"))?;
+            serde_json::from_str::<serde_json::Value>(&args).with_context(|| {
+                format!("the arguments must be a JSON array, e.g. '[5]': {args}")
+            })?;
             let url = format!(
                 "{}/rpc/{}/{}/{}",
                 server.trim_end_matches('/'),
@@ -115,13 +121,20 @@ fn serve(
     if let Some(data) = data {
         config.data = Some(data);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         let host = wasmdo_host::Host::start(config).await?;
         // the first line on stdout is the contract scripts and tests wait for
         println!("wasmdo listening on http://{}", host.addr());
         for class in host.registry().list() {
-            println!("  class {} v{} ({} methods)", class.name, class.version, class.describe()["methods"].as_array().map_or(0, Vec::len));
+            println!(
+                "  class {} v{} ({} methods)",
+                class.name,
+                class.version,
+                class.describe()["methods"].as_array().map_or(0, Vec::len)
+            );
         }
         use std::io::Write;
         std::io::stdout().flush()?;
@@ -150,8 +163,14 @@ fn request(method: &str, url: &str, body: Vec<u8>) -> anyhow::Result<()> {
         .build()
         .into();
     let response = match method {
-        "PUT" => agent.put(url).header("content-type", "application/wasm").send(&body[..]),
-        _ => agent.post(url).header("content-type", "application/json").send(&body[..]),
+        "PUT" => agent
+            .put(url)
+            .header("content-type", "application/wasm")
+            .send(&body[..]),
+        _ => agent
+            .post(url)
+            .header("content-type", "application/json")
+            .send(&body[..]),
     }
     .with_context(|| format!("cannot reach {url} (is `wasmdo serve` running?)"))?;
     let status = response.status();

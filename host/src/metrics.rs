@@ -25,17 +25,50 @@ impl Metrics {
     pub fn render(&self, live: usize, classes: usize) -> String {
         let mut out = String::new();
         let mut gauge = |name: &str, help: &str, kind: &str, value: u64| {
-            let _ = writeln!(out, "# HELP wasmdo_{name} {help}\n# TYPE wasmdo_{name} {kind}\nwasmdo_{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP wasmdo_{name} {help}\n# TYPE wasmdo_{name} {kind}\nwasmdo_{name} {value}"
+            );
         };
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        gauge("live_objects", "Objects with a live actor.", "gauge", live as u64);
+        gauge(
+            "live_objects",
+            "Objects with a live actor.",
+            "gauge",
+            live as u64,
+        );
         gauge("classes", "Deployed classes.", "gauge", classes as u64);
-        gauge("activations_total", "Objects activated.", "counter", get(&self.activations));
-        gauge("evictions_total", "Objects evicted.", "counter", get(&self.evictions));
+        gauge(
+            "activations_total",
+            "Objects activated.",
+            "counter",
+            get(&self.activations),
+        );
+        gauge(
+            "evictions_total",
+            "Objects evicted.",
+            "counter",
+            get(&self.evictions),
+        );
         gauge("events_total", "Events run.", "counter", get(&self.events));
-        gauge("commits_total", "Batches committed.", "counter", get(&self.batches));
-        gauge("traps_total", "Instances dropped after a trap or limit.", "counter", get(&self.traps));
-        gauge("deploys_total", "Successful deploys.", "counter", get(&self.deploys));
+        gauge(
+            "commits_total",
+            "Batches committed.",
+            "counter",
+            get(&self.batches),
+        );
+        gauge(
+            "traps_total",
+            "Instances dropped after a trap or limit.",
+            "counter",
+            get(&self.traps),
+        );
+        gauge(
+            "deploys_total",
+            "Successful deploys.",
+            "counter",
+            get(&self.deploys),
+        );
         out
     }
 }

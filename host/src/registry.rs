@@ -29,10 +29,10 @@ use crate::bindings::{self, DurableObjectIndices};
 use crate::error::ObjectError;
 use crate::ids::{HostSecret, Namespace};
 use crate::instance::ObjectState;
-use crate::object::ObjectCtx;
-use crate::storage::sqlite::SqliteStorage;
 use crate::limits::Limits;
+use crate::object::ObjectCtx;
 use crate::rpc;
+use crate::storage::sqlite::SqliteStorage;
 
 /// Longest class name; class names are also directory names.
 const MAX_CLASS_NAME: usize = 64;
@@ -176,7 +176,10 @@ pub fn validate_class_name(name: &str) -> Result<(), ObjectError> {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
     if ok {
         Ok(())
     } else {
@@ -259,7 +262,11 @@ impl Registry {
 
     /// The current version of `class`, if deployed.
     pub fn get(&self, class: &str) -> Option<Arc<ClassVersion>> {
-        self.classes.read().expect("registry lock").get(class).cloned()
+        self.classes
+            .read()
+            .expect("registry lock")
+            .get(class)
+            .cloned()
     }
 
     /// Every class, sorted by name.
@@ -325,8 +332,8 @@ impl Registry {
                 ),
             }
         }
-        let component = Component::from_binary(&self.engine, bytes)
-            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let component =
+            Component::from_binary(&self.engine, bytes).map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let serialized = component.serialize().map_err(|e| anyhow::anyhow!("{e}"))?;
         write_durably(&compiled, &serialized)?;
         Ok(component)
@@ -370,11 +377,9 @@ impl Registry {
         hash: &str,
         bytes: Vec<u8>,
     ) -> Result<Arc<ClassVersion>, ObjectError> {
-        let component = self.load_or_compile(hash, &bytes).map_err(|e| {
-            invalid(format!(
-                "the component does not validate or compile: {e}"
-            ))
-        })?;
+        let component = self
+            .load_or_compile(hash, &bytes)
+            .map_err(|e| invalid(format!("the component does not validate or compile: {e}")))?;
         let mut records = self
             .read_records()
             .map_err(|e| ObjectError::Internal(format!("cannot read classes.json: {e}")))?;
@@ -386,7 +391,8 @@ impl Registry {
         };
         let size = bytes.len() as u64;
         let class_version = self.inspect(class, component, &record, size)?;
-        let internal = |e: std::io::Error| ObjectError::Internal(format!("cannot store the component: {e}"));
+        let internal =
+            |e: std::io::Error| ObjectError::Internal(format!("cannot store the component: {e}"));
         let path = self.component_path(hash);
         if !path.exists() {
             write_durably(&path, &bytes).map_err(internal)?;
@@ -523,7 +529,7 @@ fn method(
             ))
         })?;
     }
-    let signature = rpc::signature::render_func(&params, &results);
+    let signature = rpc::signature::render_component_func(func);
     Ok(Method {
         name: name.to_string(),
         interface: interface.to_string(),

@@ -25,10 +25,13 @@ fn booking_refuses_double_booking() {
     let host = TestHost::with_config("[classes.booking.env]\nSEATS = \"10\"\n");
     host.deploy("booking", EXAMPLE_BOOKING).expect(201);
     host.call("booking", "flight-1", "book", json!([3, "ann"]));
-    let refused = host.rpc("booking", "flight-1", "book", json!([3, "bob"])).expect(422);
+    let refused = host
+        .rpc("booking", "flight-1", "book", json!([3, "bob"]))
+        .expect(422);
     assert_eq!(refused["kind"], "MethodError");
     assert!(refused["value"].to_string().contains("ann"), "{refused}");
-    host.rpc("booking", "flight-1", "book", json!([11, "bob"])).expect(422);
+    host.rpc("booking", "flight-1", "book", json!([11, "bob"]))
+        .expect(422);
     let seats = host.call("booking", "flight-1", "seats", json!([]));
     let seats = seats.as_array().unwrap();
     assert_eq!(seats.len(), 10);

@@ -31,16 +31,31 @@ impl Reply {
     /// Asserts the status and returns the body.
     #[track_caller]
     pub(crate) fn expect(self, status: u16) -> Value {
-        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.text
+        );
         self.body
     }
 
     /// Asserts an error reply of `status` and `kind`; returns the message.
     #[track_caller]
     pub(crate) fn expect_error(self, status: u16, kind: &str) -> String {
-        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
-        assert_eq!(self.body["kind"], kind, "unexpected kind; body: {}", self.text);
-        self.body["error"].as_str().expect("error message").to_string()
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.text
+        );
+        assert_eq!(
+            self.body["kind"], kind,
+            "unexpected kind; body: {}",
+            self.text
+        );
+        self.body["error"]
+            .as_str()
+            .expect("error message")
+            .to_string()
     }
 
     pub(crate) fn header(&self, name: &str) -> Option<&str> {
@@ -248,7 +263,10 @@ impl Drop for TestHost {
 
 /// Runs the `wasmdo` CLI with `args`; returns (success, stdout, stderr).
 pub(crate) fn cli(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(binary()).args(args).output().expect("run wasmdo");
+    let out = Command::new(binary())
+        .args(args)
+        .output()
+        .expect("run wasmdo");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -37,9 +37,8 @@ fn infinite_loop_is_stopped_by_the_cpu_limit_and_the_object_recovers() {
 
 #[test]
 fn wall_clock_deadline_stops_a_guest_when_fuel_is_plentiful() {
-    let host = TestHost::with_config(
-        "[limits]\nfuel-per-event = 100000000000000\nwall-clock-ms = 300\n",
-    );
+    let host =
+        TestHost::with_config("[limits]\nfuel-per-event = 100000000000000\nwall-clock-ms = 300\n");
     host.deploy("runaway", LIMITS_RUNAWAY).expect(201);
     let message = host
         .rpc("runaway", "a", "spin", json!([]))
@@ -68,7 +67,9 @@ fn deep_recursion_is_a_stack_overflow_not_a_crash() {
 #[test]
 fn a_panic_is_a_trap_carrying_the_panic_message() {
     let host = host();
-    let message = host.rpc("runaway", "a", "boom", json!([])).expect_error(500, "Trap");
+    let message = host
+        .rpc("runaway", "a", "boom", json!([]))
+        .expect_error(500, "Trap");
     assert!(message.contains("panicked"), "{message}");
 }
 
@@ -85,11 +86,15 @@ fn writes_of_a_trapping_event_are_rolled_back() {
 
 #[test]
 fn a_runaway_object_does_not_block_other_objects() {
-    let host = TestHost::with_config("[limits]\nfuel-per-event = 100000000000000\nwall-clock-ms = 3000\n");
+    let host =
+        TestHost::with_config("[limits]\nfuel-per-event = 100000000000000\nwall-clock-ms = 3000\n");
     host.deploy("runaway", LIMITS_RUNAWAY).expect(201);
     let url = host.url.clone();
     let spinner = std::thread::spawn(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
         agent
             .post(format!("{url}/rpc/runaway/spinner/spin"))
             .send("[]")
@@ -98,7 +103,10 @@ fn a_runaway_object_does_not_block_other_objects() {
     std::thread::sleep(std::time::Duration::from_millis(200));
     // while one object spins until its 3 s deadline, others are served
     for i in 0..20 {
-        assert_eq!(host.call("runaway", &format!("other-{i}"), "ok", json!([])), "ok");
+        assert_eq!(
+            host.call("runaway", &format!("other-{i}"), "ok", json!([])),
+            "ok"
+        );
     }
     assert!(
         !spinner.is_finished(),

@@ -29,12 +29,22 @@ fn an_object_knows_its_id_name_class_and_env() {
     let host = host();
     let id = host.call("info", "alice", "id", json!([]));
     assert_eq!(id.as_str().unwrap().len(), 64);
-    assert_eq!(host.call("info", "alice", "id", json!([])), id, "ids are stable");
+    assert_eq!(
+        host.call("info", "alice", "id", json!([])),
+        id,
+        "ids are stable"
+    );
     assert_ne!(host.call("info", "bob", "id", json!([])), id);
     assert_eq!(host.call("info", "alice", "name", json!([])), "alice");
     assert_eq!(host.call("info", "alice", "class-name", json!([])), "info");
-    assert_eq!(host.call("info", "alice", "env", json!(["GREETING"])), "hello");
-    assert_eq!(host.call("info", "alice", "env", json!(["HOME"])), json!(null));
+    assert_eq!(
+        host.call("info", "alice", "env", json!(["GREETING"])),
+        "hello"
+    );
+    assert_eq!(
+        host.call("info", "alice", "env", json!(["HOME"])),
+        json!(null)
+    );
     // names are arbitrary strings, percent-encoded in the path
     assert_eq!(host.call("info", "a%20b%2Fc", "name", json!([])), "a b/c");
 }
@@ -54,12 +64,21 @@ fn fetch_receives_method_path_query_headers_and_body() {
     assert_eq!(echo["path"], "/some/path");
     assert_eq!(echo["query"], "x=1&y=2");
     assert_eq!(echo["body"], "payload");
-    assert!(echo["url"].as_str().unwrap().ends_with("/objects/info/alice/some/path?x=1&y=2"));
+    assert!(
+        echo["url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/objects/info/alice/some/path?x=1&y=2")
+    );
     let headers = echo["headers"].as_array().unwrap();
     assert!(headers.contains(&json!(["x-custom", "yes"])), "{headers:?}");
     // the object's own status codes pass through; the root path is "/"
-    host.request("GET", "/objects/info/alice/status/418", b"").expect(418);
-    assert_eq!(host.request("GET", "/objects/info/alice", b"").expect(200)["path"], "/");
+    host.request("GET", "/objects/info/alice/status/418", b"")
+        .expect(418);
+    assert_eq!(
+        host.request("GET", "/objects/info/alice", b"").expect(200)["path"],
+        "/"
+    );
 }
 
 #[test]
@@ -67,7 +86,9 @@ fn idle_objects_are_evicted_and_reactivated_with_init() {
     let host = host();
     assert_eq!(host.call("info", "alice", "init-count", json!([])), 1);
     let activations = host.metric("wasmdo_activations_total");
-    host.wait_for(Duration::from_secs(10), "eviction", || host.metric("wasmdo_evictions_total") >= 1);
+    host.wait_for(Duration::from_secs(10), "eviction", || {
+        host.metric("wasmdo_evictions_total") >= 1
+    });
     assert_eq!(host.metric("wasmdo_live_objects"), 0);
     // the next event activates it afresh: init ran again on a new instance
     assert_eq!(host.call("info", "alice", "init-count", json!([])), 1);
@@ -91,18 +112,29 @@ fn a_redeploy_makes_the_next_event_use_the_new_version() {
     let v2 = host.deploy("info", STORAGE_KV).expect(201);
     assert_eq!(v2["version"], 2);
     // the live object switches to the new code at its next event
-    host.rpc("info", "alice", "class-name", json!([])).expect_error(404, "UnknownMethod");
+    host.rpc("info", "alice", "class-name", json!([]))
+        .expect_error(404, "UnknownMethod");
     host.call("info", "alice", "put", json!(["k", "v"]));
 }
 
 #[test]
 fn unknown_classes_methods_and_routes_are_json_errors() {
     let host = host();
-    host.rpc("nope", "a", "id", json!([])).expect_error(404, "UnknownClass");
-    let msg = host.rpc("info", "a", "nope", json!([])).expect_error(404, "UnknownMethod");
-    assert!(msg.contains("init-count"), "lists the available methods: {msg}");
-    host.request("GET", "/nowhere", b"").expect_error(404, "NotFound");
-    host.request("GET", "/rpc/info/a/id", b"").expect_error(404, "NotFound");
-    host.request("POST", "/rpc/info/a/id", b"{not json").expect_error(400, "InvalidArgument");
-    host.request("GET", "/objects/nope/a/", b"").expect_error(404, "UnknownClass");
+    host.rpc("nope", "a", "id", json!([]))
+        .expect_error(404, "UnknownClass");
+    let msg = host
+        .rpc("info", "a", "nope", json!([]))
+        .expect_error(404, "UnknownMethod");
+    assert!(
+        msg.contains("init-count"),
+        "lists the available methods: {msg}"
+    );
+    host.request("GET", "/nowhere", b"")
+        .expect_error(404, "NotFound");
+    host.request("GET", "/rpc/info/a/id", b"")
+        .expect_error(404, "NotFound");
+    host.request("POST", "/rpc/info/a/id", b"{not json")
+        .expect_error(400, "InvalidArgument");
+    host.request("GET", "/objects/nope/a/", b"")
+        .expect_error(404, "UnknownClass");
 }

@@ -11,7 +11,7 @@ pub(crate) const COVERS: () = ();
 
 #[test]
 fn bad_uploads_are_refused_with_precise_messages_and_change_nothing() {
-    let host = TestHost::start();
+    let mut host = TestHost::start();
     let msg = host
         .deploy_bytes("c", b"hello, I am not wasm")
         .expect_error(400, "InvalidComponent");
@@ -34,10 +34,13 @@ fn bad_uploads_are_refused_with_precise_messages_and_change_nothing() {
         .deploy("c", REGISTRY_UNKNOWN_IMPORT)
         .expect_error(400, "InvalidComponent");
     assert!(msg.contains("fixture:unknown/thing"), "{msg}");
-    host.deploy("bad name!", EXAMPLE_COUNTER)
+    host.deploy("bad%20name!", EXAMPLE_COUNTER)
         .expect_error(400, "InvalidName");
     // nothing was deployed
-    assert_eq!(host.request("GET", "/_admin/classes", b"").expect(200), json!([]));
+    assert_eq!(
+        host.request("GET", "/_admin/classes", b"").expect(200),
+        json!([])
+    );
     assert!(host.is_running());
 }
 
@@ -50,14 +53,27 @@ fn classes_survive_a_restart_without_recompiling() {
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    assert_eq!(artifacts.len(), 1, "one precompiled artifact: {artifacts:?}");
-    let modified = std::fs::metadata(&artifacts[0]).unwrap().modified().unwrap();
+    assert_eq!(
+        artifacts.len(),
+        1,
+        "one precompiled artifact: {artifacts:?}"
+    );
+    let modified = std::fs::metadata(&artifacts[0])
+        .unwrap()
+        .modified()
+        .unwrap();
     host.crash_and_restart();
     let listed = host.request("GET", "/_admin/classes/kv", b"").expect(200);
     assert_eq!(listed["hash"], deployed["hash"]);
     assert_eq!(listed["version"], 1);
     assert_eq!(host.call("kv", "o", "get", json!(["k"])), "v");
-    assert_eq!(std::fs::metadata(&artifacts[0]).unwrap().modified().unwrap(), modified);
+    assert_eq!(
+        std::fs::metadata(&artifacts[0])
+            .unwrap()
+            .modified()
+            .unwrap(),
+        modified
+    );
     // deploying the same bytes again reuses the artifact and bumps the version
     assert_eq!(host.deploy("kv", STORAGE_KV).expect(201)["version"], 2);
     assert_eq!(std::fs::read_dir(host.compiled_dir()).unwrap().count(), 1);
@@ -66,7 +82,10 @@ fn classes_survive_a_restart_without_recompiling() {
 #[test]
 fn health_and_class_listing() {
     let host = TestHost::start();
-    assert_eq!(host.request("GET", "/_admin/health", b"").expect(200)["status"], "ok");
+    assert_eq!(
+        host.request("GET", "/_admin/health", b"").expect(200)["status"],
+        "ok"
+    );
     host.deploy("counter", EXAMPLE_COUNTER).expect(201);
     let classes = host.request("GET", "/_admin/classes", b"").expect(200);
     assert_eq!(classes[0]["class"], "counter");

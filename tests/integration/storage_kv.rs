@@ -27,8 +27,14 @@ fn kv_round_trip_get_many_and_delete() {
     );
     assert_eq!(host.call("kv", "o", "delete", json!(["a"])), true);
     assert_eq!(host.call("kv", "o", "delete", json!(["a"])), false);
-    assert_eq!(host.call("kv", "o", "delete-many", json!([["b", "c", "zz"]])), 2);
-    assert_eq!(host.call("kv", "o", "get-many", json!([["a", "b", "c"]])), json!([]));
+    assert_eq!(
+        host.call("kv", "o", "delete-many", json!([["b", "c", "zz"]])),
+        2
+    );
+    assert_eq!(
+        host.call("kv", "o", "get-many", json!([["a", "b", "c"]])),
+        json!([])
+    );
 }
 
 #[test]
@@ -47,15 +53,27 @@ fn list_honours_prefix_start_end_limit_and_reverse() {
             .map(|e| e[0].as_str().unwrap().to_string())
             .collect()
     };
-    assert_eq!(keys(json!([null, null, null, null, false])), ["a1", "a2", "a3", "b1", "b2"]);
-    assert_eq!(keys(json!(["a", null, null, null, false])), ["a1", "a2", "a3"]);
-    assert_eq!(keys(json!([null, "a2", "b2", null, false])), ["a2", "a3", "b1"]);
+    assert_eq!(
+        keys(json!([null, null, null, null, false])),
+        ["a1", "a2", "a3", "b1", "b2"]
+    );
+    assert_eq!(
+        keys(json!(["a", null, null, null, false])),
+        ["a1", "a2", "a3"]
+    );
+    assert_eq!(
+        keys(json!([null, "a2", "b2", null, false])),
+        ["a2", "a3", "b1"]
+    );
     assert_eq!(keys(json!([null, null, null, 2, true])), ["b2", "b1"]);
     assert_eq!(keys(json!(["b", null, null, 1, true])), ["b2"]);
     let values = host.call("kv", "o", "list", json!(["b1", null, null, null, false]));
     assert_eq!(values, json!([["b1", "B1"]]));
     host.call("kv", "o", "delete-all", json!([]));
-    assert_eq!(keys(json!([null, null, null, null, false])), Vec::<String>::new());
+    assert_eq!(
+        keys(json!([null, null, null, null, false])),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
@@ -65,10 +83,19 @@ fn sql_returns_columns_rows_and_counts_and_errors_as_data() {
         let text = host.call("kv", "o", "sql", json!([q, params]));
         serde_json::from_str(text.as_str().unwrap()).unwrap()
     };
-    ok("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)", json!([]));
-    let inserted = ok("INSERT INTO t (name) VALUES (?), (?)", json!(["ann", "bob"]));
+    ok(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)",
+        json!([]),
+    );
+    let inserted = ok(
+        "INSERT INTO t (name) VALUES (?), (?)",
+        json!(["ann", "bob"]),
+    );
     assert_eq!(inserted["rowsWritten"], 2);
-    let rows = ok("SELECT id, name FROM t WHERE name != ? ORDER BY id", json!(["zed"]));
+    let rows = ok(
+        "SELECT id, name FROM t WHERE name != ? ORDER BY id",
+        json!(["zed"]),
+    );
     assert_eq!(rows["columns"], json!(["id", "name"]));
     assert_eq!(rows["rows"], json!([[1, "ann"], [2, "bob"]]));
     assert!(rows["rowsRead"].as_u64().unwrap() >= 2);
@@ -77,13 +104,21 @@ fn sql_returns_columns_rows_and_counts_and_errors_as_data() {
     let value = bad.expect(422)["value"].clone();
     assert!(value.as_str().unwrap().contains("syntax error"), "{value}");
     let missing = host.rpc("kv", "o", "sql", json!(["SELECT * FROM nope", []]));
-    assert!(missing.expect(422)["value"].as_str().unwrap().contains("no such table"));
+    assert!(
+        missing.expect(422)["value"]
+            .as_str()
+            .unwrap()
+            .contains("no such table")
+    );
     // the host's own tables are out of reach of user SQL
     let denied = host.rpc("kv", "o", "sql", json!(["SELECT * FROM _cf_KV", []]));
     assert_eq!(denied.status, 422, "{}", denied.text);
     let begin = host.rpc("kv", "o", "sql", json!(["BEGIN", []]));
     assert_eq!(begin.status, 422, "{}", begin.text);
-    assert_eq!(ok("SELECT count(*) AS n FROM t", json!([]))["rows"], json!([[2]]));
+    assert_eq!(
+        ok("SELECT count(*) AS n FROM t", json!([]))["rows"],
+        json!([[2]])
+    );
 }
 
 #[test]
@@ -99,7 +134,8 @@ fn explicit_transactions_commit_roll_back_and_nest() {
 #[test]
 fn a_method_error_rolls_back_the_events_writes() {
     let host = host();
-    host.rpc("kv", "o", "fail-after-put", json!(["k", "v"])).expect(422);
+    host.rpc("kv", "o", "fail-after-put", json!(["k", "v"]))
+        .expect(422);
     assert_eq!(host.call("kv", "o", "get", json!(["k"])), json!(null));
 }
 
@@ -108,8 +144,13 @@ fn oversize_values_are_refused_as_data_and_nothing_is_written() {
     let host = TestHost::with_config("[limits]\nmax-entry-bytes = 1000\n");
     host.deploy("kv", STORAGE_KV).expect(201);
     host.call("kv", "o", "put-size", json!(["small", 900]));
-    let err = host.rpc("kv", "o", "put-size", json!(["big", 2000])).expect(422);
-    assert!(err["value"].as_str().unwrap().to_lowercase().contains("too large"), "{err}");
+    let err = host
+        .rpc("kv", "o", "put-size", json!(["big", 2000]))
+        .expect(422);
+    assert!(
+        err["value"].as_str().unwrap().contains("value-too-large"),
+        "{err}"
+    );
     assert_eq!(host.call("kv", "o", "get", json!(["big"])), json!(null));
     assert!(host.call("kv", "o", "size", json!([])).as_u64().unwrap() > 0);
 }
@@ -118,12 +159,22 @@ fn oversize_values_are_refused_as_data_and_nothing_is_written() {
 fn acknowledged_writes_survive_kill_9() {
     let mut host = host();
     for i in 0..50 {
-        host.call("kv", &format!("o{}", i % 5), "put", json!([format!("k{i}"), format!("v{i}")]));
+        host.call(
+            "kv",
+            &format!("o{}", i % 5),
+            "put",
+            json!([format!("k{i}"), format!("v{i}")]),
+        );
     }
     host.crash_and_restart();
     for i in 0..50 {
         assert_eq!(
-            host.call("kv", &format!("o{}", i % 5), "get", json!([format!("k{i}")])),
+            host.call(
+                "kv",
+                &format!("o{}", i % 5),
+                "get",
+                json!([format!("k{i}")])
+            ),
             format!("v{i}")
         );
     }
@@ -137,10 +188,16 @@ fn concurrent_writes_to_one_object_are_serialized_and_all_durable() {
         .map(|t| {
             let url = url.clone();
             std::thread::spawn(move || {
-                let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .build()
+                    .into();
                 for i in 0..25 {
                     let body = format!("[\"t{t}-{i}\", \"x\"]");
-                    let r = agent.post(format!("{url}/rpc/kv/hot/put")).send(body).unwrap();
+                    let r = agent
+                        .post(format!("{url}/rpc/kv/hot/put"))
+                        .send(body)
+                        .unwrap();
                     assert_eq!(r.status().as_u16(), 200);
                 }
             })
@@ -160,13 +217,26 @@ fn thousands_of_objects_do_not_hold_thousands_of_open_files() {
     host.deploy("kv", STORAGE_KV).expect(201);
     let objects = 1200;
     for i in 0..objects {
-        host.call("kv", &format!("obj-{i}"), "put", json!(["k", format!("{i}")]));
+        host.call(
+            "kv",
+            &format!("obj-{i}"),
+            "put",
+            json!(["k", format!("{i}")]),
+        );
     }
-    let fds = std::fs::read_dir(format!("/proc/{}/fd", host.pid())).unwrap().count();
-    assert!(fds < 400, "{fds} open file descriptors for {objects} objects");
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", host.pid()))
+        .unwrap()
+        .count();
+    assert!(
+        fds < 400,
+        "{fds} open file descriptors for {objects} objects"
+    );
     assert!(host.metric("wasmdo_live_objects") <= 50);
     // every object kept its data through eviction
     for i in (0..objects).step_by(97) {
-        assert_eq!(host.call("kv", &format!("obj-{i}"), "get", json!(["k"])), format!("{i}"));
+        assert_eq!(
+            host.call("kv", &format!("obj-{i}"), "get", json!(["k"])),
+            format!("{i}")
+        );
     }
 }

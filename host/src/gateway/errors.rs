@@ -10,9 +10,9 @@ use crate::error::ObjectError;
 /// The HTTP status of each error kind.
 pub(crate) fn status_of(error: &ObjectError) -> StatusCode {
     match error {
-        ObjectError::UnknownClass(_) | ObjectError::UnknownMethod { .. } | ObjectError::NotFound(_) => {
-            StatusCode::NOT_FOUND
-        }
+        ObjectError::UnknownClass(_)
+        | ObjectError::UnknownMethod { .. }
+        | ObjectError::NotFound(_) => StatusCode::NOT_FOUND,
         ObjectError::InvalidArgument(_)
         | ObjectError::InvalidComponent(_)
         | ObjectError::InvalidName(_) => StatusCode::BAD_REQUEST,

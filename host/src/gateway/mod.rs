@@ -79,7 +79,9 @@ fn decode(segment: &str) -> Result<String, ObjectError> {
                 .get(i + 1..i + 3)
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| ObjectError::InvalidName(format!("bad percent-encoding in `{segment}`")))?;
+                .ok_or_else(|| {
+                    ObjectError::InvalidName(format!("bad percent-encoding in `{segment}`"))
+                })?;
             out.push(hex);
             i += 3;
         } else {
@@ -87,7 +89,8 @@ fn decode(segment: &str) -> Result<String, ObjectError> {
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| ObjectError::InvalidName(format!("`{segment}` is not UTF-8")))
+    String::from_utf8(out)
+        .map_err(|_| ObjectError::InvalidName(format!("`{segment}` is not UTF-8")))
 }
 
 fn object_name(segment: &str) -> Result<Address, ObjectError> {
@@ -101,8 +104,12 @@ fn object_name(segment: &str) -> Result<Address, ObjectError> {
 async fn read_body(body: Incoming, limit: u64) -> Result<Bytes, ObjectError> {
     match Limited::new(body, limit as usize).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ObjectError::BodyTooLarge(limit)),
-        Err(e) => Err(ObjectError::InvalidArgument(format!("could not read the request body: {e}"))),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(ObjectError::BodyTooLarge(limit))
+        }
+        Err(e) => Err(ObjectError::InvalidArgument(format!(
+            "could not read the request body: {e}"
+        ))),
     }
 }
 
@@ -110,7 +117,17 @@ impl Gateway {
     async fn handle(&self, req: Request<Incoming>, _peer: SocketAddr) -> Response<Full<Bytes>> {
         match self.route(req).await {
             Ok(response) => response,
-            Err(e) => error_response(&e),
+            Err(e) => {
+                let mut response = error_response(&e);
+                if matches!(e, ObjectError::BodyTooLarge(_)) {
+                    // the rest of the body was never read: the connection cannot be reused
+                    response.headers_mut().insert(
+                        hyper::header::CONNECTION,
+                        hyper::header::HeaderValue::from_static("close"),
+                    );
+                }
+                response
+            }
         }
     }
 
@@ -138,7 +155,10 @@ impl Gateway {
             }
             (&Method::GET, ["_admin", "classes"]) => {
                 let all: Vec<_> = self.registry.list().iter().map(|c| c.describe()).collect();
-                Ok(json_response(StatusCode::OK, &serde_json::Value::Array(all)))
+                Ok(json_response(
+                    StatusCode::OK,
+                    &serde_json::Value::Array(all),
+                ))
             }
             (&Method::GET, ["_admin", "classes", class]) => {
                 let class = decode(class)?;
@@ -153,7 +173,10 @@ impl Gateway {
                 let limit = self.directory.limits().max_component_bytes;
                 let bytes = read_body(req.into_body(), limit).await?;
                 let version = self.registry.deploy(&class, bytes.to_vec()).await?;
-                self.directory.metrics().deploys.fetch_add(1, Ordering::Relaxed);
+                self.directory
+                    .metrics()
+                    .deploys
+                    .fetch_add(1, Ordering::Relaxed);
                 Ok(json_response(StatusCode::CREATED, &version.describe()))
             }
             (&Method::POST, ["rpc", class, name, method]) => {
@@ -180,7 +203,8 @@ impl Gateway {
             (_, ["objects", class, name, ..]) => {
                 let class = decode(class)?;
                 let address = object_name(name)?;
-                let prefix_len = 1 + "objects".len() + 1 + segments[1].len() + 1 + segments[2].len();
+                let prefix_len =
+                    1 + "objects".len() + 1 + segments[1].len() + 1 + segments[2].len();
                 let rest = &path[prefix_len..];
                 let rest = if rest.is_empty() { "/" } else { rest };
                 self.fetch(req, &class, &address, rest.to_string()).await
@@ -209,7 +233,12 @@ impl Gateway {
         let headers = parts
             .headers
             .iter()
-            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect();
         let body = read_body(body, self.directory.limits().max_body_bytes).await?;
         let request = http_types::Request {
@@ -222,7 +251,10 @@ impl Gateway {
         };
         let response = self.directory.fetch(class, address, request).await?;
         let status = StatusCode::from_u16(response.status).map_err(|_| {
-            ObjectError::FetchFailed(format!("fetch returned an invalid HTTP status {}", response.status))
+            ObjectError::FetchFailed(format!(
+                "fetch returned an invalid HTTP status {}",
+                response.status
+            ))
         })?;
         let mut builder = Response::builder().status(status);
         for (name, value) in &response.headers {
@@ -230,6 +262,8 @@ impl Gateway {
         }
         builder
             .body(Full::new(Bytes::from(response.body)))
-            .map_err(|e| ObjectError::FetchFailed(format!("fetch returned an invalid response: {e}")))
+            .map_err(|e| {
+                ObjectError::FetchFailed(format!("fetch returned an invalid response: {e}"))
+            })
     }
 }

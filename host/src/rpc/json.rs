@@ -140,6 +140,7 @@ pub(crate) fn args_from_json(
 }
 
 /// Converts one JSON value into a [`Val`] of type `ty`; errors carry a path but no argument.
+#[cfg(test)]
 pub(crate) fn json_to_val(ty: &Type, json: &Value) -> Result<Val, ArgumentError> {
     decode(ty, json).map_err(|mismatch| mismatch.into_error(None))
 }
@@ -360,11 +361,9 @@ fn decode(ty: &Type, json: &Value) -> Result<Val, Mismatch> {
                         (key, value)
                     }
                     _ => {
-                        return Err(Mismatch::expected(
-                            "a [key, value] array of length 2",
-                            pair,
-                        )
-                        .at(i));
+                        return Err(
+                            Mismatch::expected("a [key, value] array of length 2", pair).at(i)
+                        );
                     }
                 };
                 entries.push(entry);
@@ -423,7 +422,10 @@ fn decode(ty: &Type, json: &Value) -> Result<Val, Mismatch> {
                 let names: Vec<&str> = variant.cases().map(|case| case.name).collect();
                 return Err(unknown_case(tag, &names));
             };
-            Val::Variant(tag.to_owned(), decode_payload(tag, case.ty.as_ref(), payload)?)
+            Val::Variant(
+                tag.to_owned(),
+                decode_payload(tag, case.ty.as_ref(), payload)?,
+            )
         }
         Type::Enum(enum_) => {
             let Value::String(name) = json else {
@@ -1054,7 +1056,9 @@ mod tests {
         for bad in [json!(""), json!("ab"), json!("e\u{301}"), json!(97)] {
             let message = error(&prim("char"), bad);
             assert!(
-                message.starts_with("expected char (a string of exactly one Unicode scalar value), got"),
+                message.starts_with(
+                    "expected char (a string of exactly one Unicode scalar value), got"
+                ),
                 "{message}"
             );
         }
@@ -1064,17 +1068,16 @@ mod tests {
     fn record_fields_are_checked_by_name() {
         let order = t("order");
         // A missing option field is `none`; output then writes it as `null`.
-        let val = json_to_val(
-            &order,
-            &json!({"id": 1, "items": [], "color": "red"}),
-        )
-        .unwrap();
+        let val = json_to_val(&order, &json!({"id": 1, "items": [], "color": "red"})).unwrap();
         assert_eq!(
             val_to_json(&order, &val),
             json!({"id": 1, "items": [], "note": null, "color": "red"})
         );
         assert_eq!(
-            error(&order, json!({"id": 1, "items": [], "color": "red", "notes": "x"})),
+            error(
+                &order,
+                json!({"id": 1, "items": [], "color": "red", "notes": "x"})
+            ),
             "unknown field `notes` for record with fields `id`, `items`, `note`, `color`"
         );
         assert_eq!(
@@ -1082,7 +1085,10 @@ mod tests {
             "missing field `items` of type list<record { name: string, count: u32 }>"
         );
         assert_eq!(
-            error(&order, json!({"id": 1, "items": [{"name": "a", "count": 1}, {"name": 5, "count": 2}], "color": "red"})),
+            error(
+                &order,
+                json!({"id": 1, "items": [{"name": "a", "count": 1}, {"name": 5, "count": 2}], "color": "red"})
+            ),
             "at /items/1/name: expected string, got number 5"
         );
         assert_eq!(
@@ -1099,7 +1105,10 @@ mod tests {
     #[test]
     fn nested_options_are_tagged_like_jco() {
         let option2 = t("option2");
-        assert_eq!(round_trip(&option2, json!({"tag": "none"})), Val::Option(None));
+        assert_eq!(
+            round_trip(&option2, json!({"tag": "none"})),
+            Val::Option(None)
+        );
         assert_eq!(
             round_trip(&option2, json!({"tag": "some", "val": null})),
             Val::Option(Some(Box::new(Val::Option(None))))
@@ -1127,7 +1136,8 @@ mod tests {
         assert_eq!(
             round_trip(&option3, json!({"tag": "some", "val": 1})),
             some(some(some(Val::U32(1))))
-        );    }
+        );
+    }
 
     #[test]
     fn variants_enums_and_flags_refuse_unknown_names() {
@@ -1206,15 +1216,19 @@ mod tests {
         let types = all();
         assert_eq!(
             check_rpc_type(&types["own"]),
-            Err("`own<resource>` cannot cross RPC: handles only mean something inside the \
+            Err(
+                "`own<resource>` cannot cross RPC: handles only mean something inside the \
                  instance that holds them"
-                .to_owned())
+                    .to_owned()
+            )
         );
         assert_eq!(
             check_rpc_type(&types["borrows"]),
-            Err("`borrow<resource>` in `list<tuple<u32, borrow<resource>>>` cannot cross RPC: \
+            Err(
+                "`borrow<resource>` in `list<tuple<u32, borrow<resource>>>` cannot cross RPC: \
                  handles only mean something inside the instance that holds them"
-                .to_owned())
+                    .to_owned()
+            )
         );
         assert_eq!(
             error(&types["borrows"], json!([[1, 2]])),
@@ -1247,11 +1261,15 @@ mod tests {
             ]
         );
         assert_eq!(
-            args_from_json(&params, &json!([1])).unwrap_err().to_string(),
+            args_from_json(&params, &json!([1]))
+                .unwrap_err()
+                .to_string(),
             "expected 2 arguments (by: s64, items: list<record { name: string }>), got 1"
         );
         assert_eq!(
-            args_from_json(&params, &json!({"by": 1})).unwrap_err().to_string(),
+            args_from_json(&params, &json!({"by": 1}))
+                .unwrap_err()
+                .to_string(),
             "expected a JSON array of arguments, got object"
         );
         assert_eq!(
@@ -1267,13 +1285,18 @@ mod tests {
         );
         assert!(matches!(
             err,
-            ArgumentError::InvalidValue { argument: Some(Argument { position: 1, .. }), .. }
+            ArgumentError::InvalidValue {
+                argument: Some(Argument { position: 1, .. }),
+                ..
+            }
         ));
 
         let (no_params, _) = signature(&func(r#"(import "f" (func))"#, "f"));
         assert_eq!(args_from_json(&no_params, &json!([])).unwrap(), vec![]);
         assert_eq!(
-            args_from_json(&no_params, &json!([1])).unwrap_err().to_string(),
+            args_from_json(&no_params, &json!([1]))
+                .unwrap_err()
+                .to_string(),
             "expected no arguments, got 1"
         );
         let (one, _) = signature(&func(r#"(import "f" (func (param "by" s64)))"#, "f"));

@@ -25,7 +25,9 @@ pub(crate) fn reply(value: Option<Val>, ty: Option<&Type>) -> Reply {
     };
     match (value, ty) {
         (Some(Val::Result(Ok(v))), Some(Type::Result(r))) => Reply::Ok(to_json(v, r.ok())),
-        (Some(Val::Result(Err(e))), Some(Type::Result(r))) => Reply::MethodError(to_json(e, r.err())),
+        (Some(Val::Result(Err(e))), Some(Type::Result(r))) => {
+            Reply::MethodError(to_json(e, r.err()))
+        }
         (Some(v), Some(ty)) => Reply::Ok(json::val_to_json(ty, &v)),
         _ => Reply::Ok(serde_json::Value::Null),
     }

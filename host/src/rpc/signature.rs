@@ -208,8 +208,8 @@ fn write_payload(out: &mut String, keyword: &str, payload: Option<Type>) {
 pub(crate) mod wat_types {
     use std::collections::HashMap;
 
-    use wasmtime::component::types::{ComponentFunc, ComponentItem, Type};
     use wasmtime::component::Component;
+    use wasmtime::component::types::{ComponentFunc, ComponentItem, Type};
     use wasmtime::{Config, Engine};
 
     fn engine() -> Engine {
@@ -283,7 +283,9 @@ mod tests {
             "bool", "s8", "u8", "s16", "u16", "s32", "u32", "s64", "u64", "char", "string",
         ] {
             assert_eq!(
-                rendered(&format!("(type $t' (list {name})) (export \"t\" (type $t'))")),
+                rendered(&format!(
+                    "(type $t' (list {name})) (export \"t\" (type $t'))"
+                )),
                 format!("list<{name}>")
             );
         }
@@ -353,7 +355,10 @@ mod tests {
     fn signatures_render_as_wit_funcs() {
         let cases = [
             ("(func)", "func()"),
-            ("(func (param \"by\" s64) (result s64))", "func(by: s64) -> s64"),
+            (
+                "(func (param \"by\" s64) (result s64))",
+                "func(by: s64) -> s64",
+            ),
             (
                 "(func (param \"a\" (list string)) (result (result u32 (error string))))",
                 "func(a: list<string>) -> result<u32, string>",

@@ -96,8 +96,8 @@ impl storage_api::Host for SqliteStorage {
 
     fn exec(&mut self, query: String, params: Vec<SqlValue>) -> Outcome<SqlResult> {
         let params: Vec<_> = params.into_iter().map(from_wit_value).collect();
-        outcome(
-            SqliteStorage::exec(self, &query, &params).map(|r| SqlResult {
+        outcome(SqliteStorage::exec(self, &query, &params).map(|r| {
+            SqlResult {
                 columns: r.columns,
                 rows: r
                     .rows
@@ -106,8 +106,8 @@ impl storage_api::Host for SqliteStorage {
                     .collect(),
                 rows_read: r.rows_read,
                 rows_written: r.rows_written,
-            }),
-        )
+            }
+        }))
     }
 
     fn database_size(&mut self) -> Outcome<u64> {

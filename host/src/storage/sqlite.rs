@@ -416,7 +416,7 @@ impl SqliteStorage {
     /// The size of the database in bytes (`page_count * page_size`, uncommitted growth of the
     /// current batch included); 0, without creating anything, if the file was never created.
     pub(crate) fn database_size(&mut self) -> Result<u64, StorageError> {
-        if self.conn.is_none() && self.lost_batch.is_none() && !self.path.exists() {
+        if !self.is_open() && self.lost_batch.is_none() && !self.path.exists() {
             return Ok(0);
         }
         self.run(|db| db.database_size())
@@ -605,7 +605,7 @@ impl SqliteStorage {
     /// Makes sure the connection is open, the batch transaction begun and the event's savepoint
     /// set.
     fn begin_event(&mut self) -> Result<(), StorageError> {
-        if self.conn.is_none() {
+        if !self.is_open() {
             self.conn = Some(self.open()?);
         }
         let Some(conn) = self.conn.as_ref() else {
