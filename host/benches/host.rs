@@ -130,10 +130,12 @@ fn main() -> anyhow::Result<()> {
 
 async fn run() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let mut config = wasmdo_host::config::Config::default();
-    config.listen = "127.0.0.1:0".parse()?;
-    config.data = Some(dir.path().join("data"));
-    config.limits.max_live_objects = 20_000;
+    let mut config = wasmdo_host::config::Config {
+        listen: "127.0.0.1:0".parse()?,
+        data: Some(dir.path().join("data")),
+        ..Default::default()
+    };
+    config.limits.max_live_objects = 5_000;
     config.limits.idle_timeout_ms = 600_000;
     let host = wasmdo_host::Host::start(config).await?;
     let bytes = std::fs::read(wasmdo_test_artifacts::EXAMPLE_COUNTER)?;
