@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use wasmtime::component::{ResourceTable, Val};
-use wasmtime::{Store, Trap};
+use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::bindings::DurableObject;
@@ -31,6 +31,8 @@ pub(crate) struct ObjectState {
     stderr: GuestOutput,
     /// Whether an instance has run with this state (and left WASI resources behind).
     used: bool,
+    /// Epoch ticks the running event may still use before its wall-clock deadline.
+    ticks_left: u64,
 }
 
 impl ObjectState {
@@ -45,6 +47,7 @@ impl ObjectState {
             limiter: MemoryLimiter::new(limits.max_memory_bytes),
             stderr,
             used: false,
+            ticks_left: 0,
         }
     }
 
@@ -75,6 +78,21 @@ impl WasiView for ObjectState {
     }
 }
 
+/// Gives the store a fresh budget for one event: a full fuel tank (when metering) and the
+/// wall-clock deadline's ticks. A new Store starts with no fuel and an expired deadline.
+fn arm(store: &mut Store<ObjectState>, limits: &Limits) -> Result<(), ObjectError> {
+    if limits.fuel_metering {
+        store
+            .set_fuel(limits.fuel_per_event)
+            .map_err(|e| ObjectError::Internal(e.to_string()))?;
+    }
+    let state = store.data_mut();
+    state.ticks_left = limits.epoch_ticks();
+    state.stderr.clear_tail();
+    store.set_epoch_deadline(1);
+    Ok(())
+}
+
 /// A live instance of one class version.
 pub(crate) struct Instance {
     store: Store<ObjectState>,
@@ -96,14 +114,28 @@ impl Instance {
         state.used = true;
         let mut store = Store::new(class.pre.engine(), state);
         store.limiter(|s| &mut s.limiter);
-        // a new Store starts with no fuel and an expired deadline; instantiation runs start
-        // functions (guest code), so it gets one event's budget
-        if let Err(e) = store.set_fuel(limits.fuel_per_event) {
-            return Err((ObjectError::Internal(e.to_string()), store.into_data()));
-        }
-        store.set_epoch_deadline(limits.epoch_ticks());
-        if let Err(e) = store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL)) {
-            return Err((ObjectError::Internal(e.to_string()), store.into_data()));
+        // Every epoch tick (10 ms) a running guest yields to the runtime, so one busy object
+        // never holds a worker thread; once the event's ticks are used up, it is interrupted.
+        store.epoch_deadline_callback(|mut ctx| {
+            let state = ctx.data_mut();
+            if state.ticks_left == 0 {
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            state.ticks_left -= 1;
+            Ok(UpdateDeadline::Yield(1))
+        });
+        // instantiation runs start functions (guest code): it gets one event's budget
+        let armed = arm(&mut store, limits).and_then(|()| {
+            if limits.fuel_metering {
+                // with fuel, yield far more often than the epoch does (~1 ms of guest CPU)
+                store
+                    .fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL))
+                    .map_err(|e| ObjectError::Internal(e.to_string()))?;
+            }
+            Ok(())
+        });
+        if let Err(e) = armed {
+            return Err((e, store.into_data()));
         }
         let instance = match class.pre.instantiate_async(&mut store).await {
             Ok(i) => i,
@@ -143,12 +175,7 @@ impl Instance {
     }
 
     fn arm(&mut self, limits: &Limits) -> Result<(), ObjectError> {
-        self.store
-            .set_fuel(limits.fuel_per_event)
-            .map_err(|e| ObjectError::Internal(e.to_string()))?;
-        self.store.set_epoch_deadline(limits.epoch_ticks());
-        self.store.data().stderr.clear_tail();
-        Ok(())
+        arm(&mut self.store, limits)
     }
 
     /// Turns an error out of a guest call into the limit or trap it was.

@@ -79,6 +79,9 @@ pub struct Limits {
     pub max_result_bytes: u64,
     /// `true`: every commit is fsynced (survives power loss); `false`: survives process crashes only.
     pub durable_commits: bool,
+    /// `true`: exact CPU accounting with fuel (`fuel-per-event`); `false`: only the wall-clock
+    /// deadline limits an event, and guest code runs faster (see docs/BENCHMARKS.md).
+    pub fuel_metering: bool,
 }
 
 impl Default for Limits {
@@ -101,6 +104,7 @@ impl Default for Limits {
             max_database_bytes: storage.max_database_bytes,
             max_result_bytes: storage.max_result_bytes,
             durable_commits: true,
+            fuel_metering: true,
         }
     }
 }

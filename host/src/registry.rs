@@ -138,7 +138,7 @@ pub(crate) fn new_engine(limits: &Limits) -> anyhow::Result<Engine> {
     let mut config = wasmtime::Config::new();
     config
         .wasm_component_model(true)
-        .consume_fuel(true)
+        .consume_fuel(limits.fuel_metering)
         .epoch_interruption(true)
         .max_wasm_stack(limits.max_wasm_stack)
         // the async stack must hold the wasm stack plus host frames

@@ -123,3 +123,34 @@ fn oversize_bodies_are_refused_with_413() {
         .expect_error(413, "BodyTooLarge");
     assert_eq!(host.call("runaway", "a", "ok", json!([])), "ok");
 }
+
+fn xorshift(iterations: u64) -> u64 {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..iterations {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+    }
+    x
+}
+
+#[test]
+fn cpu_bound_work_within_the_budget_completes() {
+    let host = host();
+    assert_eq!(
+        host.call("runaway", "a", "work", json!([100_000])),
+        xorshift(100_000)
+    );
+}
+
+#[test]
+fn without_fuel_metering_the_wall_clock_still_stops_a_loop() {
+    let host = TestHost::with_config("[limits]\nfuel-metering = false\nwall-clock-ms = 300\n");
+    host.deploy("runaway", LIMITS_RUNAWAY).expect(201);
+    host.rpc("runaway", "a", "spin", json!([]))
+        .expect_error(500, "WallClockLimitExceeded");
+    assert_eq!(
+        host.call("runaway", "a", "work", json!([1000])),
+        xorshift(1000)
+    );
+}
