@@ -10,6 +10,7 @@
 //!
 //! Set `BENCH_QUICK=1` for a short run.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -18,7 +19,8 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
-use wasmdo_host::directory::Address;
+
+use wasmdo_host::directory::{Address, Directory};
 
 fn quick() -> bool {
     std::env::var_os("BENCH_QUICK").is_some()
@@ -119,6 +121,65 @@ async fn trivial_server() -> std::net::SocketAddr {
         }
     });
     addr
+}
+
+/// Times `work(n)` (pure guest computation) and a trivial call with fuel metering on (the
+/// default host) and off (a second host).
+async fn fuel_overhead(metered: &Arc<Directory>, dir: &std::path::Path) -> anyhow::Result<()> {
+    let mut config = wasmdo_host::config::Config {
+        listen: "127.0.0.1:0".parse()?,
+        data: Some(dir.join("unmetered")),
+        ..Default::default()
+    };
+    config.limits.fuel_metering = false;
+    let host = wasmdo_host::Host::start(config).await?;
+    let unmetered = host.directory().clone();
+    let runaway = std::fs::read(wasmdo_test_artifacts::LIMITS_RUNAWAY)?;
+    for directory in [metered, &unmetered] {
+        directory
+            .registry()
+            .deploy("runaway", runaway.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let object = Address::Name("cpu".into());
+    let iterations = if quick() { 1_000_000 } else { 20_000_000 };
+    let rounds = if quick() { 5 } else { 30 };
+    let mut medians = Vec::new();
+    for (label, directory) in [("fuel on ", metered), ("fuel off", &unmetered)] {
+        directory
+            .call("runaway", &object, "work", json!([1000]))
+            .await?;
+        let mut samples = Vec::new();
+        for _ in 0..rounds {
+            let start = Instant::now();
+            directory
+                .call("runaway", &object, "work", json!([iterations]))
+                .await?;
+            samples.push(start.elapsed());
+        }
+        let stats = Stats::new(samples);
+        medians.push(stats.pct(0.5));
+        println!(
+            "cpu-bound guest, work({iterations}), {label}:            p50 {:>8.2} ms",
+            stats.pct(0.5).as_secs_f64() * 1e3
+        );
+        let mut samples = Vec::new();
+        for _ in 0..(if quick() { 2_000 } else { 20_000 }) {
+            let start = Instant::now();
+            directory.call("runaway", &object, "ok", json!([])).await?;
+            samples.push(start.elapsed());
+        }
+        println!(
+            "trivial call (ok), {label}:                        {}",
+            Stats::new(samples).line()
+        );
+    }
+    println!(
+        "fuel metering overhead on CPU-bound Rust guest code: {:+.0}%",
+        (medians[0].as_secs_f64() / medians[1].as_secs_f64() - 1.0) * 100.0
+    );
+    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -237,6 +298,9 @@ async fn run() -> anyhow::Result<()> {
             stats.line()
         );
     }
+    // the cost of fuel metering: the same CPU-bound guest on a host without it
+    fuel_overhead(&directory, dir.path()).await?;
+
     let metrics = directory.metrics();
     let events = metrics.events.load(std::sync::atomic::Ordering::Relaxed);
     let commits = metrics.batches.load(std::sync::atomic::Ordering::Relaxed);

@@ -96,7 +96,8 @@ impl Directory {
         })
     }
 
-    pub(crate) fn registry(&self) -> &Arc<Registry> {
+    /// The class registry objects are activated from.
+    pub fn registry(&self) -> &Arc<Registry> {
         &self.registry
     }
 
