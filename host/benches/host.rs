@@ -1,16 +1,20 @@
 //! `cargo bench -p wasmdo --bench host` — the numbers in docs/BENCHMARKS.md.
 //!
 //! Runs the real host in-process (the library the `wasmdo` binary is made of) with the example
-//! counter, and measures:
-//! - in-process RPC latency to a warm object (read-only `get`, and `increment` with a durable write);
-//! - HTTP on loopback: throughput and latency with N keep-alive connections to one hot object
-//!   (one durable write per call), and to a trivial hyper handler (this machine's ceiling);
-//! - activation of never-seen objects (first call, including creating the object's database);
-//! - RSS per live object.
+//! counter and measures:
+//! - in-process: RPC latency to a warm object (a read, a durable write), activation of
+//!   never-seen objects, RSS per live object, and fuel metering's cost on CPU-bound guest code;
+//! - over HTTP on loopback, with the same load generator for every target: a trivial hyper
+//!   handler (this machine's ceiling), wasmdo, and — when `bench/workerd` is installed
+//!   (`npm ci --prefix bench/workerd`) — workerd serving the same counter as a Cloudflare Durable
+//!   Object, in the same run: hot-object reads and durable writes, new-object creation.
 //!
-//! Set `BENCH_QUICK=1` for a short run.
+//! `BENCH_QUICK=1` for a short run.
 
+use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -19,7 +23,6 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
-
 use wasmdo_host::directory::{Address, Directory};
 
 fn quick() -> bool {
@@ -49,8 +52,9 @@ impl Stats {
     }
 }
 
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+/// Resident set size of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -58,17 +62,20 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// `connections` keep-alive connections, each sending POSTs back to back until `duration`
+/// has passed. `path(i)` gives the path of the i-th request overall.
 async fn http_load(
-    addr: std::net::SocketAddr,
-    path: &str,
+    addr: SocketAddr,
+    path: Arc<dyn Fn(usize) -> String + Send + Sync>,
     body: &'static str,
     connections: usize,
     duration: Duration,
 ) -> (f64, Stats) {
     let deadline = Instant::now() + duration;
+    let counter = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..connections {
-        let path = path.to_string();
+        let (path, counter) = (path.clone(), counter.clone());
         tasks.push(tokio::spawn(async move {
             let stream = TcpStream::connect(addr).await.unwrap();
             stream.set_nodelay(true).unwrap();
@@ -78,7 +85,7 @@ async fn http_load(
             tokio::spawn(conn);
             let mut samples = Vec::new();
             while Instant::now() < deadline {
-                let req = Request::post(&path)
+                let req = Request::post(path(counter.fetch_add(1, Ordering::Relaxed)))
                     .header("host", "bench")
                     .body(Full::new(Bytes::from_static(body.as_bytes())))
                     .unwrap();
@@ -99,7 +106,7 @@ async fn http_load(
     (rate, Stats::new(all))
 }
 
-async fn trivial_server() -> std::net::SocketAddr {
+async fn trivial_server() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -123,9 +130,107 @@ async fn trivial_server() -> std::net::SocketAddr {
     addr
 }
 
+/// workerd serving bench/workerd/counter.js, if installed; killed on drop.
+struct Workerd {
+    child: std::process::Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Workerd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_workerd() -> anyhow::Result<Option<Workerd>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/workerd");
+    let binary = root.join("node_modules/.bin/workerd");
+    if !binary.exists() {
+        println!(
+            "(workerd not installed: `npm ci --prefix bench/workerd` to compare side by side)"
+        );
+        return Ok(None);
+    }
+    let dir = tempfile::tempdir()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let config = std::fs::read_to_string(root.join("config.capnp"))?
+        .replace("127.0.0.1:8788", &format!("127.0.0.1:{port}"));
+    std::fs::write(dir.path().join("config.capnp"), config)?;
+    std::fs::copy(root.join("counter.js"), dir.path().join("counter.js"))?;
+    std::fs::create_dir(dir.path().join("data"))?;
+    let child = std::process::Command::new(binary)
+        .args(["serve", "config.capnp", "--experimental"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(addr).is_err() {
+        anyhow::ensure!(Instant::now() < deadline, "workerd did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(Some(Workerd {
+        child,
+        addr,
+        _dir: dir,
+    }))
+}
+
+/// The HTTP scenarios, run identically against each target.
+async fn http_scenarios(label: &str, addr: SocketAddr, pid: u32, secs: Duration) {
+    for connections in [1, 16] {
+        let (rate, stats) = http_load(
+            addr,
+            Arc::new(|_| "/rpc/counter/hot/get".to_string()),
+            "[]",
+            connections,
+            secs,
+        )
+        .await;
+        println!(
+            "{label:<8} hot object, read,          {connections:>2} conns: {rate:>8.0} req/s  {}",
+            stats.line()
+        );
+        let (rate, stats) = http_load(
+            addr,
+            Arc::new(|_| "/rpc/counter/hot/increment".to_string()),
+            "[1]",
+            connections,
+            secs,
+        )
+        .await;
+        println!(
+            "{label:<8} hot object, durable write, {connections:>2} conns: {rate:>8.0} req/s  {}",
+            stats.line()
+        );
+    }
+    let prefix = format!("fresh-{}", std::process::id());
+    let rss_before = rss_kib(pid);
+    let (rate, stats) = http_load(
+        addr,
+        Arc::new(move |i| format!("/rpc/counter/{prefix}-{i}/increment")),
+        "[1]",
+        16,
+        secs,
+    )
+    .await;
+    let rss_after = rss_kib(pid);
+    let created = stats.samples.len() as u64;
+    println!(
+        "{label:<8} new objects (write each),   16 conns: {rate:>8.0} objects/s  {}  RSS +{:.1} KiB/object",
+        stats.line(),
+        rss_after.saturating_sub(rss_before) as f64 / created.max(1) as f64
+    );
+}
+
 /// Times `work(n)` (pure guest computation) and a trivial call with fuel metering on (the
 /// default host) and off (a second host).
-async fn fuel_overhead(metered: &Arc<Directory>, dir: &std::path::Path) -> anyhow::Result<()> {
+async fn fuel_overhead(metered: &Arc<Directory>, dir: &Path) -> anyhow::Result<()> {
     let mut config = wasmdo_host::config::Config {
         listen: "127.0.0.1:0".parse()?,
         data: Some(dir.join("unmetered")),
@@ -161,7 +266,7 @@ async fn fuel_overhead(metered: &Arc<Directory>, dir: &std::path::Path) -> anyho
         let stats = Stats::new(samples);
         medians.push(stats.pct(0.5));
         println!(
-            "cpu-bound guest, work({iterations}), {label}:            p50 {:>8.2} ms",
+            "cpu-bound guest work({iterations}), {label}: p50 {:>8.2} ms",
             stats.pct(0.5).as_secs_f64() * 1e3
         );
         let mut samples = Vec::new();
@@ -171,7 +276,7 @@ async fn fuel_overhead(metered: &Arc<Directory>, dir: &std::path::Path) -> anyho
             samples.push(start.elapsed());
         }
         println!(
-            "trivial call (ok), {label}:                        {}",
+            "trivial call, {label}:                   {}",
             Stats::new(samples).line()
         );
     }
@@ -207,6 +312,7 @@ async fn run() -> anyhow::Result<()> {
     let directory = host.directory().clone();
     let addr = host.addr();
     tokio::spawn(host.serve());
+    let me = std::process::id();
 
     println!(
         "machine: {} cores; wasmdo {}",
@@ -227,7 +333,7 @@ async fn run() -> anyhow::Result<()> {
         samples.push(start.elapsed());
     }
     println!(
-        "in-process rpc, warm object, read (get):           {}",
+        "in-process rpc, warm object, read:                 {}",
         Stats::new(samples).line()
     );
     let n = if quick() { 500 } else { 5_000 };
@@ -240,72 +346,60 @@ async fn run() -> anyhow::Result<()> {
         samples.push(start.elapsed());
     }
     println!(
-        "in-process rpc, warm object, durable write (1 at a time): {}",
+        "in-process rpc, warm object, durable write:        {}",
         Stats::new(samples).line()
     );
 
-    // activation of never-seen objects (sequential)
-    let n = if quick() { 300 } else { 3_000 };
-    let mut samples = Vec::with_capacity(n);
-    let rss_before = rss_kib();
-    for i in 0..n {
-        let start = Instant::now();
-        directory
-            .call(
-                "counter",
-                &Address::Name(format!("new-{i}")),
-                "get",
-                json!([]),
-            )
-            .await?;
-        samples.push(start.elapsed());
+    // activation of never-seen objects, one at a time
+    for (method, args) in [("get", json!([])), ("increment", json!([1]))] {
+        let n = if quick() { 300 } else { 2_000 };
+        let mut samples = Vec::with_capacity(n);
+        let rss_before = rss_kib(me);
+        for i in 0..n {
+            let object = Address::Name(format!("new-{method}-{i}"));
+            let start = Instant::now();
+            directory
+                .call("counter", &object, method, args.clone())
+                .await?;
+            samples.push(start.elapsed());
+        }
+        let rss_after = rss_kib(me);
+        println!(
+            "activation of a never-seen object + {method:<9}:    {}  RSS +{:.1} KiB/live object",
+            Stats::new(samples).line(),
+            rss_after.saturating_sub(rss_before) as f64 / n as f64,
+        );
     }
-    let rss_after = rss_kib();
-    let stats = Stats::new(samples);
-    let total: Duration = stats.samples.iter().sum();
-    println!(
-        "activation of a never-seen object (first call):     {}  => {:.0} objects/s",
-        stats.line(),
-        n as f64 / total.as_secs_f64()
-    );
-    println!(
-        "RSS per live object: {:.1} KiB ({} objects, {} KiB → {} KiB, {} live)",
-        (rss_after.saturating_sub(rss_before)) as f64 / n as f64,
-        n,
-        rss_before,
-        rss_after,
-        directory.live_objects()
-    );
+    println!("live objects: {}", directory.live_objects());
 
-    // HTTP on loopback
+    fuel_overhead(&directory, dir.path()).await?;
+
+    // HTTP on loopback, same load generator for every target
     let secs = Duration::from_secs(if quick() { 2 } else { 10 });
     let trivial = trivial_server().await;
     for connections in [1, 16] {
-        let (rate, stats) = http_load(trivial, "/", "[]", connections, secs).await;
+        let (rate, stats) = http_load(
+            trivial,
+            Arc::new(|_| "/".to_string()),
+            "[]",
+            connections,
+            secs,
+        )
+        .await;
         println!(
-            "http ceiling (trivial hyper handler), {connections:>2} conns:   {rate:>9.0} req/s  {}",
-            stats.line()
-        );
-        let (rate, stats) = http_load(addr, "/rpc/counter/hot/get", "[]", connections, secs).await;
-        println!(
-            "http rpc, hot object, read,          {connections:>2} conns:   {rate:>9.0} req/s  {}",
-            stats.line()
-        );
-        let (rate, stats) =
-            http_load(addr, "/rpc/counter/hot/increment", "[1]", connections, secs).await;
-        println!(
-            "http rpc, hot object, durable write, {connections:>2} conns:   {rate:>9.0} req/s  {}",
+            "ceiling  trivial hyper handler,      {connections:>2} conns: {rate:>8.0} req/s  {}",
             stats.line()
         );
     }
-    // the cost of fuel metering: the same CPU-bound guest on a host without it
-    fuel_overhead(&directory, dir.path()).await?;
-
+    http_scenarios("wasmdo", addr, me, secs).await;
+    if let Some(workerd) = start_workerd()? {
+        http_scenarios("workerd", workerd.addr, workerd.child.id(), secs).await;
+    }
     let metrics = directory.metrics();
-    let events = metrics.events.load(std::sync::atomic::Ordering::Relaxed);
-    let commits = metrics.batches.load(std::sync::atomic::Ordering::Relaxed);
+    let events = metrics.events.load(Ordering::Relaxed);
+    let commits = metrics.batches.load(Ordering::Relaxed);
     println!(
-        "events per commit overall: {:.1} ({events} events, {commits} commits)",
+        "wasmdo events per commit overall: {:.1} ({events} events, {commits} commits)",
         events as f64 / commits.max(1) as f64
     );
     Ok(())
