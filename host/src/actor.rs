@@ -172,6 +172,7 @@ impl Actor {
 
     async fn run_batch(&mut self, first: Event) {
         let limits = self.directory.limits().clone();
+        let was_open = self.state_mut().storage.is_open();
         let mut pending = Vec::new();
         let mut next = Some(first);
         let mut count = 0;
@@ -190,6 +191,7 @@ impl Actor {
             }
         }
         let commit = self.commit();
+        self.account_database(was_open);
         self.slot.touch();
         let metrics = self.directory.metrics();
         metrics.events.fetch_add(count as u64, Ordering::Relaxed);
@@ -199,15 +201,37 @@ impl Actor {
         }
     }
 
-    /// Commits the batch durably; the fsync runs without holding up other tasks of this worker.
+    /// Keeps the host-wide count of open databases, and closes this object's database after the
+    /// batch when too many are open (it reopens lazily), so live objects do not pin files.
+    fn account_database(&mut self, was_open: bool) {
+        let open = self.state_mut().storage.is_open();
+        let over = match (was_open, open) {
+            (false, true) => self.directory.database_opened_or_closed(true),
+            (true, false) => {
+                self.directory.database_opened_or_closed(false);
+                false
+            }
+            _ => open && self.directory.too_many_open_databases(),
+        };
+        if over {
+            self.state_mut().storage.close();
+            self.directory.database_opened_or_closed(false);
+        }
+    }
+
+    /// Commits the batch durably. A commit with writes fsyncs, so it runs in `block_in_place`
+    /// (the worker's other tasks move elsewhere); a read-only batch commits without I/O.
     fn commit(&mut self) -> Result<(), ObjectError> {
         let storage = &mut self.state_mut().storage;
-        tokio::task::block_in_place(|| storage.commit_batch())
-            .map(|_| ())
-            .map_err(|e| {
-                tracing::error!(target: "wasmdo.actor", "commit failed: {e}");
-                ObjectError::CommitFailed(e.to_string())
-            })
+        let result = if storage.has_pending_writes() {
+            tokio::task::block_in_place(|| storage.commit_batch())
+        } else {
+            storage.commit_batch()
+        };
+        result.map(|_| ()).map_err(|e| {
+            tracing::error!(target: "wasmdo.actor", "commit failed: {e}");
+            ObjectError::CommitFailed(e.to_string())
+        })
     }
 
     fn state_mut(&mut self) -> &mut ObjectState {

@@ -75,6 +75,8 @@ pub struct Directory {
     next_generation: AtomicU64,
     epoch: Instant,
     metrics: Arc<Metrics>,
+    /// Object databases currently open (kept by the actors as they open and close them).
+    open_databases: AtomicUsize,
 }
 
 impl Directory {
@@ -93,6 +95,7 @@ impl Directory {
             next_generation: AtomicU64::new(0),
             epoch: Instant::now(),
             metrics,
+            open_databases: AtomicUsize::new(0),
         })
     }
 
@@ -108,6 +111,27 @@ impl Directory {
     /// The host's counters.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// Records that an actor opened (`+1`) or closed (`-1`) its database; returns whether more
+    /// databases are open than `max-open-databases`.
+    pub(crate) fn database_opened_or_closed(&self, opened: bool) -> bool {
+        let open = if opened {
+            self.open_databases.fetch_add(1, Ordering::Relaxed) + 1
+        } else {
+            self.open_databases.fetch_sub(1, Ordering::Relaxed) - 1
+        };
+        open > self.limits.max_open_databases
+    }
+
+    /// Whether more databases are open than `max-open-databases`.
+    pub(crate) fn too_many_open_databases(&self) -> bool {
+        self.open_databases.load(Ordering::Relaxed) > self.limits.max_open_databases
+    }
+
+    /// Number of object databases open right now.
+    pub fn open_databases(&self) -> usize {
+        self.open_databases.load(Ordering::Relaxed)
     }
 
     /// Number of live objects.

@@ -38,6 +38,10 @@ pub const DEFAULT_MAX_BATCH: usize = 128;
 /// Objects live at once (instances in memory). Sizes the pooling allocator; past it the least
 /// recently used idle object is evicted to make room.
 pub const DEFAULT_MAX_LIVE_OBJECTS: u32 = 1_000;
+/// Object databases kept open at once (each holds ~3 file descriptors: the database, its WAL and
+/// its shared-memory index). Past it, an object closes its database after each batch and
+/// reopens it on its next storage call, so live objects do not cost open files.
+pub const DEFAULT_MAX_OPEN_DATABASES: usize = 1_000;
 /// An object with no event for this long is evicted: instance dropped, database closed.
 pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 30_000;
 /// Longest log line kept from a guest.
@@ -67,6 +71,8 @@ pub struct Limits {
     pub max_live_objects: u32,
     /// Idle time before eviction, in milliseconds.
     pub idle_timeout_ms: u64,
+    /// Object databases open at once (soft cap).
+    pub max_open_databases: usize,
     /// Key + value bytes per KV entry.
     pub max_entry_bytes: u64,
     /// SQL statement length in bytes.
@@ -98,6 +104,7 @@ impl Default for Limits {
             max_batch: DEFAULT_MAX_BATCH,
             max_live_objects: DEFAULT_MAX_LIVE_OBJECTS,
             idle_timeout_ms: DEFAULT_IDLE_TIMEOUT_MS,
+            max_open_databases: DEFAULT_MAX_OPEN_DATABASES,
             max_entry_bytes: storage.max_entry_bytes,
             max_statement_bytes: storage.max_statement_bytes,
             max_bound_parameters: storage.max_bound_parameters,

@@ -111,6 +111,11 @@ fn serve(
         )
         .with_writer(std::io::stderr)
         .init();
+    // Object databases hold file descriptors: take the whole hard limit, as servers do.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!("file descriptor limit: {limit}"),
+        Err(e) => tracing::warn!("cannot raise the file descriptor limit: {e}"),
+    }
     let mut config = match &config_path {
         Some(path) => Config::load(path)?,
         None => Config::default(),

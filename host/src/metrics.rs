@@ -21,8 +21,9 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Prometheus text exposition; `live` is the current number of live objects.
-    pub fn render(&self, live: usize, classes: usize) -> String {
+    /// Prometheus text exposition, with the current gauges: live objects, open object
+    /// databases, deployed classes.
+    pub fn render(&self, live: usize, open_databases: usize, classes: usize) -> String {
         let mut out = String::new();
         let mut gauge = |name: &str, help: &str, kind: &str, value: u64| {
             let _ = writeln!(
@@ -36,6 +37,12 @@ impl Metrics {
             "Objects with a live actor.",
             "gauge",
             live as u64,
+        );
+        gauge(
+            "open_databases",
+            "Object databases open.",
+            "gauge",
+            open_databases as u64,
         );
         gauge("classes", "Deployed classes.", "gauge", classes as u64);
         gauge(

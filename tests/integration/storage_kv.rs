@@ -240,3 +240,50 @@ fn thousands_of_objects_do_not_hold_thousands_of_open_files() {
         );
     }
 }
+
+#[test]
+fn live_objects_beyond_the_open_database_cap_close_their_files_between_batches() {
+    let host = TestHost::with_config(
+        "[limits]\nmax-live-objects = 2000\nmax-open-databases = 40\ndurable-commits = false\n",
+    );
+    host.deploy("kv", STORAGE_KV).expect(201);
+    for i in 0..300 {
+        host.call(
+            "kv",
+            &format!("obj-{i}"),
+            "put",
+            json!(["k", format!("{i}")]),
+        );
+    }
+    assert_eq!(host.metric("wasmdo_live_objects"), 300, "objects stay live");
+    assert!(host.metric("wasmdo_open_databases") <= 40);
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", host.pid()))
+        .unwrap()
+        .count();
+    assert!(fds < 250, "{fds} open file descriptors");
+    // a live object whose database was closed reopens it transparently
+    assert_eq!(host.call("kv", "obj-0", "get", json!(["k"])), "0");
+    // reading a never-written object creates no file
+    assert_eq!(
+        host.call("kv", "never-written", "get", json!(["k"])),
+        json!(null)
+    );
+    let databases = walk(&host.data.join("objects"))
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "sqlite"))
+        .count();
+    assert_eq!(databases, 300, "one database per object that wrote");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

@@ -144,10 +144,11 @@ impl Gateway {
                 }),
             )),
             (&Method::GET, ["_admin", "metrics"]) => {
-                let text = self
-                    .directory
-                    .metrics()
-                    .render(self.directory.live_objects(), self.registry.list().len());
+                let text = self.directory.metrics().render(
+                    self.directory.live_objects(),
+                    self.directory.open_databases(),
+                    self.registry.list().len(),
+                );
                 Ok(Response::builder()
                     .header("content-type", "text/plain; version=0.0.4")
                     .body(Full::new(Bytes::from(text)))

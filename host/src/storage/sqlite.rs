@@ -53,7 +53,9 @@ use rusqlite::fallible_iterator::FallibleIterator;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::limits::Limit;
 use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
-use rusqlite::{Batch, Connection, ErrorCode, OpenFlags, Statement, StatementStatus};
+use rusqlite::{
+    Batch, Connection, ErrorCode, OpenFlags, Statement, StatementStatus, TransactionState,
+};
 
 /// Largest key + value (Cloudflare's SQLite-backed objects: 2 MB per entry and per row).
 pub(crate) const DEFAULT_MAX_ENTRY_BYTES: u64 = 2 * 1024 * 1024;
@@ -303,13 +305,35 @@ impl SqliteStorage {
         self.conn.is_some()
     }
 
+    /// Whether the batch holds uncommitted writes, i.e. whether committing it costs a durable
+    /// sync. A read-only batch commits without I/O.
+    pub(crate) fn has_pending_writes(&self) -> bool {
+        self.batch_open
+            && self.conn.as_ref().is_some_and(|c| {
+                c.transaction_state(Some(rusqlite::MAIN_DB)) == Ok(TransactionState::Write)
+            })
+    }
+
+    /// True when the object has never written anything: no database file exists (and none is
+    /// open). Reads then answer "empty" without creating a file, so touching a never-seen object
+    /// costs no I/O and no file descriptor.
+    fn absent(&self) -> bool {
+        !self.is_open() && self.lost_batch.is_none() && !self.path.exists()
+    }
+
     /// The value stored under `key`, or `None` if the key does not exist.
     pub(crate) fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        if self.absent() {
+            return Ok(None);
+        }
         self.run(|db| db.get(key))
     }
 
     /// The entries that exist among `keys`, in key order, each once; missing keys are left out.
     pub(crate) fn get_many(&mut self, keys: &[String]) -> Result<Vec<Entry>, StorageError> {
+        if self.absent() {
+            return Ok(Vec::new());
+        }
         self.run(|db| db.get_many(keys))
     }
 
@@ -369,6 +393,9 @@ impl SqliteStorage {
                 "list: limit must be positive".into(),
             ));
         }
+        if self.absent() {
+            return Ok(Vec::new());
+        }
         self.run(|db| db.list(options))
     }
 
@@ -416,7 +443,7 @@ impl SqliteStorage {
     /// The size of the database in bytes (`page_count * page_size`, uncommitted growth of the
     /// current batch included); 0, without creating anything, if the file was never created.
     pub(crate) fn database_size(&mut self) -> Result<u64, StorageError> {
-        if !self.is_open() && self.lost_batch.is_none() && !self.path.exists() {
+        if self.absent() {
             return Ok(0);
         }
         self.run(|db| db.database_size())
