@@ -291,7 +291,9 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(run())
+    // measure from a task on the runtime, as the gateway's tasks are, not from the main thread
+    // (every call would then pay a cross-thread wake-up the server never pays)
+    runtime.block_on(async { tokio::spawn(run()).await? })
 }
 
 async fn run() -> anyhow::Result<()> {

@@ -633,7 +633,12 @@ impl SqliteStorage {
     /// set.
     fn begin_event(&mut self) -> Result<(), StorageError> {
         if !self.is_open() {
-            self.conn = Some(self.open()?);
+            // Opening (and, for a new object, creating) the database does file I/O and several
+            // fsyncs: let the async runtime move its other tasks off this thread meanwhile, so
+            // objects being created do not queue behind each other. Outside a runtime (unit
+            // tests) this just runs the closure.
+            let conn = tokio::task::block_in_place(|| self.open())?;
+            self.conn = Some(conn);
         }
         let Some(conn) = self.conn.as_ref() else {
             return Err(StorageError::Internal("the database is not open".into()));
@@ -710,6 +715,12 @@ fn configure(conn: &Connection, limits: &StorageLimits) -> rusqlite::Result<()> 
     // Defensive mode: no writable_schema, no direct writes to shadow tables; a guest cannot
     // corrupt its file through SQL.
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
+    // The object's actor is this database's only user, ever: hold the file lock for the
+    // connection's lifetime. Set before WAL is entered, this also keeps the WAL index in heap
+    // memory instead of a `-shm` file — one file descriptor, one mapping and a dozen fcntl lock
+    // calls per transaction fewer. (An outside tool opening a live object's file waits until the
+    // object is evicted.)
+    conn.query_row("PRAGMA locking_mode = EXCLUSIVE", [], |_| Ok(()))?;
     // WAL: a commit appends to the log (one fsync with synchronous=FULL) instead of writing the
     // rollback journal and the database.
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
@@ -2328,9 +2339,12 @@ mod tests {
         s.end_event(true).unwrap();
         assert_eq!(s.commit_batch(), Ok(false));
         assert!(!path.exists());
+        // reads of a never-written object create nothing
         assert_eq!(s.get("a").unwrap(), None);
-        assert!(s.is_open() && path.exists());
+        assert_eq!(s.list(&ListOptions::default()).unwrap(), vec![]);
+        assert!(!s.is_open() && !path.exists());
         s.put("a", &[0; 10_000]).unwrap();
+        assert!(s.is_open() && path.exists());
         assert!(s.database_size().unwrap() >= 10_000);
         s.close();
         assert!(!s.is_open());
@@ -2343,7 +2357,7 @@ mod tests {
                 durability,
                 ..Default::default()
             });
-            s.get("x").unwrap();
+            s.put("x", b"1").unwrap();
             let conn = s.conn.as_ref().unwrap();
             let synchronous: i64 = conn
                 .query_row("PRAGMA synchronous", [], |r| r.get(0))
@@ -2353,6 +2367,10 @@ mod tests {
                 .query_row("PRAGMA journal_mode", [], |r| r.get(0))
                 .unwrap();
             assert_eq!(journal, "wal");
+            let locking: String = conn
+                .query_row("PRAGMA locking_mode", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(locking, "exclusive");
         }
     }
 }
