@@ -91,8 +91,9 @@ async fn http_load(
                     .unwrap();
                 let start = Instant::now();
                 let res = sender.send_request(req).await.unwrap();
-                assert!(res.status().is_success(), "status {}", res.status());
-                res.into_body().collect().await.unwrap();
+                let status = res.status();
+                let body = res.into_body().collect().await.unwrap().to_bytes();
+                assert!(status.is_success(), "status {status}: {body:?}");
                 samples.push(start.elapsed());
             }
             samples
@@ -287,6 +288,48 @@ async fn fuel_overhead(metered: &Arc<Directory>, dir: &Path) -> anyhow::Result<(
     Ok(())
 }
 
+/// Re-activation of evicted objects whose databases exist: the first call after eviction
+/// instantiates the class, runs `init`, opens the object's database and reads from it.
+async fn reactivation(dir: &Path) -> anyhow::Result<()> {
+    let mut config = wasmdo_host::config::Config {
+        listen: "127.0.0.1:0".parse()?,
+        data: Some(dir.join("reactivation")),
+        ..Default::default()
+    };
+    config.limits.idle_timeout_ms = 300;
+    let host = wasmdo_host::Host::start(config).await?;
+    let directory = host.directory().clone();
+    let bytes = std::fs::read(wasmdo_test_artifacts::EXAMPLE_COUNTER)?;
+    directory
+        .registry()
+        .deploy("counter", bytes)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let n = if quick() { 200 } else { 1_000 };
+    for i in 0..n {
+        let object = Address::Name(format!("evicted-{i}"));
+        directory
+            .call("counter", &object, "increment", json!([1]))
+            .await?;
+    }
+    while directory.live_objects() > 0 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n {
+        let object = Address::Name(format!("evicted-{i}"));
+        let start = Instant::now();
+        let value = directory.call("counter", &object, "get", json!([])).await?;
+        samples.push(start.elapsed());
+        assert_eq!(value, json!(1));
+    }
+    println!(
+        "re-activation of an evicted object + get (opens its database): {}",
+        Stats::new(samples).line()
+    );
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -374,6 +417,7 @@ async fn run() -> anyhow::Result<()> {
     }
     println!("live objects: {}", directory.live_objects());
 
+    reactivation(dir.path()).await?;
     fuel_overhead(&directory, dir.path()).await?;
 
     // HTTP on loopback, same load generator for every target

@@ -121,7 +121,7 @@ impl Actor {
 
     /// The event loop; returns when the object retires.
     pub(crate) async fn run(mut self) {
-        let _permit = match self.directory.acquire_live_permit(&self.key).await {
+        let permit = match self.directory.acquire_live_permit(&self.key).await {
             Ok(p) => p,
             Err(e) => return self.refuse_all(e).await,
         };
@@ -150,6 +150,9 @@ impl Actor {
             self.run_batch(first).await;
         }
         self.shut_down();
+        // the instance's pool slot must be free before the permit lets another object in
+        drop(self);
+        drop(permit);
     }
 
     /// Fails every queued event (the object could not be activated) and retires.

@@ -38,8 +38,8 @@ pub const DEFAULT_MAX_BATCH: usize = 128;
 /// Objects live at once (instances in memory). Sizes the pooling allocator; past it the least
 /// recently used idle object is evicted to make room.
 pub const DEFAULT_MAX_LIVE_OBJECTS: u32 = 1_000;
-/// Object databases kept open at once (each holds ~3 file descriptors: the database, its WAL and
-/// its shared-memory index). Past it, an object closes its database after each batch and
+/// Object databases kept open at once (each holds 2 file descriptors: the database and its WAL;
+/// exclusive locking keeps the WAL index in memory). Past it, an object closes its database after each batch and
 /// reopens it on its next storage call, so live objects do not cost open files.
 pub const DEFAULT_MAX_OPEN_DATABASES: usize = 1_000;
 /// An object with no event for this long is evicted: instance dropped, database closed.
