@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -101,16 +101,38 @@ fn object_name(segment: &str) -> Result<Address, ObjectError> {
     Ok(Address::Name(name))
 }
 
-async fn read_body(body: Incoming, limit: u64) -> Result<Bytes, ObjectError> {
-    match Limited::new(body, limit as usize).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(ObjectError::BodyTooLarge(limit))
+/// How much of an oversize body the gateway reads and discards before answering 413. Clients
+/// commonly send the whole body before reading the reply; answering and closing mid-upload makes
+/// them see a broken pipe instead of the JSON error. Past this, the connection is closed.
+const MAX_DISCARDED_BODY: u64 = 64 * 1024 * 1024;
+
+/// Reads a whole request body of at most `limit` bytes. An oversize body is drained (up to
+/// [`MAX_DISCARDED_BODY`]) so the client gets its `BodyTooLarge` reply.
+async fn read_body(mut body: Incoming, limit: u64) -> Result<Bytes, ObjectError> {
+    let mut buffer = bytes::BytesMut::new();
+    let mut seen: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            ObjectError::InvalidArgument(format!("could not read the request body: {e}"))
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        seen += data.len() as u64;
+        if seen > limit {
+            if seen > limit.saturating_add(MAX_DISCARDED_BODY) {
+                return Err(ObjectError::BodyTooLarge(limit));
+            }
+            // keep draining, store nothing
+            buffer.clear();
+            continue;
         }
-        Err(e) => Err(ObjectError::InvalidArgument(format!(
-            "could not read the request body: {e}"
-        ))),
+        buffer.extend_from_slice(&data);
     }
+    if seen > limit {
+        return Err(ObjectError::BodyTooLarge(limit));
+    }
+    Ok(buffer.freeze())
 }
 
 impl Gateway {
@@ -120,7 +142,7 @@ impl Gateway {
             Err(e) => {
                 let mut response = error_response(&e);
                 if matches!(e, ObjectError::BodyTooLarge(_)) {
-                    // the rest of the body was never read: the connection cannot be reused
+                    // the body may not have been read to its end: do not reuse the connection
                     response.headers_mut().insert(
                         hyper::header::CONNECTION,
                         hyper::header::HeaderValue::from_static("close"),
