@@ -188,7 +188,9 @@ fn request(method: &str, url: &str, body: Vec<u8>) -> anyhow::Result<()> {
         println!("{pretty}");
         Ok(())
     } else {
+        // the JSON error is the message: no anyhow report (or backtrace) on top of it
         eprintln!("{pretty}");
-        bail!("{method} {url} failed with HTTP {status}");
+        eprintln!("({method} {url}: HTTP {status})");
+        std::process::exit(1);
     }
 }
