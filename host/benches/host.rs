@@ -232,22 +232,20 @@ async fn http_scenarios(label: &str, addr: SocketAddr, pid: u32, secs: Duration)
 /// Times `work(n)` (pure guest computation) and a trivial call with fuel metering on (the
 /// default host) and off (a second host).
 async fn fuel_overhead(metered: &Arc<Directory>, dir: &Path) -> anyhow::Result<()> {
-    let mut config = wasmdo_host::config::Config {
-        listen: "127.0.0.1:0".parse()?,
-        data: Some(dir.join("unmetered")),
-        ..Default::default()
-    };
-    config.limits.fuel_metering = false;
-    let host = wasmdo_host::Host::start(config).await?;
+    let runaway = wasmdo_test_artifacts::LIMITS_RUNAWAY;
+    let host = start_host(
+        dir.join("unmetered"),
+        |limits| limits.fuel_metering = false,
+        "runaway",
+        runaway,
+    )
+    .await?;
     let unmetered = host.directory().clone();
-    let runaway = std::fs::read(wasmdo_test_artifacts::LIMITS_RUNAWAY)?;
-    for directory in [metered, &unmetered] {
-        directory
-            .registry()
-            .deploy("runaway", runaway.clone())
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
+    metered
+        .registry()
+        .deploy("runaway", std::fs::read(runaway)?)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let object = Address::Name("cpu".into());
     let iterations = if quick() { 1_000_000 } else { 20_000_000 };
     let rounds = if quick() { 5 } else { 30 };
@@ -288,23 +286,39 @@ async fn fuel_overhead(metered: &Arc<Directory>, dir: &Path) -> anyhow::Result<(
     Ok(())
 }
 
+/// Starts a host on `data` with the default limits changed by `tune`, and deploys `class` from
+/// the component at `path`.
+async fn start_host(
+    data: std::path::PathBuf,
+    tune: impl FnOnce(&mut wasmdo_host::limits::Limits),
+    class: &str,
+    path: &str,
+) -> anyhow::Result<wasmdo_host::Host> {
+    let mut config = wasmdo_host::config::Config {
+        listen: "127.0.0.1:0".parse()?,
+        data: Some(data),
+        ..Default::default()
+    };
+    tune(&mut config.limits);
+    let host = wasmdo_host::Host::start(config).await?;
+    host.registry()
+        .deploy(class, std::fs::read(path)?)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(host)
+}
+
 /// Re-activation of evicted objects whose databases exist: the first call after eviction
 /// instantiates the class, runs `init`, opens the object's database and reads from it.
 async fn reactivation(dir: &Path) -> anyhow::Result<()> {
-    let mut config = wasmdo_host::config::Config {
-        listen: "127.0.0.1:0".parse()?,
-        data: Some(dir.join("reactivation")),
-        ..Default::default()
-    };
-    config.limits.idle_timeout_ms = 300;
-    let host = wasmdo_host::Host::start(config).await?;
+    let host = start_host(
+        dir.join("reactivation"),
+        |limits| limits.idle_timeout_ms = 300,
+        "counter",
+        wasmdo_test_artifacts::EXAMPLE_COUNTER,
+    )
+    .await?;
     let directory = host.directory().clone();
-    let bytes = std::fs::read(wasmdo_test_artifacts::EXAMPLE_COUNTER)?;
-    directory
-        .registry()
-        .deploy("counter", bytes)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let n = if quick() { 200 } else { 1_000 };
     for i in 0..n {
         let object = Address::Name(format!("evicted-{i}"));
@@ -341,19 +355,16 @@ fn main() -> anyhow::Result<()> {
 
 async fn run() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let mut config = wasmdo_host::config::Config {
-        listen: "127.0.0.1:0".parse()?,
-        data: Some(dir.path().join("data")),
-        ..Default::default()
-    };
-    config.limits.max_live_objects = 5_000;
-    config.limits.idle_timeout_ms = 600_000;
-    let host = wasmdo_host::Host::start(config).await?;
-    let bytes = std::fs::read(wasmdo_test_artifacts::EXAMPLE_COUNTER)?;
-    host.registry()
-        .deploy("counter", bytes)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let host = start_host(
+        dir.path().join("data"),
+        |limits| {
+            limits.max_live_objects = 5_000;
+            limits.idle_timeout_ms = 600_000;
+        },
+        "counter",
+        wasmdo_test_artifacts::EXAMPLE_COUNTER,
+    )
+    .await?;
     let directory = host.directory().clone();
     let addr = host.addr();
     tokio::spawn(host.serve());

@@ -411,10 +411,9 @@ impl Actor {
 }
 
 fn reply_error(event: Event, error: &ObjectError) {
-    let copy = || ObjectError::Overloaded(error.to_string());
     match event {
-        Event::Call { reply, .. } => drop(reply.send(Err(copy()))),
-        Event::Fetch { reply, .. } => drop(reply.send(Err(copy()))),
+        Event::Call { reply, .. } => drop(reply.send(Err(error.clone()))),
+        Event::Fetch { reply, .. } => drop(reply.send(Err(error.clone()))),
         Event::Evict => {}
     }
 }

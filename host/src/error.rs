@@ -5,7 +5,7 @@
 use thiserror::Error;
 
 /// Why a call to an object (RPC or fetch) or an admin request failed.
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, Error)]
 #[non_exhaustive]
 pub enum ObjectError {
     /// No class of that name is deployed.
