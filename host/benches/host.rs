@@ -313,7 +313,7 @@ async fn start_host(
 async fn reactivation(dir: &Path) -> anyhow::Result<()> {
     let host = start_host(
         dir.join("reactivation"),
-        |limits| limits.idle_timeout_ms = 300,
+        |limits| limits.idle_timeout_ms = 3_000,
         "counter",
         wasmdo_test_artifacts::EXAMPLE_COUNTER,
     )

@@ -217,7 +217,7 @@ impl Actor {
             _ => open && self.directory.too_many_open_databases(),
         };
         if over {
-            self.state_mut().storage.close();
+            close_database(&mut self.state_mut().storage);
             self.directory.database_opened_or_closed(false);
         }
     }
@@ -407,6 +407,14 @@ impl Actor {
         let storage = &mut self.state_mut().storage;
         storage.close();
         tracing::debug!(target: "wasmdo.actor", class = &*self.key.class, id = %self.key.id, "evicted");
+    }
+}
+
+/// Closing a database checkpoints its WAL into the file (writes and an fsync): off the async
+/// workers, like commits.
+fn close_database(storage: &mut SqliteStorage) {
+    if storage.is_open() {
+        tokio::task::block_in_place(|| storage.close());
     }
 }
 
