@@ -44,6 +44,9 @@ pub const DEFAULT_MAX_LIVE_OBJECTS: u32 = 1_000;
 pub const DEFAULT_MAX_OPEN_DATABASES: usize = 1_000;
 /// An object with no event for this long is evicted: instance dropped, database closed.
 pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 30_000;
+/// Longest object name (`id-from-name` input). Names are hashed into ids, but the object can
+/// read its name back, and it travels in every request path.
+pub const MAX_OBJECT_NAME_BYTES: usize = 4 * 1024;
 /// Longest log line kept from a guest.
 pub const MAX_LOG_LINE_BYTES: usize = 16 * 1024;
 

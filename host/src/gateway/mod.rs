@@ -29,6 +29,7 @@ use tokio::net::TcpListener;
 use crate::bindings::http_types;
 use crate::directory::{Address, Directory};
 use crate::error::ObjectError;
+use crate::limits::MAX_OBJECT_NAME_BYTES;
 use crate::registry::Registry;
 pub(crate) use errors::{error_response, json_response};
 
@@ -97,6 +98,12 @@ fn object_name(segment: &str) -> Result<Address, ObjectError> {
     let name = decode(segment)?;
     if name.is_empty() {
         return Err(ObjectError::InvalidName("the object name is empty".into()));
+    }
+    if name.len() > MAX_OBJECT_NAME_BYTES {
+        return Err(ObjectError::InvalidName(format!(
+            "the object name is {} bytes; the limit is {MAX_OBJECT_NAME_BYTES}",
+            name.len()
+        )));
     }
     Ok(Address::Name(name))
 }
