@@ -82,6 +82,7 @@
 
 #![deny(missing_docs)]
 
+pub mod alarms;
 mod error;
 mod http;
 pub mod log;
@@ -89,6 +90,7 @@ mod object;
 pub mod sql;
 pub mod storage;
 
+pub use alarms::AlarmInfo;
 pub use error::Error;
 pub use http::{Request, Response};
 pub use object::{class_name, env, env_vars, id, name};
@@ -138,6 +140,15 @@ pub trait DurableObject {
         let _ = req;
         Ok(Response::text(404, "not found"))
     }
+
+    /// The object's alarm fired (see [`alarms`]). `Ok` deletes the alarm unless this handler
+    /// set a new one; `Err` (or a panic) rolls the event back and the host retries with
+    /// exponential backoff (2 s, 4 s, … up to 6 retries by default), with
+    /// [`AlarmInfo::retry_count`] counting the failures so far. The default does nothing.
+    fn alarm(info: AlarmInfo) -> Result<(), String> {
+        let _ = info;
+        Ok(())
+    }
 }
 
 /// Export `$ty`'s [`DurableObject`] implementation as the component's
@@ -159,6 +170,17 @@ macro_rules! export_object {
                 > {
                     <$ty as $crate::DurableObject>::fetch(::core::convert::From::from(request))
                         .map(::core::convert::From::from)
+                }
+            }
+
+            impl $crate::bindings::exports::wasmdo::object::alarm_handler::Guest for $ty {
+                fn alarm(
+                    info: $crate::bindings::exports::wasmdo::object::alarm_handler::AlarmInfo,
+                ) -> ::core::result::Result<(), ::std::string::String> {
+                    <$ty as $crate::DurableObject>::alarm($crate::AlarmInfo {
+                        retry_count: info.retry_count,
+                        is_retry: info.is_retry,
+                    })
                 }
             }
 

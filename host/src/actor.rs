@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::alarms::{AlarmKey, now_ms};
 use crate::bindings::http_types::{Request, Response};
 use crate::directory::{Directory, ObjectKey, Slot};
 use crate::error::ObjectError;
@@ -39,6 +40,8 @@ pub(crate) enum Event {
         request: Request,
         reply: oneshot::Sender<Result<Response, ObjectError>>,
     },
+    /// The object's alarm is due (as far as the schedule knows); `retry` failures so far.
+    Alarm { retry: u32 },
     /// The directory needs room: retire if idle.
     Evict,
 }
@@ -83,6 +86,9 @@ enum Occupant {
 
 pub(crate) struct Actor {
     key: ObjectKey,
+    /// The name the object was first addressed by, if any (kept with its alarm so an alarm
+    /// activation can tell the object its name).
+    name: Option<String>,
     slot: Arc<Slot>,
     directory: Arc<Directory>,
     rx: mpsc::UnboundedReceiver<Event>,
@@ -111,6 +117,7 @@ impl Actor {
         };
         let state = ObjectState::new(object, storage, limits);
         Actor {
+            name: state.object.name.clone(),
             key,
             slot,
             directory,
@@ -193,7 +200,20 @@ impl Actor {
                 next = Some(event);
             }
         }
-        let commit = self.commit();
+        let alarm = self.sync_alarm_before_commit();
+        let commit = match alarm {
+            Ok(alarm) => {
+                let commit = self.commit();
+                if commit.is_ok() && alarm == Some(None) {
+                    self.unschedule_alarm();
+                }
+                commit
+            }
+            Err(e) => {
+                self.state_mut().storage.rollback_batch();
+                Err(e)
+            }
+        };
         self.account_database(was_open);
         self.slot.touch();
         let metrics = self.directory.metrics();
@@ -201,6 +221,131 @@ impl Actor {
         metrics.batches.fetch_add(1, Ordering::Relaxed);
         for p in pending {
             p.release(&commit);
+        }
+    }
+
+    /// If the batch touched the object's alarm, brings the host-wide schedule in line *before*
+    /// the commit: a new time is made durable in the schedule first, so a crash between the two
+    /// writes can only cause a spurious wake-up, never a lost alarm. Returns `Some(alarm)` when
+    /// the alarm was touched (`Some(None)`: deleted, to be unscheduled after the commit).
+    fn sync_alarm_before_commit(&mut self) -> Result<Option<Option<i64>>, ObjectError> {
+        let storage = &mut self.state_mut().storage;
+        if !storage.take_alarm_touched() {
+            return Ok(None);
+        }
+        let alarm = storage
+            .peek_alarm()
+            .map_err(|e| ObjectError::CommitFailed(e.to_string()))?;
+        if let Some(time) = alarm {
+            let key = self.alarm_key();
+            self.directory
+                .schedule()
+                .set(&key, self.name.as_deref(), time, 0)
+                .map_err(ObjectError::CommitFailed)?;
+        }
+        Ok(Some(alarm))
+    }
+
+    fn alarm_key(&self) -> AlarmKey {
+        AlarmKey {
+            class: self.key.class.clone(),
+            id: self.key.id,
+        }
+    }
+
+    fn unschedule_alarm(&self) {
+        if let Err(e) = self.directory.schedule().remove(&self.alarm_key()) {
+            // the object has no alarm: the stale entry only causes a harmless wake-up later
+            tracing::warn!(target: "wasmdo.alarms", "{e}");
+        }
+    }
+
+    /// Delivers a due alarm: checks the object's own alarm, runs the handler, and settles the
+    /// schedule (delete on success, retry with backoff on failure, give up after the last retry).
+    async fn alarm(&mut self, retry: u32, limits: &crate::limits::Limits) {
+        let key = self.alarm_key();
+        let schedule = self.directory.schedule().clone();
+        let due = match self.state_mut().storage.get_alarm() {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::error!(target: "wasmdo.alarms", "reading the alarm: {e}");
+                self.after_failure(false);
+                let _ = schedule.set(
+                    &key,
+                    None,
+                    now_ms() + limits.alarm_retry_delay_ms(1) as i64,
+                    retry,
+                );
+                return;
+            }
+        };
+        let time = match due {
+            None => {
+                // deleted (or never committed) since it was scheduled
+                let _ = self.end_event(true);
+                self.unschedule_alarm();
+                return;
+            }
+            Some(time) if time > now_ms() => {
+                // replaced by a later time since it was scheduled
+                let _ = self.end_event(true);
+                let _ = schedule.set(&key, None, time, 0);
+                return;
+            }
+            Some(time) => time,
+        };
+        self.directory
+            .metrics()
+            .alarms
+            .fetch_add(1, Ordering::Relaxed);
+        let outcome = match self.ensure_live().await {
+            Ok(instance) => instance.alarm(retry, limits).await,
+            Err(e) => Err((e, false)),
+        };
+        match outcome {
+            Ok(handled) => {
+                if !handled {
+                    tracing::warn!(target: "wasmdo.alarms", class = &*key.class, id = %key.id,
+                        "the class exports no alarm handler: alarm dropped");
+                }
+                // done: delete the alarm unless the handler set a new one
+                let storage = &mut self.state_mut().storage;
+                let settled = match storage.get_alarm() {
+                    Ok(Some(t)) if t == time => storage.delete_alarm(),
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = settled {
+                    tracing::error!(target: "wasmdo.alarms", "settling the alarm: {e}");
+                }
+                let _ = self.end_event(true);
+            }
+            Err((e, poisoned)) => {
+                self.directory
+                    .metrics()
+                    .alarm_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                self.after_failure(poisoned);
+                // what the failed handler did to the alarm was rolled back with it
+                self.state_mut().storage.take_alarm_touched();
+                let next = retry + 1;
+                if next <= limits.alarm_max_retries {
+                    tracing::warn!(target: "wasmdo.alarms", class = &*key.class, id = %key.id,
+                        retry = next, "alarm failed, retrying: {e}");
+                    let at = now_ms() + limits.alarm_retry_delay_ms(next) as i64;
+                    if let Err(e) = schedule.set(&key, None, at, next) {
+                        tracing::error!(target: "wasmdo.alarms", "{e}");
+                    }
+                } else {
+                    tracing::error!(target: "wasmdo.alarms", class = &*key.class, id = %key.id,
+                        "alarm failed after {retry} retries, dropped: {e}");
+                    let storage = &mut self.state_mut().storage;
+                    if let Err(e) = storage.delete_alarm() {
+                        tracing::error!(target: "wasmdo.alarms", "dropping the alarm: {e}");
+                    }
+                    let _ = self.end_event(true);
+                }
+            }
         }
     }
 
@@ -307,6 +452,10 @@ impl Actor {
     async fn run_event(&mut self, event: Event, limits: &crate::limits::Limits) -> Option<Pending> {
         match event {
             Event::Evict => None,
+            Event::Alarm { retry } => {
+                self.alarm(retry, limits).await;
+                None
+            }
             Event::Call {
                 method,
                 args,
@@ -422,6 +571,7 @@ fn reply_error(event: Event, error: &ObjectError) {
     match event {
         Event::Call { reply, .. } => drop(reply.send(Err(error.clone()))),
         Event::Fetch { reply, .. } => drop(reply.send(Err(error.clone()))),
-        Event::Evict => {}
+        // the alarm stays in the schedule and is delivered again
+        Event::Alarm { .. } | Event::Evict => {}
     }
 }

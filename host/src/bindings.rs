@@ -1,6 +1,6 @@
 //! The one `bindgen!` for the `wasmdo:object` world. Generated code stays private to the crate;
 //! capability modules implement its `Host` traits (`object`, `storage`) and the actor calls the
-//! handler exports through [`DurableObjectIndices`].
+//! handler exports through [`DurableObjectHostIndices`].
 //!
 //! Imports are synchronous (storage is a local SQLite database owned by the actor) and
 //! `trappable`, so a host-side fault can stop the guest; exports are async so a busy guest yields
@@ -8,16 +8,19 @@
 
 wasmtime::component::bindgen!({
     path: "../wit",
-    world: "durable-object",
+    world: "durable-object-host",
     imports: { default: trappable },
     exports: { default: async },
 });
 
+pub(crate) use wasmdo::object::alarms as alarms_api;
 pub(crate) use wasmdo::object::http_types;
 pub(crate) use wasmdo::object::object as object_api;
 pub(crate) use wasmdo::object::storage as storage_api;
 
 /// Name of the exported handler interface every class must provide.
 pub(crate) const HANDLER_INTERFACE: &str = "wasmdo:object/handler@0.1.0";
+/// Name of the optional exported alarm handler interface.
+pub(crate) const ALARM_HANDLER_INTERFACE: &str = "wasmdo:object/alarm-handler@0.1.0";
 /// Package prefix of the interfaces that belong to the platform, not to a class's RPC surface.
 pub(crate) const PLATFORM_PACKAGE: &str = "wasmdo:object/";

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::actor::{Actor, Event};
+use crate::alarms::{AlarmKey, Schedule};
 use crate::bindings::http_types::{Request, Response};
 use crate::error::ObjectError;
 use crate::ids::ObjectId;
@@ -77,6 +78,7 @@ pub struct Directory {
     metrics: Arc<Metrics>,
     /// Object databases currently open (kept by the actors as they open and close them).
     open_databases: AtomicUsize,
+    schedule: Arc<Schedule>,
 }
 
 impl Directory {
@@ -85,6 +87,7 @@ impl Directory {
         limits: Limits,
         data: PathBuf,
         metrics: Arc<Metrics>,
+        schedule: Arc<Schedule>,
     ) -> Arc<Directory> {
         Arc::new(Directory {
             registry,
@@ -96,6 +99,7 @@ impl Directory {
             epoch: Instant::now(),
             metrics,
             open_databases: AtomicUsize::new(0),
+            schedule,
         })
     }
 
@@ -106,6 +110,11 @@ impl Directory {
 
     pub(crate) fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// The host-wide alarm schedule.
+    pub fn schedule(&self) -> &Arc<Schedule> {
+        &self.schedule
     }
 
     /// The host's counters.
@@ -209,6 +218,26 @@ impl Directory {
             .map_err(|_| ObjectError::Internal("the object stopped before replying".into()))?
     }
 
+    /// Hands a due alarm to its object (activating it if needed). An alarm of a class that is no
+    /// longer deployed is dropped.
+    pub(crate) fn deliver_alarm(self: &Arc<Self>, key: &AlarmKey, name: Option<&str>, retry: u32) {
+        if self.registry.get(&key.class).is_none() {
+            tracing::warn!(target: "wasmdo.alarms", class = &*key.class, id = %key.id, "dropping the alarm of an undeployed class");
+            let _ = self.schedule.remove(key);
+            return;
+        }
+        let object = ObjectKey {
+            class: key.class.clone(),
+            id: key.id,
+        };
+        if let Err(e) = self.send_to(object, name.map(str::to_string), Event::Alarm { retry }) {
+            // a full mailbox: try again shortly, keeping the alarm
+            tracing::warn!(target: "wasmdo.alarms", class = &*key.class, id = %key.id, "alarm not delivered: {e}");
+            let retry_at = crate::alarms::now_ms() + 100;
+            let _ = self.schedule.set(key, name, retry_at, retry);
+        }
+    }
+
     fn send(
         self: &Arc<Self>,
         class: &str,
@@ -216,6 +245,15 @@ impl Directory {
         event: Event,
     ) -> Result<(), ObjectError> {
         let (key, name) = self.resolve(class, address)?;
+        self.send_to(key, name, event)
+    }
+
+    fn send_to(
+        self: &Arc<Self>,
+        key: ObjectKey,
+        name: Option<String>,
+        event: Event,
+    ) -> Result<(), ObjectError> {
         let mut live = self.live.lock().expect("directory lock");
         let entry = match live.get(&key) {
             Some(entry) => entry,

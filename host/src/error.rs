@@ -30,6 +30,9 @@ pub enum ObjectError {
     /// `fetch` returned an error string.
     #[error("fetch failed: {0}")]
     FetchFailed(String),
+    /// The alarm handler returned an error (logged; the alarm is retried).
+    #[error("the alarm handler failed: {0}")]
+    AlarmFailed(String),
     /// The event burnt all its fuel.
     #[error(
         "CPU limit exceeded: the event used all of its {0} fuel; the instance was reset and its writes rolled back"
@@ -86,6 +89,7 @@ impl ObjectError {
             ObjectError::InvalidArgument(_) => "InvalidArgument",
             ObjectError::MethodError(_) => "MethodError",
             ObjectError::FetchFailed(_) => "FetchFailed",
+            ObjectError::AlarmFailed(_) => "AlarmFailed",
             ObjectError::CpuLimitExceeded(_) => "CpuLimitExceeded",
             ObjectError::WallClockLimitExceeded(_) => "WallClockLimitExceeded",
             ObjectError::MemoryLimitExceeded(_) => "MemoryLimitExceeded",

@@ -29,6 +29,12 @@ impl ObjectId {
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
     }
+
+    /// Parses [`Self::to_hex`] output without checking the namespace: for ids the host wrote
+    /// itself (the alarm schedule). Ids from users go through [`Namespace::id_from_string`].
+    pub(crate) fn from_hex(s: &str) -> Option<ObjectId> {
+        hex::decode(s).ok()?.try_into().ok().map(ObjectId)
+    }
 }
 
 impl fmt::Display for ObjectId {

@@ -12,7 +12,7 @@ use wasmtime::component::{ResourceTable, Val};
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use crate::bindings::DurableObject;
+use crate::bindings::DurableObjectHost;
 use crate::bindings::http_types::{Request, Response};
 use crate::bindings::object_api::LogLevel;
 use crate::error::ObjectError;
@@ -97,7 +97,7 @@ fn arm(store: &mut Store<ObjectState>, limits: &Limits) -> Result<(), ObjectErro
 pub(crate) struct Instance {
     store: Store<ObjectState>,
     instance: wasmtime::component::Instance,
-    handler: DurableObject,
+    handler: DurableObjectHost,
     class: Arc<ClassVersion>,
 }
 
@@ -224,6 +224,50 @@ impl Instance {
         match handler.call_fetch(&mut self.store, &request).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(msg)) => Err((ObjectError::FetchFailed(msg), false)),
+            Err(e) => Err((self.classify(e, limits), true)),
+        }
+    }
+
+    /// Runs the class's alarm handler; `Ok(false)` if the class has none. `Err(_, true)` means
+    /// the instance is poisoned.
+    pub(crate) async fn alarm(
+        &mut self,
+        retry_count: u32,
+        limits: &Limits,
+    ) -> Result<bool, (ObjectError, bool)> {
+        let Some(index) = self.class.alarm else {
+            return Ok(false);
+        };
+        self.arm(limits).map_err(|e| (e, false))?;
+        let func = self
+            .instance
+            .get_func(&mut self.store, index)
+            .ok_or_else(|| {
+                (
+                    ObjectError::Internal("the alarm handler vanished".into()),
+                    false,
+                )
+            })?;
+        let info = Val::Record(vec![
+            ("retry-count".to_string(), Val::U32(retry_count)),
+            ("is-retry".to_string(), Val::Bool(retry_count > 0)),
+        ]);
+        let mut results = [Val::Bool(false)];
+        match func
+            .call_async(&mut self.store, &[info], &mut results)
+            .await
+        {
+            Ok(()) => match &results[0] {
+                Val::Result(Ok(_)) => Ok(true),
+                Val::Result(Err(Some(e))) => match &**e {
+                    Val::String(msg) => Err((ObjectError::AlarmFailed(msg.clone()), false)),
+                    other => Err((ObjectError::AlarmFailed(format!("{other:?}")), false)),
+                },
+                other => Err((
+                    ObjectError::Internal(format!("the alarm handler returned {other:?}")),
+                    false,
+                )),
+            },
             Err(e) => Err((self.classify(e, limits), true)),
         }
     }

@@ -18,7 +18,7 @@
 //! | [`actor`] | mailbox, serial events, implicit transaction, batching + output gate |
 //! | [`instance`] | the wasmtime Store of one object, calls under limits, trap classification |
 //! | [`limits`] | every cap with its default and reason |
-//! | [`object`], [`storage`] | the capability hosts of the `wasmdo:object` world |
+//! | [`object`], [`storage`], [`alarms`] | the capability hosts of the `wasmdo:object` world; `alarms` also owns the host-wide alarm schedule |
 //! | [`rpc`] | WIT types ⇄ JSON, signatures |
 //!
 //! Nothing here blocks the async runtime for long: guests yield on fuel, compilation runs on the
@@ -34,6 +34,7 @@
 //! ```
 
 mod actor;
+pub mod alarms;
 mod bindings;
 pub mod config;
 pub mod directory;
@@ -54,6 +55,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use crate::alarms::Schedule;
 use crate::config::Config;
 use crate::directory::Directory;
 use crate::ids::HostSecret;
@@ -102,7 +104,15 @@ impl Host {
         }
         start_epoch_ticker(registry.engine());
         let metrics = Arc::new(Metrics::default());
-        let directory = Directory::new(registry.clone(), config.limits.clone(), data, metrics);
+        let schedule = Arc::new(Schedule::open(&data.join("alarms.sqlite"))?);
+        let directory = Directory::new(
+            registry.clone(),
+            config.limits.clone(),
+            data,
+            metrics,
+            schedule.clone(),
+        );
+        tokio::spawn(schedule.run(Arc::downgrade(&directory)));
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;

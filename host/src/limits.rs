@@ -44,6 +44,10 @@ pub const DEFAULT_MAX_LIVE_OBJECTS: u32 = 1_000;
 pub const DEFAULT_MAX_OPEN_DATABASES: usize = 1_000;
 /// An object with no event for this long is evicted: instance dropped, database closed.
 pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 30_000;
+/// Retries of a failing alarm handler before the alarm is dropped (Cloudflare: 6).
+pub const DEFAULT_ALARM_MAX_RETRIES: u32 = 6;
+/// First retry delay of a failed alarm; each further retry doubles it (Cloudflare: 2 s).
+pub const DEFAULT_ALARM_RETRY_BASE_MS: u64 = 2_000;
 /// Longest object name (`id-from-name` input). Names are hashed into ids, but the object can
 /// read its name back, and it travels in every request path.
 pub const MAX_OBJECT_NAME_BYTES: usize = 4 * 1024;
@@ -88,6 +92,10 @@ pub struct Limits {
     pub max_result_bytes: u64,
     /// `true`: every commit is fsynced (survives power loss); `false`: survives process crashes only.
     pub durable_commits: bool,
+    /// Retries of a failing alarm before it is dropped.
+    pub alarm_max_retries: u32,
+    /// First retry delay of a failed alarm in milliseconds (doubling each retry).
+    pub alarm_retry_base_ms: u64,
     /// `true`: exact CPU accounting with fuel (`fuel-per-event`); `false`: only the wall-clock
     /// deadline limits an event, and guest code runs faster (see docs/BENCHMARKS.md).
     pub fuel_metering: bool,
@@ -115,6 +123,8 @@ impl Default for Limits {
             max_result_bytes: storage.max_result_bytes,
             durable_commits: true,
             fuel_metering: true,
+            alarm_max_retries: DEFAULT_ALARM_MAX_RETRIES,
+            alarm_retry_base_ms: DEFAULT_ALARM_RETRY_BASE_MS,
         }
     }
 }
@@ -134,6 +144,12 @@ impl Limits {
                 Durability::Normal
             },
         }
+    }
+
+    /// Delay before retry number `retry` (1-based) of a failed alarm: base · 2^(retry-1).
+    pub(crate) fn alarm_retry_delay_ms(&self, retry: u32) -> u64 {
+        let doublings = retry.saturating_sub(1).min(30);
+        self.alarm_retry_base_ms.saturating_mul(1 << doublings)
     }
 
     /// Epoch ticks an event may run before it is interrupted.

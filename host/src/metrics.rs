@@ -18,12 +18,22 @@ pub struct Metrics {
     pub traps: AtomicU64,
     /// Deploys that succeeded.
     pub deploys: AtomicU64,
+    /// Alarm handlers run (first deliveries and retries).
+    pub alarms: AtomicU64,
+    /// Alarm deliveries that failed (and were retried or dropped).
+    pub alarm_failures: AtomicU64,
 }
 
 impl Metrics {
     /// Prometheus text exposition, with the current gauges: live objects, open object
-    /// databases, deployed classes.
-    pub fn render(&self, live: usize, open_databases: usize, classes: usize) -> String {
+    /// databases, deployed classes, pending alarms.
+    pub fn render(
+        &self,
+        live: usize,
+        open_databases: usize,
+        classes: usize,
+        pending_alarms: usize,
+    ) -> String {
         let mut out = String::new();
         let mut gauge = |name: &str, help: &str, kind: &str, value: u64| {
             let _ = writeln!(
@@ -75,6 +85,24 @@ impl Metrics {
             "Successful deploys.",
             "counter",
             get(&self.deploys),
+        );
+        gauge(
+            "pending_alarms",
+            "Objects with an alarm scheduled.",
+            "gauge",
+            pending_alarms as u64,
+        );
+        gauge(
+            "alarms_total",
+            "Alarm handlers run.",
+            "counter",
+            get(&self.alarms),
+        );
+        gauge(
+            "alarm_failures_total",
+            "Alarm deliveries that failed.",
+            "counter",
+            get(&self.alarm_failures),
         );
         out
     }

@@ -25,7 +25,7 @@ use wasmtime::component::types::{ComponentFunc, ComponentItem, Type};
 use wasmtime::component::{Component, ComponentExportIndex, HasSelf, InstancePre, Linker};
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::bindings::{self, DurableObjectIndices};
+use crate::bindings::{self, DurableObjectHostIndices};
 use crate::error::ObjectError;
 use crate::ids::{HostSecret, Namespace};
 use crate::instance::ObjectState;
@@ -50,7 +50,9 @@ pub struct ClassVersion {
     /// Unix time of the deploy, in milliseconds.
     pub deployed_at_ms: u64,
     pub(crate) pre: InstancePre<ObjectState>,
-    pub(crate) handler: DurableObjectIndices,
+    pub(crate) handler: DurableObjectHostIndices,
+    /// The exported `alarm-handler.alarm` function, if the class has one.
+    pub(crate) alarm: Option<ComponentExportIndex>,
     /// RPC methods by name (bare name when unique across interfaces, and always
     /// `interface.name`).
     pub(crate) methods: BTreeMap<String, Arc<Method>>,
@@ -225,6 +227,10 @@ impl Registry {
             &mut s.object
         })?;
         bindings::storage_api::add_to_linker::<ObjectState, HasSelf<SqliteStorage>>(
+            &mut linker,
+            |s| &mut s.storage,
+        )?;
+        bindings::alarms_api::add_to_linker::<ObjectState, HasSelf<SqliteStorage>>(
             &mut linker,
             |s| &mut s.storage,
         )?;
@@ -440,14 +446,18 @@ impl Registry {
                 bindings::HANDLER_INTERFACE
             )));
         }
-        let handler = DurableObjectIndices::new(&pre).map_err(|e| {
+        let handler = DurableObjectHostIndices::new(&pre).map_err(|e| {
             invalid(format!(
                 "the component's `{}` export does not match the world: {e:#}",
                 bindings::HANDLER_INTERFACE
             ))
         })?;
         let methods = self.collect_methods(&component)?;
+        let alarm = component
+            .get_export_index(None, bindings::ALARM_HANDLER_INTERFACE)
+            .and_then(|iface| component.get_export_index(Some(&iface), "alarm"));
         Ok(ClassVersion {
+            alarm,
             name: class.into(),
             version: record.version,
             hash: record.hash.clone(),

@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod alarms_basic;
 mod cli;
 mod examples;
 mod limits_runaway;
@@ -15,6 +16,7 @@ mod storage_kv;
 /// Which test module covers each fixture: a fixture directory without a line here fails the
 /// build (`foreach_fixture!` lists every directory under `tests/fixtures`).
 mod coverage {
+    pub(crate) use crate::alarms_basic::COVERS as alarms_basic;
     pub(crate) use crate::limits_runaway::COVERS as limits_runaway;
     pub(crate) use crate::object_info::COVERS as object_info;
     pub(crate) use crate::registry::COVERS as registry_missing_handler;

@@ -20,6 +20,7 @@ pub(crate) fn status_of(error: &ObjectError) -> StatusCode {
         ObjectError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         ObjectError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
         ObjectError::FetchFailed(_)
+        | ObjectError::AlarmFailed(_)
         | ObjectError::CpuLimitExceeded(_)
         | ObjectError::WallClockLimitExceeded(_)
         | ObjectError::MemoryLimitExceeded(_)

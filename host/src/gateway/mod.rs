@@ -177,6 +177,7 @@ impl Gateway {
                     self.directory.live_objects(),
                     self.directory.open_databases(),
                     self.registry.list().len(),
+                    self.directory.schedule().pending(),
                 );
                 Ok(Response::builder()
                     .header("content-type", "text/plain; version=0.0.4")

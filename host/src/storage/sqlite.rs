@@ -69,6 +69,11 @@ pub(crate) const DEFAULT_MAX_DATABASE_BYTES: u64 = 10 * 1000 * 1000 * 1000;
 /// the guest, so this bounds what one guest call can make the host allocate.
 pub(crate) const DEFAULT_MAX_RESULT_BYTES: u64 = 128 * 1024 * 1024;
 
+/// The table holding the object's alarm (one row at most); guest SQL cannot reach it.
+const ALARM_TABLE: &str = "_wasmdo_alarm";
+const CREATE_ALARM_TABLE: &str = "CREATE TABLE IF NOT EXISTS _wasmdo_alarm \
+     (singleton INTEGER PRIMARY KEY CHECK (singleton = 0), time INTEGER NOT NULL)";
+
 /// Longest one `exec` may run. SQL runs on the actor's thread, outside the reach of fuel and epoch
 /// deadlines, so without this a recursive CTE could hold the thread forever. Cloudflare's default
 /// CPU limit per request is the same 30 s.
@@ -279,6 +284,9 @@ pub(crate) struct SqliteStorage {
     /// Set when the batch transaction was lost (see the module docs); the reason is reported by
     /// every call, and by `commit_batch`, until the actor ends the batch.
     lost_batch: Option<String>,
+    /// An alarm call (or `delete_all`) ran since the actor last looked: the host-wide schedule
+    /// must be brought in line with this database.
+    alarm_touched: bool,
 }
 
 impl SqliteStorage {
@@ -297,6 +305,7 @@ impl SqliteStorage {
             tx_depth: 0,
             kv_ready: false,
             lost_batch: None,
+            alarm_touched: false,
         }
     }
 
@@ -402,7 +411,78 @@ impl SqliteStorage {
     /// Removes every KV entry and every table, index, view and trigger of this object, inside the
     /// event's transaction like any other write (an event that fails after it undoes it).
     pub(crate) fn delete_all(&mut self) -> Result<(), StorageError> {
+        // the alarm lives in a table of this database: it goes too
+        self.alarm_touched = true;
         self.run(|db| db.atomic(Db::delete_all))
+    }
+
+    /// The time of this object's alarm (ms since the Unix epoch), or `None` if none is set.
+    pub(crate) fn get_alarm(&mut self) -> Result<Option<i64>, StorageError> {
+        if self.absent() {
+            return Ok(None);
+        }
+        self.run(|db| db.get_alarm())
+    }
+
+    /// Sets (or replaces) this object's alarm, inside the event's transaction.
+    pub(crate) fn set_alarm(&mut self, epoch_ms: i64) -> Result<(), StorageError> {
+        self.alarm_touched = true;
+        self.run(|db| {
+            db.atomic(|db| {
+                db.control(CREATE_ALARM_TABLE)?;
+                db.conn
+                    .execute(
+                        "INSERT INTO _wasmdo_alarm (singleton, time) VALUES (0, ?1) \
+                         ON CONFLICT (singleton) DO UPDATE SET time = excluded.time",
+                        [epoch_ms],
+                    )
+                    .map_err(|e| db.err(e))?;
+                Ok(())
+            })
+        })
+    }
+
+    /// Cancels this object's alarm, inside the event's transaction.
+    pub(crate) fn delete_alarm(&mut self) -> Result<(), StorageError> {
+        if self.absent() {
+            return Ok(());
+        }
+        self.alarm_touched = true;
+        self.run(|db| {
+            if db.alarm_table_exists()? {
+                db.control("DELETE FROM _wasmdo_alarm")?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Whether an alarm call (or `delete_all`) ran since the last call of this function.
+    pub(crate) fn take_alarm_touched(&mut self) -> bool {
+        std::mem::take(&mut self.alarm_touched)
+    }
+
+    /// The alarm as the open batch transaction sees it, without starting an event (the actor
+    /// reads it between the batch's last event and its commit). `None` when nothing is open.
+    pub(crate) fn peek_alarm(&self) -> Result<Option<i64>, StorageError> {
+        let Some(conn) = self.conn.as_ref() else {
+            return Ok(None);
+        };
+        let read = || -> rusqlite::Result<Option<i64>> {
+            let exists = conn
+                .prepare_cached("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")?
+                .exists([ALARM_TABLE])?;
+            if !exists {
+                return Ok(None);
+            }
+            conn.prepare_cached("SELECT time FROM _wasmdo_alarm WHERE singleton = 0")?
+                .query_row([], |row| row.get(0))
+                .map(Some)
+                .or_else(|e| match e {
+                    rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                    e => Err(e),
+                })
+        };
+        read().map_err(|e| StorageError::Internal(format!("reading the alarm: {e}")))
     }
 
     /// Runs `query`: one or more `;`-separated statements, atomically (an error undoes every
@@ -1106,6 +1186,28 @@ impl<'a> Db<'a> {
             *self.kv_ready = true;
         }
         Ok(())
+    }
+
+    fn alarm_table_exists(&mut self) -> Result<bool, StorageError> {
+        self.conn
+            .prepare_cached("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")
+            .and_then(|mut stmt| stmt.exists([ALARM_TABLE]))
+            .map_err(|e| self.err(e))
+    }
+
+    fn get_alarm(&mut self) -> Result<Option<i64>, StorageError> {
+        if !self.alarm_table_exists()? {
+            return Ok(None);
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT time FROM _wasmdo_alarm WHERE singleton = 0")
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        match rows.next().map_err(|e| self.err(e))? {
+            Some(row) => Ok(Some(row.get(0).map_err(|e| self.err(e))?)),
+            None => Ok(None),
+        }
     }
 
     /// Whether `_cf_KV` exists; reads of a database that never stored a KV entry see it empty.

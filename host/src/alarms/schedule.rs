@@ -1,0 +1,196 @@
+//! The host-wide alarm schedule: which object to wake when. Durable in `<data>/alarms.sqlite`
+//! (one row per object with a pending alarm), mirrored in memory as a time-ordered queue that a
+//! single dispatcher task drains. A due alarm is taken off the queue when dispatched and stays
+//! in the table until the object's actor settles it (removes it, reschedules it, or schedules a
+//! retry), so a crash at any point re-delivers it after start-up: at least once.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::Connection;
+use tokio::sync::Notify;
+
+use crate::directory::Directory;
+use crate::ids::ObjectId;
+
+/// Identifies the object an alarm belongs to.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub(crate) struct AlarmKey {
+    pub(crate) class: Arc<str>,
+    pub(crate) id: ObjectId,
+}
+
+#[derive(Clone)]
+struct Pending {
+    time: i64,
+    retry: u32,
+    name: Option<String>,
+}
+
+#[derive(Default)]
+struct Queue {
+    by_key: HashMap<AlarmKey, Pending>,
+    /// Not-yet-dispatched alarms by time.
+    due: BTreeSet<(i64, AlarmKey)>,
+}
+
+/// The schedule; see the module docs.
+pub struct Schedule {
+    db: Mutex<Connection>,
+    queue: Mutex<Queue>,
+    changed: Notify,
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Schedule {
+    /// Opens (or creates) the schedule at `path` and loads every pending alarm.
+    pub(crate) fn open(path: &Path) -> anyhow::Result<Schedule> {
+        let conn = Connection::open(path)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
+             CREATE TABLE IF NOT EXISTS alarms (
+                 class TEXT NOT NULL, id TEXT NOT NULL, name TEXT,
+                 time INTEGER NOT NULL, retry INTEGER NOT NULL DEFAULT 0,
+                 PRIMARY KEY (class, id)) WITHOUT ROWID;",
+        )?;
+        let mut queue = Queue::default();
+        {
+            let mut stmt = conn.prepare("SELECT class, id, name, time, retry FROM alarms")?;
+            let rows = stmt.query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, Option<String>>(2)?,
+                    row.get::<_, i64>(3)?,
+                    row.get::<_, u32>(4)?,
+                ))
+            })?;
+            for row in rows {
+                let (class, id, name, time, retry) = row?;
+                let Some(id) = ObjectId::from_hex(&id) else {
+                    tracing::warn!(target: "wasmdo.alarms", class, id, "skipping a malformed alarm row");
+                    continue;
+                };
+                let key = AlarmKey {
+                    class: class.into(),
+                    id,
+                };
+                queue.due.insert((time, key.clone()));
+                queue.by_key.insert(key, Pending { time, retry, name });
+            }
+        }
+        Ok(Schedule {
+            db: Mutex::new(conn),
+            queue: Mutex::new(queue),
+            changed: Notify::new(),
+        })
+    }
+
+    /// Number of pending alarms.
+    pub fn pending(&self) -> usize {
+        self.queue.lock().expect("schedule lock").by_key.len()
+    }
+
+    /// Schedules `key` at `time` (replacing what was there), durably, then wakes the dispatcher.
+    pub(crate) fn set(
+        &self,
+        key: &AlarmKey,
+        name: Option<&str>,
+        time: i64,
+        retry: u32,
+    ) -> Result<(), String> {
+        {
+            let db = self.db.lock().expect("schedule db lock");
+            db.prepare_cached(
+                "INSERT INTO alarms (class, id, name, time, retry) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (class, id) DO UPDATE SET name = coalesce(excluded.name, name),
+                 time = excluded.time, retry = excluded.retry",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(rusqlite::params![
+                    &*key.class,
+                    key.id.to_hex(),
+                    name,
+                    time,
+                    retry
+                ])
+            })
+            .map_err(|e| format!("cannot write the alarm schedule: {e}"))?;
+        }
+        let mut queue = self.queue.lock().expect("schedule lock");
+        if let Some(old) = queue.by_key.get(key) {
+            let old_time = old.time;
+            queue.due.remove(&(old_time, key.clone()));
+        }
+        let name = name
+            .map(str::to_string)
+            .or_else(|| queue.by_key.get(key).and_then(|p| p.name.clone()));
+        queue.due.insert((time, key.clone()));
+        queue
+            .by_key
+            .insert(key.clone(), Pending { time, retry, name });
+        drop(queue);
+        self.changed.notify_one();
+        Ok(())
+    }
+
+    /// Forgets `key`'s alarm.
+    pub(crate) fn remove(&self, key: &AlarmKey) -> Result<(), String> {
+        {
+            let db = self.db.lock().expect("schedule db lock");
+            db.prepare_cached("DELETE FROM alarms WHERE class = ?1 AND id = ?2")
+                .and_then(|mut stmt| stmt.execute(rusqlite::params![&*key.class, key.id.to_hex()]))
+                .map_err(|e| format!("cannot write the alarm schedule: {e}"))?;
+        }
+        let mut queue = self.queue.lock().expect("schedule lock");
+        if let Some(old) = queue.by_key.remove(key) {
+            queue.due.remove(&(old.time, key.clone()));
+        }
+        Ok(())
+    }
+
+    /// Dispatches due alarms to their objects until the directory is gone.
+    pub(crate) async fn run(self: Arc<Self>, directory: Weak<Directory>) {
+        loop {
+            let next = {
+                let mut queue = self.queue.lock().expect("schedule lock");
+                let now = now_ms();
+                let mut due = Vec::new();
+                while let Some((time, key)) = queue.due.first().cloned() {
+                    if time > now {
+                        break;
+                    }
+                    queue.due.pop_first();
+                    let pending = queue.by_key.get(&key).cloned();
+                    if let Some(pending) = pending {
+                        due.push((key, pending));
+                    }
+                }
+                let next = queue.due.first().map(|(t, _)| *t);
+                drop(queue);
+                let Some(directory) = directory.upgrade() else {
+                    return;
+                };
+                for (key, pending) in due {
+                    directory.deliver_alarm(&key, pending.name.as_deref(), pending.retry);
+                }
+                next
+            };
+            let wait = match next {
+                Some(time) => Duration::from_millis((time - now_ms()).max(0) as u64),
+                None => Duration::from_secs(3600),
+            };
+            // `notified` is registered before sleeping, so a change made meanwhile wakes us
+            let _ = tokio::time::timeout(wait, self.changed.notified()).await;
+        }
+    }
+}
