@@ -344,6 +344,78 @@ async fn reactivation(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Alarm firing lag (scheduled time → handler start) with `pending` alarms in the schedule:
+/// `pending - 1` far-future alarms of other objects are put straight into the schedule, then
+/// probe objects set an alarm 5 ms ahead and we read back when their handler ran. Also the
+/// memory each pending alarm costs.
+async fn alarm_lag(dir: &Path, pending: usize) -> anyhow::Result<()> {
+    let host = start_host(
+        dir.join(format!("alarms-{pending}")),
+        // the filler below is 100,000 schedule writes: don't fsync each
+        |limits| limits.durable_commits = false,
+        "probe",
+        wasmdo_test_artifacts::ALARMS_BASIC,
+    )
+    .await?;
+    let directory = host.directory().clone();
+    let schedule = directory.schedule().clone();
+    let namespace = directory.registry().namespace("probe");
+    let far = now_ms() + 3_600_000;
+    let me = std::process::id();
+    let rss_before = rss_kib(me);
+    for i in 1..pending {
+        let key = wasmdo_host::alarms::AlarmKey::new(
+            "probe",
+            namespace.id_from_name(&format!("filler-{i}")),
+        );
+        schedule
+            .set(&key, None, far, 0)
+            .map_err(|e| anyhow::anyhow!(e))?;
+    }
+    let rss_after = rss_kib(me);
+    let probes = if quick() { 50 } else { 300 };
+    let mut lags = Vec::with_capacity(probes);
+    for i in 0..probes {
+        let object = Address::Name(format!("probe-{i}"));
+        let at = directory
+            .call("probe", &object, "set-in", json!([5]))
+            .await?
+            .as_i64()
+            .unwrap_or_default();
+        let ran = loop {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            let deliveries = directory
+                .call("probe", &object, "deliveries", json!([]))
+                .await?;
+            if let Some(d) = deliveries.as_array().and_then(|d| d.first()) {
+                break d["at"].as_i64().unwrap_or_default();
+            }
+        };
+        lags.push(Duration::from_millis((ran - at).max(0) as u64));
+    }
+    let stats = Stats::new(lags);
+    println!(
+        "alarm lag with {pending:>6} pending: p50 {:>3} ms  p99 {:>3} ms  (n={probes}; ms resolution)  {}",
+        stats.pct(0.5).as_millis(),
+        stats.pct(0.99).as_millis(),
+        if pending > 1 {
+            format!(
+                "{:.0} bytes per pending alarm",
+                (rss_after.saturating_sub(rss_before) * 1024) as f64 / (pending - 1) as f64
+            )
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -429,6 +501,9 @@ async fn run() -> anyhow::Result<()> {
     println!("live objects: {}", directory.live_objects());
 
     reactivation(dir.path()).await?;
+    for pending in [1, 1_000, 100_000] {
+        alarm_lag(dir.path(), pending).await?;
+    }
     fuel_overhead(&directory, dir.path()).await?;
 
     // HTTP on loopback, same load generator for every target

@@ -104,7 +104,10 @@ impl Host {
         }
         start_epoch_ticker(registry.engine());
         let metrics = Arc::new(Metrics::default());
-        let schedule = Arc::new(Schedule::open(&data.join("alarms.sqlite"))?);
+        let schedule = Arc::new(Schedule::open(
+            &data.join("alarms.sqlite"),
+            config.limits.durable_commits,
+        )?);
         let directory = Directory::new(
             registry.clone(),
             config.limits.clone(),

@@ -289,7 +289,7 @@ impl Registry {
     }
 
     /// The namespace of `class` (ids are per class name, independent of versions).
-    pub(crate) fn namespace(&self, class: &str) -> Namespace {
+    pub fn namespace(&self, class: &str) -> Namespace {
         self.secret.namespace(class)
     }
 

@@ -1,7 +1,9 @@
 //! The examples behave as the README says.
 
 use serde_json::json;
-use wasmdo_test_artifacts::{EXAMPLE_BOOKING, EXAMPLE_COUNTER};
+use std::time::Duration;
+
+use wasmdo_test_artifacts::{EXAMPLE_BATCHER, EXAMPLE_BOOKING, EXAMPLE_COUNTER};
 
 use crate::harness::TestHost;
 
@@ -43,4 +45,31 @@ fn booking_refuses_double_booking() {
     host.call("booking", "flight-1", "book", json!([3, "bob"]));
     // another flight is another object
     host.call("booking", "flight-2", "book", json!([3, "cy"]));
+}
+
+#[test]
+fn batcher_flushes_what_was_queued_on_its_alarm() {
+    let host = TestHost::with_config("[classes.batcher.env]\nFLUSH_AFTER_MS = \"300\"\n");
+    host.deploy("batcher", EXAMPLE_BATCHER).expect(201);
+    assert_eq!(host.call("batcher", "orders", "add", json!(["a"])), 1);
+    assert_eq!(host.call("batcher", "orders", "add", json!(["b"])), 2);
+    assert_eq!(
+        host.call("batcher", "orders", "pending", json!([])),
+        json!(["a", "b"])
+    );
+    let batches = || host.call("batcher", "orders", "batches", json!([]));
+    host.wait_for(Duration::from_secs(20), "the first flush", || {
+        batches().as_array().unwrap().len() == 1
+    });
+    assert_eq!(batches()[0]["items"], json!(["a", "b"]));
+    assert_eq!(
+        host.call("batcher", "orders", "pending", json!([])),
+        json!([])
+    );
+    host.call("batcher", "orders", "add", json!(["c"]));
+    host.wait_for(Duration::from_secs(20), "the second flush", || {
+        batches().as_array().unwrap().len() == 2
+    });
+    assert_eq!(batches()[1]["number"], 2);
+    assert_eq!(batches()[1]["items"], json!(["c"]));
 }

@@ -13,8 +13,8 @@
 
 mod schedule;
 
-pub use schedule::Schedule;
-pub(crate) use schedule::{AlarmKey, now_ms};
+pub(crate) use schedule::now_ms;
+pub use schedule::{AlarmKey, Schedule};
 
 use crate::bindings::alarms_api;
 use crate::storage::sqlite::SqliteStorage;

@@ -17,9 +17,19 @@ use crate::ids::ObjectId;
 
 /// Identifies the object an alarm belongs to.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
-pub(crate) struct AlarmKey {
+pub struct AlarmKey {
     pub(crate) class: Arc<str>,
     pub(crate) id: ObjectId,
+}
+
+impl AlarmKey {
+    /// The alarm of object `id` of `class`.
+    pub fn new(class: &str, id: ObjectId) -> AlarmKey {
+        AlarmKey {
+            class: class.into(),
+            id,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -52,11 +62,14 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 impl Schedule {
-    /// Opens (or creates) the schedule at `path` and loads every pending alarm.
-    pub(crate) fn open(path: &Path) -> anyhow::Result<Schedule> {
+    /// Opens (or creates) the schedule at `path` and loads every pending alarm. `durable`: fsync
+    /// each change (the host's `durable-commits`).
+    pub(crate) fn open(path: &Path, durable: bool) -> anyhow::Result<Schedule> {
         let conn = Connection::open(path)?;
+        let synchronous = if durable { "FULL" } else { "NORMAL" };
+        conn.execute_batch(&format!("PRAGMA synchronous = {synchronous}"))?;
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
+            "PRAGMA journal_mode = WAL;
              CREATE TABLE IF NOT EXISTS alarms (
                  class TEXT NOT NULL, id TEXT NOT NULL, name TEXT,
                  time INTEGER NOT NULL, retry INTEGER NOT NULL DEFAULT 0,
@@ -101,7 +114,9 @@ impl Schedule {
     }
 
     /// Schedules `key` at `time` (replacing what was there), durably, then wakes the dispatcher.
-    pub(crate) fn set(
+    /// The object's own database stays the authority: a wake-up for an object that has no alarm
+    /// due is harmless.
+    pub fn set(
         &self,
         key: &AlarmKey,
         name: Option<&str>,
