@@ -8,6 +8,7 @@
 //!   every activation, and `fetch`, for HTTP requests ([`Request`] → [`Response`]);
 //! - [`storage`]: the object's key-value storage, values typed with serde (stored as JSON);
 //! - [`sql`]: SQL on the object's own SQLite database;
+//! - [`alarms`]: the object's one persistent alarm, delivered to [`DurableObject::alarm`];
 //! - [`id`], [`name`], [`class_name`], [`env()`], [`env_vars`], and [`log`].
 //!
 //! A class adds its **own WIT interface** for typed RPC: declare it in the crate's `wit/`
