@@ -167,6 +167,14 @@ impl Actor {
         loop {
             while let Ok(event) = self.rx.try_recv() {
                 self.take_one();
+                if let Event::Alarm { retry } = event {
+                    // the alarm was taken off the queue when dispatched: put it back for later
+                    let at = now_ms() + self.directory.limits().alarm_retry_delay_ms(1) as i64;
+                    let key = self.alarm_key();
+                    if let Err(e) = self.directory.schedule().set(&key, None, at, retry) {
+                        tracing::error!(target: "wasmdo.alarms", "{e}");
+                    }
+                }
                 reply_error(event, &error);
             }
             if self.directory.retire(&self.key, &self.slot, &self.rx) {
@@ -571,7 +579,7 @@ fn reply_error(event: Event, error: &ObjectError) {
     match event {
         Event::Call { reply, .. } => drop(reply.send(Err(error.clone()))),
         Event::Fetch { reply, .. } => drop(reply.send(Err(error.clone()))),
-        // the alarm stays in the schedule and is delivered again
+        // alarms are put back in the schedule by the caller
         Event::Alarm { .. } | Event::Evict => {}
     }
 }
