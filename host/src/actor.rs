@@ -142,14 +142,14 @@ impl Actor {
                 Ok(Some(event)) => event,
                 Ok(None) => break,
                 Err(_elapsed) => {
-                    if self.directory.retire(&self.key, &self.slot, &self.rx) {
+                    if self.try_retire() {
                         break;
                     }
                     continue;
                 }
             };
             if matches!(first, Event::Evict) {
-                if self.directory.retire(&self.key, &self.slot, &self.rx) {
+                if self.try_retire() {
                     break;
                 }
                 continue;
@@ -160,6 +160,21 @@ impl Actor {
         // the instance's pool slot must be free before the permit lets another object in
         drop(self);
         drop(permit);
+    }
+
+    /// Retires if no event is waiting. The database is closed *first*: once retired, the next
+    /// event starts a new actor for this object at once, and the file must not still be held
+    /// (exclusively) by this one. If an event arrives meanwhile, the database reopens lazily.
+    fn try_retire(&mut self) -> bool {
+        if !self.rx.is_empty() {
+            return false;
+        }
+        let storage = &mut self.state_mut().storage;
+        if storage.is_open() {
+            close_database(storage);
+            self.directory.database_opened_or_closed(false);
+        }
+        self.directory.retire(&self.key, &self.slot, &self.rx)
     }
 
     /// Fails every queued event (the object could not be activated) and retires.

@@ -176,6 +176,7 @@ fn ten_thousand_objects_with_alarms_all_fire_without_exhausting_file_descriptors
         objects,
         "each alarm fired once"
     );
+    assert_eq!(host.metric("wasmdo_alarm_failures_total"), 0);
     let fds = std::fs::read_dir(format!("/proc/{}/fd", host.pid()))
         .unwrap()
         .count();
