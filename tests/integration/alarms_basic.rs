@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use wasmdo_test_artifacts::ALARMS_BASIC;
 
-use crate::harness::TestHost;
+use crate::harness::{TestHost, post_concurrently};
 
 pub(crate) const COVERS: () = ();
 
@@ -143,28 +143,9 @@ fn an_alarm_due_during_a_kill_9_downtime_fires_after_restart() {
 fn ten_thousand_objects_with_alarms_all_fire_without_exhausting_file_descriptors() {
     let host = host_with("[limits]\nmax-live-objects = 500\nmax-open-databases = 200\n");
     let objects = 10_000;
-    let url = host.url.clone();
-    let threads: Vec<_> = (0..8)
-        .map(|t| {
-            let url = url.clone();
-            std::thread::spawn(move || {
-                let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .build()
-                    .into();
-                for i in (t..objects).step_by(8) {
-                    let r = agent
-                        .post(format!("{url}/rpc/probe/o-{i}/set-in"))
-                        .send("[2000]")
-                        .unwrap();
-                    assert_eq!(r.status().as_u16(), 200);
-                }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
+    post_concurrently(&host.url, 8, objects as usize, |i| {
+        (format!("/rpc/probe/o-{i}/set-in"), "[2000]".to_string())
+    });
     host.wait_for(Duration::from_secs(240), "every alarm to fire", || {
         host.metric("wasmdo_alarms_total") >= objects
     });

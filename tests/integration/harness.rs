@@ -261,6 +261,36 @@ impl Drop for TestHost {
     }
 }
 
+/// Sends `count` POSTs from `threads` client threads at once; request `i` goes to `request(i)`
+/// = (path, body). Every reply must be 200.
+pub(crate) fn post_concurrently(
+    url: &str,
+    threads: usize,
+    count: usize,
+    request: impl Fn(usize) -> (String, String) + Send + Sync + 'static,
+) {
+    let request = std::sync::Arc::new(request);
+    let workers: Vec<_> = (0..threads)
+        .map(|t| {
+            let (url, request) = (url.to_string(), request.clone());
+            std::thread::spawn(move || {
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .build()
+                    .into();
+                for i in (t..count).step_by(threads) {
+                    let (path, body) = request(i);
+                    let reply = agent.post(format!("{url}{path}")).send(body).unwrap();
+                    assert_eq!(reply.status().as_u16(), 200, "POST {path}");
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+}
+
 /// Runs the `wasmdo` CLI with `args`; returns (success, stdout, stderr).
 pub(crate) fn cli(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(binary())

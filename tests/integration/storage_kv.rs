@@ -4,7 +4,7 @@
 use serde_json::json;
 use wasmdo_test_artifacts::STORAGE_KV;
 
-use crate::harness::TestHost;
+use crate::harness::{TestHost, post_concurrently};
 
 pub(crate) const COVERS: () = ();
 
@@ -183,29 +183,10 @@ fn acknowledged_writes_survive_kill_9() {
 #[test]
 fn concurrent_writes_to_one_object_are_serialized_and_all_durable() {
     let mut host = host();
-    let url = host.url.clone();
-    let threads: Vec<_> = (0..8)
-        .map(|t| {
-            let url = url.clone();
-            std::thread::spawn(move || {
-                let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .build()
-                    .into();
-                for i in 0..25 {
-                    let body = format!("[\"t{t}-{i}\", \"x\"]");
-                    let r = agent
-                        .post(format!("{url}/rpc/kv/hot/put"))
-                        .send(body)
-                        .unwrap();
-                    assert_eq!(r.status().as_u16(), 200);
-                }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
+    // 8 writers, 25 distinct keys each
+    post_concurrently(&host.url, 8, 200, |i| {
+        ("/rpc/kv/hot/put".to_string(), format!("[\"k{i}\", \"x\"]"))
+    });
     host.crash_and_restart();
     let all = host.call("kv", "hot", "list", json!([null, null, null, null, false]));
     assert_eq!(all.as_array().unwrap().len(), 200);
