@@ -468,10 +468,7 @@ impl SqliteStorage {
             return Ok(None);
         };
         let read = || -> rusqlite::Result<Option<i64>> {
-            let exists = conn
-                .prepare_cached("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")?
-                .exists([ALARM_TABLE])?;
-            if !exists {
+            if !table_exists(conn, ALARM_TABLE)? {
                 return Ok(None);
             }
             conn.prepare_cached("SELECT time FROM _wasmdo_alarm WHERE singleton = 0")?
@@ -836,6 +833,12 @@ fn create_from_template(path: &Path) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// Whether the table `name` exists in the database.
+fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")?
+        .exists([name])
+}
+
 /// Sets up a freshly opened connection: journal, durability, quotas and SQLite's own limits.
 fn configure(conn: &Connection, limits: &StorageLimits) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -1189,10 +1192,7 @@ impl<'a> Db<'a> {
     }
 
     fn alarm_table_exists(&mut self) -> Result<bool, StorageError> {
-        self.conn
-            .prepare_cached("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")
-            .and_then(|mut stmt| stmt.exists([ALARM_TABLE]))
-            .map_err(|e| self.err(e))
+        table_exists(self.conn, ALARM_TABLE).map_err(|e| self.err(e))
     }
 
     fn get_alarm(&mut self) -> Result<Option<i64>, StorageError> {
@@ -1213,11 +1213,7 @@ impl<'a> Db<'a> {
     /// Whether `_cf_KV` exists; reads of a database that never stored a KV entry see it empty.
     fn kv_exists(&mut self) -> Result<bool, StorageError> {
         if !*self.kv_ready {
-            let found = self
-                .conn
-                .prepare_cached("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")
-                .and_then(|mut stmt| stmt.exists([KV_TABLE]))
-                .map_err(|e| self.err(e))?;
+            let found = table_exists(self.conn, KV_TABLE).map_err(|e| self.err(e))?;
             *self.kv_ready = found;
         }
         Ok(*self.kv_ready)
