@@ -237,6 +237,9 @@ impl Actor {
                 Err(e)
             }
         };
+        if commit.is_err() {
+            self.resync_alarm();
+        }
         self.account_database(was_open);
         self.slot.touch();
         let metrics = self.directory.metrics();
@@ -267,6 +270,33 @@ impl Actor {
                 .map_err(ObjectError::CommitFailed)?;
         }
         Ok(Some(alarm))
+    }
+
+    /// After a failed commit the batch's alarm changes are gone, but the schedule may already
+    /// have been told about them (an alarm event unschedules eagerly): put the schedule back in
+    /// line with what the object's database holds, so no alarm is lost.
+    fn resync_alarm(&mut self) {
+        let storage = &mut self.state_mut().storage;
+        storage.take_alarm_touched();
+        let alarm = storage.get_alarm();
+        let _ = storage.end_event(true);
+        let _ = storage.commit_batch();
+        match alarm {
+            Ok(Some(time)) => {
+                let key = self.alarm_key();
+                if let Err(e) = self
+                    .directory
+                    .schedule()
+                    .set(&key, self.name.as_deref(), time, 0)
+                {
+                    tracing::error!(target: "wasmdo.alarms", "{e}");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(target: "wasmdo.alarms", "cannot re-read the alarm after a failed commit: {e}")
+            }
+        }
     }
 
     fn alarm_key(&self) -> AlarmKey {
