@@ -846,6 +846,12 @@ fn configure(conn: &Connection, limits: &StorageLimits) -> rusqlite::Result<()> 
     // Defensive mode: no writable_schema, no direct writes to shadow tables; a guest cannot
     // corrupt its file through SQL.
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
+    // Closing (eviction) does not checkpoint: the WAL stays, and reopening the database neither
+    // rewrites pages nor deletes and re-creates the `-wal` file (inode churn was the largest
+    // cost of re-activating an evicted object). SQLite's auto-checkpoint still bounds the WAL,
+    // and `journal_size_limit` truncates it afterwards so idle objects keep small files.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+    conn.query_row("PRAGMA journal_size_limit = 1048576", [], |_| Ok(()))?;
     // The object's actor is this database's only user, ever: hold the file lock for the
     // connection's lifetime. Set before WAL is entered, this also keeps the WAL index in heap
     // memory instead of a `-shm` file — one file descriptor, one mapping and a dozen fcntl lock
@@ -2530,13 +2536,15 @@ mod tests {
         let header = std::fs::read(dir.path().join("objects/a/b.sqlite")).unwrap();
         assert_eq!(&header[..16], b"SQLite format 3\0");
         assert_eq!((header[18], header[19]), (2, 2), "WAL mode in the header");
-        let names: Vec<_> = std::fs::read_dir(dir.path().join("objects/a"))
+        let mut names: Vec<_> = std::fs::read_dir(dir.path().join("objects/a"))
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
+        names.sort();
+        // the WAL is kept on close (no checkpoint on close); nothing else is left behind
         assert_eq!(
             names,
-            ["b.sqlite"],
+            ["b.sqlite", "b.sqlite-wal"],
             "no template or temporary file left behind"
         );
         assert_eq!(s.get("k").unwrap(), Some(b"v".to_vec()));
