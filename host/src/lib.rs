@@ -69,6 +69,8 @@ pub struct Host {
     directory: Arc<Directory>,
     listener: TcpListener,
     addr: SocketAddr,
+    /// Held (locked) while the host runs: two hosts on one data dir would corrupt it.
+    data_lock: std::fs::File,
 }
 
 impl Host {
@@ -78,6 +80,13 @@ impl Host {
         let data = config.data_dir();
         std::fs::create_dir_all(&data)
             .map_err(|e| anyhow::anyhow!("cannot create data dir {}: {e}", data.display()))?;
+        let data_lock = std::fs::File::create(data.join("host.lock"))?;
+        data_lock.try_lock().map_err(|_| {
+            anyhow::anyhow!(
+                "data dir {} is in use by another wasmdo host; stop it or pick another --data",
+                data.display()
+            )
+        })?;
         let secret = HostSecret::load_or_create(&data.join("host.key"))?;
         let engine = registry::new_engine(&config.limits)?;
         let env = config
@@ -125,6 +134,7 @@ impl Host {
             directory,
             listener,
             addr,
+            data_lock,
         })
     }
 
@@ -149,6 +159,7 @@ impl Host {
             registry: self.registry,
             directory: self.directory,
         });
+        let _held = self.data_lock;
         gateway::serve(self.listener, gateway).await;
     }
 }

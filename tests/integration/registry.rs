@@ -92,3 +92,16 @@ fn health_and_class_listing() {
     host.request("GET", "/_admin/classes/missing", b"")
         .expect_error(404, "UnknownClass");
 }
+
+#[test]
+fn a_second_host_on_the_same_data_dir_refuses_to_start() {
+    let host = TestHost::start();
+    let data = host.data.to_str().unwrap().to_string();
+    let (ok, _, err) = crate::harness::cli(&["serve", "--listen", "127.0.0.1:0", "--data", &data]);
+    assert!(!ok, "a second host started on the same data dir");
+    assert!(err.contains("in use by another wasmdo host"), "{err}");
+    assert_eq!(
+        host.request("GET", "/_admin/health", b"").expect(200)["status"],
+        "ok"
+    );
+}
