@@ -169,12 +169,18 @@ impl Actor {
         if !self.rx.is_empty() {
             return false;
         }
+        self.release_database();
+        self.directory.retire(&self.key, &self.slot, &self.rx)
+    }
+
+    /// Closes the object's database, if open, keeping the host-wide count of open databases.
+    /// Closing does not checkpoint (the WAL stays), so it does no fsync and runs on the worker.
+    fn release_database(&mut self) {
         let storage = &mut self.state_mut().storage;
         if storage.is_open() {
-            close_database(storage);
+            storage.close();
             self.directory.database_opened_or_closed(false);
         }
-        self.directory.retire(&self.key, &self.slot, &self.rx)
     }
 
     /// Fails every queued event (the object could not be activated) and retires.
@@ -415,8 +421,7 @@ impl Actor {
             _ => open && self.directory.too_many_open_databases(),
         };
         if over {
-            close_database(&mut self.state_mut().storage);
-            self.directory.database_opened_or_closed(false);
+            self.release_database();
         }
     }
 
@@ -606,17 +611,8 @@ impl Actor {
             .metrics()
             .evictions
             .fetch_add(1, Ordering::Relaxed);
-        let storage = &mut self.state_mut().storage;
-        storage.close();
+        self.release_database();
         tracing::debug!(target: "wasmdo.actor", class = &*self.key.class, id = %self.key.id, "evicted");
-    }
-}
-
-/// Closing a database checkpoints its WAL into the file (writes and an fsync): off the async
-/// workers, like commits.
-fn close_database(storage: &mut SqliteStorage) {
-    if storage.is_open() {
-        tokio::task::block_in_place(|| storage.close());
     }
 }
 
