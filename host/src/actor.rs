@@ -481,6 +481,7 @@ impl Actor {
             Ok(instance) => instance,
             Err((e, state)) => {
                 self.occupant = Occupant::Dormant(Box::new(state));
+                self.log_failure("activation", &e);
                 return Err(e);
             }
         };
@@ -492,6 +493,7 @@ impl Actor {
                 Ok(())
             }
             (Err(e), _) => {
+                self.log_failure("init", &e);
                 self.directory
                     .metrics()
                     .traps
@@ -551,6 +553,7 @@ impl Actor {
         let result = match outcome {
             Ok(value) => rpc::reply(value, method.result.as_ref()),
             Err((e, poisoned)) => {
+                self.log_failure("rpc", &e);
                 self.after_failure(poisoned);
                 return Err(e);
             }
@@ -575,6 +578,7 @@ impl Actor {
                 Ok(response)
             }
             Err((e, poisoned)) => {
+                self.log_failure("fetch", &e);
                 self.after_failure(poisoned);
                 Err(e)
             }
@@ -589,6 +593,13 @@ impl Actor {
     }
 
     /// Rolls the failed event back and, if the instance is poisoned, drops it.
+    /// Logs an event that failed inside the object (a trap, a limit, a failed activation), so
+    /// operators see what callers saw as a 500.
+    fn log_failure(&self, what: &str, e: &ObjectError) {
+        tracing::warn!(target: "wasmdo.actor", class = &*self.key.class, id = %self.key.id,
+            kind = e.kind(), "{what} failed: {e}");
+    }
+
     fn after_failure(&mut self, poisoned: bool) {
         if let Err(e) = self.state_mut().storage.end_event(false) {
             tracing::error!(target: "wasmdo.actor", "rolling back a failed event: {e}");

@@ -281,7 +281,9 @@ pub(crate) fn post_concurrently(
                 for i in (t..count).step_by(threads) {
                     let (path, body) = request(i);
                     let reply = agent.post(format!("{url}{path}")).send(body).unwrap();
-                    assert_eq!(reply.status().as_u16(), 200, "POST {path}");
+                    let status = reply.status().as_u16();
+                    let text = reply.into_body().read_to_string().unwrap_or_default();
+                    assert_eq!(status, 200, "POST {path}: {text}");
                 }
             })
         })
