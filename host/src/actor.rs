@@ -540,8 +540,7 @@ impl Actor {
         let instance = self.ensure_live().await?;
         let class = instance.class().clone();
         let method = class
-            .methods
-            .get(method)
+            .find_method(method)
             .ok_or_else(|| ObjectError::UnknownMethod {
                 class: class.name.to_string(),
                 method: method.to_string(),

@@ -4,6 +4,7 @@
 //! ```toml
 //! listen = "127.0.0.1:8080"
 //! data = "./data"
+//! compile-cache = "./data/compiled"   # precompiled components; hosts may share one
 //!
 //! [limits]
 //! max-memory-bytes = 134217728
@@ -33,6 +34,10 @@ pub struct Config {
     /// Data directory: object databases, uploaded components, compiled artifacts. Relative paths
     /// in a config file are relative to the file; the default is `./data`.
     pub data: Option<PathBuf>,
+    /// Directory of precompiled components (keyed by content hash and engine build). Default
+    /// `<data>/compiled`. Hosts may share one: entries are written atomically and never change,
+    /// which spares each host the seconds a big (JavaScript, Python) component takes to compile.
+    pub compile_cache: Option<PathBuf>,
     /// Resource limits.
     pub limits: Limits,
     /// Per-class settings, by class name.
@@ -55,6 +60,7 @@ impl Default for Config {
         Config {
             listen: DEFAULT_LISTEN.parse().expect("valid default address"),
             data: None,
+            compile_cache: None,
             limits: Limits::default(),
             classes: BTreeMap::new(),
         }
@@ -81,11 +87,23 @@ impl Config {
         {
             config.data = Some(base.join(data));
         }
+        if let Some(cache) = &config.compile_cache
+            && cache.is_relative()
+        {
+            config.compile_cache = Some(base.join(cache));
+        }
         Ok(config)
     }
 
     /// The data directory in effect.
     pub fn data_dir(&self) -> PathBuf {
         self.data.clone().unwrap_or_else(|| PathBuf::from("./data"))
+    }
+
+    /// The directory of precompiled components in effect.
+    pub fn compile_cache_dir(&self) -> PathBuf {
+        self.compile_cache
+            .clone()
+            .unwrap_or_else(|| self.data_dir().join("compiled"))
     }
 }

@@ -25,7 +25,7 @@ pub enum ObjectError {
     #[error("{0}")]
     InvalidArgument(String),
     /// The method returned its WIT `result::err`; the payload is the error value as JSON.
-    #[error("the method returned an error")]
+    #[error("{}", method_error_message(.0))]
     MethodError(serde_json::Value),
     /// `fetch` returned an error string.
     #[error("fetch failed: {0}")]
@@ -104,5 +104,25 @@ impl ObjectError {
             ObjectError::NotFound(_) => "NotFound",
             ObjectError::Internal(_) => "Internal",
         }
+    }
+}
+
+/// The message of a method's own error: its text when the error value is a string, or a record
+/// with a string `message` (and maybe `name`, as a JavaScript `Error` crosses RPC).
+fn method_error_message(value: &serde_json::Value) -> String {
+    let text = match value {
+        serde_json::Value::String(text) => Some(text.clone()),
+        serde_json::Value::Object(fields) => match (fields.get("name"), fields.get("message")) {
+            (Some(serde_json::Value::String(name)), Some(serde_json::Value::String(message))) => {
+                Some(format!("{name}: {message}"))
+            }
+            (_, Some(serde_json::Value::String(message))) => Some(message.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    match text {
+        Some(text) => format!("the method returned an error: {text}"),
+        None => "the method returned an error".to_owned(),
     }
 }

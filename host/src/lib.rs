@@ -95,8 +95,8 @@ impl Host {
             .map(|(name, class)| (name.clone(), class.env.clone()))
             .collect();
         let registry = {
-            let (engine, data) = (engine.clone(), data.clone());
-            tokio::task::spawn_blocking(move || Registry::open(engine, &data, secret, env))
+            let (engine, data, cache) = (engine.clone(), data.clone(), config.compile_cache_dir());
+            tokio::task::spawn_blocking(move || Registry::open(engine, &data, &cache, secret, env))
                 .await??
         };
         let registry = Arc::new(registry);

@@ -5,7 +5,8 @@
 //! - `components/<sha256>.wasm` — every uploaded component, as uploaded;
 //! - `compiled/<sha256>-<engine>.cwasm` — its precompiled form for this engine build, so a
 //!   restart (or a redeploy of the same bytes) never recompiles (a 12 MB JS component takes ~14 s
-//!   to compile, ~20 ms to load precompiled);
+//!   to compile, ~20 ms to load precompiled); the directory can be moved out of the data dir
+//!   and shared between hosts with `compile-cache` in `wasmdo.toml`;
 //! - `classes.json` — class name → current version and content hash, replaced atomically.
 //!
 //! Guarantees: a deploy either fully succeeds (artifacts on disk, `classes.json` updated, new
@@ -98,6 +99,25 @@ impl ClassVersion {
         })
     }
 
+    /// The method called `name`: its WIT name (`put-many`, or `interface.method`), or the same
+    /// name in JavaScript's camelCase (`putMany`), which is how JS and TS callers spell it.
+    pub(crate) fn find_method(&self, name: &str) -> Option<&Arc<Method>> {
+        self.methods.get(name).or_else(|| {
+            let mut kebab = String::with_capacity(name.len() + 4);
+            for c in name.chars() {
+                if c.is_ascii_uppercase() {
+                    if !kebab.is_empty() && !kebab.ends_with(['.', '-']) {
+                        kebab.push('-');
+                    }
+                    kebab.push(c.to_ascii_lowercase());
+                } else {
+                    kebab.push(c);
+                }
+            }
+            self.methods.get(&kebab)
+        })
+    }
+
     /// The sorted, comma-separated method names (for error messages).
     pub(crate) fn method_names(&self) -> String {
         let names: Vec<&str> = self
@@ -127,6 +147,8 @@ pub struct Registry {
     linker: Linker<ObjectState>,
     dir: PathBuf,
     engine_tag: String,
+    /// Where precompiled artifacts live (`compile-cache`, default `<data>/compiled`).
+    compile_cache: PathBuf,
     secret: HostSecret,
     env: BTreeMap<String, BTreeMap<String, String>>,
     classes: RwLock<HashMap<String, Arc<ClassVersion>>>,
@@ -218,6 +240,7 @@ impl Registry {
     pub(crate) fn open(
         engine: Engine,
         data: &Path,
+        compile_cache: &Path,
         secret: HostSecret,
         env: BTreeMap<String, BTreeMap<String, String>>,
     ) -> anyhow::Result<Registry> {
@@ -238,11 +261,12 @@ impl Registry {
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let engine_tag = format!("{:016x}", hasher.finish());
         std::fs::create_dir_all(data.join("components"))?;
-        std::fs::create_dir_all(data.join("compiled"))?;
+        std::fs::create_dir_all(compile_cache)?;
         let registry = Registry {
             engine,
             linker,
             dir: data.to_path_buf(),
+            compile_cache: compile_cache.to_path_buf(),
             engine_tag,
             secret,
             env,
@@ -298,8 +322,7 @@ impl Registry {
     }
 
     fn compiled_path(&self, hash: &str) -> PathBuf {
-        self.dir
-            .join("compiled")
+        self.compile_cache
             .join(format!("{hash}-{}.cwasm", self.engine_tag))
     }
 

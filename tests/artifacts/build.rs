@@ -89,11 +89,108 @@ fn main() -> Result<()> {
             )?;
         }
     }
+    build_js_guests(&root, &out_dir, &mut generated)?;
     generated.push_str(&foreach_macro("foreach_fixture", "fixture", &fixtures));
     generated.push_str(&foreach_macro("foreach_example", "example", &examples));
 
     fs::write(out_dir.join("artifacts.rs"), generated).context("writing artifacts.rs")?;
     Ok(())
+}
+
+/// The JavaScript/TypeScript guests, built with guest-sdk-js's `wasmdo-js build` (its cache makes
+/// an unchanged guest instant): every `tests/fixtures-js/<name>.ts` (constant `JS_<NAME>`) and
+/// every example directory with a `package.json` whose `main` is the class's module (constant
+/// `EXAMPLE_<NAME>`, `-` becoming `_`).
+fn build_js_guests(root: &Path, out_dir: &Path, generated: &mut String) -> Result<()> {
+    let sdk = root.join("guest-sdk-js");
+    for input in ["bin", "lib", "runtime", "package-lock.json"] {
+        println!("cargo:rerun-if-changed={}", sdk.join(input).display());
+    }
+    let fixtures_dir = root.join("tests/fixtures-js");
+    println!("cargo:rerun-if-changed={}", fixtures_dir.display());
+    ensure!(
+        sdk.join("node_modules/@bytecodealliance/componentize-js")
+            .is_dir(),
+        "guest-sdk-js's dependencies are not installed: run `npm ci --prefix guest-sdk-js` \
+         (scripts/test does)"
+    );
+    let out = out_dir.join("js");
+    fs::create_dir_all(&out)?;
+
+    let mut guests = Vec::new();
+    for entry in fs::read_dir(&fixtures_dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "ts" || e == "js") {
+            let stem = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .context("fixture name")?;
+            guests.push((
+                format!("JS_{}", stem.to_uppercase()),
+                path.clone(),
+                stem.to_owned(),
+            ));
+        }
+    }
+    for entry in fs::read_dir(root.join(EXAMPLES.dir))? {
+        let dir = entry?.path();
+        let manifest = dir.join("package.json");
+        if !manifest.is_file() {
+            continue;
+        }
+        let text = fs::read_to_string(&manifest)?;
+        let main = json_string_field(&text, "main").with_context(|| {
+            format!(
+                "{}: needs `\"main\": \"<class module>\"`",
+                manifest.display()
+            )
+        })?;
+        let name = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .context("example name")?;
+        guests.push((
+            format!("EXAMPLE_{}", name.to_uppercase().replace('-', "_")),
+            dir.join(main),
+            name.to_owned(),
+        ));
+    }
+    guests.sort();
+    for (konst, entry, name) in guests {
+        let wasm = out.join(format!("{name}.wasm"));
+        let status = Command::new("node")
+            .arg(sdk.join("bin/wasmdo-js.mjs"))
+            .arg("build")
+            .arg(&entry)
+            .arg("-o")
+            .arg(&wasm)
+            .arg("--quiet")
+            .status()
+            .context("running node (is Node.js 20+ installed?)")?;
+        ensure!(
+            status.success(),
+            "wasmdo-js build {} failed",
+            entry.display()
+        );
+        writeln!(
+            generated,
+            "/// The JavaScript guest `{entry}`.\npub const {konst}: &str = {path:?};",
+            entry = entry.strip_prefix(root).unwrap_or(&entry).display(),
+            path = wasm.to_str().context("non-UTF-8 path")?,
+        )?;
+    }
+    Ok(())
+}
+
+/// The string value of a top-level `"field": "value"` in a small JSON file (no JSON parser
+/// in this build script's dependencies).
+fn json_string_field(text: &str, field: &str) -> Option<String> {
+    let at = text.find(&format!("\"{field}\""))?;
+    let rest = text[at + field.len() + 2..]
+        .trim_start()
+        .strip_prefix(':')?;
+    let rest = rest.trim_start().strip_prefix('"')?;
+    Some(rest[..rest.find('"')?].to_owned())
 }
 
 /// Emits `rerun-if-changed` for a guest workspace's sources but not for its `target/` (left

@@ -3,9 +3,11 @@
 use serde_json::json;
 use std::time::Duration;
 
-use wasmdo_test_artifacts::{EXAMPLE_BATCHER, EXAMPLE_BOOKING, EXAMPLE_COUNTER};
+use wasmdo_test_artifacts::{
+    EXAMPLE_BATCHER, EXAMPLE_BOOKING, EXAMPLE_CHAT_JS, EXAMPLE_COUNTER, EXAMPLE_COUNTER_JS,
+};
 
-use crate::harness::TestHost;
+use crate::harness::{TestHost, cli};
 
 #[test]
 fn counter_counts_per_object_and_survives_a_crash() {
@@ -72,4 +74,75 @@ fn batcher_flushes_what_was_queued_on_its_alarm() {
     });
     assert_eq!(batches()[1]["number"], 2);
     assert_eq!(batches()[1]["items"], json!(["c"]));
+}
+
+#[test]
+fn counter_js_works_as_its_readme_says() {
+    let mut host = TestHost::start();
+    host.deploy("counter", EXAMPLE_COUNTER_JS).expect(201);
+    let (ok, out, err) = cli(&[
+        "call",
+        "--server",
+        &host.url,
+        "counter/alice",
+        "increment",
+        "[5]",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "5");
+    assert_eq!(host.call("counter", "alice", "increment", json!([])), 6);
+    assert_eq!(host.call("counter", "bob", "get", json!([])), 0);
+    let hello = host.request("GET", "/objects/counter/alice/x", b"");
+    assert_eq!((hello.status, hello.text.as_str()), (200, "hello /x"));
+    host.crash_and_restart();
+    assert_eq!(host.call("counter", "alice", "get", json!([])), 6);
+}
+
+#[test]
+fn chat_js_keeps_its_log_in_sql() {
+    let host = TestHost::start();
+    host.deploy("chat", EXAMPLE_CHAT_JS).expect(201);
+    let first = host.call("chat", "lobby", "post", json!(["ann", "hello"]));
+    assert_eq!(first["id"], 1);
+    assert_eq!(first["author"], "ann");
+    assert!(first["sent-at"].as_f64().unwrap() > 1.7e12, "{first}");
+    host.call("chat", "lobby", "post", json!(["bob", "hi ann"]));
+    let posted = host.request(
+        "POST",
+        "/objects/chat/lobby/messages",
+        br#"{"author":"cy","text":"over HTTP"}"#,
+    );
+    assert_eq!(posted.status, 201, "{}", posted.text);
+    assert_eq!(posted.body["id"], 3);
+    let history = host.call("chat", "lobby", "history", json!([2]));
+    let texts: Vec<_> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].clone())
+        .collect();
+    assert_eq!(texts, [json!("hi ann"), json!("over HTTP")]);
+    let before = host.call("chat", "lobby", "history", json!([null, 2]));
+    assert_eq!(before.as_array().unwrap().len(), 1);
+    assert_eq!(
+        host.call("chat", "lobby", "stats", json!([])),
+        json!({"messages": 3, "authors": ["ann", "bob", "cy"]})
+    );
+    let listed = host.request("GET", "/objects/chat/lobby/messages?limit=1", b"");
+    assert_eq!(listed.body.as_array().unwrap().len(), 1, "{}", listed.text);
+    let refused = host
+        .rpc("chat", "lobby", "post", json!(["", "x"]))
+        .expect(422);
+    assert_eq!(refused["value"]["name"], "TypeError");
+    let bad = host.request(
+        "POST",
+        "/objects/chat/lobby/messages",
+        format!(r#"{{"author":"dan","text":"{}"}}"#, "x".repeat(2001)).as_bytes(),
+    );
+    assert_eq!(bad.status, 400, "{}", bad.text);
+    // other rooms are separate objects
+    assert_eq!(
+        host.call("chat", "other", "stats", json!([]))["messages"],
+        0
+    );
 }

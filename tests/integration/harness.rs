@@ -81,6 +81,17 @@ impl TestHost {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data");
         let config_path = dir.path().join("wasmdo.toml");
+        // test hosts share one compile cache unless a test sets its own: a JS component then
+        // compiles once per run, not once per test (~10 s each)
+        let config = if config.contains("compile-cache") {
+            config.to_owned()
+        } else {
+            let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compile-cache");
+            format!(
+                "compile-cache = {:?}\n{config}",
+                cache.display().to_string()
+            )
+        };
         std::fs::write(&config_path, config).expect("write config");
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -246,7 +257,8 @@ impl TestHost {
         }
     }
 
-    /// Path of the compiled-artifact cache.
+    /// Path of the compiled-artifact cache of a host started with
+    /// `compile-cache = "data/compiled"` (the default place, private to the host).
     pub(crate) fn compiled_dir(&self) -> PathBuf {
         self.data.join("compiled")
     }

@@ -7,6 +7,7 @@ mod harness;
 mod alarms_basic;
 mod cli;
 mod examples;
+mod js_sdk;
 mod limits_runaway;
 mod object_info;
 mod registry;

@@ -46,7 +46,7 @@ fn bad_uploads_are_refused_with_precise_messages_and_change_nothing() {
 
 #[test]
 fn classes_survive_a_restart_without_recompiling() {
-    let mut host = TestHost::start();
+    let mut host = TestHost::with_config("compile-cache = \"data/compiled\"\n");
     let deployed = host.deploy("kv", STORAGE_KV).expect(201);
     host.call("kv", "o", "put", json!(["k", "v"]));
     let artifacts: Vec<_> = std::fs::read_dir(host.compiled_dir())

@@ -11,7 +11,7 @@
 //! | `bool` | `true` / `false` |
 //! | `u8` `u16` `u32` `s8` `s16` `s32` | an integer number in the type's range; `1.5`, `5.0` and `1e2` are refused |
 //! | `u64` `s64` | an integer number, or on input also a decimal string (`"18446744073709551615"`), since JavaScript numbers cannot hold every 64-bit integer; always a number on output |
-//! | `f32` `f64` | a number, or the strings `"NaN"`, `"Infinity"`, `"-Infinity"` (both ways); an `f32` out of range is refused rather than turned into infinity |
+//! | `f32` `f64` | a number, or the strings `"NaN"`, `"Infinity"`, `"-Infinity"` (both ways); an `f32` out of range is refused rather than turned into infinity; on output an integral value within ±2^53 prints without a fraction (`5`, as JavaScript prints it) |
 //! | `char` | a string of exactly one Unicode scalar value |
 //! | `string` | a string |
 //! | `list<T>` | an array (`list<u8>` too: an array of numbers) |
@@ -30,6 +30,9 @@
 //! `null`, so `option<option<option<u32>>>` is `null`-able again (`null`, `{"tag": "none"}`,
 //! `{"tag": "some", "val": null}`, `{"tag": "some", "val": 1}`). Wherever an option's JSON may be
 //! absent — a record field, a `val` — absence means `none`.
+//!
+//! Trailing arguments whose types are `option`s may be left out of the array: they are `none`
+//! (how a JavaScript method's optional parameters work).
 //!
 //! Input is strict: nothing is coerced, and every refusal is an [`ArgumentError`] naming the
 //! argument (numbered from 1, with its WIT name) and a JSON Pointer (RFC 6901) into it, e.g.
@@ -117,16 +120,22 @@ pub(crate) fn args_from_json(
             got: describe(json),
         });
     };
-    if args.len() != params.len() {
+    // trailing optional parameters may be left out (`none`), as in JavaScript
+    let required = params
+        .iter()
+        .rposition(|(_, ty)| !matches!(ty, Type::Option(_)))
+        .map_or(0, |last| last + 1);
+    if args.len() < required || args.len() > params.len() {
         return Err(ArgumentError::WrongArity {
             expected: params.len(),
             params: render_params(params),
             got: args.len(),
         });
     }
+    let absent = Value::Null;
     params
         .iter()
-        .zip(args)
+        .zip(args.iter().chain(std::iter::repeat(&absent)))
         .enumerate()
         .map(|(i, ((name, ty), arg))| {
             decode(ty, arg).map_err(|mismatch| {
@@ -684,6 +693,12 @@ fn float(json: &Value, name: &str) -> Result<f64, Mismatch> {
 }
 
 fn float_json(f: f64) -> Value {
+    /// Integral floats up to 2^53 print as integers (`5`, not `5.0`), as JavaScript prints them.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    if f.fract() == 0.0 && f.abs() <= EXACT && !(f == 0.0 && f.is_sign_negative()) {
+        #[expect(clippy::cast_possible_truncation, reason = "integral and within ±2^53")]
+        return Value::from(f as i64);
+    }
     match Number::from_f64(f) {
         Some(n) => Value::Number(n),
         None if f.is_nan() => Value::String("NaN".to_owned()),

@@ -1,0 +1,68 @@
+#!/usr/bin/env node
+// wasmdo-js: build JavaScript/TypeScript Durable Object classes into wasmdo components.
+
+import { parseArgs } from "node:util";
+
+import { build, describeClass, BuildError } from "../lib/build.mjs";
+
+const USAGE = `usage:
+  wasmdo-js build <entry.ts|js> -o <out.wasm> [--class <Name>] [--package <ns:name>] [--no-cache]
+      Bundle the module's Durable Object class (TypeScript and npm dependencies included) and
+      componentize it for wasmdo. Rebuilding unchanged sources is served from the cache
+      ($WASMDO_JS_CACHE, default ~/.cache/wasmdo-js).
+  wasmdo-js wit <entry.ts|js> [--class <Name>] [--package <ns:name>]
+      Print the WIT world the class is built against (its RPC interface).`;
+
+function fail(message) {
+  process.stderr.write(`wasmdo-js: ${message}\n`);
+  process.exit(1);
+}
+
+const [command, ...rest] = process.argv.slice(2);
+let parsed;
+try {
+  parsed = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: {
+      out: { type: "string", short: "o" },
+      class: { type: "string" },
+      package: { type: "string" },
+      "no-cache": { type: "boolean" },
+      quiet: { type: "boolean", short: "q" },
+    },
+  });
+} catch (e) {
+  fail(`${e.message}\n${USAGE}`);
+}
+const { values, positionals } = parsed;
+if (positionals.length !== 1) fail(USAGE);
+const [entry] = positionals;
+
+try {
+  if (command === "build") {
+    if (!values.out) fail(`build needs -o <out.wasm>\n${USAGE}`);
+    const result = await build({
+      entry,
+      out: values.out,
+      className: values.class,
+      packageName: values.package,
+      cache: !values["no-cache"],
+      log: values.quiet ? () => {} : (m) => process.stderr.write(`wasmdo-js: ${m}\n`),
+    });
+    if (!values.quiet) {
+      const mb = (result.size / 1e6).toFixed(1);
+      const how = result.cached ? "unchanged, from the cache" : "built";
+      process.stderr.write(
+        `wasmdo-js: ${result.out}: class ${result.className}, methods [${result.methods.join(", ")}], ${mb} MB, ${how} in ${(result.ms / 1000).toFixed(1)} s\n`,
+      );
+    }
+  } else if (command === "wit") {
+    process.stdout.write(describeClass({ entry, className: values.class, packageName: values.package }).wit);
+  } else {
+    fail(USAGE);
+  }
+} catch (e) {
+  if (e instanceof BuildError || e.constructor?.name === "AnalysisError") fail(e.message);
+  throw e;
+}

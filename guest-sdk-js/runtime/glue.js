@@ -1,0 +1,184 @@
+// The exports of a JS class's component: `handler.init/fetch`, `alarm-handler.alarm` and one
+// function per RPC method, each converting between WIT values and the class's JS values.
+
+import { className } from "wasmdo:object/object@0.1.0";
+
+import { DurableObjectState, installConsole, objectEnv, describe } from "./object.js";
+
+installConsole();
+
+/** What an RPC method's `err` carries: the thrown value's name and message. */
+function errorRecord(e) {
+  if (e instanceof Error) return { name: String(e.name || "Error"), message: String(e.message) };
+  return { name: "Error", message: describe(e) };
+}
+
+function errorText(e) {
+  const { name, message } = errorRecord(e);
+  return `${name}: ${message}`;
+}
+
+function typeName(v) {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  return typeof v === "object" ? `a ${v.constructor?.name ?? "object"}` : `a ${typeof v}`;
+}
+
+/** A Uint8Array, also one made by the engine's bindings (which may fail `instanceof`). */
+function isBytes(v) {
+  return ArrayBuffer.isView(v) && Object.prototype.toString.call(v) === "[object Uint8Array]";
+}
+
+/** A WIT value (as componentize-js gives it) as the class's JS value. */
+function toJs(d, v) {
+  switch (d.k) {
+    case "option":
+      return v === undefined || v === null ? (d.none === "null" ? null : undefined) : toJs(d.of, v);
+    case "bytes":
+      return new Uint8Array(v);
+    case "list":
+      return Array.from(v, (x) => toJs(d.of, x));
+    case "tuple":
+      return d.of.map((td, i) => toJs(td, v[i]));
+    case "enum":
+      return d.cases.find(([, wit]) => wit === v)[0];
+    case "record": {
+      const out = {};
+      for (const f of d.fields) {
+        const x = toJs(f.desc, v[f.js]);
+        if (x !== undefined || f.desc.k !== "option") out[f.ts] = x;
+      }
+      return out;
+    }
+    default:
+      return v;
+  }
+}
+
+/** The class's JS value as a WIT value, checked against the method's declared type. */
+function toWit(d, v, where) {
+  const bad = (what) => {
+    throw new TypeError(`${where} is ${typeName(v)}, but the signature says ${what}`);
+  };
+  switch (d.k) {
+    case "unit":
+      return undefined;
+    case "f64":
+      return typeof v === "number" ? v : bad("number");
+    case "int":
+      return Number.isInteger(v) && v >= d.range[0] && v <= d.range[1] ? v : bad(`${d.wit} (an integer in ${d.range[0]}..=${d.range[1]})`);
+    case "bigint":
+      return typeof v === "bigint" ? v : bad("bigint");
+    case "string":
+      return typeof v === "string" ? v : bad("string");
+    case "bool":
+      return typeof v === "boolean" ? v : bad("boolean");
+    case "bytes":
+      return isBytes(v) ? v : bad("Uint8Array");
+    case "option":
+      return v === undefined || v === null ? undefined : toWit(d.of, v, where);
+    case "list":
+      if (!Array.isArray(v)) bad("an array");
+      return v.map((x, i) => toWit(d.of, x, `${where}[${i}]`));
+    case "tuple":
+      if (!Array.isArray(v) || v.length !== d.of.length) bad(`a tuple of ${d.of.length}`);
+      return d.of.map((td, i) => toWit(td, v[i], `${where}[${i}]`));
+    case "enum": {
+      const c = d.cases.find(([ts]) => ts === v);
+      return c ? c[1] : bad(`one of ${d.cases.map(([ts]) => JSON.stringify(ts)).join(", ")}`);
+    }
+    case "record": {
+      if (v === null || typeof v !== "object") bad(`a ${d.name} object`);
+      const out = {};
+      for (const f of d.fields) out[f.js] = toWit(f.desc, v[f.ts], `${where}.${f.ts}`);
+      return out;
+    }
+    default:
+      throw new TypeError(`unknown descriptor ${d.k}`);
+  }
+}
+
+/** A host-facing object for the class `exportName` of the user's module. */
+export function hostObject(userModule, exportName, methods) {
+  const Class = userModule[exportName];
+  let ctx = null;
+  let instance = null;
+
+  function live() {
+    if (!instance) throw new Error(`the ${exportName} object was not initialised`);
+    return instance;
+  }
+
+  async function settle(result) {
+    await ctx._settleWaitUntil();
+    return result;
+  }
+
+  return {
+    handler: {
+      async init() {
+        try {
+          ctx = new DurableObjectState();
+          instance = new Class(ctx, objectEnv());
+          await ctx._settleBlocking();
+        } catch (e) {
+          instance = null;
+          throw `constructing ${exportName} (class ${className()}) failed: ${errorText(e)}`;
+        }
+      },
+
+      async fetch(req) {
+        try {
+          const object = live();
+          if (typeof object.fetch !== "function") {
+            throw new Error(`${exportName} has no fetch() method`);
+          }
+          // the object sees its own path: `/objects/room/a/x?y` arrives as `<origin>/x?y`
+          const url = new URL(req.path + (req.query ? `?${req.query}` : ""), req.url);
+          const hasBody = req.method !== "GET" && req.method !== "HEAD";
+          const request = new Request(url, {
+            method: req.method,
+            headers: req.headers,
+            body: hasBody && req.body.length > 0 ? req.body : undefined,
+          });
+          const response = await object.fetch(request);
+          if (!(response instanceof Response)) {
+            throw new TypeError(`${exportName}.fetch returned ${typeName(response)}, not a Response`);
+          }
+          const body = new Uint8Array(await response.arrayBuffer());
+          return settle({ status: response.status, headers: [...response.headers], body });
+        } catch (e) {
+          throw errorText(e);
+        }
+      },
+    },
+
+    alarmHandler: {
+      async alarm(info) {
+        try {
+          const object = live();
+          if (typeof object.alarm === "function") {
+            await object.alarm({ retryCount: info.retryCount, isRetry: info.isRetry });
+          }
+          await settle();
+        } catch (e) {
+          throw errorText(e);
+        }
+      },
+    },
+
+    async call(name, args) {
+      const m = methods[name];
+      try {
+        const object = live();
+        const jsArgs = m.params.map((d, i) => toJs(d, args[i]));
+        // let default parameters apply: drop trailing arguments that are absent
+        while (jsArgs.length > 0 && jsArgs[jsArgs.length - 1] === undefined) jsArgs.pop();
+        const result = await object[m.name](...jsArgs);
+        return await settle(toWit(m.result, result, `the result of ${exportName}.${m.name}`));
+      } catch (e) {
+        throw errorRecord(e);
+      }
+    },
+  };
+}

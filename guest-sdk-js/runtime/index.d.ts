@@ -1,0 +1,130 @@
+// Types of wasmdo's JavaScript SDK, the subset of `cloudflare:workers` that wasmdo runs.
+
+/** WIT integer types for RPC signatures: `count: u32` crosses as a WIT `u32` (a JS number). */
+export type u8 = number & { readonly __wit?: "u8" };
+export type u16 = number & { readonly __wit?: "u16" };
+export type u32 = number & { readonly __wit?: "u32" };
+export type s8 = number & { readonly __wit?: "s8" };
+export type s16 = number & { readonly __wit?: "s16" };
+export type s32 = number & { readonly __wit?: "s32" };
+/** 64-bit integers are bigints in JS. A plain `bigint` is a WIT `s64`. */
+export type u64 = bigint & { readonly __wit?: "u64" };
+export type s64 = bigint & { readonly __wit?: "s64" };
+export type f32 = number & { readonly __wit?: "f32" };
+export type f64 = number & { readonly __wit?: "f64" };
+
+export declare class DurableObjectId {
+  /** The id: 64 lowercase hex digits. */
+  toString(): string;
+  /** The name the object was addressed by (`idFromName`), if any. */
+  readonly name?: string;
+  equals(other: DurableObjectId): boolean;
+}
+
+export interface DurableObjectListOptions {
+  start?: string;
+  startAfter?: string;
+  end?: string;
+  prefix?: string;
+  reverse?: boolean;
+  limit?: number;
+}
+
+export interface DurableObjectGetAlarmOptions {
+  allowConcurrency?: boolean;
+}
+export interface DurableObjectSetAlarmOptions {
+  allowConcurrency?: boolean;
+  allowUnconfirmed?: boolean;
+}
+
+export declare class DurableObjectTransaction {
+  get<T = unknown>(key: string): Promise<T | undefined>;
+  get<T = unknown>(keys: string[]): Promise<Map<string, T>>;
+  put<T>(key: string, value: T): Promise<void>;
+  put<T>(entries: Record<string, T>): Promise<void>;
+  delete(key: string): Promise<boolean>;
+  delete(keys: string[]): Promise<number>;
+  list<T = unknown>(options?: DurableObjectListOptions): Promise<Map<string, T>>;
+  getAlarm(options?: DurableObjectGetAlarmOptions): Promise<number | null>;
+  setAlarm(scheduledTime: number | Date, options?: DurableObjectSetAlarmOptions): Promise<void>;
+  deleteAlarm(options?: DurableObjectSetAlarmOptions): Promise<void>;
+  rollback(): void;
+}
+
+export declare class SyncKvStorage {
+  get<T = unknown>(key: string): T | undefined;
+  put<T>(key: string, value: T): void;
+  delete(key: string): boolean;
+  list<T = unknown>(options?: DurableObjectListOptions): Iterable<[string, T]>;
+}
+
+export type SqlStorageValue = ArrayBuffer | string | number | bigint | null;
+
+export declare class SqlStorageCursor<T extends Record<string, SqlStorageValue> = Record<string, SqlStorageValue>>
+  implements IterableIterator<T>
+{
+  next(): IteratorResult<T>;
+  [Symbol.iterator](): IterableIterator<T>;
+  toArray(): T[];
+  one(): T;
+  raw<U extends SqlStorageValue[] = SqlStorageValue[]>(): IterableIterator<U> & { toArray(): U[] };
+  readonly columnNames: string[];
+  readonly rowsRead: number;
+  readonly rowsWritten: number;
+}
+
+export declare class SqlStorage {
+  exec<T extends Record<string, SqlStorageValue> = Record<string, SqlStorageValue>>(
+    query: string,
+    ...bindings: unknown[]
+  ): SqlStorageCursor<T>;
+  readonly databaseSize: number;
+}
+
+export declare class DurableObjectStorage {
+  get<T = unknown>(key: string): Promise<T | undefined>;
+  get<T = unknown>(keys: string[]): Promise<Map<string, T>>;
+  put<T>(key: string, value: T): Promise<void>;
+  put<T>(entries: Record<string, T>): Promise<void>;
+  delete(key: string): Promise<boolean>;
+  delete(keys: string[]): Promise<number>;
+  list<T = unknown>(options?: DurableObjectListOptions): Promise<Map<string, T>>;
+  deleteAll(): Promise<void>;
+  transaction<T>(closure: (txn: DurableObjectTransaction) => Promise<T>): Promise<T>;
+  transactionSync<T>(closure: () => T): T;
+  getAlarm(options?: DurableObjectGetAlarmOptions): Promise<number | null>;
+  setAlarm(scheduledTime: number | Date, options?: DurableObjectSetAlarmOptions): Promise<void>;
+  deleteAlarm(options?: DurableObjectSetAlarmOptions): Promise<void>;
+  sync(): Promise<void>;
+  readonly sql: SqlStorage;
+  readonly kv: SyncKvStorage;
+}
+
+export declare class DurableObjectState {
+  readonly id: DurableObjectId;
+  readonly storage: DurableObjectStorage;
+  blockConcurrencyWhile<T>(callback: () => Promise<T>): Promise<T>;
+  waitUntil(promise: Promise<unknown>): void;
+}
+
+export interface AlarmInvocationInfo {
+  readonly retryCount: number;
+  readonly isRetry: boolean;
+}
+
+export declare abstract class DurableObject<Env = Record<string, string>> {
+  protected ctx: DurableObjectState;
+  protected env: Env;
+  constructor(ctx: DurableObjectState, env: Env);
+  fetch?(request: Request): Response | Promise<Response>;
+  alarm?(alarmInfo?: AlarmInvocationInfo): void | Promise<void>;
+}
+
+/** A storage call the host refused; `code` is the WIT error case (`value-too-large`, `sql`, …). */
+export declare class StorageError extends Error {
+  readonly code: string;
+}
+
+/** A value storage cannot hold (a function, a class instance, a cycle). */
+export declare class DataCloneError extends Error {}

@@ -1,0 +1,7 @@
+// wasmdo's JavaScript SDK, imported as "cloudflare:workers" or "wasmdo".
+
+export { DurableObject, DurableObjectId, DurableObjectState } from "./object.js";
+export { DurableObjectStorage, SyncKvStorage } from "./storage.js";
+export { SqlStorage, SqlStorageCursor } from "./sql.js";
+export { StorageError } from "./host.js";
+export { DataCloneError } from "./values.js";

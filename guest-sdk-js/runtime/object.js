@@ -1,0 +1,118 @@
+// The object itself: `DurableObject`, its `ctx` (DurableObjectState) and `env`.
+
+import { id as hostId, name as hostName, className, envVars, log } from "wasmdo:object/object@0.1.0";
+
+import { DurableObjectStorage } from "./storage.js";
+
+/** An object's identity: `toString()` is its 64-hex-digit id; `name` the name it was addressed by. */
+export class DurableObjectId {
+  #id;
+  constructor(id, name) {
+    this.#id = id;
+    if (name !== undefined) this.name = name;
+  }
+  toString() {
+    return this.#id;
+  }
+  equals(other) {
+    return other instanceof DurableObjectId && other.toString() === this.#id;
+  }
+}
+
+/** `ctx`: the object's state and the host's services. */
+export class DurableObjectState {
+  #pending = [];
+  #waitUntil = [];
+
+  constructor() {
+    this.id = new DurableObjectId(hostId(), hostName() ?? undefined);
+    this.storage = new DurableObjectStorage();
+  }
+
+  /**
+   * Runs `callback`; events wait until it settles. wasmdo already runs one event at a time to
+   * completion, so this matters in the constructor: the activation waits for it, and a rejection
+   * fails the activation (the waiting events get `InitFailed`).
+   */
+  blockConcurrencyWhile(callback) {
+    const promise = Promise.resolve().then(callback);
+    this.#pending.push(promise);
+    return promise;
+  }
+
+  /** The event's reply waits for `promise` too (a rejection is logged, not raised). */
+  waitUntil(promise) {
+    this.#waitUntil.push(Promise.resolve(promise));
+  }
+
+  /** Settles everything handed to `blockConcurrencyWhile` (raising the first rejection). */
+  async _settleBlocking() {
+    while (this.#pending.length > 0) {
+      const batch = this.#pending.splice(0);
+      await Promise.all(batch);
+    }
+  }
+
+  /** Settles everything handed to `waitUntil`, logging rejections. */
+  async _settleWaitUntil() {
+    while (this.#waitUntil.length > 0) {
+      const batch = this.#waitUntil.splice(0);
+      for (const r of await Promise.allSettled(batch)) {
+        if (r.status === "rejected") log("error", `waitUntil promise rejected: ${describe(r.reason)}`);
+      }
+    }
+  }
+}
+
+/** The base class of every Durable Object class. */
+export class DurableObject {
+  constructor(ctx, env) {
+    this.ctx = ctx;
+    this.env = env;
+  }
+}
+
+/** The class's environment: its variables from `wasmdo.toml` (strings). */
+export function objectEnv() {
+  const env = {};
+  for (const [k, v] of envVars()) env[k] = v;
+  return env;
+}
+
+export { className };
+
+/** One console argument as text. */
+export function describe(value) {
+  if (typeof value === "string") return value;
+  if (value instanceof Error) return value.stack ? `${value.name}: ${value.message}\n${value.stack}` : `${value.name}: ${value.message}`;
+  if (typeof value === "bigint") return `${value}n`;
+  if (typeof value === "function") return `[Function ${value.name || "anonymous"}]`;
+  if (typeof value === "symbol" || value === undefined) return String(value);
+  try {
+    const seen = new WeakSet();
+    return JSON.stringify(value, (_k, v) => {
+      if (typeof v === "bigint") return `${v}n`;
+      if (v instanceof Map) return Object.fromEntries(v);
+      if (v instanceof Set) return [...v];
+      if (typeof v === "object" && v !== null) {
+        if (seen.has(v)) return "[Circular]";
+        seen.add(v);
+      }
+      return v;
+    });
+  } catch {
+    return String(value);
+  }
+}
+
+/** Routes `console.*` to the host's per-object log, at the matching level. */
+export function installConsole() {
+  const line = (level) => (...args) => log(level, args.map(describe).join(" "));
+  const console = globalThis.console ?? (globalThis.console = {});
+  console.trace = line("trace");
+  console.debug = line("debug");
+  console.log = line("info");
+  console.info = line("info");
+  console.warn = line("warn");
+  console.error = line("error");
+}

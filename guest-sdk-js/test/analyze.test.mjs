@@ -1,0 +1,96 @@
+// The TypeScript → WIT mapping: what a class's signatures become, and the build errors.
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { test } from "node:test";
+
+import { kebab, camel } from "../lib/analyze.mjs";
+import { describeClass } from "../lib/build.mjs";
+
+const dir = mkdtempSync(path.join(tmpdir(), "wasmdo-js-test-"));
+let n = 0;
+function wit(source, options = {}) {
+  const file = path.join(dir, `case${n++}.ts`);
+  writeFileSync(file, `import { DurableObject } from "cloudflare:workers";\n${source}`);
+  return describeClass({ entry: file, ...options }).wit;
+}
+
+test("names become kebab-case WIT identifiers and back", () => {
+  assert.equal(kebab("putMany"), "put-many");
+  assert.equal(kebab("HTTPServer"), "http-server");
+  assert.equal(kebab("user_name"), "user-name");
+  assert.equal(kebab("v2Name"), "v2-name");
+  assert.equal(camel("put-many"), "putMany");
+  assert.throws(() => kebab("_"), /cannot be a WIT name/);
+});
+
+test("signatures map to WIT types", () => {
+  const out = wit(`
+    export type Mode = "fast" | "slow-ish";
+    export interface Item { name: string; qty?: number; tags: string[]; }
+    export class Shop extends DurableObject {
+      async add(item: Item, mode: Mode, at: bigint, raw: Uint8Array, pair: [boolean, string]): Promise<Item[]> { return []; }
+      sync(n: number | null): string | undefined { return undefined; }
+      async nothing(): Promise<void> {}
+      private hidden(): void {}
+      _internal(): void {}
+      async fetch(r: Request) { return new Response(""); }
+    }`);
+  assert.match(out, /package js:shop;/);
+  assert.match(out, /enum mode \{ fast, slow-ish \}/);
+  assert.match(out, /record item \{ name: string, qty: option<f64>, tags: list<string> \}/);
+  assert.match(
+    out,
+    /add: func\(item: item, mode: mode, at: s64, raw: list<u8>, pair: tuple<bool, string>\) -> result<list<item>, js-error>;/,
+  );
+  assert.match(out, /sync: func\(n: option<f64>\) -> result<option<string>, js-error>;/);
+  assert.match(out, /nothing: func\(\) -> result<_, js-error>;/);
+  assert.doesNotMatch(out, /hidden|internal|fetch/);
+  assert.match(out, /world shop-object \{\n  include wasmdo:object\/durable-object@0.1.0;\n  export shop;/);
+});
+
+test("the SDK's integer aliases give WIT integer types", () => {
+  const out = wit(`
+    import type { u8, u32, s64 } from "wasmdo";
+    export class Ints extends DurableObject { f(a: u8, b: u32, c: s64): u32 { return 0; } }`);
+  assert.match(out, /f: func\(a: u8, b: u32, c: s64\) -> result<u32, js-error>;/);
+});
+
+test("types without a WIT form are build errors that say where and why", () => {
+  const bad = [
+    ["f(x: any) {}", /parameter `x` of C.f has no type/],
+    ["f(x: Date) {}", /is a Date, which has no WIT type/],
+    ["f(x: string | number) {}", /is a union/],
+    ["f(x: Record<string, number>) {}", /index signature/],
+    ["f(...xs: number[]) {}", /rest parameters/],
+    ["env() {}", /DurableObject's this.env hides it/],
+  ];
+  for (const [method, message] of bad) {
+    assert.throws(() => wit(`export class C extends DurableObject { ${method} }`), message);
+  }
+  assert.throws(() => wit(`export class NotAnObject {}`), /exports no Durable Object class/);
+  assert.throws(
+    () => wit(`export class A extends DurableObject {}\nexport class B extends DurableObject {}`),
+    /choose one with --class/,
+  );
+  assert.match(
+    wit(`export class A extends DurableObject {}\nexport class B extends DurableObject { f(): void {} }`, {
+      className: "B",
+    }),
+    /interface b/,
+  );
+});
+
+test("plain JavaScript with JSDoc types works", () => {
+  const file = path.join(dir, "plain.js");
+  writeFileSync(
+    file,
+    `import { DurableObject } from "cloudflare:workers";
+     export class Counter extends DurableObject {
+       /** @param {number} by @returns {Promise<number>} */
+       async increment(by) { return by; }
+     }`,
+  );
+  assert.match(describeClass({ entry: file }).wit, /increment: func\(by: f64\) -> result<f64, js-error>;/);
+});

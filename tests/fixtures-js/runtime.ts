@@ -1,0 +1,155 @@
+// Exercises guest-sdk-js's runtime through typed RPC and fetch: the WIT type mapping, errors,
+// limits, console, clocks and randomness, identity, env, blockConcurrencyWhile and waitUntil.
+import { DurableObject, type DurableObjectState, type u32, type s32, type u8 } from "cloudflare:workers";
+
+export type Color = "red" | "green" | "dark-blue";
+
+export interface Point {
+  x: u32;
+  y: s32;
+}
+
+/** One value of every kind the SDK maps to WIT. */
+export interface Everything {
+  n: number;
+  s: string;
+  b: boolean;
+  big: bigint;
+  bytes: Uint8Array;
+  list: string[];
+  pair: [number, string];
+  maybe?: string;
+  nullable: string | null;
+  color: Color;
+  point: Point;
+  small: u8;
+  snake_case_field: number;
+  points: Point[];
+}
+
+export class RuntimeProbe extends DurableObject {
+  activations = 0;
+
+  constructor(ctx: DurableObjectState, env: Record<string, string>) {
+    super(ctx, env);
+    if (env.FAIL_INIT) throw new Error(`constructor refused: ${env.FAIL_INIT}`);
+    ctx.blockConcurrencyWhile(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      this.activations = ((await ctx.storage.get<number>("activations")) ?? 0) + 1;
+      await ctx.storage.put("activations", this.activations);
+    });
+  }
+
+  /** How many times the object was constructed; set by blockConcurrencyWhile before any event. */
+  async activationCount(): Promise<number> {
+    return this.activations;
+  }
+
+  async echo(value: Everything): Promise<Everything> {
+    return value;
+  }
+
+  async describe(value: Everything): Promise<string> {
+    return [
+      typeof value.big,
+      value.bytes instanceof Uint8Array,
+      "maybe" in value ? `maybe=${value.maybe}` : "no-maybe",
+      value.nullable === null ? "null" : value.nullable,
+      value.snake_case_field,
+    ].join(",");
+  }
+
+  async defaults(a: string, b: number = 7, c?: boolean): Promise<string> {
+    return `${a},${b},${c}`;
+  }
+
+  /** Throws the error `kind` names; its message reaches the caller. */
+  async fail(kind: string): Promise<number> {
+    if (kind === "type") throw new TypeError("wrong type of thing");
+    if (kind === "string") throw "a bare string";
+    if (kind === "custom") {
+      class QuotaError extends Error {
+        name = "QuotaError";
+      }
+      throw new QuotaError("over quota");
+    }
+    throw new Error(`failed: ${kind}`);
+  }
+
+  /** Returns a value its signature does not allow (a string where a number is due). */
+  async wrongResult(): Promise<number> {
+    return "not a number" as unknown as number;
+  }
+
+  async spin(): Promise<number> {
+    let i = 0;
+    for (;;) i++;
+  }
+
+  /** Allocates `mb` MiB and keeps it. */
+  async allocate(mb: number): Promise<number> {
+    const chunks: Uint8Array[] = [];
+    for (let i = 0; i < mb; i++) chunks.push(new Uint8Array(1 << 20).fill(1));
+    (globalThis as { hoard?: unknown }).hoard = chunks;
+    return chunks.length;
+  }
+
+  async recurse(depth: number): Promise<number> {
+    const down = (n: number): number => (n === 0 ? 0 : 1 + down(n - 1));
+    return down(depth);
+  }
+
+  async now(): Promise<number> {
+    return Date.now();
+  }
+
+  async uuid(): Promise<string> {
+    return crypto.randomUUID();
+  }
+
+  async randomBytes(): Promise<string> {
+    return [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  async log(message: string): Promise<void> {
+    console.log("log:", message, { n: 1 });
+    console.warn("warn:", message);
+    console.error("error:", message);
+  }
+
+  async whoami(): Promise<[string, string | null]> {
+    return [this.ctx.id.toString(), this.ctx.id.name ?? null];
+  }
+
+  async envVar(key: string): Promise<string | undefined> {
+    return (this.env as Record<string, string>)[key];
+  }
+
+  /** Schedules a write through waitUntil; the reply waits for it. */
+  async waitUntilWrite(key: string): Promise<void> {
+    this.ctx.waitUntil(
+      new Promise<void>((resolve) => setTimeout(resolve, 5)).then(() => this.ctx.storage.put(key, "written later")),
+    );
+  }
+
+  async read(key: string): Promise<string | undefined> {
+    return this.ctx.storage.get<string>(key);
+  }
+
+  async fetch(request: Request): Promise<Response> {
+    const url = new URL(request.url);
+    if (url.pathname === "/throw") throw new Error("fetch blew up");
+    const body = request.method === "GET" || request.method === "HEAD" ? "" : await request.text();
+    return Response.json(
+      {
+        method: request.method,
+        url: request.url,
+        path: url.pathname,
+        query: url.searchParams.get("q"),
+        header: request.headers.get("x-test"),
+        body,
+      },
+      { status: 201, headers: { "x-object": "runtime" } },
+    );
+  }
+}
