@@ -184,6 +184,7 @@ fn start_workerd() -> anyhow::Result<Option<Workerd>> {
 
 /// The HTTP scenarios, run identically against each target.
 async fn http_scenarios(label: &str, addr: SocketAddr, pid: u32, secs: Duration) {
+    let label = label.to_owned();
     for connections in [1, 16] {
         let (rate, stats) = http_load(
             addr,
@@ -194,7 +195,7 @@ async fn http_scenarios(label: &str, addr: SocketAddr, pid: u32, secs: Duration)
         )
         .await;
         println!(
-            "{label:<8} hot object, read,          {connections:>2} conns: {rate:>8.0} req/s  {}",
+            "{label:<9} hot object, read,          {connections:>2} conns: {rate:>8.0} req/s  {}",
             stats.line()
         );
         let (rate, stats) = http_load(
@@ -206,11 +207,11 @@ async fn http_scenarios(label: &str, addr: SocketAddr, pid: u32, secs: Duration)
         )
         .await;
         println!(
-            "{label:<8} hot object, durable write, {connections:>2} conns: {rate:>8.0} req/s  {}",
+            "{label:<9} hot object, durable write, {connections:>2} conns: {rate:>8.0} req/s  {}",
             stats.line()
         );
     }
-    let prefix = format!("fresh-{}", std::process::id());
+    let prefix = format!("fresh-{label}-{}", std::process::id());
     let rss_before = rss_kib(pid);
     let (rate, stats) = http_load(
         addr,
@@ -223,10 +224,111 @@ async fn http_scenarios(label: &str, addr: SocketAddr, pid: u32, secs: Duration)
     let rss_after = rss_kib(pid);
     let created = stats.samples.len() as u64;
     println!(
-        "{label:<8} new objects (write each),   16 conns: {rate:>8.0} objects/s  {}  RSS +{:.1} KiB/object",
+        "{label:<9} new objects (write each),   16 conns: {rate:>8.0} objects/s  {}  RSS +{:.1} KiB/object",
         stats.line(),
         rss_after.saturating_sub(rss_before) as f64 / created.max(1) as f64
     );
+}
+
+/// The JavaScript counter (`examples/counter-js`, built with guest-sdk-js): component size, build
+/// and compile times, activation, warm calls and RSS per live object in-process, then the same
+/// HTTP scenarios as the Rust counter (workerd runs this very class for comparison).
+async fn js_counter(dir: &Path, secs: Duration) -> anyhow::Result<()> {
+    let path = wasmdo_test_artifacts::EXAMPLE_COUNTER_JS;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let build = |cache: bool| -> anyhow::Result<Duration> {
+        let start = Instant::now();
+        let mut cmd = std::process::Command::new("node");
+        cmd.arg(root.join("guest-sdk-js/bin/wasmdo-js.mjs"))
+            .args(["build", "--quiet"])
+            .arg(root.join("examples/counter-js/src/counter.ts"))
+            .arg("-o")
+            .arg(dir.join("counter-js.wasm"));
+        if !cache {
+            cmd.arg("--no-cache");
+        }
+        anyhow::ensure!(cmd.status()?.success(), "wasmdo-js build failed");
+        Ok(start.elapsed())
+    };
+    let (fresh, cached) = (build(false)?, build(true)?);
+    let bytes = std::fs::read(path)?;
+    println!(
+        "js counter component: {:.1} MB; build {:.1} s from scratch, {:.2} s unchanged (cache)",
+        bytes.len() as f64 / 1e6,
+        fresh.as_secs_f64(),
+        cached.as_secs_f64()
+    );
+
+    let mut config = wasmdo_host::config::Config {
+        listen: "127.0.0.1:0".parse()?,
+        data: Some(dir.join("js")),
+        ..Default::default()
+    };
+    // a JS instance holds a few MB: keep at most 1,000 live (LRU-evicted beyond)
+    config.limits.max_live_objects = 1_000;
+    config.limits.idle_timeout_ms = 600_000;
+    let host = wasmdo_host::Host::start(config).await?;
+    let deploy = |bytes: Vec<u8>| {
+        let registry = host.registry().clone();
+        async move {
+            let start = Instant::now();
+            registry
+                .deploy("counter", bytes)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            anyhow::Ok(start.elapsed())
+        }
+    };
+    let compile = deploy(bytes.clone()).await?;
+    let precompiled = deploy(bytes).await?;
+    println!(
+        "js counter deploy: compile {:.1} s; same bytes again (precompiled artifact) {:.0} ms",
+        compile.as_secs_f64(),
+        precompiled.as_secs_f64() * 1e3
+    );
+
+    let directory = host.directory().clone();
+    let hot = Address::Name("hot".into());
+    directory
+        .call("counter", &hot, "increment", json!([1]))
+        .await?;
+    for (method, args, n) in [("get", json!([]), 5_000), ("increment", json!([1]), 2_000)] {
+        let n = if quick() { n / 10 } else { n };
+        let mut samples = Vec::with_capacity(n);
+        for _ in 0..n {
+            let start = Instant::now();
+            directory
+                .call("counter", &hot, method, args.clone())
+                .await?;
+            samples.push(start.elapsed());
+        }
+        println!(
+            "js in-process rpc, warm object, {method:<9}:        {}",
+            Stats::new(samples).line()
+        );
+    }
+    let me = std::process::id();
+    let n = if quick() { 100 } else { 500 };
+    let mut samples = Vec::with_capacity(n);
+    let rss_before = rss_kib(me);
+    for i in 0..n {
+        let object = Address::Name(format!("js-new-{i}"));
+        let start = Instant::now();
+        directory
+            .call("counter", &object, "increment", json!([1]))
+            .await?;
+        samples.push(start.elapsed());
+    }
+    let rss_after = rss_kib(me);
+    println!(
+        "js activation of a never-seen object + increment: {}  RSS +{:.0} KiB/live object",
+        Stats::new(samples).line(),
+        rss_after.saturating_sub(rss_before) as f64 / n as f64,
+    );
+    let addr = host.addr();
+    tokio::spawn(host.serve());
+    http_scenarios("wasmdo-js", addr, me, secs).await;
+    Ok(())
 }
 
 /// Times `work(n)` (pure guest computation) and a trivial call with fuel metering on (the
@@ -519,11 +621,12 @@ async fn run() -> anyhow::Result<()> {
         )
         .await;
         println!(
-            "ceiling  trivial hyper handler,      {connections:>2} conns: {rate:>8.0} req/s  {}",
+            "ceiling   trivial hyper handler,      {connections:>2} conns: {rate:>8.0} req/s  {}",
             stats.line()
         );
     }
     http_scenarios("wasmdo", addr, me, secs).await;
+    js_counter(dir.path(), secs).await?;
     if let Some(workerd) = start_workerd()? {
         http_scenarios("workerd", workerd.addr, workerd.child.id(), secs).await;
     }

@@ -1045,9 +1045,11 @@ mod tests {
             }
             round_trip(&prim(ty), json!(-0.0));
             round_trip(&prim(ty), json!(3.5));
-            // An integer is accepted; out comes the same number, written as a float.
+            // An integer is accepted; out comes the same number, written as JavaScript would.
             let three = json_to_val(&prim(ty), &json!(3)).unwrap();
-            assert_eq!(val_to_json(&prim(ty), &three), json!(3.0));
+            assert_eq!(val_to_json(&prim(ty), &three).to_string(), "3");
+            let three = json_to_val(&prim(ty), &json!(3.0)).unwrap();
+            assert_eq!(val_to_json(&prim(ty), &three).to_string(), "3");
         }
         assert!(matches!(
             json_to_val(&prim("f64"), &json!("NaN")).unwrap(),
@@ -1319,6 +1321,27 @@ mod tests {
             args_from_json(&one, &json!([])).unwrap_err().to_string(),
             "expected 1 argument (by: s64), got 0"
         );
+    }
+
+    #[test]
+    fn trailing_optional_arguments_may_be_left_out() {
+        let (params, _) = signature(&func(
+            r#"(import "f" (func (param "a" string) (param "b" (option u32)) (param "c" (option bool))))"#,
+            "f",
+        ));
+        let none = Val::Option(None);
+        let a = Val::String("x".into());
+        assert_eq!(
+            args_from_json(&params, &json!(["x"])).unwrap(),
+            vec![a.clone(), none.clone(), none.clone()]
+        );
+        assert_eq!(
+            args_from_json(&params, &json!(["x", 5])).unwrap(),
+            vec![a, Val::Option(Some(Box::new(Val::U32(5)))), none]
+        );
+        // the required one may not, and there may not be more than declared
+        assert!(args_from_json(&params, &json!([])).is_err());
+        assert!(args_from_json(&params, &json!(["x", 1, true, 4])).is_err());
     }
 
     #[test]
