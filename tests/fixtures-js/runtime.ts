@@ -111,6 +111,26 @@ export class RuntimeProbe extends DurableObject {
     return [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0")).join("");
   }
 
+  /** The Web APIs the SDK documents, minus those this build lacks (so: empty). */
+  async missingWebApis(): Promise<string[]> {
+    const g = globalThis as unknown as Record<string, unknown>;
+    const names = [
+      "Request", "Response", "Headers", "URL", "URLSearchParams", "TextEncoder", "TextDecoder",
+      "atob", "btoa", "structuredClone", "setTimeout", "clearTimeout", "performance", "crypto",
+    ];
+    const missing = names.filter((n) => typeof g[n] === "undefined");
+    if (typeof crypto.randomUUID !== "function") missing.push("crypto.randomUUID");
+    if (typeof crypto.subtle?.digest !== "function") missing.push("crypto.subtle.digest");
+    if (typeof performance?.now !== "function") missing.push("performance.now");
+    return missing;
+  }
+
+  /** SHA-256 of `text` through crypto.subtle, as hex. */
+  async sha256(text: string): Promise<string> {
+    const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+    return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
   async log(message: string): Promise<void> {
     console.log("log:", message, { n: 1 });
     console.warn("warn:", message);

@@ -417,6 +417,16 @@ fn clocks_and_randomness_are_real() {
 }
 
 #[test]
+fn the_documented_web_apis_exist_and_work() {
+    let host = runtime_host("");
+    assert_eq!(host.call("rt", "a", "missingWebApis", json!([])), json!([]));
+    assert_eq!(
+        host.call("rt", "a", "sha256", json!(["abc"])),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+}
+
+#[test]
 fn console_goes_to_the_objects_log_at_its_level() {
     let host = runtime_host("");
     host.call("rt", "a", "log", json!(["marker-7f3a"]));
