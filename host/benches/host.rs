@@ -307,6 +307,7 @@ async fn js_counter(dir: &Path, secs: Duration) -> anyhow::Result<()> {
             Stats::new(samples).line()
         );
     }
+    js_fuel_overhead(dir).await?;
     let me = std::process::id();
     let n = if quick() { 100 } else { 500 };
     let mut samples = Vec::with_capacity(n);
@@ -328,6 +329,32 @@ async fn js_counter(dir: &Path, secs: Duration) -> anyhow::Result<()> {
     let addr = host.addr();
     tokio::spawn(host.serve());
     http_scenarios("wasmdo-js", addr, me, secs).await;
+    Ok(())
+}
+
+/// A warm JS call with fuel metering off (a second host): what metering costs SpiderMonkey.
+async fn js_fuel_overhead(dir: &Path) -> anyhow::Result<()> {
+    let host = start_host(
+        dir.join("js-no-fuel"),
+        |limits| limits.fuel_metering = false,
+        "counter",
+        wasmdo_test_artifacts::EXAMPLE_COUNTER_JS,
+    )
+    .await?;
+    let directory = host.directory().clone();
+    let hot = Address::Name("hot".into());
+    directory.call("counter", &hot, "get", json!([])).await?;
+    let n = if quick() { 500 } else { 5_000 };
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = Instant::now();
+        directory.call("counter", &hot, "get", json!([])).await?;
+        samples.push(start.elapsed());
+    }
+    println!(
+        "js in-process rpc, warm object, get, fuel off: {}",
+        Stats::new(samples).line()
+    );
     Ok(())
 }
 
