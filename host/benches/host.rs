@@ -9,7 +9,7 @@
 //!   (`npm ci --prefix bench/workerd`) — workerd serving the same counter as a Cloudflare Durable
 //!   Object, in the same run: hot-object reads and durable writes, new-object creation.
 //!
-//! `BENCH_QUICK=1` for a short run.
+//! `BENCH_QUICK=1` for a short run; `BENCH_ONLY=js` for the JavaScript counter and workerd only.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -53,6 +53,42 @@ impl Stats {
 }
 
 /// Resident set size of a process, in KiB.
+/// A process's memory: resident (VmRSS), proportional (PSS: a page mapped N times counts 1/N
+/// each time, so shared memory images are counted once) and private anonymous, in KiB.
+#[derive(Clone, Copy)]
+struct Mem {
+    rss: u64,
+    pss: u64,
+    anon: u64,
+}
+
+fn mem(pid: u32) -> Mem {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    let field = |name: &str| -> u64 {
+        rollup
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    Mem {
+        rss: field("Rss:"),
+        pss: field("Pss:"),
+        anon: field("Anonymous:"),
+    }
+}
+
+/// Memory growth per object between two snapshots.
+fn per_object(before: Mem, after: Mem, objects: usize) -> String {
+    let per = |a: u64, b: u64| a.saturating_sub(b) as f64 / objects.max(1) as f64;
+    format!(
+        "RSS +{:.1} KiB/object (PSS +{:.1}, private anon +{:.1})",
+        per(after.rss, before.rss),
+        per(after.pss, before.pss),
+        per(after.anon, before.anon)
+    )
+}
+
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
@@ -212,7 +248,7 @@ async fn http_scenarios(label: &str, addr: SocketAddr, pid: u32, secs: Duration)
         );
     }
     let prefix = format!("fresh-{label}-{}", std::process::id());
-    let rss_before = rss_kib(pid);
+    let before = mem(pid);
     let (rate, stats) = http_load(
         addr,
         Arc::new(move |i| format!("/rpc/counter/{prefix}-{i}/increment")),
@@ -221,12 +257,11 @@ async fn http_scenarios(label: &str, addr: SocketAddr, pid: u32, secs: Duration)
         secs,
     )
     .await;
-    let rss_after = rss_kib(pid);
-    let created = stats.samples.len() as u64;
+    let after = mem(pid);
     println!(
-        "{label:<9} new objects (write each),   16 conns: {rate:>8.0} objects/s  {}  RSS +{:.1} KiB/object",
+        "{label:<9} new objects (write each),   16 conns: {rate:>8.0} objects/s  {}  {}",
         stats.line(),
-        rss_after.saturating_sub(rss_before) as f64 / created.max(1) as f64
+        per_object(before, after, stats.samples.len())
     );
 }
 
@@ -309,23 +344,25 @@ async fn js_counter(dir: &Path, secs: Duration) -> anyhow::Result<()> {
     }
     js_fuel_overhead(dir).await?;
     let me = std::process::id();
-    let n = if quick() { 100 } else { 500 };
-    let mut samples = Vec::with_capacity(n);
-    let rss_before = rss_kib(me);
-    for i in 0..n {
-        let object = Address::Name(format!("js-new-{i}"));
-        let start = Instant::now();
-        directory
-            .call("counter", &object, "increment", json!([1]))
-            .await?;
-        samples.push(start.elapsed());
+    for (method, args) in [("get", json!([])), ("increment", json!([1]))] {
+        let n = if quick() { 100 } else { 400 };
+        let mut samples = Vec::with_capacity(n);
+        let before = mem(me);
+        for i in 0..n {
+            let object = Address::Name(format!("js-new-{method}-{i}"));
+            let start = Instant::now();
+            directory
+                .call("counter", &object, method, args.clone())
+                .await?;
+            samples.push(start.elapsed());
+        }
+        let after = mem(me);
+        println!(
+            "js activation of a never-seen object + {method:<9}: {}  {}",
+            Stats::new(samples).line(),
+            per_object(before, after, n),
+        );
     }
-    let rss_after = rss_kib(me);
-    println!(
-        "js activation of a never-seen object + increment: {}  RSS +{:.0} KiB/live object",
-        Stats::new(samples).line(),
-        rss_after.saturating_sub(rss_before) as f64 / n as f64,
-    );
     let addr = host.addr();
     tokio::spawn(host.serve());
     http_scenarios("wasmdo-js", addr, me, secs).await;
@@ -556,6 +593,14 @@ fn main() -> anyhow::Result<()> {
 
 async fn run() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("js") {
+        let secs = Duration::from_secs(if quick() { 2 } else { 10 });
+        js_counter(dir.path(), secs).await?;
+        if let Some(workerd) = start_workerd()? {
+            http_scenarios("workerd", workerd.addr, workerd.child.id(), secs).await;
+        }
+        return Ok(());
+    }
     let host = start_host(
         dir.path().join("data"),
         |limits| {
@@ -611,7 +656,7 @@ async fn run() -> anyhow::Result<()> {
     for (method, args) in [("get", json!([])), ("increment", json!([1]))] {
         let n = if quick() { 300 } else { 2_000 };
         let mut samples = Vec::with_capacity(n);
-        let rss_before = rss_kib(me);
+        let before = mem(me);
         for i in 0..n {
             let object = Address::Name(format!("new-{method}-{i}"));
             let start = Instant::now();
@@ -620,11 +665,11 @@ async fn run() -> anyhow::Result<()> {
                 .await?;
             samples.push(start.elapsed());
         }
-        let rss_after = rss_kib(me);
+        let after = mem(me);
         println!(
-            "activation of a never-seen object + {method:<9}:    {}  RSS +{:.1} KiB/live object",
+            "activation of a never-seen object + {method:<9}:    {}  {}",
             Stats::new(samples).line(),
-            rss_after.saturating_sub(rss_before) as f64 / n as f64,
+            per_object(before, after, n),
         );
     }
     println!("live objects: {}", directory.live_objects());
