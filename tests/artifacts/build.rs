@@ -114,13 +114,22 @@ fn build_js_guests(root: &Path, out_dir: &Path, generated: &mut String) -> Resul
         "guest-sdk-js's dependencies are not installed: run `npm ci --prefix guest-sdk-js` \
          (scripts/test does)"
     );
+    ensure!(
+        fixtures_dir.join("node_modules").is_dir(),
+        "the TypeScript fixtures' npm dependencies are not installed: run \
+         `npm ci --prefix tests/fixtures-js` (scripts/test does)"
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        fixtures_dir.join("package-lock.json").display()
+    );
     let out = out_dir.join("js");
     fs::create_dir_all(&out)?;
 
     let mut guests = Vec::new();
     for entry in fs::read_dir(&fixtures_dir)? {
         let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "ts" || e == "js") {
+        if path.extension().is_some_and(|e| e == "ts" || e == "js") && path.is_file() {
             let stem = path
                 .file_stem()
                 .and_then(|s| s.to_str())

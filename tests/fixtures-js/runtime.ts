@@ -1,6 +1,9 @@
 // Exercises guest-sdk-js's runtime through typed RPC and fetch: the WIT type mapping, errors,
 // limits, console, clocks and randomness, identity, env, blockConcurrencyWhile and waitUntil.
 import { DurableObject, type DurableObjectState, type u32, type s32, type u8 } from "cloudflare:workers";
+// an npm package (CommonJS, no types), bundled by wasmdo-js
+// @ts-ignore
+import ms from "ms";
 
 export type Color = "red" | "green" | "dark-blue";
 
@@ -123,6 +126,11 @@ export class RuntimeProbe extends DurableObject {
     if (typeof crypto.subtle?.digest !== "function") missing.push("crypto.subtle.digest");
     if (typeof performance?.now !== "function") missing.push("performance.now");
     return missing;
+  }
+
+  /** Milliseconds in a duration like "2 days", by the npm package `ms`. */
+  async duration(text: string): Promise<number> {
+    return ms(text) as number;
   }
 
   /** SHA-256 of `text` through crypto.subtle, as hex. */

@@ -420,6 +420,11 @@ fn clocks_and_randomness_are_real() {
 fn the_documented_web_apis_exist_and_work() {
     let host = runtime_host("");
     assert_eq!(host.call("rt", "a", "missingWebApis", json!([])), json!([]));
+    // npm dependencies are bundled
+    assert_eq!(
+        host.call("rt", "a", "duration", json!(["2 days"])),
+        172_800_000
+    );
     assert_eq!(
         host.call("rt", "a", "sha256", json!(["abc"])),
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
