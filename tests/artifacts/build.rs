@@ -89,9 +89,14 @@ fn main() -> Result<()> {
             )?;
         }
     }
-    build_js_guests(&root, &out_dir, &mut generated)?;
+    let js_fixtures = build_js_guests(&root, &out_dir, &mut generated)?;
     generated.push_str(&foreach_macro("foreach_fixture", "fixture", &fixtures));
     generated.push_str(&foreach_macro("foreach_example", "example", &examples));
+    generated.push_str(&foreach_macro(
+        "foreach_js_fixture",
+        "TypeScript fixture (as `js_<name>`)",
+        &js_fixtures,
+    ));
 
     fs::write(out_dir.join("artifacts.rs"), generated).context("writing artifacts.rs")?;
     Ok(())
@@ -101,7 +106,12 @@ fn main() -> Result<()> {
 /// an unchanged guest instant): every `tests/fixtures-js/<name>.ts` (constant `JS_<NAME>`) and
 /// every example directory with a `package.json` whose `main` is the class's module (constant
 /// `EXAMPLE_<NAME>`, `-` becoming `_`).
-fn build_js_guests(root: &Path, out_dir: &Path, generated: &mut String) -> Result<()> {
+/// Returns the fixtures' names, as `js_<name>`.
+fn build_js_guests(
+    root: &Path,
+    out_dir: &Path,
+    generated: &mut String,
+) -> Result<BTreeSet<String>> {
     let sdk = root.join("guest-sdk-js");
     for input in ["bin", "lib", "runtime", "package-lock.json"] {
         println!("cargo:rerun-if-changed={}", sdk.join(input).display());
@@ -127,6 +137,7 @@ fn build_js_guests(root: &Path, out_dir: &Path, generated: &mut String) -> Resul
     fs::create_dir_all(&out)?;
 
     let mut guests = Vec::new();
+    let mut fixtures = BTreeSet::new();
     for entry in fs::read_dir(&fixtures_dir)? {
         let path = entry?.path();
         if path.extension().is_some_and(|e| e == "ts" || e == "js") && path.is_file() {
@@ -188,7 +199,7 @@ fn build_js_guests(root: &Path, out_dir: &Path, generated: &mut String) -> Resul
             path = wasm.to_str().context("non-UTF-8 path")?,
         )?;
     }
-    Ok(())
+    Ok(fixtures)
 }
 
 /// The string value of a top-level `"field": "value"` in a small JSON file (no JSON parser

@@ -10,6 +10,9 @@ use wasmdo_test_artifacts::{JS_RUNTIME, JS_STORAGE};
 
 use crate::harness::TestHost;
 
+/// This module tests the fixtures `tests/fixtures-js/storage.ts` and `runtime.ts`.
+pub(crate) const COVERS: () = ();
+
 /// Keeps runaway JS short: 1e9 fuel is ~100 ms of SpiderMonkey, ~3,000 small calls.
 const LIMITS: &str = "[limits]\nfuel-per-event = 1000000000\nmax-memory-bytes = 134217728\n";
 

@@ -14,10 +14,13 @@ mod registry;
 mod rpc_types;
 mod storage_kv;
 
-/// Which test module covers each fixture: a fixture directory without a line here fails the
-/// build (`foreach_fixture!` lists every directory under `tests/fixtures`).
+/// Which test module covers each fixture: a fixture without a line here fails the build
+/// (`foreach_fixture!` lists every directory under `tests/fixtures`, `foreach_js_fixture!` every
+/// `tests/fixtures-js/<name>.ts` as `js_<name>`).
 mod coverage {
     pub(crate) use crate::alarms_basic::COVERS as alarms_basic;
+    pub(crate) use crate::js_sdk::COVERS as js_runtime;
+    pub(crate) use crate::js_sdk::COVERS as js_storage;
     pub(crate) use crate::limits_runaway::COVERS as limits_runaway;
     pub(crate) use crate::object_info::COVERS as object_info;
     pub(crate) use crate::registry::COVERS as registry_missing_handler;
@@ -32,3 +35,4 @@ macro_rules! covered {
     };
 }
 wasmdo_test_artifacts::foreach_fixture!(covered);
+wasmdo_test_artifacts::foreach_js_fixture!(covered);
