@@ -145,6 +145,13 @@ fn build_js_guests(
                 .file_stem()
                 .and_then(|s| s.to_str())
                 .context("fixture name")?;
+            ensure!(
+                stem.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                "{}: a fixture's name must be lower_snake_case (it names a constant)",
+                path.display()
+            );
+            fixtures.insert(format!("js_{stem}"));
             guests.push((
                 format!("JS_{}", stem.to_uppercase()),
                 path.clone(),
