@@ -248,7 +248,9 @@ impl Actor {
         }
         self.account_database(was_open);
         self.slot.touch();
+        let fuel = self.state_mut().take_fuel_used();
         let metrics = self.directory.metrics();
+        metrics.fuel.fetch_add(fuel, Ordering::Relaxed);
         metrics.events.fetch_add(count as u64, Ordering::Relaxed);
         metrics.batches.fetch_add(1, Ordering::Relaxed);
         for p in pending {

@@ -33,6 +33,8 @@ pub(crate) struct ObjectState {
     used: bool,
     /// Epoch ticks the running event may still use before its wall-clock deadline.
     ticks_left: u64,
+    /// Fuel burned by this object's guest code since the actor last took it (for metrics).
+    fuel_used: u64,
 }
 
 impl ObjectState {
@@ -48,7 +50,13 @@ impl ObjectState {
             stderr,
             used: false,
             ticks_left: 0,
+            fuel_used: 0,
         }
+    }
+
+    /// The fuel burned since the last call, resetting the count.
+    pub(crate) fn take_fuel_used(&mut self) -> u64 {
+        std::mem::take(&mut self.fuel_used)
     }
 
     /// No filesystem, no network, no host environment: real clocks and secure randomness only,
@@ -91,6 +99,17 @@ fn arm(store: &mut Store<ObjectState>, limits: &Limits) -> Result<(), ObjectErro
     state.stderr.clear_tail();
     store.set_epoch_deadline(1);
     Ok(())
+}
+
+/// Adds the fuel the store burned since `arm` to the object's count (fuel metering only).
+fn account_fuel(store: &mut Store<ObjectState>, limits: &Limits) {
+    if limits.fuel_metering
+        && let Ok(left) = store.get_fuel()
+    {
+        store.data_mut().fuel_used += limits.fuel_per_event.saturating_sub(left);
+        // a later account_fuel before the next arm must not count the same fuel again
+        let _ = store.set_fuel(limits.fuel_per_event);
+    }
 }
 
 /// A live instance of one class version.
@@ -137,7 +156,9 @@ impl Instance {
         if let Err(e) = armed {
             return Err((e, store.into_data()));
         }
-        let instance = match class.pre.instantiate_async(&mut store).await {
+        let instantiated = class.pre.instantiate_async(&mut store).await;
+        account_fuel(&mut store, limits);
+        let instance = match instantiated {
             Ok(i) => i,
             Err(e) => {
                 let msg = format!("instantiation failed: {e:#}");
@@ -204,7 +225,9 @@ impl Instance {
     pub(crate) async fn init(&mut self, limits: &Limits) -> Result<(), ObjectError> {
         self.arm(limits)?;
         let handler = self.handler.wasmdo_object_handler();
-        match handler.call_init(&mut self.store).await {
+        let outcome = handler.call_init(&mut self.store).await;
+        account_fuel(&mut self.store, limits);
+        match outcome {
             Ok(Ok(())) => Ok(()),
             Ok(Err(msg)) => Err(ObjectError::InitFailed(msg)),
             Err(e) => Err(ObjectError::InitFailed(
@@ -221,7 +244,9 @@ impl Instance {
     ) -> Result<Response, (ObjectError, bool)> {
         self.arm(limits).map_err(|e| (e, false))?;
         let handler = self.handler.wasmdo_object_handler();
-        match handler.call_fetch(&mut self.store, &request).await {
+        let outcome = handler.call_fetch(&mut self.store, &request).await;
+        account_fuel(&mut self.store, limits);
+        match outcome {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(msg)) => Err((ObjectError::FetchFailed(msg), false)),
             Err(e) => Err((self.classify(e, limits), true)),
@@ -253,10 +278,11 @@ impl Instance {
             ("is-retry".to_string(), Val::Bool(retry_count > 0)),
         ]);
         let mut results = [Val::Bool(false)];
-        match func
+        let outcome = func
             .call_async(&mut self.store, &[info], &mut results)
-            .await
-        {
+            .await;
+        account_fuel(&mut self.store, limits);
+        match outcome {
             Ok(()) => match &results[0] {
                 Val::Result(Ok(_)) => Ok(true),
                 Val::Result(Err(Some(e))) => match &**e {
@@ -291,7 +317,9 @@ impl Instance {
                 )
             })?;
         let mut results = vec![Val::Bool(false); usize::from(method.result.is_some())];
-        match func.call_async(&mut self.store, args, &mut results).await {
+        let outcome = func.call_async(&mut self.store, args, &mut results).await;
+        account_fuel(&mut self.store, limits);
+        match outcome {
             Ok(()) => Ok(results.pop()),
             Err(e) => Err((self.classify(e, limits), true)),
         }

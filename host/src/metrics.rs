@@ -22,6 +22,8 @@ pub struct Metrics {
     pub alarms: AtomicU64,
     /// Alarm deliveries that failed (and were retried or dropped).
     pub alarm_failures: AtomicU64,
+    /// Fuel burned by guest code (with fuel metering on): exact, deterministic CPU accounting.
+    pub fuel: AtomicU64,
 }
 
 impl Metrics {
@@ -103,6 +105,12 @@ impl Metrics {
             "Alarm deliveries that failed.",
             "counter",
             get(&self.alarm_failures),
+        );
+        gauge(
+            "fuel_consumed_total",
+            "Fuel burned by guest code (fuel metering on; ~10 fuel per ns of Rust guest CPU).",
+            "counter",
+            get(&self.fuel),
         );
         out
     }

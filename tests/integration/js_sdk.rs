@@ -375,10 +375,14 @@ fn a_thrown_error_reaches_the_caller_with_its_name_and_message() {
 #[test]
 fn runaway_javascript_is_stopped_and_the_object_recovers() {
     let host = runtime_host("");
+    let before = host.metric("wasmdo_fuel_consumed_total");
     let err = host
         .rpc("rt", "a", "spin", json!([]))
         .expect_error(500, "CpuLimitExceeded");
     assert!(err.contains("fuel"), "{err}");
+    // the whole budget (1e9, LIMITS) was burned, and accounted
+    let burned = host.metric("wasmdo_fuel_consumed_total") - before;
+    assert!(burned >= 1_000_000_000, "{burned}");
     let err = host.rpc("rt", "a", "allocate", json!([512])).expect(500);
     assert!(
         ["MemoryLimitExceeded", "Trap"].contains(&err["kind"].as_str().unwrap()),

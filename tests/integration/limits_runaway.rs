@@ -154,3 +154,21 @@ fn without_fuel_metering_the_wall_clock_still_stops_a_loop() {
         xorshift(1000)
     );
 }
+
+#[test]
+fn fuel_is_accounted_exactly_and_deterministically() {
+    let host = host();
+    let fuel = || host.metric("wasmdo_fuel_consumed_total");
+    // the first call also activates the object (instantiation and init burn fuel too)
+    host.call("runaway", "a", "work", json!([1000]));
+    let a = fuel();
+    host.call("runaway", "a", "work", json!([1000]));
+    let b = fuel();
+    host.call("runaway", "a", "work", json!([1000]));
+    let c = fuel();
+    host.call("runaway", "a", "work", json!([100_000]));
+    let d = fuel();
+    assert!(b > a, "a call burns fuel");
+    assert_eq!(b - a, c - b, "the same call burns the same fuel");
+    assert!(d - c > 10 * (c - b), "more work burns more fuel");
+}
