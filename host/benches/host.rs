@@ -330,6 +330,7 @@ async fn js_counter(dir: &Path, secs: Duration) -> anyhow::Result<()> {
     for (method, args, n) in [("get", json!([]), 5_000), ("increment", json!([1]), 2_000)] {
         let n = if quick() { n / 10 } else { n };
         let mut samples = Vec::with_capacity(n);
+        let fuel_before = directory.metrics().fuel.load(Ordering::Relaxed);
         for _ in 0..n {
             let start = Instant::now();
             directory
@@ -337,9 +338,11 @@ async fn js_counter(dir: &Path, secs: Duration) -> anyhow::Result<()> {
                 .await?;
             samples.push(start.elapsed());
         }
+        let fuel = directory.metrics().fuel.load(Ordering::Relaxed) - fuel_before;
         println!(
-            "js in-process rpc, warm object, {method:<9}:        {}",
-            Stats::new(samples).line()
+            "js in-process rpc, warm object, {method:<9}:        {}  {} fuel/call",
+            Stats::new(samples).line(),
+            fuel / n as u64
         );
     }
     js_fuel_overhead(dir).await?;
@@ -629,14 +632,17 @@ async fn run() -> anyhow::Result<()> {
         .await?;
     let n = if quick() { 2_000 } else { 20_000 };
     let mut samples = Vec::with_capacity(n);
+    let fuel_before = directory.metrics().fuel.load(Ordering::Relaxed);
     for _ in 0..n {
         let start = Instant::now();
         directory.call("counter", &hot, "get", json!([])).await?;
         samples.push(start.elapsed());
     }
+    let fuel = directory.metrics().fuel.load(Ordering::Relaxed) - fuel_before;
     println!(
-        "in-process rpc, warm object, read:                 {}",
-        Stats::new(samples).line()
+        "in-process rpc, warm object, read:                 {}  {} fuel/call",
+        Stats::new(samples).line(),
+        fuel / n as u64
     );
     let n = if quick() { 500 } else { 5_000 };
     let mut samples = Vec::with_capacity(n);
