@@ -175,6 +175,8 @@ export function hostObject(userModule, exportName, methods) {
         // let default parameters apply: drop trailing arguments that are absent
         while (jsArgs.length > 0 && jsArgs[jsArgs.length - 1] === undefined) jsArgs.pop();
         const result = await object[m.name](...jsArgs);
+        // (componentize-js takes a returned `{tag: "ok" | "err", val}` for the result itself only
+        // where the ok type cannot be such an object; a record result is always the value)
         return await settle(toWit(m.result, result, `the result of ${exportName}.${m.name}`));
       } catch (e) {
         throw errorRecord(e);

@@ -62,6 +62,11 @@ export class RuntimeProbe extends DurableObject {
     ].join(",");
   }
 
+  /** A record that looks like a component-model result to componentize-js's bindings. */
+  async tagged(tag: string): Promise<{ tag: string; val: number }> {
+    return { tag, val: 1 };
+  }
+
   async defaults(a: string, b: number = 7, c?: boolean): Promise<string> {
     return `${a},${b},${c}`;
   }

@@ -318,6 +318,13 @@ fn every_wit_type_round_trips_through_rpc() {
         host.call("rt", "a", "describe", json!([without])),
         "bigint,true,no-maybe,set,6"
     );
+    // a record shaped like {tag, val} is a record, not a result
+    for tag in ["ok", "err"] {
+        assert_eq!(
+            host.call("rt", "a", "tagged", json!([tag])),
+            json!({"tag": tag, "val": 1})
+        );
+    }
     // trailing optional parameters may be left out: JS default parameters apply
     assert_eq!(
         host.call("rt", "a", "defaults", json!(["x"])),
