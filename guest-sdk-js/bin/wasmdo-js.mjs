@@ -7,9 +7,11 @@ import { build, describeClass, BuildError } from "../lib/build.mjs";
 
 const USAGE = `usage:
   wasmdo-js build <entry.ts|js> -o <out.wasm> [--class <Name>] [--package <ns:name>] [--no-cache]
+                  [--weval <path>]
       Bundle the module's Durable Object class (TypeScript and npm dependencies included) and
       componentize it for wasmdo. Rebuilding unchanged sources is served from the cache
-      ($WASMDO_JS_CACHE, default ~/.cache/wasmdo-js).
+      ($WASMDO_JS_CACHE, default ~/.cache/wasmdo-js). --weval (or $WASMDO_WEVAL) names a weval
+      binary (\`cargo install weval --version 0.5.0\`): the JS is then compiled ahead of time.
   wasmdo-js wit <entry.ts|js> [--class <Name>] [--package <ns:name>]
       Print the WIT world the class is built against (its RPC interface).`;
 
@@ -29,6 +31,7 @@ try {
       class: { type: "string" },
       package: { type: "string" },
       "no-cache": { type: "boolean" },
+      weval: { type: "string" },
       quiet: { type: "boolean", short: "q" },
     },
   });
@@ -47,6 +50,7 @@ try {
       out: values.out,
       className: values.class,
       packageName: values.package,
+      weval: values.weval ?? process.env.WASMDO_WEVAL,
       cache: !values["no-cache"],
       log: values.quiet ? () => {} : (m) => process.stderr.write(`wasmdo-js: ${m}\n`),
     });

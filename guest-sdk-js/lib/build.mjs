@@ -80,13 +80,24 @@ export function describeClass({ entry, className, packageName }) {
  * Builds `entry`'s Durable Object class into a component at `out`.
  * Returns `{ out, size, cached, ms, className, methods, wit }`.
  */
-export async function build({ entry, out, className, packageName, cacheDir = defaultCacheDir(), cache = true, log = () => {} }) {
+export async function build({
+  entry,
+  out,
+  className,
+  packageName,
+  weval,
+  cacheDir = defaultCacheDir(),
+  cache = true,
+  log = () => {},
+}) {
   const started = Date.now();
   entry = path.resolve(entry);
   out = path.resolve(out);
   if (!existsSync(entry)) throw new BuildError(`${entry} does not exist`);
 
-  const key = sha256(JSON.stringify({ sdk: sdkFingerprint(), entry, className, packageName, DISABLED_FEATURES }));
+  if (weval && !existsSync(weval)) throw new BuildError(`--weval ${weval}: no such file`);
+  const aot = weval ? sha256(readFileSync(weval)) : null;
+  const key = sha256(JSON.stringify({ sdk: sdkFingerprint(), entry, className, packageName, DISABLED_FEATURES, aot }));
   const manifestPath = path.join(cacheDir, "builds", `${key}.json`);
   if (cache && existsSync(manifestPath)) {
     const manifest = JSON.parse(readFileSync(manifestPath, "utf8"));
@@ -155,6 +166,9 @@ export async function build({ entry, out, className, packageName, cacheDir = def
       witPath: path.join(work, "wit"),
       worldName: world,
       disableFeatures: DISABLED_FEATURES,
+      // ahead-of-time compilation of the JS (weval partially evaluates SpiderMonkey's
+      // interpreter over the bundle's bytecode); needs a weval binary (`cargo install weval`)
+      ...(weval ? { enableAot: true, wevalBin: weval } : {}),
     }));
   } catch (e) {
     throw new BuildError(`componentize-js failed: ${e.message ?? e}`);

@@ -94,3 +94,13 @@ test("plain JavaScript with JSDoc types works", () => {
   );
   assert.match(describeClass({ entry: file }).wit, /increment: func\(by: f64\) -> result<f64, js-error>;/);
 });
+
+test("a --weval binary that does not exist is a clear build error", async () => {
+  const { build, BuildError } = await import("../lib/build.mjs");
+  const file = path.join(dir, "weval.ts");
+  writeFileSync(file, `import { DurableObject } from "cloudflare:workers";\nexport class W extends DurableObject {}`);
+  await assert.rejects(
+    build({ entry: file, out: path.join(dir, "w.wasm"), weval: "/nonexistent/weval", cache: false }),
+    (e) => e instanceof BuildError && /--weval \/nonexistent\/weval: no such file/.test(e.message),
+  );
+});
