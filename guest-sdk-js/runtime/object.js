@@ -53,6 +53,11 @@ export class DurableObjectState {
     }
   }
 
+  /** Whether promises handed to `waitUntil` are outstanding. */
+  hasWaitUntil() {
+    return this.#waitUntil.length > 0;
+  }
+
   /** Settles everything handed to `waitUntil`, logging rejections. */
   async _settleWaitUntil() {
     while (this.#waitUntil.length > 0) {

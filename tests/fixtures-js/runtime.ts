@@ -89,6 +89,11 @@ export class RuntimeProbe extends DurableObject {
     return "not a number" as unknown as number;
   }
 
+  /** A nested value its signature does not allow. */
+  async wrongNested(): Promise<Point[]> {
+    return [{ x: 1, y: 2 }, { x: "no", y: 3 } as unknown as Point];
+  }
+
   async spin(): Promise<number> {
     let i = 0;
     for (;;) i++;
