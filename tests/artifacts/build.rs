@@ -121,7 +121,7 @@ fn build_js_guests(
     ensure!(
         sdk.join("node_modules/@bytecodealliance/componentize-js")
             .is_dir(),
-        "guest-sdk-js's dependencies are not installed: run `npm ci --prefix guest-sdk-js` \
+        "guest-sdk-js's dependencies are not installed: run `npm install --prefix guest-sdk-js` \
          (scripts/test does)"
     );
     ensure!(
