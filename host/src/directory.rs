@@ -159,6 +159,26 @@ impl Directory {
             .join(format!("{hex}.sqlite"))
     }
 
+    /// The id `name` addresses in `class` (`idFromName`).
+    pub fn id_from_name(&self, class: &str, name: &str) -> Result<ObjectId, ObjectError> {
+        let (key, _) = self.resolve(class, &Address::Name(name.to_owned()))?;
+        Ok(key.id)
+    }
+
+    /// A fresh random id in `class` (`newUniqueId`); no object exists until it is used.
+    pub fn new_unique_id(&self, class: &str) -> Result<ObjectId, ObjectError> {
+        if self.registry.get(class).is_none() {
+            return Err(ObjectError::UnknownClass(class.to_string()));
+        }
+        Ok(self.registry.namespace(class).new_unique_id())
+    }
+
+    /// Checks that `hex` is an id minted for `class` (`idFromString`).
+    pub fn id_from_string(&self, class: &str, hex: &str) -> Result<ObjectId, ObjectError> {
+        let (key, _) = self.resolve(class, &Address::Id(hex.to_owned()))?;
+        Ok(key.id)
+    }
+
     fn resolve(
         &self,
         class: &str,

@@ -138,3 +138,75 @@ fn unknown_classes_methods_and_routes_are_json_errors() {
     host.request("GET", "/objects/nope/a/", b"")
         .expect_error(404, "UnknownClass");
 }
+
+#[test]
+fn objects_are_addressed_by_id_as_well_as_by_name() {
+    let host = host();
+    host.deploy("other", STORAGE_KV).expect(201);
+    let minted = host
+        .request("GET", "/_admin/classes/info/id-from-name/alice", b"")
+        .expect(200);
+    let id = minted["id"].as_str().unwrap().to_owned();
+    assert_eq!(minted["name"], "alice");
+    // the same object either way: it reports that id, and the id path reaches its state
+    assert_eq!(host.call("info", "alice", "id", json!([])), id.as_str());
+    let by_id = format!("id:{id}");
+    assert_eq!(host.call("info", &by_id, "id", json!([])), id.as_str());
+    assert_eq!(
+        host.call("info", &by_id, "env", json!(["GREETING"])),
+        "hello"
+    );
+    // a live object keeps the name it was activated with
+    assert_eq!(host.call("info", &by_id, "name", json!([])), "alice");
+    let fetched = host.request("GET", &format!("/objects/info/{by_id}/path"), b"");
+    assert_eq!(fetched.status, 200, "{}", fetched.text);
+
+    // new-unique-id: a fresh, valid id each time, usable at once
+    let unique = |class: &str| {
+        host.request(
+            "POST",
+            &format!("/_admin/classes/{class}/new-unique-id"),
+            b"",
+        )
+        .expect(200)["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (u1, u2) = (unique("info"), unique("info"));
+    assert_ne!(u1, u2);
+    assert_eq!(
+        host.call("info", &format!("id:{u1}"), "id", json!([])),
+        u1.as_str()
+    );
+    assert_eq!(
+        host.request(
+            "GET",
+            &format!("/_admin/classes/info/id-from-string/{u1}"),
+            b""
+        )
+        .expect(200)["id"],
+        u1.as_str()
+    );
+
+    // ids are scoped to their class, and made-up ids are refused
+    let foreign = unique("other");
+    let err = host
+        .request(
+            "GET",
+            &format!("/_admin/classes/info/id-from-string/{foreign}"),
+            b"",
+        )
+        .expect_error(400, "InvalidName");
+    assert!(err.contains("invalid object id"), "{err}");
+    host.rpc("info", &format!("id:{foreign}"), "id", json!([]))
+        .expect_error(400, "InvalidName");
+    let mut forged = id.clone();
+    forged.replace_range(0..1, if forged.starts_with('0') { "1" } else { "0" });
+    host.rpc("info", &format!("id:{forged}"), "id", json!([]))
+        .expect_error(400, "InvalidName");
+    host.rpc("info", "id:nothex", "id", json!([]))
+        .expect_error(400, "InvalidName");
+    host.request("POST", "/_admin/classes/nope/new-unique-id", b"")
+        .expect_error(404, "UnknownClass");
+}

@@ -7,6 +7,7 @@
 //! | `PUT /_admin/classes/{class}` | deploy a component (body) as `class` |
 //! | `GET /_admin/classes`, `GET /_admin/classes/{class}` | describe classes |
 //! | `GET /_admin/health`, `GET /_admin/metrics` | liveness, Prometheus metrics |
+//! | `GET /_admin/classes/{class}/id-from-name/{name}`, `POST …/new-unique-id`, `GET …/id-from-string/{id}` | object ids, as Cloudflare's namespace methods |
 //! | `POST /rpc/{class}/{name}/{method}` | typed RPC, JSON array of arguments |
 //! | `ANY /objects/{class}/{name}/{path…}` | the object's `fetch` |
 
@@ -94,8 +95,13 @@ fn decode(segment: &str) -> Result<String, ObjectError> {
         .map_err(|_| ObjectError::InvalidName(format!("`{segment}` is not UTF-8")))
 }
 
+/// An object path segment: `id:<64 hex>` addresses the object with that id (checked against the
+/// class's namespace by the directory); anything else is a name (`id-from-name`).
 fn object_name(segment: &str) -> Result<Address, ObjectError> {
     let name = decode(segment)?;
+    if let Some(id) = name.strip_prefix(ID_PREFIX) {
+        return Ok(Address::Id(id.to_owned()));
+    }
     if name.is_empty() {
         return Err(ObjectError::InvalidName("the object name is empty".into()));
     }
@@ -107,6 +113,9 @@ fn object_name(segment: &str) -> Result<Address, ObjectError> {
     }
     Ok(Address::Name(name))
 }
+
+/// Marks an object path segment as an id rather than a name.
+const ID_PREFIX: &str = "id:";
 
 /// How much of an oversize body the gateway reads and discards before answering 413. Clients
 /// commonly send the whole body before reading the reply; answering and closing mid-upload makes
@@ -198,6 +207,30 @@ impl Gateway {
                     .get(&class)
                     .ok_or(ObjectError::UnknownClass(class))?;
                 Ok(json_response(StatusCode::OK, &version.describe()))
+            }
+            (&Method::GET, ["_admin", "classes", class, "id-from-name", name]) => {
+                let (class, name) = (decode(class)?, decode(name)?);
+                let id = self.directory.id_from_name(&class, &name)?;
+                Ok(json_response(
+                    StatusCode::OK,
+                    &serde_json::json!({ "id": id.to_hex(), "name": name }),
+                ))
+            }
+            (&Method::POST, ["_admin", "classes", class, "new-unique-id"]) => {
+                let class = decode(class)?;
+                let id = self.directory.new_unique_id(&class)?;
+                Ok(json_response(
+                    StatusCode::OK,
+                    &serde_json::json!({ "id": id.to_hex() }),
+                ))
+            }
+            (&Method::GET, ["_admin", "classes", class, "id-from-string", id]) => {
+                let (class, id) = (decode(class)?, decode(id)?);
+                let id = self.directory.id_from_string(&class, &id)?;
+                Ok(json_response(
+                    StatusCode::OK,
+                    &serde_json::json!({ "id": id.to_hex() }),
+                ))
             }
             (&Method::PUT, ["_admin", "classes", class]) => {
                 let class = decode(class)?;
