@@ -4,8 +4,25 @@
 import { className } from "wasmdo:object/object@0.1.0";
 
 import { DurableObjectState, installConsole, objectEnv, describe } from "./object.js";
+import { serialize, deserialize } from "./values.js";
 
 installConsole();
+warmUp();
+
+/**
+ * Runs the runtime's pure-JS paths once at build time. componentize-js snapshots the module
+ * after its top level has run, and SpiderMonkey compiles a function's bytecode on its first
+ * call: compiled here, that bytecode is part of the shared snapshot instead of being compiled
+ * (and allocated) again in every object's private memory. Host imports cannot be called here.
+ */
+function warmUp() {
+  const sample = { a: [1, "two", null, true], b: { c: 1.5 } };
+  deserialize(serialize(sample));
+  deserialize(serialize(new Map([["k", new Set([1n, new Date(0)])]])));
+  const state = new DurableObjectState();
+  void state.storage.kv;
+  errorRecord(new TypeError("warm-up"));
+}
 
 /** What an RPC method's `err` carries: the thrown value's name and message. */
 function errorRecord(e) {

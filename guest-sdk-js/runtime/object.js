@@ -24,9 +24,17 @@ export class DurableObjectState {
   #pending = [];
   #waitUntil = [];
 
-  constructor() {
-    this.id = new DurableObjectId(hostId(), hostName() ?? undefined);
-    this.storage = new DurableObjectStorage();
+  #id = null;
+  #storage = null;
+
+  // Both are built on first use: an activation that does not need them skips the host calls
+  // and allocations (each dirtied page of the JS heap is per-object memory).
+  get id() {
+    return (this.#id ??= new DurableObjectId(hostId(), hostName() ?? undefined));
+  }
+
+  get storage() {
+    return (this.#storage ??= new DurableObjectStorage());
   }
 
   /**
@@ -77,11 +85,36 @@ export class DurableObject {
   }
 }
 
-/** The class's environment: its variables from `wasmdo.toml` (strings). */
+/**
+ * The class's environment: its variables from `wasmdo.toml` (strings), read from the host on
+ * first use (an object that never looks at `env` never pays for it).
+ */
 export function objectEnv() {
-  const env = {};
-  for (const [k, v] of envVars()) env[k] = v;
-  return env;
+  let vars = null;
+  const load = () => {
+    if (vars === null) {
+      vars = {};
+      for (const [k, v] of envVars()) vars[k] = v;
+    }
+    return vars;
+  };
+  return new Proxy(
+    {},
+    {
+      get: (_t, key) => load()[key],
+      has: (_t, key) => key in load(),
+      ownKeys: () => Reflect.ownKeys(load()),
+      getOwnPropertyDescriptor: (_t, key) => {
+        const d = Reflect.getOwnPropertyDescriptor(load(), key);
+        return d && { ...d, configurable: true };
+      },
+      set: (_t, key, value) => {
+        load()[key] = value;
+        return true;
+      },
+      deleteProperty: (_t, key) => delete load()[key],
+    },
+  );
 }
 
 export { className };

@@ -163,6 +163,12 @@ export class RuntimeProbe extends DurableObject {
     return (this.env as Record<string, string>)[key];
   }
 
+  /** The whole env, enumerated and serialized as ordinary objects are. */
+  async envAll(): Promise<[string[], string, boolean]> {
+    const env = this.env as Record<string, string>;
+    return [Object.keys(env), JSON.stringify({ ...env }), "GREETING" in env];
+  }
+
   /** Schedules a write through waitUntil; the reply waits for it. */
   async waitUntilWrite(key: string): Promise<void> {
     this.ctx.waitUntil(
