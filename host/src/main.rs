@@ -50,6 +50,14 @@ enum Command {
         #[arg(long, env = "WASMDO_SERVER", default_value = "http://127.0.0.1:8080")]
         server: String,
     },
+    /// Print the WIT of a deployed class's RPC interfaces (for `wit-bindgen`, `jco types`, …).
+    Wit {
+        /// The class.
+        class: String,
+        /// The host's URL.
+        #[arg(long, env = "WASMDO_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -95,6 +103,14 @@ fn main() -> anyhow::Result<()> {
                 encode(&method)
             );
             request("POST", &url, args.into_bytes())
+        }
+        Command::Wit { class, server } => {
+            let url = format!(
+                "{}/_admin/classes/{}/wit",
+                server.trim_end_matches('/'),
+                encode(&class)
+            );
+            request("GET", &url, Vec::new())
         }
     }
 }
@@ -168,6 +184,7 @@ fn request(method: &str, url: &str, body: Vec<u8>) -> anyhow::Result<()> {
         .build()
         .into();
     let response = match method {
+        "GET" => agent.get(url).call(),
         "PUT" => agent
             .put(url)
             .header("content-type", "application/wasm")
@@ -185,7 +202,7 @@ fn request(method: &str, url: &str, body: Vec<u8>) -> anyhow::Result<()> {
         .and_then(|v| serde_json::to_string_pretty(&v).ok())
         .unwrap_or(text);
     if status.is_success() {
-        println!("{pretty}");
+        println!("{}", pretty.trim_end());
         Ok(())
     } else {
         // the JSON error is the message: no anyhow report (or backtrace) on top of it

@@ -437,6 +437,25 @@ impl Registry {
         Ok(class_version)
     }
 
+    /// The WIT of `class`'s current version: the interfaces it exports for RPC (read from its
+    /// stored component; decoding a 12 MB component takes a few milliseconds, off the async
+    /// workers).
+    pub async fn wit(&self, class: &str) -> Result<String, ObjectError> {
+        let version = self
+            .get(class)
+            .ok_or_else(|| ObjectError::UnknownClass(class.to_string()))?;
+        let path = self.component_path(&version.hash);
+        tokio::task::spawn_blocking(move || {
+            let bytes = std::fs::read(&path)
+                .map_err(|e| ObjectError::Internal(format!("cannot read the component: {e}")))?;
+            crate::rpc::wit::class_wit(&bytes).map_err(|e| {
+                ObjectError::Internal(format!("cannot decode the component's WIT: {e:#}"))
+            })
+        })
+        .await
+        .map_err(|e| ObjectError::Internal(e.to_string()))?
+    }
+
     fn insert(&self, class: ClassVersion) {
         self.classes
             .write()

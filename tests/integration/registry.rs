@@ -105,3 +105,42 @@ fn a_second_host_on_the_same_data_dir_refuses_to_start() {
         "ok"
     );
 }
+
+#[test]
+fn a_class_describes_its_rpc_interfaces_in_wit() {
+    let host = TestHost::start();
+    host.deploy("counter", EXAMPLE_COUNTER).expect(201);
+    host.deploy("probe", wasmdo_test_artifacts::JS_RUNTIME)
+        .expect(201);
+    let wit = host.request("GET", "/_admin/classes/counter/wit", b"");
+    assert_eq!(wit.status, 200);
+    assert_eq!(
+        wit.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    for line in [
+        "package example:counter;",
+        "interface counter {",
+        "increment: func(by: s64) -> s64;",
+        "get: func() -> s64;",
+    ] {
+        assert!(wit.text.contains(line), "no `{line}` in:\n{}", wit.text);
+    }
+    // the shared handler interfaces and WASI are not part of a class's description
+    assert!(!wit.text.contains("wasmdo:object"), "{}", wit.text);
+    assert!(!wit.text.contains("wasi:"), "{}", wit.text);
+    // a JS class's named types survive: records, enums, the error record
+    let (ok, out, err) = crate::harness::cli(&["wit", "probe", "--server", &host.url]);
+    assert!(ok, "{err}");
+    for line in [
+        "package js:runtime-probe;",
+        "record point {",
+        "enum color {",
+        "record js-error {",
+        "echo: func(value: everything) -> result<everything, js-error>;",
+    ] {
+        assert!(out.contains(line), "no `{line}` in:\n{out}");
+    }
+    host.request("GET", "/_admin/classes/nope/wit", b"")
+        .expect_error(404, "UnknownClass");
+}

@@ -6,6 +6,7 @@
 //! |---|---|
 //! | `PUT /_admin/classes/{class}` | deploy a component (body) as `class` |
 //! | `GET /_admin/classes`, `GET /_admin/classes/{class}` | describe classes |
+//! | `GET /_admin/classes/{class}/wit` | the class's exported interfaces as WIT |
 //! | `GET /_admin/health`, `GET /_admin/metrics` | liveness, Prometheus metrics |
 //! | `GET /_admin/classes/{class}/id-from-name/{name}`, `POST …/new-unique-id`, `GET …/id-from-string/{id}` | object ids, as Cloudflare's namespace methods |
 //! | `POST /rpc/{class}/{name}/{method}` | typed RPC, JSON array of arguments |
@@ -207,6 +208,14 @@ impl Gateway {
                     .get(&class)
                     .ok_or(ObjectError::UnknownClass(class))?;
                 Ok(json_response(StatusCode::OK, &version.describe()))
+            }
+            (&Method::GET, ["_admin", "classes", class, "wit"]) => {
+                let class = decode(class)?;
+                let wit = self.registry.wit(&class).await?;
+                Ok(Response::builder()
+                    .header("content-type", "text/plain; charset=utf-8")
+                    .body(Full::new(Bytes::from(wit)))
+                    .expect("valid response"))
             }
             (&Method::GET, ["_admin", "classes", class, "id-from-name", name]) => {
                 let (class, name) = (decode(class)?, decode(name)?);

@@ -1,5 +1,6 @@
 //! Typed RPC: a class's own exported WIT functions, called with arguments converted from JSON by
-//! the function's WIT types (`json`), described by their WIT signatures (`signature`).
+//! the function's WIT types (`json`), described by their WIT signatures (`signature`) and, for a
+//! whole class, by its WIT package (`wit`).
 //!
 //! A method whose WIT result is `result<T, E>` is unwrapped at the top level: `ok(v)` is the reply
 //! `v`, `err(e)` becomes a `MethodError` carrying `e` (HTTP 422), and the event's writes are rolled
@@ -7,6 +8,7 @@
 
 pub(crate) mod json;
 pub(crate) mod signature;
+pub(crate) mod wit;
 
 use wasmtime::component::Val;
 use wasmtime::component::types::Type;
