@@ -35,6 +35,7 @@
 
 mod actor;
 pub mod alarms;
+pub mod bindgen;
 mod bindings;
 pub mod config;
 pub mod directory;

@@ -50,6 +50,21 @@ enum Command {
         #[arg(long, env = "WASMDO_SERVER", default_value = "http://127.0.0.1:8080")]
         server: String,
     },
+    /// Generate a typed client for a deployed class (from its WIT): `--lang ts` writes a
+    /// TypeScript module over `fetch`.
+    Bindgen {
+        /// The class.
+        class: String,
+        /// The client's language: `ts`.
+        #[arg(long, default_value = "ts")]
+        lang: String,
+        /// Write the client here instead of to stdout.
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+        /// The host's URL.
+        #[arg(long, env = "WASMDO_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+    },
     /// Print the WIT of a deployed class's RPC interfaces (for `wit-bindgen`, `jco types`, …).
     Wit {
         /// The class.
@@ -103,6 +118,32 @@ fn main() -> anyhow::Result<()> {
                 encode(&method)
             );
             request("POST", &url, args.into_bytes())
+        }
+        Command::Bindgen {
+            class,
+            lang,
+            out,
+            server,
+        } => {
+            if lang != "ts" {
+                bail!("`--lang {lang}` is not supported yet: the languages are `ts`");
+            }
+            let url = format!(
+                "{}/_admin/classes/{}/wit",
+                server.trim_end_matches('/'),
+                encode(&class)
+            );
+            let response = ureq::get(&url)
+                .call()
+                .with_context(|| format!("cannot get the WIT of `{class}` from {url}"))?;
+            let wit = response.into_body().read_to_string()?;
+            let code = wasmdo_host::bindgen::typescript(&wit, &class)?;
+            match out {
+                Some(path) => std::fs::write(&path, code)
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+                None => print!("{code}"),
+            }
+            Ok(())
         }
         Command::Wit { class, server } => {
             let url = format!(

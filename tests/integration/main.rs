@@ -5,6 +5,7 @@
 mod harness;
 
 mod alarms_basic;
+mod bindgen;
 mod cli;
 mod examples;
 mod js_sdk;
