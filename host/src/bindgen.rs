@@ -1,6 +1,10 @@
-//! Typed clients for a deployed class, generated from its WIT (`wasmdo bindgen CLASS --lang ts`):
-//! an ordinary program calls `counter.get("alice").increment(5)` with the class's types checked
-//! by its compiler, over the host's HTTP RPC and its JSON mapping (`rpc::json`).
+//! Typed clients for a deployed class, generated from its WIT (`wasmdo bindgen CLASS --lang
+//! ts|rust`): an ordinary program calls `counter.get("alice").increment(5)` with the class's types
+//! checked by its compiler, over the host's HTTP RPC and its JSON mapping (`rpc::json`).
+//!
+//! The Rust client is one module for a program depending on `serde` (with `derive`),
+//! `serde_json` and `ureq` 3: structs and enums with serde attributes matching the JSON mapping,
+//! and a blocking client; a method's `err` comes back as `Error::Method(e)`, typed.
 //!
 //! The TypeScript client is one self-contained module using the platform's `fetch` (Node 18+,
 //! browsers, Workers). Types follow the JSON mapping exactly: record fields keep their WIT
@@ -102,14 +106,7 @@ impl Ts<'_> {
     /// Whether JSON `null` is a value of `ty`: an option written as `null`/value, which is one
     /// whose payload is not itself null-able (jco's rule; otherwise it is tagged).
     fn nullable(&self, ty: &Type) -> bool {
-        match ty {
-            Type::Id(id) => match &self.resolve.types[*id].kind {
-                TypeDefKind::Option(inner) => !self.nullable(inner),
-                TypeDefKind::Type(t) => self.nullable(t),
-                _ => false,
-            },
-            _ => false,
-        }
+        nullable(self.resolve, ty)
     }
 
     fn ty(&mut self, ty: &Type) -> anyhow::Result<String> {
@@ -393,6 +390,19 @@ export class {stub} {{
     Ok(out)
 }
 
+/// Whether JSON `null` is a value of `ty`: an option written as `null`/value, which is one
+/// whose payload is not itself null-able (jco's rule; otherwise it is tagged).
+fn nullable(resolve: &Resolve, ty: &Type) -> bool {
+    match ty {
+        Type::Id(id) => match &resolve.types[*id].kind {
+            TypeDefKind::Option(inner) => !nullable(resolve, inner),
+            TypeDefKind::Type(t) => nullable(resolve, t),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
 fn is_option(resolve: &Resolve, ty: &Type) -> bool {
     match ty {
         Type::Id(id) => match &resolve.types[*id].kind {
@@ -402,6 +412,461 @@ fn is_option(resolve: &Resolve, ty: &Type) -> bool {
         },
         _ => false,
     }
+}
+
+/// `some-name` → `some_name`, escaped when a Rust keyword.
+fn snake(name: &str) -> String {
+    const KEYWORDS: &[&str] = &[
+        "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum",
+        "extern", "false", "fn", "for", "gen", "if", "impl", "in", "let", "loop", "match", "mod",
+        "move", "mut", "pub", "ref", "return", "self", "static", "struct", "super", "trait",
+        "true", "type", "unsafe", "use", "where", "while", "abstract", "become", "box", "do",
+        "final", "macro", "override", "priv", "try", "typeof", "unsized", "virtual", "yield",
+    ];
+    let s = name.replace('-', "_");
+    if KEYWORDS.contains(&s.as_str()) {
+        format!("r#{s}")
+    } else {
+        s
+    }
+}
+
+struct Rs<'a> {
+    resolve: &'a Resolve,
+    declared: BTreeSet<TypeId>,
+    decls: String,
+}
+
+const DERIVE: &str = "#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]";
+
+impl Rs<'_> {
+    fn ty(&mut self, ty: &Type) -> anyhow::Result<String> {
+        Ok(match ty {
+            Type::Bool => "bool".into(),
+            Type::U8 => "u8".into(),
+            Type::U16 => "u16".into(),
+            Type::U32 => "u32".into(),
+            Type::U64 => "u64".into(),
+            Type::S8 => "i8".into(),
+            Type::S16 => "i16".into(),
+            Type::S32 => "i32".into(),
+            Type::S64 => "i64".into(),
+            Type::F32 => "f32".into(),
+            Type::F64 => "f64".into(),
+            Type::Char => "char".into(),
+            Type::String => "String".into(),
+            Type::ErrorContext => bail!("error-context cannot cross RPC"),
+            Type::Id(id) => self.id(*id)?,
+        })
+    }
+
+    fn id(&mut self, id: TypeId) -> anyhow::Result<String> {
+        let def = &self.resolve.types[id];
+        let name = def.name.as_deref().map(pascal);
+        let docs = def
+            .docs
+            .contents
+            .as_deref()
+            .map(|d| d.lines().map(|l| format!("/// {l}\n")).collect::<String>())
+            .unwrap_or_default();
+        match &def.kind {
+            TypeDefKind::Record(r) => {
+                let name = name.context("an anonymous record")?;
+                if self.declared.insert(id) {
+                    let mut fields = String::new();
+                    for f in &r.fields {
+                        let t = self.ty(&f.ty)?;
+                        let optional = t.starts_with("Option<");
+                        let default = if optional { ", default" } else { "" };
+                        let _ = writeln!(
+                            fields,
+                            "    #[serde(rename = {:?}{default})]\n    pub {}: {t},",
+                            f.name,
+                            snake(&f.name)
+                        );
+                    }
+                    let _ = writeln!(
+                        self.decls,
+                        "{docs}{DERIVE}\npub struct {name} {{\n{fields}}}\n"
+                    );
+                }
+                Ok(name)
+            }
+            TypeDefKind::Variant(v) => {
+                let name = name.context("an anonymous variant")?;
+                if self.declared.insert(id) {
+                    let mut cases = String::new();
+                    for c in &v.cases {
+                        let payload = match &c.ty {
+                            Some(t) => format!("({})", self.ty(t)?),
+                            None => String::new(),
+                        };
+                        let _ = writeln!(
+                            cases,
+                            "    #[serde(rename = {:?})]\n    {}{payload},",
+                            c.name,
+                            pascal(&c.name)
+                        );
+                    }
+                    let _ = writeln!(
+                        self.decls,
+                        "{docs}{DERIVE}\n#[serde(tag = \"tag\", content = \"val\")]\npub enum {name} {{\n{cases}}}\n"
+                    );
+                }
+                Ok(name)
+            }
+            TypeDefKind::Enum(e) => {
+                let name = name.context("an anonymous enum")?;
+                if self.declared.insert(id) {
+                    let mut cases = String::new();
+                    for c in &e.cases {
+                        let _ = writeln!(
+                            cases,
+                            "    #[serde(rename = {:?})]\n    {},",
+                            c.name,
+                            pascal(&c.name)
+                        );
+                    }
+                    let _ = writeln!(
+                        self.decls,
+                        "{docs}{DERIVE}\npub enum {name} {{\n{cases}}}\n"
+                    );
+                }
+                Ok(name)
+            }
+            TypeDefKind::Flags(f) => {
+                let name = name.context("anonymous flags")?;
+                if self.declared.insert(id) {
+                    let mut cases = String::new();
+                    for c in &f.flags {
+                        let _ = writeln!(
+                            cases,
+                            "    #[serde(rename = {:?})]\n    {},",
+                            c.name,
+                            pascal(&c.name)
+                        );
+                    }
+                    let _ = writeln!(
+                        self.decls,
+                        "{docs}/// One flag of [`{name}`] (the set is the list of the flags that are on).\n{DERIVE}\npub enum {name}Flag {{\n{cases}}}\n{docs}pub type {name} = Vec<{name}Flag>;\n"
+                    );
+                }
+                Ok(name)
+            }
+            TypeDefKind::Type(t) => {
+                let target = self.ty(t)?;
+                match name {
+                    Some(name) => {
+                        if self.declared.insert(id) {
+                            let _ = writeln!(self.decls, "{docs}pub type {name} = {target};\n");
+                        }
+                        Ok(name)
+                    }
+                    None => Ok(target),
+                }
+            }
+            TypeDefKind::Tuple(t) => {
+                let items = t
+                    .types
+                    .iter()
+                    .map(|t| self.ty(t))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                Ok(format!("({},)", items.join(", ")))
+            }
+            TypeDefKind::Option(inner) => {
+                let t = self.ty(inner)?;
+                // jco's rule, as in the JSON mapping: tagged when `null` is already a value
+                if nullable(self.resolve, inner) {
+                    Ok(format!("WitOption<{t}>"))
+                } else {
+                    Ok(format!("Option<{t}>"))
+                }
+            }
+            TypeDefKind::Result(r) => Ok(match (&r.ok, &r.err) {
+                (Some(ok), Some(err)) => format!("WitResult<{}, {}>", self.ty(ok)?, self.ty(err)?),
+                (None, Some(err)) => format!("WitResultNoOk<{}>", self.ty(err)?),
+                (Some(ok), None) => format!("WitResultNoErr<{}>", self.ty(ok)?),
+                (None, None) => "WitResultEmpty".into(),
+            }),
+            TypeDefKind::List(t) | TypeDefKind::FixedLengthList(t, _) => {
+                Ok(format!("Vec<{}>", self.ty(t)?))
+            }
+            TypeDefKind::Map(k, v) => Ok(format!("Vec<({}, {})>", self.ty(k)?, self.ty(v)?)),
+            TypeDefKind::Resource
+            | TypeDefKind::Handle(_)
+            | TypeDefKind::Future(_)
+            | TypeDefKind::Stream(_)
+            | TypeDefKind::Unknown => bail!("a resource, future or stream cannot cross RPC"),
+        }
+    }
+}
+
+/// The Rust client module for `class`, whose RPC interfaces are the WIT package(s) `wit`.
+pub fn rust(wit: &str, class: &str) -> anyhow::Result<String> {
+    let mut resolve = Resolve::new();
+    let main = resolve
+        .push_str(format!("{class}.wit"), wit)
+        .context("parsing the class's WIT")?;
+    let mut packages: Vec<_> = resolve.packages.iter().map(|(id, _)| id).collect();
+    packages.sort_by_key(|p| *p != main);
+    let mut rs = Rs {
+        resolve: &resolve,
+        declared: BTreeSet::new(),
+        decls: String::new(),
+    };
+    let client = pascal(class);
+    let stub = format!("{client}Stub");
+    let mut methods = String::new();
+    let mut seen = BTreeSet::new();
+    for package in packages {
+        for (_, iface_id) in &resolve.packages[package].interfaces {
+            let iface = &resolve.interfaces[*iface_id];
+            let iface_name = iface.name.clone().unwrap_or_default();
+            for (name, func) in &iface.functions {
+                let mut params = Vec::new();
+                let mut args = Vec::new();
+                for p in &func.params {
+                    let t = rs.ty(&p.ty)?;
+                    params.push(format!("{}: {t}", snake(&p.name)));
+                    args.push(format!("serde_json::json!({})", snake(&p.name)));
+                }
+                let (ok, err) = match &func.result {
+                    None => ("()".to_string(), "NoError".to_string()),
+                    Some(Type::Id(id)) => match &resolve.types[*id].kind {
+                        TypeDefKind::Result(r) => (
+                            r.ok.as_ref()
+                                .map(|t| rs.ty(t))
+                                .transpose()?
+                                .unwrap_or_else(|| "()".into()),
+                            r.err
+                                .as_ref()
+                                .map(|t| rs.ty(t))
+                                .transpose()?
+                                .unwrap_or_else(|| "()".into()),
+                        ),
+                        _ => (
+                            rs.ty(func.result.as_ref().expect("some"))?,
+                            "NoError".into(),
+                        ),
+                    },
+                    Some(t) => (rs.ty(t)?, "NoError".into()),
+                };
+                let (fn_name, route) = if seen.insert(name.clone()) {
+                    (snake(name), name.clone())
+                } else {
+                    (
+                        format!("{}_{}", snake(&iface_name), snake(name)),
+                        format!("{iface_name}.{name}"),
+                    )
+                };
+                let docs = func
+                    .docs
+                    .contents
+                    .as_deref()
+                    .map(|d| {
+                        d.lines()
+                            .map(|l| format!("    /// {l}\n"))
+                            .collect::<String>()
+                    })
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    methods,
+                    "{docs}    pub fn {fn_name}(&self, {}) -> Result<{ok}, Error<{err}>> {{\n        self.call({route:?}, vec![{}])\n    }}\n",
+                    params.join(", "),
+                    args.join(", "),
+                );
+            }
+        }
+    }
+    let mut out = format!(
+        "// Generated by `wasmdo bindgen {class} --lang rust`; do not edit.\n\
+         // A typed client for the wasmdo class `{class}` over HTTP RPC. Needs the crates\n\
+         // `serde` (feature `derive`), `serde_json` and `ureq` 3.\n\n\
+         #![allow(dead_code, clippy::all)]\n\n"
+    );
+    out.push_str(&rs.decls);
+    let _ = write!(
+        out,
+        r#"/// A `result` inside another type: `{{"tag": "ok", "val": …}}` / `{{"tag": "err", "val": …}}`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "tag", content = "val")]
+pub enum WitResult<T, E> {{
+    #[serde(rename = "ok")]
+    Ok(T),
+    #[serde(rename = "err")]
+    Err(E),
+}}
+
+/// A `result<_, E>` inside another type.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "tag", content = "val")]
+pub enum WitResultNoOk<E> {{
+    #[serde(rename = "ok")]
+    Ok,
+    #[serde(rename = "err")]
+    Err(E),
+}}
+
+/// A `result<T, _>` inside another type.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "tag", content = "val")]
+pub enum WitResultNoErr<T> {{
+    #[serde(rename = "ok")]
+    Ok(T),
+    #[serde(rename = "err")]
+    Err,
+}}
+
+/// A bare `result` inside another type.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "tag")]
+pub enum WitResultEmpty {{
+    #[serde(rename = "ok")]
+    Ok,
+    #[serde(rename = "err")]
+    Err,
+}}
+
+/// An `option<T>` whose `T` can itself be `null` (`option<option<u32>>`): written tagged.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "tag", content = "val")]
+pub enum WitOption<T> {{
+    #[serde(rename = "none")]
+    None,
+    #[serde(rename = "some")]
+    Some(T),
+}}
+
+/// The error type of a method without one: no value of it exists.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub enum NoError {{}}
+
+/// Why a call failed.
+#[derive(Debug)]
+pub enum Error<E> {{
+    /// The method returned its own error (its WIT `result::err`), typed.
+    Method(E),
+    /// The host refused or failed the call: `kind` is its JSON error kind (`InvalidArgument`,
+    /// `UnknownMethod`, `CpuLimitExceeded`, …).
+    Host {{ status: u16, kind: String, message: String }},
+    /// The host could not be reached, or its reply was not what the class's types say.
+    Transport(String),
+}}
+
+impl<E: std::fmt::Debug> std::fmt::Display for Error<E> {{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {{
+        match self {{
+            Error::Method(e) => write!(f, "the method returned an error: {{e:?}}"),
+            Error::Host {{ status, kind, message }} => write!(f, "{{kind}} (HTTP {{status}}): {{message}}"),
+            Error::Transport(message) => f.write_str(message),
+        }}
+    }}
+}}
+
+impl<E: std::fmt::Debug> std::error::Error for Error<E> {{}}
+
+/// The class `{class}` on a host: `get(name)` and `get_by_id(id)` give stubs (nothing is
+/// activated until a call).
+pub struct {client} {{
+    base_url: String,
+    class: String,
+    agent: ureq::Agent,
+}}
+
+impl {client} {{
+    /// The class as deployed under its own name, on the host at `base_url`.
+    pub fn new(base_url: &str) -> Self {{
+        Self::with_class(base_url, {class:?})
+    }}
+
+    /// The class as deployed under `class`.
+    pub fn with_class(base_url: &str, class: &str) -> Self {{
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        {client} {{
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            class: class.to_owned(),
+            agent,
+        }}
+    }}
+
+    /// The object named `name` (Cloudflare's `idFromName`).
+    pub fn get(&self, name: &str) -> {stub}<'_> {{
+        {stub} {{ client: self, object: name.to_owned() }}
+    }}
+
+    /// The object with id `id` (64 hex digits).
+    pub fn get_by_id(&self, id: &str) -> {stub}<'_> {{
+        {stub} {{ client: self, object: format!("id:{{id}}") }}
+    }}
+}}
+
+/// One object of the class `{class}`.
+pub struct {stub}<'a> {{
+    client: &'a {client},
+    object: String,
+}}
+
+impl {stub}<'_> {{
+{methods}    fn call<T: serde::de::DeserializeOwned, E: serde::de::DeserializeOwned>(
+        &self,
+        method: &str,
+        args: Vec<serde_json::Value>,
+    ) -> Result<T, Error<E>> {{
+        let url = format!(
+            "{{}}/rpc/{{}}/{{}}/{{}}",
+            self.client.base_url,
+            encode(&self.client.class),
+            encode(&self.object),
+            encode(method)
+        );
+        let body = serde_json::to_string(&args).map_err(|e| Error::Transport(e.to_string()))?;
+        let response = self
+            .client
+            .agent
+            .post(&url)
+            .header("content-type", "application/json")
+            .send(body)
+            .map_err(|e| Error::Transport(format!("POST {{url}}: {{e}}")))?;
+        let status = response.status().as_u16();
+        let text = response
+            .into_body()
+            .read_to_string()
+            .map_err(|e| Error::Transport(e.to_string()))?;
+        if (200..300).contains(&status) {{
+            return serde_json::from_str(&text)
+                .map_err(|e| Error::Transport(format!("unexpected reply {{text}}: {{e}}")));
+        }}
+        let reply: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text.clone()));
+        let kind = reply["kind"].as_str().unwrap_or("Http").to_owned();
+        if kind == "MethodError" {{
+            let value = serde_json::from_value(reply["value"].clone())
+                .map_err(|e| Error::Transport(format!("unexpected error value {{text}}: {{e}}")))?;
+            return Err(Error::Method(value));
+        }}
+        let message = reply["error"].as_str().unwrap_or(&text).to_owned();
+        Err(Error::Host {{ status, kind, message }})
+    }}
+}}
+
+/// Percent-encodes a path segment.
+fn encode(segment: &str) -> String {{
+    let mut out = String::new();
+    for b in segment.bytes() {{
+        if b.is_ascii_alphanumeric() || b"-._~:".contains(&b) {{
+            out.push(b as char);
+        }} else {{
+            out.push_str(&format!("%{{b:02X}}"));
+        }}
+    }}
+    out
+}}
+"#
+    );
+    Ok(out)
 }
 
 #[cfg(test)]

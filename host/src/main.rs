@@ -51,11 +51,11 @@ enum Command {
         server: String,
     },
     /// Generate a typed client for a deployed class (from its WIT): `--lang ts` writes a
-    /// TypeScript module over `fetch`.
+    /// TypeScript module over `fetch`, `--lang rust` a Rust module over `ureq`.
     Bindgen {
         /// The class.
         class: String,
-        /// The client's language: `ts`.
+        /// The client's language: `ts` or `rust`.
         #[arg(long, default_value = "ts")]
         lang: String,
         /// Write the client here instead of to stdout.
@@ -125,8 +125,8 @@ fn main() -> anyhow::Result<()> {
             out,
             server,
         } => {
-            if lang != "ts" {
-                bail!("`--lang {lang}` is not supported yet: the languages are `ts`");
+            if lang != "ts" && lang != "rust" {
+                bail!("`--lang {lang}` is not supported yet: the languages are `ts` and `rust`");
             }
             let url = format!(
                 "{}/_admin/classes/{}/wit",
@@ -137,7 +137,11 @@ fn main() -> anyhow::Result<()> {
                 .call()
                 .with_context(|| format!("cannot get the WIT of `{class}` from {url}"))?;
             let wit = response.into_body().read_to_string()?;
-            let code = wasmdo_host::bindgen::typescript(&wit, &class)?;
+            let code = if lang == "rust" {
+                wasmdo_host::bindgen::rust(&wit, &class)?
+            } else {
+                wasmdo_host::bindgen::typescript(&wit, &class)?
+            };
             match out {
                 Some(path) => std::fs::write(&path, code)
                     .with_context(|| format!("cannot write {}", path.display()))?,

@@ -113,6 +113,31 @@ fn a_generated_typescript_client_calls_the_class_with_its_types() {
         ])
     );
 
+    // every WIT type has a TypeScript form that compiles (the rpc_types fixture has them all)
+    host.deploy("types", wasmdo_test_artifacts::RPC_TYPES)
+        .expect(201);
+    let all = dir.path().join("types.ts");
+    let (ok, _, err) = cli(&[
+        "bindgen",
+        "types",
+        "-o",
+        all.to_str().unwrap(),
+        "--server",
+        &host.url,
+    ]);
+    assert!(ok, "{err}");
+    let (ok, diagnostics) = tsc(dir.path(), &["types.ts"]);
+    assert!(ok, "tsc types.ts:\n{diagnostics}");
+    let generated = std::fs::read_to_string(&all).unwrap();
+    for line in [
+        "export type Permissions = (\"read\" | \"write\" | \"execute\")[];",
+        "echoOptionOption(v?: { tag: \"none\" } | { tag: \"some\"; val: number | null }): Promise<{ tag: \"none\" } | { tag: \"some\"; val: number | null }>",
+        "fail(ok: boolean): Promise<string> {",
+        "return this.call<string, MyError>(\"fail\", [ok]);",
+    ] {
+        assert!(generated.contains(line), "no `{line}` in:\n{generated}");
+    }
+
     // the compiler refuses a wrong argument type, a missing argument and an unknown method
     for (call, complaint) in [
         (
@@ -141,4 +166,106 @@ fn bindgen_explains_what_it_cannot_do() {
     let (ok, _, err) = cli(&["bindgen", "nope", "--lang", "cobol", "--server", &host.url]);
     assert!(!ok);
     assert!(err.contains("`--lang cobol` is not supported yet"), "{err}");
+}
+
+const RUST_MAIN: &str = r#"
+mod types;
+use types::*;
+
+fn main() {
+    let base = std::env::args().nth(1).expect("host URL");
+    let client = Types::new(&base);
+    let o = client.get("a");
+    let person = Person { name: "ann".into(), age: None, home: Point { x: 1, y: -2 } };
+    assert_eq!(o.echo_record(person.clone()).unwrap(), person);
+    assert_eq!(o.echo_variant(Shape::Rectangle(Point { x: 3, y: 4 })).unwrap(), Shape::Rectangle(Point { x: 3, y: 4 }));
+    assert_eq!(o.echo_variant(Shape::Empty).unwrap(), Shape::Empty);
+    assert_eq!(o.echo_enum(Color::Blue).unwrap(), Color::Blue);
+    let perms = vec![PermissionsFlag::Read, PermissionsFlag::Execute];
+    assert_eq!(o.echo_flags(perms.clone()).unwrap(), perms);
+    assert_eq!(o.echo_option(None).unwrap(), None);
+    assert_eq!(o.echo_option_option(WitOption::Some(None)).unwrap(), WitOption::Some(None));
+    assert_eq!(o.echo_option_option(WitOption::None).unwrap(), WitOption::None);
+    assert_eq!(o.echo_tuple((7, "x".into(), true)).unwrap(), (7, "x".into(), true));
+    // a top-level result is unwrapped: ok is the return value, err the typed Error::Method
+    o.echo_result_unit(WitResultNoOk::Ok).unwrap();
+    match o.echo_result_unit(WitResultNoOk::Err("no".into())) {
+        Err(Error::Method(e)) => assert_eq!(e, "no"),
+        other => panic!("expected the method's error, got {other:?}"),
+    }
+    assert_eq!(o.echo_u64(u64::MAX).unwrap(), u64::MAX);
+    assert_eq!(o.add(2, 3).unwrap(), 5);
+    o.nothing().unwrap();
+    assert_eq!(o.fail(true).unwrap(), "ok");
+    match o.fail(false) {
+        Err(Error::Method(e)) => println!("method error: {e:?}"),
+        other => panic!("expected a method error, got {other:?}"),
+    }
+    match client.get_by_id("00").add(1, 1) {
+        Err(Error::Host { status: 400, kind, .. }) => println!("host error: {kind}"),
+        other => panic!("expected a host error, got {other:?}"),
+    }
+    println!("ok");
+}
+"#;
+
+/// A cargo project for the generated Rust client, offline, with its own target directory kept
+/// between runs (the first build compiles serde and ureq).
+fn rust_project(dir: &Path, client: &str, main: &str) -> Command {
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        "[package]\nname = \"client\"\nversion = \"0.0.0\"\nedition = \"2024\"\n[workspace]\n\
+         [dependencies]\nserde = { version = \"1\", features = [\"derive\"] }\nserde_json = \"1\"\n\
+         ureq = { version = \"3\", default-features = false }\n",
+    )
+    .unwrap();
+    // the host's lock pins versions that are already downloaded
+    std::fs::copy(repo().join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
+    std::fs::write(dir.join("src/types.rs"), client).unwrap();
+    std::fs::write(dir.join("src/main.rs"), main).unwrap();
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo
+        .current_dir(dir)
+        .env(
+            "CARGO_TARGET_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("bindgen-rust-client"),
+        )
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .arg("--offline");
+    cargo
+}
+
+#[test]
+fn a_generated_rust_client_calls_the_class_with_its_types() {
+    let host = TestHost::start();
+    host.deploy("types", wasmdo_test_artifacts::RPC_TYPES)
+        .expect(201);
+    let (ok, client, err) = cli(&["bindgen", "types", "--lang", "rust", "--server", &host.url]);
+    assert!(ok, "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let run = rust_project(dir.path(), &client, RUST_MAIN)
+        .args(["run", "--quiet", "--", &host.url])
+        .output()
+        .expect("cargo run");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains("method error: "), "{stdout}");
+    assert!(stdout.contains("host error: InvalidName"), "{stdout}");
+    assert!(stdout.trim_end().ends_with("ok"), "{stdout}");
+
+    // a wrong argument type does not compile
+    let wrong = "mod types;\nfn main() { let c = types::Types::new(\"\"); let _ = c.get(\"a\").add(\"two\", 3); }\n";
+    let check = rust_project(dir.path(), &client, wrong)
+        .args(["check", "--quiet"])
+        .output()
+        .expect("cargo check");
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert!(!check.status.success(), "a wrong argument type compiled");
+    assert!(stderr.contains("mismatched types"), "{stderr}");
 }
