@@ -150,7 +150,13 @@ export async function build({
       write: true,
     });
   } catch (e) {
-    const messages = (e.errors ?? []).map((m) => `${m.location ? `${m.location.file}:${m.location.line}: ` : ""}${m.text}`);
+    const messages = (e.errors ?? []).map((m) => {
+      const where = m.location ? `${m.location.file}:${m.location.line}: ` : "";
+      const hint = /Could not resolve "node:/.test(m.text)
+        ? " (Node.js built-ins do not exist inside an object: use the Web APIs, or an npm package that runs in browsers)"
+        : "";
+      return `${where}${m.text}${hint}`;
+    });
     throw new BuildError(`bundling failed:\n${messages.join("\n") || e.message}`);
   }
   // the generated entry is derived from the other inputs and removed after the build

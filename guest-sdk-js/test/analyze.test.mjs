@@ -104,3 +104,16 @@ test("a --weval binary that does not exist is a clear build error", async () => 
     (e) => e instanceof BuildError && /--weval \/nonexistent\/weval: no such file/.test(e.message),
   );
 });
+
+test("bundling errors name the file and line, and explain Node built-ins", async () => {
+  const { build, BuildError } = await import("../lib/build.mjs");
+  const cases = [
+    ['export class S extends DurableObject { f(): number { return 1 +; } }', /case-syntax\.ts:2: Unexpected/],
+    ['import fs from "node:fs";\nexport class N extends DurableObject { f(): boolean { return !!fs; } }', /Could not resolve "node:fs" \(Node\.js built-ins do not exist inside an object/],
+  ];
+  for (const [i, [source, message]] of cases.entries()) {
+    const file = path.join(dir, i === 0 ? "case-syntax.ts" : "case-node.ts");
+    writeFileSync(file, `import { DurableObject } from "cloudflare:workers";\n${source}\n`);
+    await assert.rejects(build({ entry: file, out: path.join(dir, "x.wasm"), cache: false }), (e) => e instanceof BuildError && message.test(e.message));
+  }
+});
