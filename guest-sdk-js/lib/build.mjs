@@ -55,11 +55,20 @@ function sdkFingerprint() {
     for (const f of readdirSync(dir).sort()) parts.push(f, readFileSync(path.join(dir, f)));
   }
   for (const pkg of ["@bytecodealliance/componentize-js", "esbuild", "typescript"]) {
-    parts.push(pkg, readFileSync(path.join(SDK, "node_modules", pkg, "package.json")));
+    parts.push(pkg, readFileSync(packageJson(pkg)));
   }
   const hash = createHash("sha256");
   for (const p of parts) hash.update(p);
   return hash.digest("hex");
+}
+
+/** The package.json of dependency `pkg`: in the SDK's own node_modules, or hoisted above it. */
+function packageJson(pkg) {
+  for (let dir = SDK; ; dir = path.dirname(dir)) {
+    const candidate = path.join(dir, "node_modules", pkg, "package.json");
+    if (existsSync(candidate)) return candidate;
+    if (path.dirname(dir) === dir) throw new BuildError(`cannot find the installed ${pkg}: run npm install`);
+  }
 }
 
 function hashFiles(files) {
