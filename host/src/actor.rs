@@ -16,6 +16,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
+use wasmtime::component::Val;
+use wasmtime::component::types::Type;
 
 use crate::alarms::{AlarmKey, now_ms};
 use crate::bindings::http_types::{Request, Response};
@@ -24,6 +26,7 @@ use crate::error::ObjectError;
 use crate::instance::{Instance, ObjectState};
 use crate::object::ObjectCtx;
 use crate::registry::ClassVersion;
+use crate::rpc::calls::CallCtx;
 use crate::rpc::{self, Reply};
 use crate::storage::sqlite::SqliteStorage;
 
@@ -34,6 +37,15 @@ pub(crate) enum Event {
         method: String,
         args: serde_json::Value,
         reply: oneshot::Sender<Result<serde_json::Value, ObjectError>>,
+    },
+    /// A call from another object's stub, with component values (no JSON): `signature` is what
+    /// the stub promises, `chain` the objects waiting on this call.
+    Invoke {
+        method: String,
+        signature: (Vec<Type>, Option<Type>),
+        args: Vec<Val>,
+        chain: Arc<Vec<ObjectKey>>,
+        reply: oneshot::Sender<Result<Option<Val>, ObjectError>>,
     },
     /// An HTTP request for the object's `fetch`.
     Fetch {
@@ -56,6 +68,10 @@ enum Pending {
         oneshot::Sender<Result<Response, ObjectError>>,
         Result<Response, ObjectError>,
     ),
+    Invoke(
+        oneshot::Sender<Result<Option<Val>, ObjectError>>,
+        Result<Option<Val>, ObjectError>,
+    ),
 }
 
 impl Pending {
@@ -64,6 +80,10 @@ impl Pending {
         match (self, commit) {
             (Pending::Call(tx, r), Ok(())) => drop(tx.send(r)),
             (Pending::Fetch(tx, r), Ok(())) => drop(tx.send(r)),
+            (Pending::Invoke(tx, r), Ok(())) => drop(tx.send(r)),
+            (Pending::Invoke(tx, _), Err(e)) => {
+                drop(tx.send(Err(ObjectError::CommitFailed(e.to_string()))))
+            }
             (Pending::Call(tx, _), Err(e)) => {
                 drop(tx.send(Err(ObjectError::CommitFailed(e.to_string()))))
             }
@@ -115,7 +135,17 @@ impl Actor {
                 .map(|c| c.env.clone())
                 .unwrap_or_default(),
         };
-        let state = ObjectState::new(object, storage, limits);
+        let calls = CallCtx {
+            caller: key.clone(),
+            bindings: directory
+                .registry()
+                .get(&key.class)
+                .map(|c| c.bindings.clone())
+                .unwrap_or_default(),
+            directory: directory.registry().directory_handle(),
+            chain: Arc::new(Vec::new()),
+        };
+        let state = ObjectState::new(object, storage, calls, limits);
         Actor {
             name: state.object.name.clone(),
             key,
@@ -512,6 +542,11 @@ impl Actor {
 
     /// Runs one event and ends its savepoint; returns the reply to hold until the commit.
     async fn run_event(&mut self, event: Event, limits: &crate::limits::Limits) -> Option<Pending> {
+        // the call chain is the event's: empty unless another object's call delivered it
+        self.state_mut().calls.chain = match &event {
+            Event::Invoke { chain, .. } => chain.clone(),
+            _ => Arc::new(Vec::new()),
+        };
         match event {
             Event::Evict => None,
             Event::Alarm { retry } => {
@@ -529,6 +564,63 @@ impl Actor {
             Event::Fetch { request, reply } => {
                 let result = self.fetch(request, limits).await;
                 Some(Pending::Fetch(reply, result))
+            }
+            Event::Invoke {
+                method,
+                signature,
+                args,
+                reply,
+                ..
+            } => {
+                let result = self.invoke(&method, &signature, &args, limits).await;
+                Some(Pending::Invoke(reply, result))
+            }
+        }
+    }
+
+    /// A stub call from another object: the method by its WIT name, checked against what the
+    /// caller's stub promises (the class may have been redeployed since the caller was), called
+    /// with the values as they are; the result goes back whole (a `result::err` included).
+    async fn invoke(
+        &mut self,
+        method: &str,
+        (params, result): &(Vec<Type>, Option<Type>),
+        args: &[Val],
+        limits: &crate::limits::Limits,
+    ) -> Result<Option<Val>, ObjectError> {
+        let instance = self.ensure_live().await?;
+        let class = instance.class().clone();
+        let method = class
+            .methods
+            .get(method)
+            .ok_or_else(|| ObjectError::UnknownMethod {
+                class: class.name.to_string(),
+                method: method.to_string(),
+                available: class.method_names(),
+            })?;
+        let fits = method.params.len() == params.len()
+            && method
+                .params
+                .iter()
+                .zip(params)
+                .all(|((_, a), b)| rpc::calls::same_type(a, b))
+            && match (&method.result, result) {
+                (None, None) => true,
+                (Some(a), Some(b)) => rpc::calls::same_type(a, b),
+                _ => false,
+            };
+        if !fits {
+            return Err(ObjectError::InvalidArgument(format!(
+                "the caller's stub for `{}` does not match the method's signature `{}` (version {} of class `{}`): regenerate the stub",
+                method.name, method.signature, class.version, class.name
+            )));
+        }
+        match instance.call(method, args, limits).await {
+            Ok(value) => Ok(value),
+            Err((e, poisoned)) => {
+                self.log_failure("call", &e);
+                self.after_failure(poisoned);
+                Err(e)
             }
         }
     }
@@ -632,6 +724,7 @@ fn reply_error(event: Event, error: &ObjectError) {
     match event {
         Event::Call { reply, .. } => drop(reply.send(Err(error.clone()))),
         Event::Fetch { reply, .. } => drop(reply.send(Err(error.clone()))),
+        Event::Invoke { reply, .. } => drop(reply.send(Err(error.clone()))),
         // alarms are put back in the schedule by the caller
         Event::Alarm { .. } | Event::Evict => {}
     }

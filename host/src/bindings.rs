@@ -16,6 +16,7 @@ wasmtime::component::bindgen!({
 pub(crate) use wasmdo::object::alarms as alarms_api;
 pub(crate) use wasmdo::object::http_types;
 pub(crate) use wasmdo::object::object as object_api;
+pub(crate) use wasmdo::object::objects as objects_api;
 pub(crate) use wasmdo::object::storage as storage_api;
 
 /// Name of the exported handler interface every class must provide.

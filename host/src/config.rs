@@ -12,6 +12,7 @@
 //! [classes.booking]
 //! component = "target/wasm32-wasip2/release/booking.wasm"   # deployed at start (relative to this file)
 //! env = { SEATS = "40" }
+//! bindings = { COUNTER = "counter" }                         # objects it may call
 //! ```
 
 use std::collections::BTreeMap;
@@ -53,6 +54,9 @@ pub struct ClassConfig {
     pub component: Option<PathBuf>,
     /// Environment variables the class's objects can read with `object.env`.
     pub env: BTreeMap<String, String>,
+    /// Bindings: a name (e.g. `COUNTER`) → the class its objects may call (`counter`). A class
+    /// imports a binding's stub from the WIT package `binding:<name>` (lower case, `_` → `-`).
+    pub bindings: BTreeMap<String, String>,
 }
 
 impl Default for Config {

@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
+use wasmtime::component::Val;
+use wasmtime::component::types::Type;
+
 use crate::actor::{Actor, Event};
 use crate::alarms::{AlarmKey, Schedule};
 use crate::bindings::http_types::{Request, Response};
@@ -218,6 +221,43 @@ impl Directory {
         let event = Event::Call {
             method: method.to_string(),
             args,
+            reply: tx,
+        };
+        self.send(class, address, event)?;
+        rx.await
+            .map_err(|_| ObjectError::Internal("the object stopped before replying".into()))?
+    }
+
+    /// Calls `method` on an object with component values, from another object (a stub call):
+    /// `signature` is what the caller's stub promises (parameter types, result type), `chain` the
+    /// objects waiting on this call. A call to an object in `chain` fails at once (`CallCycle`).
+    pub(crate) async fn invoke(
+        self: &Arc<Self>,
+        class: &str,
+        address: &Address,
+        method: &str,
+        signature: (Vec<Type>, Option<Type>),
+        args: Vec<Val>,
+        chain: Arc<Vec<ObjectKey>>,
+    ) -> Result<Option<Val>, ObjectError> {
+        let (key, _) = self.resolve(class, address)?;
+        if chain.contains(&key) {
+            let path: Vec<String> = chain
+                .iter()
+                .chain(std::iter::once(&key))
+                .map(|k| format!("{}/{}", k.class, &k.id.to_hex()[..8]))
+                .collect();
+            return Err(ObjectError::CallCycle(format!(
+                "{} would re-enter an object that is waiting for this call; objects must not call back into their callers (pass data down, or have the outer object make both calls)",
+                path.join(" → ")
+            )));
+        }
+        let (tx, rx) = oneshot::channel();
+        let event = Event::Invoke {
+            method: method.to_string(),
+            signature,
+            args,
+            chain,
             reply: tx,
         };
         self.send(class, address, event)?;

@@ -27,6 +27,9 @@ pub enum ObjectError {
     /// The method returned its WIT `result::err`; the payload is the error value as JSON.
     #[error("{}", method_error_message(.0))]
     MethodError(serde_json::Value),
+    /// An object-to-object call would re-enter an object waiting in its own call chain.
+    #[error("call cycle: {0}")]
+    CallCycle(String),
     /// `fetch` returned an error string.
     #[error("fetch failed: {0}")]
     FetchFailed(String),
@@ -88,6 +91,7 @@ impl ObjectError {
             ObjectError::UnknownMethod { .. } => "UnknownMethod",
             ObjectError::InvalidArgument(_) => "InvalidArgument",
             ObjectError::MethodError(_) => "MethodError",
+            ObjectError::CallCycle(_) => "CallCycle",
             ObjectError::FetchFailed(_) => "FetchFailed",
             ObjectError::AlarmFailed(_) => "AlarmFailed",
             ObjectError::CpuLimitExceeded(_) => "CpuLimitExceeded",

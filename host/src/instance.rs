@@ -19,12 +19,15 @@ use crate::error::ObjectError;
 use crate::limits::{FUEL_YIELD_INTERVAL, Limits, MemoryLimitExceeded, MemoryLimiter};
 use crate::object::{GuestOutput, ObjectCtx};
 use crate::registry::{ClassVersion, Method};
+use crate::rpc::calls::CallCtx;
 use crate::storage::sqlite::SqliteStorage;
 
 /// The data of an object's Store: one field per capability.
 pub(crate) struct ObjectState {
     pub(crate) object: ObjectCtx,
     pub(crate) storage: SqliteStorage,
+    /// Calls to other objects: bindings, the directory, the running event's call chain.
+    pub(crate) calls: CallCtx,
     wasi: WasiCtx,
     table: ResourceTable,
     limiter: MemoryLimiter,
@@ -38,13 +41,19 @@ pub(crate) struct ObjectState {
 }
 
 impl ObjectState {
-    pub(crate) fn new(object: ObjectCtx, storage: SqliteStorage, limits: &Limits) -> Self {
+    pub(crate) fn new(
+        object: ObjectCtx,
+        storage: SqliteStorage,
+        calls: CallCtx,
+        limits: &Limits,
+    ) -> Self {
         let stdout = GuestOutput::new(object.class.clone(), object.id, LogLevel::Info);
         let stderr = GuestOutput::new(object.class.clone(), object.id, LogLevel::Warn);
         ObjectState {
             wasi: Self::wasi(&stdout, &stderr),
             object,
             storage,
+            calls,
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(limits.max_memory_bytes),
             stderr,

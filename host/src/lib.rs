@@ -95,13 +95,21 @@ impl Host {
             .iter()
             .map(|(name, class)| (name.clone(), class.env.clone()))
             .collect();
+        let bindings = config
+            .classes
+            .iter()
+            .map(|(name, class)| (name.clone(), class.bindings.clone()))
+            .collect();
         let registry = {
             let (engine, data, cache) = (engine.clone(), data.clone(), config.compile_cache_dir());
-            tokio::task::spawn_blocking(move || Registry::open(engine, &data, &cache, secret, env))
-                .await??
+            tokio::task::spawn_blocking(move || {
+                Registry::open(engine, &data, &cache, secret, env, bindings)
+            })
+            .await??
         };
         let registry = Arc::new(registry);
-        for (class, settings) in &config.classes {
+        for class in deploy_order(&config) {
+            let settings = &config.classes[class];
             if let Some(path) = &settings.component {
                 let bytes = std::fs::read(path).map_err(|e| {
                     anyhow::anyhow!("class `{class}`: cannot read {}: {e}", path.display())
@@ -125,6 +133,7 @@ impl Host {
             metrics,
             schedule.clone(),
         );
+        registry.attach_directory(&directory);
         tokio::spawn(schedule.run(Arc::downgrade(&directory)));
         let listener = TcpListener::bind(config.listen)
             .await
@@ -178,4 +187,30 @@ fn start_epoch_ticker(engine: &wasmtime::Engine) {
             }
         })
         .expect("spawn the epoch thread");
+}
+
+/// The start-up deploys of `config`, bound classes before the classes that call them (a deploy
+/// checks its bindings against the deployed classes). Classes in a binding cycle come last, in
+/// name order.
+fn deploy_order(config: &Config) -> Vec<&str> {
+    let mut order: Vec<&str> = Vec::new();
+    let mut left: Vec<&str> = config.classes.keys().map(String::as_str).collect();
+    while !left.is_empty() {
+        let ready: Vec<&str> = left
+            .iter()
+            .copied()
+            .filter(|class| {
+                config.classes[*class].bindings.values().all(|t| {
+                    t == class || order.contains(&t.as_str()) || !config.classes.contains_key(t)
+                })
+            })
+            .collect();
+        if ready.is_empty() {
+            order.append(&mut left);
+            break;
+        }
+        left.retain(|c| !ready.contains(c));
+        order.extend(ready);
+    }
+    order
 }

@@ -33,6 +33,7 @@ use crate::instance::ObjectState;
 use crate::limits::Limits;
 use crate::object::ObjectCtx;
 use crate::rpc;
+use crate::rpc::calls::{self, CallCtx, DirectoryHandle};
 use crate::storage::sqlite::SqliteStorage;
 
 /// Longest class name; class names are also directory names.
@@ -58,6 +59,8 @@ pub struct ClassVersion {
     /// `interface.name`).
     pub(crate) methods: BTreeMap<String, Arc<Method>>,
     pub(crate) env: Arc<BTreeMap<String, String>>,
+    /// Binding (WIT form) → bound class.
+    pub(crate) bindings: Arc<BTreeMap<String, String>>,
 }
 
 /// One RPC method of a class.
@@ -151,6 +154,10 @@ pub struct Registry {
     compile_cache: PathBuf,
     secret: HostSecret,
     env: BTreeMap<String, BTreeMap<String, String>>,
+    /// Per class: binding (WIT form) → bound class, from `[classes.<class>.bindings]`.
+    bindings: BTreeMap<String, Arc<BTreeMap<String, String>>>,
+    /// The directory, for the stub functions linked into classes that call other objects.
+    directory: DirectoryHandle,
     classes: RwLock<HashMap<String, Arc<ClassVersion>>>,
     /// Serializes deploys so versions and `classes.json` stay consistent.
     deploy_lock: tokio::sync::Mutex<()>,
@@ -243,6 +250,7 @@ impl Registry {
         compile_cache: &Path,
         secret: HostSecret,
         env: BTreeMap<String, BTreeMap<String, String>>,
+        bindings: BTreeMap<String, BTreeMap<String, String>>,
     ) -> anyhow::Result<Registry> {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
@@ -257,6 +265,19 @@ impl Registry {
             &mut linker,
             |s| &mut s.storage,
         )?;
+        bindings::objects_api::add_to_linker::<ObjectState, HasSelf<CallCtx>>(&mut linker, |s| {
+            &mut s.calls
+        })?;
+        let bindings = bindings
+            .into_iter()
+            .map(|(class, b)| {
+                let b = b
+                    .into_iter()
+                    .map(|(name, target)| (calls::binding_wit_name(&name), target))
+                    .collect();
+                (class, Arc::new(b))
+            })
+            .collect();
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let engine_tag = format!("{:016x}", hasher.finish());
@@ -270,6 +291,8 @@ impl Registry {
             engine_tag,
             secret,
             env,
+            bindings,
+            directory: DirectoryHandle::default(),
             classes: RwLock::new(HashMap::new()),
             deploy_lock: tokio::sync::Mutex::new(()),
         };
@@ -277,12 +300,23 @@ impl Registry {
         for (name, record) in records {
             let bytes = std::fs::read(registry.component_path(&record.hash))?;
             let component = registry.load_or_compile(&record.hash, &bytes)?;
+            // checked against the bound classes when deployed; they may load after this one
             let class = registry
-                .inspect(&name, component, &record, bytes.len() as u64)
+                .inspect(&name, component, &record, bytes.len() as u64, false)
                 .map_err(|e| anyhow::anyhow!("class `{name}` no longer loads: {e}"))?;
             registry.insert(class);
         }
         Ok(registry)
+    }
+
+    /// The directory handle the stub functions use (set once the directory exists).
+    pub(crate) fn directory_handle(&self) -> DirectoryHandle {
+        self.directory.clone()
+    }
+
+    /// Lets stub calls reach the directory.
+    pub(crate) fn attach_directory(&self, directory: &Arc<crate::directory::Directory>) {
+        let _ = self.directory.set(Arc::downgrade(directory));
     }
 
     /// The engine.
@@ -419,7 +453,7 @@ impl Registry {
             deployed_at_ms: now_ms(),
         };
         let size = bytes.len() as u64;
-        let class_version = self.inspect(class, component, &record, size)?;
+        let class_version = self.inspect(class, component, &record, size, true)?;
         let internal =
             |e: std::io::Error| ObjectError::Internal(format!("cannot store the component: {e}"));
         let path = self.component_path(hash);
@@ -470,8 +504,69 @@ impl Registry {
         component: Component,
         record: &ClassRecord,
         size: u64,
+        check_bindings: bool,
     ) -> Result<ClassVersion, ObjectError> {
-        let pre = self.linker.instantiate_pre(&component).map_err(|e| {
+        let bindings = self.bindings.get(class).cloned().unwrap_or_default();
+        let mut linker = self.linker.clone();
+        let check = |target: &str, method: &str, stub: &ComponentFunc| -> Result<(), String> {
+            if !check_bindings {
+                return Ok(());
+            }
+            let Some(target_class) = self.get(target) else {
+                if target == class {
+                    // a class calling its own kind, deployed for the first time
+                    return Ok(());
+                }
+                return Err(format!(
+                    "class `{target}` is not deployed: deploy it first (bindings name deployed classes)"
+                ));
+            };
+            let method = target_class.methods.get(method).ok_or_else(|| {
+                format!(
+                    "it has no method `{method}` (it has {})",
+                    target_class.method_names()
+                )
+            })?;
+            let (params, result) = calls::stub_signature(stub)?;
+            let fits = method.params.len() == params.len()
+                && method
+                    .params
+                    .iter()
+                    .zip(&params)
+                    .all(|((_, a), b)| calls::same_type(a, b))
+                && match (&method.result, &result) {
+                    (None, None) => true,
+                    (Some(a), Some(b)) => calls::same_type(a, b),
+                    _ => false,
+                };
+            if fits {
+                Ok(())
+            } else {
+                Err(format!(
+                    "the method is `{}`: the stub must take the object's id first, then these parameters, and return `result<T, call-error>` with T its result",
+                    method.signature
+                ))
+            }
+        };
+        if check_bindings {
+            for (binding, target) in bindings.iter() {
+                if target != class && self.get(target).is_none() {
+                    return Err(invalid(format!(
+                        "class `{class}` has the binding `{binding}` to class `{target}`, which is not deployed: deploy `{target}` first, or fix [classes.{class}.bindings] in wasmdo.toml"
+                    )));
+                }
+            }
+        }
+        calls::link_stubs(
+            &mut linker,
+            &self.engine,
+            &component,
+            class,
+            &bindings,
+            &check,
+        )
+        .map_err(|why| invalid(format!("class `{class}` cannot be linked: {why}")))?;
+        let pre = linker.instantiate_pre(&component).map_err(|e| {
             invalid(format!(
                 "the component imports something this host does not provide: {e:#}. \
                  Objects may import `wasmdo:object/*` and the WASI 0.2 interfaces."
@@ -509,6 +604,7 @@ impl Registry {
             handler,
             methods,
             env: Arc::new(self.env.get(class).cloned().unwrap_or_default()),
+            bindings,
         })
     }
 

@@ -17,6 +17,7 @@ pub(crate) fn status_of(error: &ObjectError) -> StatusCode {
         | ObjectError::InvalidComponent(_)
         | ObjectError::InvalidName(_) => StatusCode::BAD_REQUEST,
         ObjectError::MethodError(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        ObjectError::CallCycle(_) => StatusCode::CONFLICT,
         ObjectError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         ObjectError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
         ObjectError::FetchFailed(_)

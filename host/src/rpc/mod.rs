@@ -6,6 +6,7 @@
 //! `v`, `err(e)` becomes a `MethodError` carrying `e` (HTTP 422), and the event's writes are rolled
 //! back, exactly as if the method had thrown.
 
+pub(crate) mod calls;
 pub(crate) mod json;
 pub(crate) mod signature;
 pub(crate) mod wit;

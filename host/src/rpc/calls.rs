@@ -1,0 +1,325 @@
+//! Object-to-object calls: the `objects` interface (ids through bindings) and the stubs a caller
+//! imports from `binding:<name>` packages, linked per class as dynamic host functions that carry
+//! component values straight to the callee's method (no JSON).
+//!
+//! Rules:
+//! - a class may only import stubs for its bindings (`[classes.<class>.bindings]`), and a stub's
+//!   functions must match the bound class's methods (the target object's id first, the result
+//!   wrapped in `result<_, call-error>`); both are checked at deploy, and again at each call,
+//!   because the bound class may be redeployed;
+//! - a call is an event of the callee, serialized with its other events; its reply is released
+//!   after the callee's commit (output gate);
+//! - every event carries its call chain (the objects waiting on it); a call to an object in the
+//!   chain (A → B → A) fails at once with `cycle` — an instance cannot be re-entered, and waiting
+//!   would deadlock.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock, Weak};
+
+use wasmtime::Engine;
+use wasmtime::component::types::{ComponentFunc, ComponentItem, Type};
+use wasmtime::component::{Component, Linker, Val};
+
+use crate::bindings::objects_api::{self, CallError, Failure};
+use crate::directory::{Address, Directory, ObjectKey};
+use crate::error::ObjectError;
+use crate::instance::ObjectState;
+
+/// The package prefix of the stub interfaces a caller imports.
+pub(crate) const STUB_PACKAGE: &str = "binding:";
+
+/// The directory, once it exists (it is created after the registry that links the stubs).
+pub(crate) type DirectoryHandle = Arc<OnceLock<Weak<Directory>>>;
+
+/// A binding name as configured (`COUNTER`, `my_counter`) in its WIT form (`counter`,
+/// `my-counter`).
+pub(crate) fn binding_wit_name(name: &str) -> String {
+    name.to_ascii_lowercase().replace('_', "-")
+}
+
+/// What an object needs to call others: its bindings, the directory, and the chain of objects
+/// waiting on the event it is running.
+pub(crate) struct CallCtx {
+    pub(crate) caller: ObjectKey,
+    /// Binding (WIT form) → bound class.
+    pub(crate) bindings: Arc<BTreeMap<String, String>>,
+    pub(crate) directory: DirectoryHandle,
+    /// The objects waiting, in this event's call chain, for the call that delivered it (empty
+    /// for requests from outside the host).
+    pub(crate) chain: Arc<Vec<ObjectKey>>,
+}
+
+impl CallCtx {
+    fn class_of(&self, binding: &str) -> Result<&str, CallError> {
+        self.bindings
+            .get(&binding_wit_name(binding))
+            .map(String::as_str)
+            .ok_or_else(|| {
+                CallError::UnknownBinding(format!(
+                    "class `{}` has no binding `{binding}`; add it under [classes.{}.bindings] in wasmdo.toml",
+                    self.caller.class, self.caller.class
+                ))
+            })
+    }
+
+    fn directory(&self) -> Result<Arc<Directory>, CallError> {
+        self.directory
+            .get()
+            .and_then(Weak::upgrade)
+            .ok_or_else(|| CallError::Unavailable("the host is shutting down".into()))
+    }
+}
+
+impl objects_api::Host for CallCtx {
+    fn id_from_name(
+        &mut self,
+        binding: String,
+        name: String,
+    ) -> wasmtime::Result<Result<String, CallError>> {
+        Ok((|| {
+            let class = self.class_of(&binding)?;
+            let id = self
+                .directory()?
+                .id_from_name(class, &name)
+                .map_err(call_error)?;
+            Ok(id.to_hex())
+        })())
+    }
+
+    fn new_unique_id(&mut self, binding: String) -> wasmtime::Result<Result<String, CallError>> {
+        Ok((|| {
+            let class = self.class_of(&binding)?;
+            let id = self.directory()?.new_unique_id(class).map_err(call_error)?;
+            Ok(id.to_hex())
+        })())
+    }
+
+    fn id_from_string(
+        &mut self,
+        binding: String,
+        id: String,
+    ) -> wasmtime::Result<Result<String, CallError>> {
+        Ok((|| {
+            let class = self.class_of(&binding)?;
+            let id = self
+                .directory()?
+                .id_from_string(class, &id)
+                .map_err(call_error)?;
+            Ok(id.to_hex())
+        })())
+    }
+}
+
+/// The `call-error` a failed call reports to its caller.
+fn call_error(e: ObjectError) -> CallError {
+    match e {
+        ObjectError::CallCycle(m) => CallError::Cycle(m),
+        ObjectError::InvalidName(m) => CallError::InvalidId(m),
+        ObjectError::UnknownMethod { .. } | ObjectError::InvalidArgument(_) => {
+            CallError::BadCall(e.to_string())
+        }
+        ObjectError::UnknownClass(_) | ObjectError::Overloaded(_) => {
+            CallError::Unavailable(e.to_string())
+        }
+        other => CallError::CalleeFailed(Failure {
+            kind: other.kind().to_string(),
+            message: other.to_string(),
+        }),
+    }
+}
+
+/// `call-error` as a component value (for the dynamically typed stub functions).
+fn call_error_val(e: CallError) -> Val {
+    let (case, payload) = match e {
+        CallError::UnknownBinding(m) => ("unknown-binding", Val::String(m)),
+        CallError::InvalidId(m) => ("invalid-id", Val::String(m)),
+        CallError::BadCall(m) => ("bad-call", Val::String(m)),
+        CallError::Cycle(m) => ("cycle", Val::String(m)),
+        CallError::CalleeFailed(f) => (
+            "callee-failed",
+            Val::Record(vec![
+                ("kind".into(), Val::String(f.kind)),
+                ("message".into(), Val::String(f.message)),
+            ]),
+        ),
+        CallError::Unavailable(m) => ("unavailable", Val::String(m)),
+    };
+    Val::Variant(case.into(), Some(Box::new(payload)))
+}
+
+/// Whether two component types are the same WIT type (structurally: the same shape, names of
+/// fields and cases, in the same order). Types of different components are compared this way.
+pub(crate) fn same_type(a: &Type, b: &Type) -> bool {
+    use Type as T;
+    match (a, b) {
+        (T::Bool, T::Bool)
+        | (T::S8, T::S8)
+        | (T::U8, T::U8)
+        | (T::S16, T::S16)
+        | (T::U16, T::U16)
+        | (T::S32, T::S32)
+        | (T::U32, T::U32)
+        | (T::S64, T::S64)
+        | (T::U64, T::U64)
+        | (T::Float32, T::Float32)
+        | (T::Float64, T::Float64)
+        | (T::Char, T::Char)
+        | (T::String, T::String) => true,
+        (T::List(x), T::List(y)) => same_type(&x.ty(), &y.ty()),
+        (T::FixedLengthList(x), T::FixedLengthList(y)) => {
+            x.len() == y.len() && same_type(&x.ty(), &y.ty())
+        }
+        (T::Map(x), T::Map(y)) => {
+            same_type(&x.key(), &y.key()) && same_type(&x.value(), &y.value())
+        }
+        (T::Option(x), T::Option(y)) => same_type(&x.ty(), &y.ty()),
+        (T::Record(x), T::Record(y)) => {
+            x.fields().len() == y.fields().len()
+                && x.fields()
+                    .zip(y.fields())
+                    .all(|(f, g)| f.name == g.name && same_type(&f.ty, &g.ty))
+        }
+        (T::Tuple(x), T::Tuple(y)) => {
+            x.types().len() == y.types().len()
+                && x.types().zip(y.types()).all(|(s, t)| same_type(&s, &t))
+        }
+        (T::Variant(x), T::Variant(y)) => {
+            x.cases().len() == y.cases().len()
+                && x.cases()
+                    .zip(y.cases())
+                    .all(|(c, d)| c.name == d.name && same_optional(c.ty.as_ref(), d.ty.as_ref()))
+        }
+        (T::Enum(x), T::Enum(y)) => x.names().eq(y.names()),
+        (T::Flags(x), T::Flags(y)) => x.names().eq(y.names()),
+        (T::Result(x), T::Result(y)) => {
+            same_optional(x.ok().as_ref(), y.ok().as_ref())
+                && same_optional(x.err().as_ref(), y.err().as_ref())
+        }
+        _ => false,
+    }
+}
+
+fn same_optional(a: Option<&Type>, b: Option<&Type>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => same_type(a, b),
+        _ => false,
+    }
+}
+
+/// The callee's parameter types and result type a stub function promises: its parameters after
+/// the object id, and the `ok` of its `result<_, call-error>`.
+pub(crate) fn stub_signature(stub: &ComponentFunc) -> Result<(Vec<Type>, Option<Type>), String> {
+    let params: Vec<(String, Type)> = stub.params().map(|(n, t)| (n.to_string(), t)).collect();
+    match params.first() {
+        Some((_, Type::String)) => {}
+        _ => return Err("its first parameter must be the target object's id (a string)".into()),
+    }
+    let results: Vec<Type> = stub.results().collect();
+    let [Type::Result(result)] = results.as_slice() else {
+        return Err("it must return `result<T, call-error>`".into());
+    };
+    Ok((
+        params.into_iter().skip(1).map(|(_, t)| t).collect(),
+        result.ok(),
+    ))
+}
+
+/// Adds to `linker` the stub functions `component` imports from `binding:` packages, each
+/// forwarding to the bound class's method of the same name. `bindings` maps a binding (WIT form)
+/// to its class; an import of an unknown binding is an error naming the fix. `check` verifies the
+/// bound classes exist and the stubs match their methods (at deploy; classes loaded at start-up
+/// were checked when deployed).
+pub(crate) fn link_stubs(
+    linker: &mut Linker<ObjectState>,
+    engine: &Engine,
+    component: &Component,
+    class: &str,
+    bindings: &BTreeMap<String, String>,
+    check: &dyn Fn(&str, &str, &ComponentFunc) -> Result<(), String>,
+) -> Result<(), String> {
+    for (import, item) in component.component_type().imports(engine) {
+        let Some(rest) = import.strip_prefix(STUB_PACKAGE) else {
+            continue;
+        };
+        let binding = rest.split(['/', '@']).next().unwrap_or_default();
+        let Some(target) = bindings.get(binding) else {
+            return Err(format!(
+                "it imports `{import}`, a stub for the binding `{binding}`, but class `{class}` has no such binding: add `{binding} = \"<class>\"` under [classes.{class}.bindings] in wasmdo.toml"
+            ));
+        };
+        let ComponentItem::ComponentInstance(instance) = item.ty else {
+            return Err(format!("`{import}` must be an interface"));
+        };
+        let mut stubs = linker
+            .instance(import)
+            .map_err(|e| format!("linking `{import}`: {e}"))?;
+        for (method, func) in instance.exports(engine) {
+            let ComponentItem::ComponentFunc(func) = func.ty else {
+                continue;
+            };
+            check(target, method, &func).map_err(|why| {
+                format!("stub `{import}#{method}` does not fit class `{target}`: {why}")
+            })?;
+            let (target, method_name) = (target.clone(), method.to_string());
+            stubs
+                .func_new_async(method, move |store, ty, params, results| {
+                    let (target, method) = (target.clone(), method_name.clone());
+                    // owned copies: the store's state is not `Sync`, and the call awaits
+                    let calls = &store.data().calls;
+                    let from = (
+                        calls.caller.clone(),
+                        calls.chain.clone(),
+                        calls.directory.clone(),
+                    );
+                    Box::new(async move {
+                        results[0] = invoke(from, &target, &method, &ty, params).await;
+                        Ok(())
+                    })
+                })
+                .map_err(|e| format!("linking `{import}#{method}`: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// One stub call: the target id first, then the method's arguments; the callee's result (or the
+/// call's error) as the stub's `result<_, call-error>`.
+async fn invoke(
+    (caller, chain, directory): (ObjectKey, Arc<Vec<ObjectKey>>, DirectoryHandle),
+    class: &str,
+    method: &str,
+    stub: &ComponentFunc,
+    params: &[Val],
+) -> Val {
+    let outcome = async {
+        let Some(Val::String(id)) = params.first() else {
+            return Err(CallError::BadCall(
+                "the first argument must be the object's id".into(),
+            ));
+        };
+        let (types, result) = stub_signature(stub).map_err(CallError::BadCall)?;
+        let directory = directory
+            .get()
+            .and_then(Weak::upgrade)
+            .ok_or_else(|| CallError::Unavailable("the host is shutting down".into()))?;
+        let mut chain = Vec::clone(&chain);
+        chain.push(caller);
+        directory
+            .invoke(
+                class,
+                &Address::Id(id.clone()),
+                method,
+                (types, result),
+                params[1..].to_vec(),
+                Arc::new(chain),
+            )
+            .await
+            .map_err(call_error)
+    }
+    .await;
+    match outcome {
+        Ok(value) => Val::Result(Ok(value.map(Box::new))),
+        Err(e) => Val::Result(Err(Some(Box::new(call_error_val(e))))),
+    }
+}

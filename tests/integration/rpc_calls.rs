@@ -1,0 +1,106 @@
+//! Object-to-object calls through typed stubs (`tests/fixtures/rpc_calls`): component values
+//! cross without JSON, the callee's own errors stay typed, call errors are data, a call cycle
+//! fails at once, and bindings are checked at deploy.
+
+use serde_json::json;
+use wasmdo_test_artifacts::{EXAMPLE_COUNTER, RPC_CALLS, RPC_TYPES};
+
+use crate::harness::TestHost;
+
+pub(crate) const COVERS: () = ();
+
+const CONFIG: &str = "[classes.calls.bindings]\ntypes = \"types\"\npeer = \"calls\"\n";
+
+fn host() -> TestHost {
+    let host = TestHost::with_config(CONFIG);
+    host.deploy("types", RPC_TYPES).expect(201);
+    host.deploy("calls", RPC_CALLS).expect(201);
+    host
+}
+
+#[test]
+fn an_object_calls_another_with_typed_values_and_errors() {
+    let host = host();
+    assert_eq!(host.call("calls", "a", "add-remote", json!(["x", 2, 3])), 5);
+    let person = json!({"name": "ann", "age": null, "home": {"x": 1, "y": -2}});
+    assert_eq!(
+        host.call("calls", "a", "echo-remote", json!(["x", person])),
+        person
+    );
+    // the callee's own `result::err` arrives typed, as a value of its variant
+    assert_eq!(
+        host.call("calls", "a", "fail-remote", json!(["x"])),
+        "method error: bad-input: not ok"
+    );
+    assert!(host.metric("wasmdo_events_total") >= 6);
+}
+
+#[test]
+fn call_errors_are_data_for_the_caller() {
+    let host = host();
+    let err = host.rpc("calls", "a", "bad-id", json!([])).expect(422);
+    assert!(
+        err["value"].as_str().unwrap().starts_with("invalid-id: "),
+        "{err}"
+    );
+    let err = host
+        .rpc("calls", "a", "unknown-binding", json!([]))
+        .expect(422);
+    assert!(
+        err["value"]
+            .as_str()
+            .unwrap()
+            .contains("has no binding `nope`; add it under [classes.calls.bindings]"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_call_cycle_fails_at_once_instead_of_deadlocking() {
+    let host = host();
+    // a → b → c: no cycle
+    assert_eq!(host.call("calls", "a", "bounce", json!(["b", "c"])), "pong");
+    // a → b → a: b's call back into a (waiting on b) is refused
+    let err = host
+        .rpc("calls", "a", "bounce", json!(["b", "a"]))
+        .expect(422);
+    let message = err["value"].as_str().unwrap();
+    assert!(message.starts_with("cycle: calls/"), "{err}");
+    assert!(
+        message.contains("would re-enter an object that is waiting"),
+        "{err}"
+    );
+    // nothing is stuck: both objects answer
+    assert_eq!(host.call("calls", "a", "ping", json!([])), "pong");
+    assert_eq!(host.call("calls", "b", "ping", json!([])), "pong");
+}
+
+#[test]
+fn bindings_are_checked_at_deploy() {
+    // no binding for the stubs the component imports
+    let host = TestHost::start();
+    host.deploy("types", RPC_TYPES).expect(201);
+    let err = host
+        .deploy("calls", RPC_CALLS)
+        .expect_error(400, "InvalidComponent");
+    assert!(err.contains("`binding:"), "{err}");
+    assert!(err.contains("[classes.calls.bindings]"), "{err}");
+
+    // a binding to a class that is not deployed
+    let host = TestHost::with_config(CONFIG);
+    let err = host
+        .deploy("calls", RPC_CALLS)
+        .expect_error(400, "InvalidComponent");
+    assert!(
+        err.contains("to class `types`, which is not deployed"),
+        "{err}"
+    );
+
+    // a stub that does not fit the bound class
+    let host = TestHost::with_config(CONFIG);
+    host.deploy("types", EXAMPLE_COUNTER).expect(201);
+    let err = host
+        .deploy("calls", RPC_CALLS)
+        .expect_error(400, "InvalidComponent");
+    assert!(err.contains("does not fit class `types`"), "{err}");
+}
