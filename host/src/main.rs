@@ -51,16 +51,20 @@ enum Command {
         server: String,
     },
     /// Generate a typed client for a deployed class (from its WIT): `--lang ts` writes a
-    /// TypeScript module over `fetch`, `--lang rust` a Rust module over `ureq`.
+    /// TypeScript module over `fetch`, `--lang rust` a Rust module over `ureq`, `--lang wit-stub`
+    /// the stub package another class imports to call it (`--binding NAME`).
     Bindgen {
         /// The class.
         class: String,
-        /// The client's language: `ts` or `rust`.
+        /// The client's language: `ts`, `rust` or `wit-stub`.
         #[arg(long, default_value = "ts")]
         lang: String,
         /// Write the client here instead of to stdout.
         #[arg(short, long)]
         out: Option<PathBuf>,
+        /// With `--lang wit-stub`: the binding the stub is for (default: the class's name).
+        #[arg(long)]
+        binding: Option<String>,
         /// The host's URL.
         #[arg(long, env = "WASMDO_SERVER", default_value = "http://127.0.0.1:8080")]
         server: String,
@@ -123,10 +127,13 @@ fn main() -> anyhow::Result<()> {
             class,
             lang,
             out,
+            binding,
             server,
         } => {
-            if lang != "ts" && lang != "rust" {
-                bail!("`--lang {lang}` is not supported yet: the languages are `ts` and `rust`");
+            if !["ts", "rust", "wit-stub"].contains(&lang.as_str()) {
+                bail!(
+                    "`--lang {lang}` is not supported yet: the languages are `ts`, `rust` and `wit-stub`"
+                );
             }
             let url = format!(
                 "{}/_admin/classes/{}/wit",
@@ -137,10 +144,14 @@ fn main() -> anyhow::Result<()> {
                 .call()
                 .with_context(|| format!("cannot get the WIT of `{class}` from {url}"))?;
             let wit = response.into_body().read_to_string()?;
-            let code = if lang == "rust" {
-                wasmdo_host::bindgen::rust(&wit, &class)?
-            } else {
-                wasmdo_host::bindgen::typescript(&wit, &class)?
+            let code = match lang.as_str() {
+                "rust" => wasmdo_host::bindgen::rust(&wit, &class)?,
+                "wit-stub" => wasmdo_host::bindgen::wit_stub(
+                    &wit,
+                    &class,
+                    binding.as_deref().unwrap_or(&class),
+                )?,
+                _ => wasmdo_host::bindgen::typescript(&wit, &class)?,
             };
             match out {
                 Some(path) => std::fs::write(&path, code)

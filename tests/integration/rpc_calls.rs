@@ -104,3 +104,33 @@ fn bindings_are_checked_at_deploy() {
         .expect_error(400, "InvalidComponent");
     assert!(err.contains("does not fit class `types`"), "{err}");
 }
+
+#[test]
+fn the_fixtures_stub_is_what_bindgen_generates() {
+    let host = host();
+    let (ok, stub, err) = crate::harness::cli(&[
+        "bindgen",
+        "types",
+        "--lang",
+        "wit-stub",
+        "--binding",
+        "types",
+        "--server",
+        &host.url,
+    ]);
+    assert!(ok, "{err}");
+    let fixture = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/rpc_calls/wit/deps/binding-types/types.wit"
+    ))
+    .unwrap();
+    assert!(stub.contains("package binding:types;"), "{stub}");
+    // every function of the hand-written stub is, word for word, one of the generated ones
+    for line in fixture.lines().filter(|l| l.contains(": func(")) {
+        assert!(
+            stub.contains(line.trim()),
+            "`{}` not in:\n{stub}",
+            line.trim()
+        );
+    }
+}
