@@ -56,6 +56,20 @@ fn call_errors_are_data_for_the_caller() {
 }
 
 #[test]
+fn a_callee_that_traps_is_a_call_error_and_the_caller_goes_on() {
+    let host = host();
+    let err = host
+        .rpc("calls", "a", "boom-remote", json!(["b"]))
+        .expect(422);
+    let message = err["value"].as_str().unwrap();
+    assert!(message.starts_with("callee-failed: Trap: "), "{err}");
+    assert!(message.contains("boom on purpose"), "{err}");
+    // the caller's instance was not disturbed, and the callee recovers on a fresh instance
+    assert_eq!(host.call("calls", "a", "ping", json!([])), "pong");
+    assert_eq!(host.call("calls", "a", "bounce", json!(["", "b"])), "pong");
+}
+
+#[test]
 fn a_call_cycle_fails_at_once_instead_of_deadlocking() {
     let host = host();
     // a → b → c: no cycle
