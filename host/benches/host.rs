@@ -9,7 +9,8 @@
 //!   (`npm ci --prefix bench/workerd`) — workerd serving the same counter as a Cloudflare Durable
 //!   Object, in the same run: hot-object reads and durable writes, new-object creation.
 //!
-//! `BENCH_QUICK=1` for a short run; `BENCH_ONLY=js` for the JavaScript counter and workerd only.
+//! `BENCH_QUICK=1` for a short run; `BENCH_ONLY=js` for the JavaScript counter and workerd only,
+//! `BENCH_ONLY=calls` for object-to-object calls only.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -372,6 +373,62 @@ async fn js_counter(dir: &Path, secs: Duration) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Object-to-object calls: `calls.add-remote` (an RPC that looks up an id and calls
+/// `types.add` through a typed stub) against a direct RPC of `types.add`; the difference is what
+/// one call between warm objects costs in the host.
+async fn object_calls(dir: &Path) -> anyhow::Result<()> {
+    let mut config = wasmdo_host::config::Config {
+        listen: "127.0.0.1:0".parse()?,
+        data: Some(dir.join("calls")),
+        ..Default::default()
+    };
+    let mut calls = wasmdo_host::config::ClassConfig::default();
+    calls.bindings.insert("types".into(), "types".into());
+    calls.bindings.insert("peer".into(), "calls".into());
+    config.classes.insert("calls".into(), calls);
+    let host = wasmdo_host::Host::start(config).await?;
+    for (class, path) in [
+        ("types", wasmdo_test_artifacts::RPC_TYPES),
+        ("calls", wasmdo_test_artifacts::RPC_CALLS),
+    ] {
+        host.registry()
+            .deploy(class, std::fs::read(path)?)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let directory = host.directory().clone();
+    let n = if quick() { 2_000 } else { 20_000 };
+    let mut p50 = Vec::new();
+    for (class, object, method, args) in [
+        ("types", "x", "add", json!([1, 2])),
+        ("calls", "a", "add-remote", json!(["x", 1, 2])),
+    ] {
+        let address = Address::Name(object.into());
+        directory
+            .call(class, &address, method, args.clone())
+            .await?;
+        let mut samples = Vec::with_capacity(n);
+        for _ in 0..n {
+            let start = Instant::now();
+            directory
+                .call(class, &address, method, args.clone())
+                .await?;
+            samples.push(start.elapsed());
+        }
+        let stats = Stats::new(samples);
+        p50.push(stats.pct(0.5));
+        println!(
+            "object calls: {class}.{method:<10} (warm, in-process RPC): {}",
+            stats.line()
+        );
+    }
+    println!(
+        "object calls: one call between warm objects adds p50 {:.1} µs (id-from-name + stub call + the callee's event)",
+        p50[1].saturating_sub(p50[0]).as_secs_f64() * 1e6
+    );
+    Ok(())
+}
+
 /// A warm JS call with fuel metering off (a second host): what metering costs SpiderMonkey.
 async fn js_fuel_overhead(dir: &Path) -> anyhow::Result<()> {
     let host = start_host(
@@ -596,6 +653,9 @@ fn main() -> anyhow::Result<()> {
 
 async fn run() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("calls") {
+        return object_calls(dir.path()).await;
+    }
     if std::env::var("BENCH_ONLY").as_deref() == Ok("js") {
         let secs = Duration::from_secs(if quick() { 2 } else { 10 });
         js_counter(dir.path(), secs).await?;
@@ -681,6 +741,7 @@ async fn run() -> anyhow::Result<()> {
     println!("live objects: {}", directory.live_objects());
 
     reactivation(dir.path()).await?;
+    object_calls(dir.path()).await?;
     for pending in [1, 1_000, 100_000] {
         alarm_lag(dir.path(), pending).await?;
     }
