@@ -598,17 +598,7 @@ impl Actor {
                 method: method.to_string(),
                 available: class.method_names(),
             })?;
-        let fits = method.params.len() == params.len()
-            && method
-                .params
-                .iter()
-                .zip(params)
-                .all(|((_, a), b)| rpc::calls::same_type(a, b))
-            && match (&method.result, result) {
-                (None, None) => true,
-                (Some(a), Some(b)) => rpc::calls::same_type(a, b),
-                _ => false,
-            };
+        let fits = rpc::calls::stub_fits(method, params, result.as_ref());
         if !fits {
             return Err(ObjectError::InvalidArgument(format!(
                 "the caller's stub for `{}` does not match the method's signature `{}` (version {} of class `{}`): regenerate the stub",

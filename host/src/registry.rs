@@ -528,17 +528,7 @@ impl Registry {
                 )
             })?;
             let (params, result) = calls::stub_signature(stub)?;
-            let fits = method.params.len() == params.len()
-                && method
-                    .params
-                    .iter()
-                    .zip(&params)
-                    .all(|((_, a), b)| calls::same_type(a, b))
-                && match (&method.result, &result) {
-                    (None, None) => true,
-                    (Some(a), Some(b)) => calls::same_type(a, b),
-                    _ => false,
-                };
+            let fits = calls::stub_fits(method, &params, result.as_ref());
             if fits {
                 Ok(())
             } else {

@@ -24,12 +24,21 @@ use crate::bindings::objects_api::{self, CallError, Failure};
 use crate::directory::{Address, Directory, ObjectKey};
 use crate::error::ObjectError;
 use crate::instance::ObjectState;
+use crate::registry::Method;
 
 /// The package prefix of the stub interfaces a caller imports.
 pub(crate) const STUB_PACKAGE: &str = "binding:";
 
 /// The directory, once it exists (it is created after the registry that links the stubs).
 pub(crate) type DirectoryHandle = Arc<OnceLock<Weak<Directory>>>;
+
+/// The directory, unless the host is shutting down (or not yet started).
+fn live_directory(handle: &DirectoryHandle) -> Result<Arc<Directory>, CallError> {
+    handle
+        .get()
+        .and_then(Weak::upgrade)
+        .ok_or_else(|| CallError::Unavailable("the host is shutting down".into()))
+}
 
 /// A binding name as configured (`COUNTER`, `my_counter`) in its WIT form (`counter`,
 /// `my-counter`).
@@ -63,10 +72,7 @@ impl CallCtx {
     }
 
     fn directory(&self) -> Result<Arc<Directory>, CallError> {
-        self.directory
-            .get()
-            .and_then(Weak::upgrade)
-            .ok_or_else(|| CallError::Unavailable("the host is shutting down".into()))
+        live_directory(&self.directory)
     }
 }
 
@@ -199,6 +205,18 @@ pub(crate) fn same_type(a: &Type, b: &Type) -> bool {
     }
 }
 
+/// Whether a stub function promising `params` and `result` (see [`stub_signature`]) fits
+/// `method`: the same parameter types in order and the same result type.
+pub(crate) fn stub_fits(method: &Method, params: &[Type], result: Option<&Type>) -> bool {
+    method.params.len() == params.len()
+        && method
+            .params
+            .iter()
+            .zip(params)
+            .all(|((_, a), b)| same_type(a, b))
+        && same_optional(method.result.as_ref(), result)
+}
+
 fn same_optional(a: Option<&Type>, b: Option<&Type>) -> bool {
     match (a, b) {
         (None, None) => true,
@@ -299,10 +317,7 @@ async fn invoke(
             ));
         };
         let (types, result) = stub_signature(stub).map_err(CallError::BadCall)?;
-        let directory = directory
-            .get()
-            .and_then(Weak::upgrade)
-            .ok_or_else(|| CallError::Unavailable("the host is shutting down".into()))?;
+        let directory = live_directory(&directory)?;
         let mut chain = Vec::clone(&chain);
         chain.push(caller);
         directory
