@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use anyhow::{Context, bail};
-use wit_parser::{Resolve, Type, TypeDefKind, TypeId};
+use wit_parser::{PackageId, Resolve, Type, TypeDefKind, TypeId};
 
 /// `some-name` → `SomeName`.
 fn pascal(name: &str) -> String {
@@ -245,15 +245,84 @@ fn doc(text: &str) -> String {
     out
 }
 
-/// The TypeScript client module for `class`, whose RPC interfaces are the WIT package(s) `wit`
-/// (as `GET /_admin/classes/{class}/wit` returns them).
-pub fn typescript(wit: &str, class: &str) -> anyhow::Result<String> {
+/// A class's WIT (as `GET /_admin/classes/{class}/wit` prints it), parsed; the second value is
+/// its own package.
+fn parse_class(wit: &str, class: &str) -> anyhow::Result<(Resolve, PackageId)> {
     let mut resolve = Resolve::new();
     let main = resolve
         .push_str(format!("{class}.wit"), wit)
         .context("parsing the class's WIT")?;
+    Ok((resolve, main))
+}
+
+/// What a client method gets back: a top-level `result<T, E>` is unwrapped (its `err` is the
+/// method's own error); anything else is the value itself.
+enum Outcome<'a> {
+    Value(Option<&'a Type>),
+    Result {
+        ok: Option<&'a Type>,
+        err: Option<&'a Type>,
+    },
+}
+
+/// One RPC method of a class, in the order clients list them (the class's own package first).
+struct ClassMethod<'a> {
+    /// The function's WIT name.
+    name: &'a str,
+    /// Its interface's name, when an earlier interface has a function of the same name: the
+    /// route is then `interface.name`, and the client method is prefixed with it.
+    qualifier: Option<String>,
+    func: &'a wit_parser::Function,
+    outcome: Outcome<'a>,
+}
+
+impl ClassMethod<'_> {
+    /// The method's name in the RPC route.
+    fn route(&self) -> String {
+        match &self.qualifier {
+            Some(iface) => format!("{iface}.{}", self.name),
+            None => self.name.to_owned(),
+        }
+    }
+}
+
+fn class_methods(resolve: &Resolve, main: PackageId) -> Vec<ClassMethod<'_>> {
     let mut packages: Vec<_> = resolve.packages.iter().map(|(id, _)| id).collect();
     packages.sort_by_key(|p| *p != main);
+    let mut seen = BTreeSet::new();
+    let mut methods = Vec::new();
+    for package in packages {
+        for iface_id in resolve.packages[package].interfaces.values() {
+            let iface = &resolve.interfaces[*iface_id];
+            for (name, func) in &iface.functions {
+                let outcome = match &func.result {
+                    Some(Type::Id(id)) => match &resolve.types[*id].kind {
+                        TypeDefKind::Result(r) => Outcome::Result {
+                            ok: r.ok.as_ref(),
+                            err: r.err.as_ref(),
+                        },
+                        _ => Outcome::Value(func.result.as_ref()),
+                    },
+                    other => Outcome::Value(other.as_ref()),
+                };
+                let qualifier =
+                    (!seen.insert(name.as_str())).then(|| iface.name.clone().unwrap_or_default());
+                methods.push(ClassMethod {
+                    name,
+                    qualifier,
+                    func,
+                    outcome,
+                });
+            }
+        }
+    }
+    methods
+}
+
+/// The TypeScript client module for `class`, whose RPC interfaces are the WIT package(s) `wit`
+/// (as `GET /_admin/classes/{class}/wit` returns them).
+pub fn typescript(wit: &str, class: &str) -> anyhow::Result<String> {
+    let (resolve, main) = parse_class(wit, class)?;
     let mut ts = Ts {
         resolve: &resolve,
         declared: BTreeSet::new(),
@@ -261,66 +330,51 @@ pub fn typescript(wit: &str, class: &str) -> anyhow::Result<String> {
     };
     let stub = format!("{}Stub", pascal(class));
     let mut methods = String::new();
-    let mut seen = BTreeSet::new();
-    for package in packages {
-        for (_, iface_id) in &resolve.packages[package].interfaces {
-            let iface = &resolve.interfaces[*iface_id];
-            let iface_name = iface.name.clone().unwrap_or_default();
-            for (name, func) in &iface.functions {
-                let mut params = Vec::new();
-                let mut args = Vec::new();
-                // trailing option parameters may be left out, as the host allows
-                let optional_from = func
-                    .params
-                    .iter()
-                    .rposition(|p| !is_option(&resolve, &p.ty))
-                    .map_or(0, |i| i + 1);
-                for (i, p) in func.params.iter().enumerate() {
-                    let t = ts.ty(&p.ty)?;
-                    let q = if i >= optional_from { "?" } else { "" };
-                    params.push(format!("{}{q}: {t}", ident(&p.name)));
-                    args.push(ident(&p.name));
-                }
-                let (ok, err) = match &func.result {
-                    None => ("void".to_string(), "never".to_string()),
-                    Some(Type::Id(id)) => match &resolve.types[*id].kind {
-                        TypeDefKind::Result(r) => (
-                            r.ok.as_ref()
-                                .map(|t| ts.ty(t))
-                                .transpose()?
-                                .unwrap_or_else(|| "void".into()),
-                            r.err
-                                .as_ref()
-                                .map(|t| ts.ty(t))
-                                .transpose()?
-                                .unwrap_or_else(|| "null".into()),
-                        ),
-                        _ => (ts.ty(func.result.as_ref().expect("some"))?, "never".into()),
-                    },
-                    Some(t) => (ts.ty(t)?, "never".into()),
-                };
-                let (js_name, route) = if seen.insert(name.clone()) {
-                    (ident(name), name.clone())
-                } else {
-                    (
-                        format!("{}_{}", camel(&iface_name), ident(name)),
-                        format!("{iface_name}.{name}"),
-                    )
-                };
-                let docs = func
-                    .docs
-                    .contents
-                    .as_deref()
-                    .map(|d| doc(d).replace('\n', "\n  "))
-                    .unwrap_or_default();
-                let _ = writeln!(
-                    methods,
-                    "  {docs}{js_name}({}): Promise<{ok}> {{\n    return this.call<{ok}, {err}>({route:?}, [{}]);\n  }}\n",
-                    params.join(", "),
-                    args.join(", "),
-                );
-            }
+    for method in class_methods(&resolve, main) {
+        let func = method.func;
+        let mut params = Vec::new();
+        let mut args = Vec::new();
+        // trailing option parameters may be left out, as the host allows
+        let optional_from = func
+            .params
+            .iter()
+            .rposition(|p| !is_option(&resolve, &p.ty))
+            .map_or(0, |i| i + 1);
+        for (i, p) in func.params.iter().enumerate() {
+            let t = ts.ty(&p.ty)?;
+            let q = if i >= optional_from { "?" } else { "" };
+            params.push(format!("{}{q}: {t}", ident(&p.name)));
+            args.push(ident(&p.name));
         }
+        let (ok, err) = match method.outcome {
+            Outcome::Value(None) => ("void".to_string(), "never".to_string()),
+            Outcome::Value(Some(t)) => (ts.ty(t)?, "never".into()),
+            Outcome::Result { ok, err } => (
+                ok.map(|t| ts.ty(t))
+                    .transpose()?
+                    .unwrap_or_else(|| "void".into()),
+                err.map(|t| ts.ty(t))
+                    .transpose()?
+                    .unwrap_or_else(|| "null".into()),
+            ),
+        };
+        let js_name = match &method.qualifier {
+            Some(iface) => format!("{}_{}", camel(iface), ident(method.name)),
+            None => ident(method.name),
+        };
+        let route = method.route();
+        let docs = func
+            .docs
+            .contents
+            .as_deref()
+            .map(|d| doc(d).replace('\n', "\n  "))
+            .unwrap_or_default();
+        let _ = writeln!(
+            methods,
+            "  {docs}{js_name}({}): Promise<{ok}> {{\n    return this.call<{ok}, {err}>({route:?}, [{}]);\n  }}\n",
+            params.join(", "),
+            args.join(", "),
+        );
     }
     let client = pascal(class);
     let mut out = format!(
@@ -603,12 +657,7 @@ impl Rs<'_> {
 
 /// The Rust client module for `class`, whose RPC interfaces are the WIT package(s) `wit`.
 pub fn rust(wit: &str, class: &str) -> anyhow::Result<String> {
-    let mut resolve = Resolve::new();
-    let main = resolve
-        .push_str(format!("{class}.wit"), wit)
-        .context("parsing the class's WIT")?;
-    let mut packages: Vec<_> = resolve.packages.iter().map(|(id, _)| id).collect();
-    packages.sort_by_key(|p| *p != main);
+    let (resolve, main) = parse_class(wit, class)?;
     let mut rs = Rs {
         resolve: &resolve,
         declared: BTreeSet::new(),
@@ -617,66 +666,48 @@ pub fn rust(wit: &str, class: &str) -> anyhow::Result<String> {
     let client = pascal(class);
     let stub = format!("{client}Stub");
     let mut methods = String::new();
-    let mut seen = BTreeSet::new();
-    for package in packages {
-        for (_, iface_id) in &resolve.packages[package].interfaces {
-            let iface = &resolve.interfaces[*iface_id];
-            let iface_name = iface.name.clone().unwrap_or_default();
-            for (name, func) in &iface.functions {
-                let mut params = Vec::new();
-                let mut args = Vec::new();
-                for p in &func.params {
-                    let t = rs.ty(&p.ty)?;
-                    params.push(format!("{}: {t}", snake(&p.name)));
-                    args.push(format!("serde_json::json!({})", snake(&p.name)));
-                }
-                let (ok, err) = match &func.result {
-                    None => ("()".to_string(), "NoError".to_string()),
-                    Some(Type::Id(id)) => match &resolve.types[*id].kind {
-                        TypeDefKind::Result(r) => (
-                            r.ok.as_ref()
-                                .map(|t| rs.ty(t))
-                                .transpose()?
-                                .unwrap_or_else(|| "()".into()),
-                            r.err
-                                .as_ref()
-                                .map(|t| rs.ty(t))
-                                .transpose()?
-                                .unwrap_or_else(|| "()".into()),
-                        ),
-                        _ => (
-                            rs.ty(func.result.as_ref().expect("some"))?,
-                            "NoError".into(),
-                        ),
-                    },
-                    Some(t) => (rs.ty(t)?, "NoError".into()),
-                };
-                let (fn_name, route) = if seen.insert(name.clone()) {
-                    (snake(name), name.clone())
-                } else {
-                    (
-                        format!("{}_{}", snake(&iface_name), snake(name)),
-                        format!("{iface_name}.{name}"),
-                    )
-                };
-                let docs = func
-                    .docs
-                    .contents
-                    .as_deref()
-                    .map(|d| {
-                        d.lines()
-                            .map(|l| format!("    /// {l}\n"))
-                            .collect::<String>()
-                    })
-                    .unwrap_or_default();
-                let _ = writeln!(
-                    methods,
-                    "{docs}    pub fn {fn_name}(&self, {}) -> Result<{ok}, Error<{err}>> {{\n        self.call({route:?}, vec![{}])\n    }}\n",
-                    params.join(", "),
-                    args.join(", "),
-                );
-            }
+    for method in class_methods(&resolve, main) {
+        let func = method.func;
+        let mut params = Vec::new();
+        let mut args = Vec::new();
+        for p in &func.params {
+            let t = rs.ty(&p.ty)?;
+            params.push(format!("{}: {t}", snake(&p.name)));
+            args.push(format!("serde_json::json!({})", snake(&p.name)));
         }
+        let (ok, err) = match method.outcome {
+            Outcome::Value(None) => ("()".to_string(), "NoError".to_string()),
+            Outcome::Value(Some(t)) => (rs.ty(t)?, "NoError".into()),
+            Outcome::Result { ok, err } => (
+                ok.map(|t| rs.ty(t))
+                    .transpose()?
+                    .unwrap_or_else(|| "()".into()),
+                err.map(|t| rs.ty(t))
+                    .transpose()?
+                    .unwrap_or_else(|| "()".into()),
+            ),
+        };
+        let fn_name = match &method.qualifier {
+            Some(iface) => format!("{}_{}", snake(iface), snake(method.name)),
+            None => snake(method.name),
+        };
+        let route = method.route();
+        let docs = func
+            .docs
+            .contents
+            .as_deref()
+            .map(|d| {
+                d.lines()
+                    .map(|l| format!("    /// {l}\n"))
+                    .collect::<String>()
+            })
+            .unwrap_or_default();
+        let _ = writeln!(
+            methods,
+            "{docs}    pub fn {fn_name}(&self, {}) -> Result<{ok}, Error<{err}>> {{\n        self.call({route:?}, vec![{}])\n    }}\n",
+            params.join(", "),
+            args.join(", "),
+        );
     }
     let mut out = format!(
         "// Generated by `wasmdo bindgen {class} --lang rust`; do not edit.\n\
@@ -876,9 +907,7 @@ fn encode(segment: &str) -> String {{
 pub fn wit_stub(wit: &str, class: &str, binding: &str) -> anyhow::Result<String> {
     let binding = crate::rpc::calls::binding_wit_name(binding);
     // parse first: the rewrite below relies on the printer's one-function-per-line layout
-    Resolve::new()
-        .push_str(format!("{class}.wit"), wit)
-        .context("parsing the class's WIT")?;
+    parse_class(wit, class)?;
     if wit.matches("package ").count() != 1 {
         bail!("class `{class}` exports interfaces of several packages; stubs need one");
     }

@@ -135,11 +135,7 @@ fn main() -> anyhow::Result<()> {
                     "`--lang {lang}` is not supported yet: the languages are `ts`, `rust` and `wit-stub`"
                 );
             }
-            let url = format!(
-                "{}/_admin/classes/{}/wit",
-                server.trim_end_matches('/'),
-                encode(&class)
-            );
+            let url = wit_url(&server, &class);
             let response = ureq::get(&url)
                 .call()
                 .with_context(|| format!("cannot get the WIT of `{class}` from {url}"))?;
@@ -161,11 +157,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Wit { class, server } => {
-            let url = format!(
-                "{}/_admin/classes/{}/wit",
-                server.trim_end_matches('/'),
-                encode(&class)
-            );
+            let url = wit_url(&server, &class);
             request("GET", &url, Vec::new())
         }
     }
@@ -234,6 +226,15 @@ fn encode(segment: &str) -> String {
 }
 
 /// Sends the request and prints the JSON reply; a non-2xx reply is printed to stderr and fails.
+/// Where a host describes `class` in WIT.
+fn wit_url(server: &str, class: &str) -> String {
+    format!(
+        "{}/_admin/classes/{}/wit",
+        server.trim_end_matches('/'),
+        encode(class)
+    )
+}
+
 fn request(method: &str, url: &str, body: Vec<u8>) -> anyhow::Result<()> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
