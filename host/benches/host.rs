@@ -90,6 +90,27 @@ fn per_object(before: Mem, after: Mem, objects: usize) -> String {
     )
 }
 
+/// Calls `method` on the warm object `address` `n` times, one at a time: the latencies, and the
+/// fuel burned per call (0 with fuel metering off).
+async fn warm_calls(
+    directory: &Arc<Directory>,
+    class: &str,
+    address: &Address,
+    method: &str,
+    args: &serde_json::Value,
+    n: usize,
+) -> anyhow::Result<(Stats, u64)> {
+    let mut samples = Vec::with_capacity(n);
+    let fuel_before = directory.metrics().fuel.load(Ordering::Relaxed);
+    for _ in 0..n {
+        let start = Instant::now();
+        directory.call(class, address, method, args.clone()).await?;
+        samples.push(start.elapsed());
+    }
+    let fuel = directory.metrics().fuel.load(Ordering::Relaxed) - fuel_before;
+    Ok((Stats::new(samples), fuel / n.max(1) as u64))
+}
+
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
@@ -330,20 +351,10 @@ async fn js_counter(dir: &Path, secs: Duration) -> anyhow::Result<()> {
         .await?;
     for (method, args, n) in [("get", json!([]), 5_000), ("increment", json!([1]), 2_000)] {
         let n = if quick() { n / 10 } else { n };
-        let mut samples = Vec::with_capacity(n);
-        let fuel_before = directory.metrics().fuel.load(Ordering::Relaxed);
-        for _ in 0..n {
-            let start = Instant::now();
-            directory
-                .call("counter", &hot, method, args.clone())
-                .await?;
-            samples.push(start.elapsed());
-        }
-        let fuel = directory.metrics().fuel.load(Ordering::Relaxed) - fuel_before;
+        let (stats, fuel) = warm_calls(&directory, "counter", &hot, method, &args, n).await?;
         println!(
-            "js in-process rpc, warm object, {method:<9}:        {}  {} fuel/call",
-            Stats::new(samples).line(),
-            fuel / n as u64
+            "js in-process rpc, warm object, {method:<9}:        {}  {fuel} fuel/call",
+            stats.line()
         );
     }
     js_fuel_overhead(dir).await?;
@@ -407,15 +418,7 @@ async fn object_calls(dir: &Path) -> anyhow::Result<()> {
         directory
             .call(class, &address, method, args.clone())
             .await?;
-        let mut samples = Vec::with_capacity(n);
-        for _ in 0..n {
-            let start = Instant::now();
-            directory
-                .call(class, &address, method, args.clone())
-                .await?;
-            samples.push(start.elapsed());
-        }
-        let stats = Stats::new(samples);
+        let (stats, _) = warm_calls(&directory, class, &address, method, &args, n).await?;
         p50.push(stats.pct(0.5));
         println!(
             "object calls: {class}.{method:<10} (warm, in-process RPC): {}",
@@ -442,15 +445,10 @@ async fn js_fuel_overhead(dir: &Path) -> anyhow::Result<()> {
     let hot = Address::Name("hot".into());
     directory.call("counter", &hot, "get", json!([])).await?;
     let n = if quick() { 500 } else { 5_000 };
-    let mut samples = Vec::with_capacity(n);
-    for _ in 0..n {
-        let start = Instant::now();
-        directory.call("counter", &hot, "get", json!([])).await?;
-        samples.push(start.elapsed());
-    }
+    let (stats, _) = warm_calls(&directory, "counter", &hot, "get", &json!([]), n).await?;
     println!(
         "js in-process rpc, warm object, get, fuel off: {}",
-        Stats::new(samples).line()
+        stats.line()
     );
     Ok(())
 }
@@ -691,31 +689,16 @@ async fn run() -> anyhow::Result<()> {
         .call("counter", &hot, "increment", json!([1]))
         .await?;
     let n = if quick() { 2_000 } else { 20_000 };
-    let mut samples = Vec::with_capacity(n);
-    let fuel_before = directory.metrics().fuel.load(Ordering::Relaxed);
-    for _ in 0..n {
-        let start = Instant::now();
-        directory.call("counter", &hot, "get", json!([])).await?;
-        samples.push(start.elapsed());
-    }
-    let fuel = directory.metrics().fuel.load(Ordering::Relaxed) - fuel_before;
+    let (stats, fuel) = warm_calls(&directory, "counter", &hot, "get", &json!([]), n).await?;
     println!(
-        "in-process rpc, warm object, read:                 {}  {} fuel/call",
-        Stats::new(samples).line(),
-        fuel / n as u64
+        "in-process rpc, warm object, read:                 {}  {fuel} fuel/call",
+        stats.line()
     );
     let n = if quick() { 500 } else { 5_000 };
-    let mut samples = Vec::with_capacity(n);
-    for _ in 0..n {
-        let start = Instant::now();
-        directory
-            .call("counter", &hot, "increment", json!([1]))
-            .await?;
-        samples.push(start.elapsed());
-    }
+    let (stats, _) = warm_calls(&directory, "counter", &hot, "increment", &json!([1]), n).await?;
     println!(
         "in-process rpc, warm object, durable write:        {}",
-        Stats::new(samples).line()
+        stats.line()
     );
 
     // activation of never-seen objects, one at a time
