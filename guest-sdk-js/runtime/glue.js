@@ -154,9 +154,9 @@ export function hostObject(userModule, exportName, methods) {
     return instance;
   }
 
-  async function settle(result) {
-    await ctx._settleWaitUntil();
-    return result;
+  /** `result`, once the event's `waitUntil` promises settle (at once when there are none). */
+  function settle(result) {
+    return ctx.hasWaitUntil() ? ctx._settleWaitUntil().then(() => result) : result;
   }
 
   return {
@@ -226,7 +226,7 @@ export function hostObject(userModule, exportName, methods) {
             new TypeError(`the result of ${exportName}.${m.name}${e.path} is ${e.actual}, but the signature says ${e.expected}`),
           );
         }
-        return ctx.hasWaitUntil() ? ctx._settleWaitUntil().then(() => value) : value;
+        return settle(value);
       };
       let result;
       try {
