@@ -121,13 +121,13 @@ fn build_js_guests(
     ensure!(
         sdk.join("node_modules/@bytecodealliance/componentize-js")
             .is_dir(),
-        "guest-sdk-js's dependencies are not installed: run `npm install --prefix guest-sdk-js` \
+        "guest-sdk-js's dependencies are not installed: run `scripts/npm-deps guest-sdk-js` \
          (scripts/test does)"
     );
     ensure!(
         fixtures_dir.join("node_modules").is_dir(),
         "the TypeScript fixtures' npm dependencies are not installed: run \
-         `npm ci --prefix tests/fixtures-js` (scripts/test does)"
+         `scripts/npm-deps tests/fixtures-js` (scripts/test does)"
     );
     println!(
         "cargo:rerun-if-changed={}",
