@@ -65,6 +65,9 @@ enum Command {
         /// With `--lang wit-stub`: the binding the stub is for (default: the class's name).
         #[arg(long)]
         binding: Option<String>,
+        /// Read the class's WIT from this component file instead of asking the host.
+        #[arg(long)]
+        wasm: Option<PathBuf>,
         /// The host's URL.
         #[arg(long, env = "WASMDO_SERVER", default_value = "http://127.0.0.1:8080")]
         server: String,
@@ -128,6 +131,7 @@ fn main() -> anyhow::Result<()> {
             lang,
             out,
             binding,
+            wasm,
             server,
         } => {
             if !["ts", "rust", "wit-stub"].contains(&lang.as_str()) {
@@ -135,11 +139,21 @@ fn main() -> anyhow::Result<()> {
                     "`--lang {lang}` is not supported yet: the languages are `ts`, `rust` and `wit-stub`"
                 );
             }
-            let url = wit_url(&server, &class);
-            let response = ureq::get(&url)
-                .call()
-                .with_context(|| format!("cannot get the WIT of `{class}` from {url}"))?;
-            let wit = response.into_body().read_to_string()?;
+            let wit = match wasm {
+                Some(file) => {
+                    let bytes = std::fs::read(&file)
+                        .with_context(|| format!("cannot read {}", file.display()))?;
+                    wasmdo_host::bindgen::component_wit(&bytes)
+                        .with_context(|| format!("cannot read the WIT of {}", file.display()))?
+                }
+                None => {
+                    let url = wit_url(&server, &class);
+                    let response = ureq::get(&url)
+                        .call()
+                        .with_context(|| format!("cannot get the WIT of `{class}` from {url}"))?;
+                    response.into_body().read_to_string()?
+                }
+            };
             let code = match lang.as_str() {
                 "rust" => wasmdo_host::bindgen::rust(&wit, &class)?,
                 "wit-stub" => wasmdo_host::bindgen::wit_stub(

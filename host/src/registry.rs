@@ -27,11 +27,13 @@ use wasmtime::component::{Component, ComponentExportIndex, HasSelf, InstancePre,
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::bindings::{self, DurableObjectHostIndices};
+use crate::config::ClassConfig;
 use crate::error::ObjectError;
 use crate::ids::{HostSecret, Namespace};
 use crate::instance::ObjectState;
 use crate::limits::Limits;
 use crate::object::ObjectCtx;
+use crate::outbound::{self, AllowList};
 use crate::rpc;
 use crate::rpc::calls::{self, CallCtx, DirectoryHandle};
 use crate::storage::sqlite::SqliteStorage;
@@ -61,6 +63,8 @@ pub struct ClassVersion {
     pub(crate) env: Arc<BTreeMap<String, String>>,
     /// Binding (WIT form) → bound class.
     pub(crate) bindings: Arc<BTreeMap<String, String>>,
+    /// Hosts its objects may send HTTP requests to.
+    pub(crate) fetch: Arc<AllowList>,
 }
 
 /// One RPC method of a class.
@@ -156,6 +160,8 @@ pub struct Registry {
     env: BTreeMap<String, BTreeMap<String, String>>,
     /// Per class: binding (WIT form) → bound class, from `[classes.<class>.bindings]`.
     bindings: BTreeMap<String, Arc<BTreeMap<String, String>>>,
+    /// Per class: the hosts it may fetch from, `fetch` in `[classes.<class>]`.
+    fetch: BTreeMap<String, Arc<AllowList>>,
     /// The directory, for the stub functions linked into classes that call other objects.
     directory: DirectoryHandle,
     classes: RwLock<HashMap<String, Arc<ClassVersion>>>,
@@ -243,17 +249,18 @@ fn check_preamble(bytes: &[u8]) -> Result<(), ObjectError> {
 }
 
 impl Registry {
-    /// Opens the registry under `data/`, loading every class recorded there.
+    /// Opens the registry under `data/`, loading every class recorded there; `classes` are the
+    /// per-class settings of `wasmdo.toml` (what each class is granted).
     pub(crate) fn open(
         engine: Engine,
         data: &Path,
         compile_cache: &Path,
         secret: HostSecret,
-        env: BTreeMap<String, BTreeMap<String, String>>,
-        bindings: BTreeMap<String, BTreeMap<String, String>>,
+        classes: &BTreeMap<String, ClassConfig>,
     ) -> anyhow::Result<Registry> {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        outbound::add_to_linker(&mut linker)?;
         bindings::object_api::add_to_linker::<ObjectState, HasSelf<ObjectCtx>>(&mut linker, |s| {
             &mut s.object
         })?;
@@ -268,15 +275,24 @@ impl Registry {
         bindings::objects_api::add_to_linker::<ObjectState, HasSelf<CallCtx>>(&mut linker, |s| {
             &mut s.calls
         })?;
-        let bindings = bindings
-            .into_iter()
-            .map(|(class, b)| {
-                let b = b
-                    .into_iter()
-                    .map(|(name, target)| (calls::binding_wit_name(&name), target))
+        let env = classes
+            .iter()
+            .map(|(class, config)| (class.clone(), config.env.clone()))
+            .collect();
+        let bindings = classes
+            .iter()
+            .map(|(class, config)| {
+                let b = config
+                    .bindings
+                    .iter()
+                    .map(|(name, target)| (calls::binding_wit_name(name), target.clone()))
                     .collect();
-                (class, Arc::new(b))
+                (class.clone(), Arc::new(b))
             })
+            .collect();
+        let fetch = classes
+            .iter()
+            .map(|(class, config)| (class.clone(), Arc::new(config.fetch.clone())))
             .collect();
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
@@ -292,6 +308,7 @@ impl Registry {
             secret,
             env,
             bindings,
+            fetch,
             directory: DirectoryHandle::default(),
             classes: RwLock::new(HashMap::new()),
             deploy_lock: tokio::sync::Mutex::new(()),
@@ -533,7 +550,7 @@ impl Registry {
                 Ok(())
             } else {
                 Err(format!(
-                    "the method is `{}`: the stub must take the object's id first, then these parameters, and return `result<T, call-error>` with T its result",
+                    "the method is `{}`: the stub method must take these parameters and return `result<T, call-error>` with T its result (`wasmdo bindgen <class> --lang wit-stub` writes it)",
                     method.signature
                 ))
             }
@@ -595,6 +612,7 @@ impl Registry {
             methods,
             env: Arc::new(self.env.get(class).cloned().unwrap_or_default()),
             bindings,
+            fetch: self.fetch.get(class).cloned().unwrap_or_default(),
         })
     }
 

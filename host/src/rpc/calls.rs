@@ -4,9 +4,12 @@
 //!
 //! Rules:
 //! - a class may only import stubs for its bindings (`[classes.<class>.bindings]`), and a stub's
-//!   functions must match the bound class's methods (the target object's id first, the result
-//!   wrapped in `result<_, call-error>`); both are checked at deploy, and again at each call,
-//!   because the bound class may be redeployed;
+//!   methods must match the bound class's methods (the same parameters, the result wrapped in
+//!   `result<_, call-error>`); both are checked at deploy, and again at each call, because the
+//!   bound class may be redeployed;
+//! - a stub (the resource `stub`: Cloudflare's `DurableObjectStub`) only holds its target's
+//!   address, in the Store's resource table: making one activates nothing and cannot fail; an
+//!   invalid id or name fails at the first call;
 //! - a call is an event of the callee, serialized with its other events; its reply is released
 //!   after the callee's commit (output gate);
 //! - every event carries its call chain (the objects waiting on it); a call to an object in the
@@ -18,7 +21,8 @@ use std::sync::{Arc, OnceLock, Weak};
 
 use wasmtime::Engine;
 use wasmtime::component::types::{ComponentFunc, ComponentItem, Type};
-use wasmtime::component::{Component, Linker, Val};
+use wasmtime::component::{Component, Linker, Resource, ResourceType, Val};
+use wasmtime_wasi::WasiView;
 
 use crate::bindings::objects_api::{self, CallError, Failure};
 use crate::directory::{Address, Directory, ObjectKey};
@@ -28,6 +32,9 @@ use crate::registry::Method;
 
 /// The package prefix of the stub interfaces a caller imports.
 pub(crate) const STUB_PACKAGE: &str = "binding:";
+
+/// What a stub resource stands for: its target object (of the class its interface is bound to).
+pub(crate) struct StubTarget(Address);
 
 /// The directory, once it exists (it is created after the registry that links the stubs).
 pub(crate) type DirectoryHandle = Arc<OnceLock<Weak<Directory>>>;
@@ -225,25 +232,22 @@ fn same_optional(a: Option<&Type>, b: Option<&Type>) -> bool {
     }
 }
 
-/// The callee's parameter types and result type a stub function promises: its parameters after
-/// the object id, and the `ok` of its `result<_, call-error>`.
+/// The callee's parameter types and result type a stub method promises: its parameters after
+/// the stub itself, and the `ok` of its `result<_, call-error>`.
 pub(crate) fn stub_signature(stub: &ComponentFunc) -> Result<(Vec<Type>, Option<Type>), String> {
-    let params: Vec<(String, Type)> = stub.params().map(|(n, t)| (n.to_string(), t)).collect();
-    match params.first() {
-        Some((_, Type::String)) => {}
-        _ => return Err("its first parameter must be the target object's id (a string)".into()),
+    let mut params = stub.params().map(|(_, t)| t);
+    if !matches!(params.next(), Some(Type::Borrow(_))) {
+        return Err("it must be a method of the resource `stub`".into());
     }
     let results: Vec<Type> = stub.results().collect();
     let [Type::Result(result)] = results.as_slice() else {
         return Err("it must return `result<T, call-error>`".into());
     };
-    Ok((
-        params.into_iter().skip(1).map(|(_, t)| t).collect(),
-        result.ok(),
-    ))
+    Ok((params.collect(), result.ok()))
 }
 
-/// Adds to `linker` the stub functions `component` imports from `binding:` packages, each
+/// Adds to `linker` the stub interfaces `component` imports from `binding:` packages: the
+/// resource `stub`, its constructor (from an id) and `get-by-name`, and its methods, each
 /// forwarding to the bound class's method of the same name. `bindings` maps a binding (WIT form)
 /// to its class; an import of an unknown binding is an error naming the fix. `check` verifies the
 /// bound classes exist and the stubs match their methods (at deploy; classes loaded at start-up
@@ -256,6 +260,12 @@ pub(crate) fn link_stubs(
     bindings: &BTreeMap<String, String>,
     check: &dyn Fn(&str, &str, &ComponentFunc) -> Result<(), String>,
 ) -> Result<(), String> {
+    let resource = crate::bindgen::STUB_RESOURCE;
+    let (constructor, by_name, method_prefix) = (
+        format!("[constructor]{resource}"),
+        format!("[static]{resource}.get-by-name"),
+        format!("[method]{resource}."),
+    );
     for (import, item) in component.component_type().imports(engine) {
         let Some(rest) = import.strip_prefix(STUB_PACKAGE) else {
             continue;
@@ -272,50 +282,95 @@ pub(crate) fn link_stubs(
         let mut stubs = linker
             .instance(import)
             .map_err(|e| format!("linking `{import}`: {e}"))?;
-        for (method, func) in instance.exports(engine) {
-            let ComponentItem::ComponentFunc(func) = func.ty else {
-                continue;
-            };
-            check(target, method, &func).map_err(|why| {
-                format!("stub `{import}#{method}` does not fit class `{target}`: {why}")
-            })?;
-            let (target, method_name) = (target.clone(), method.to_string());
-            stubs
-                .func_new_async(method, move |store, ty, params, results| {
-                    let (target, method) = (target.clone(), method_name.clone());
-                    // owned copies: the store's state is not `Sync`, and the call awaits
-                    let calls = &store.data().calls;
-                    let from = (
-                        calls.caller.clone(),
-                        calls.chain.clone(),
-                        calls.directory.clone(),
-                    );
-                    Box::new(async move {
-                        results[0] = invoke(from, &target, &method, &ty, params).await;
+        let link_err = |name: &str, e: wasmtime::Error| format!("linking `{import}#{name}`: {e}");
+        for (name, item) in instance.exports(engine) {
+            match item.ty {
+                ComponentItem::Resource(_) if name == resource => stubs
+                    .resource(resource, ResourceType::host::<StubTarget>(), |mut store, rep| {
+                        store
+                            .data_mut()
+                            .ctx()
+                            .table
+                            .delete(Resource::<StubTarget>::new_own(rep))?;
                         Ok(())
                     })
-                })
-                .map_err(|e| format!("linking `{import}#{method}`: {e}"))?;
+                    .map_err(|e| link_err(name, e))?,
+                ComponentItem::ComponentFunc(_) if name == constructor || name == by_name => {
+                    let by_id = name == constructor;
+                    stubs
+                        .func_new(name, move |mut store, _, params, results| {
+                            let Some(Val::String(s)) = params.first() else {
+                                wasmtime::bail!("a stub is made from a string");
+                            };
+                            let address = match by_id {
+                                true => Address::Id(s.clone()),
+                                false => Address::Name(s.clone()),
+                            };
+                            let stub = store.data_mut().ctx().table.push(StubTarget(address))?;
+                            results[0] = Val::Resource(stub.try_into_resource_any(store)?);
+                            Ok(())
+                        })
+                        .map_err(|e| link_err(name, e))?
+                }
+                ComponentItem::ComponentFunc(func) if name.starts_with(&method_prefix) => {
+                    let method = &name[method_prefix.len()..];
+                    check(target, method, &func).map_err(|why| {
+                        format!("stub `{import}#{method}` does not fit class `{target}`: {why}")
+                    })?;
+                    let (target, method) = (target.clone(), method.to_string());
+                    stubs
+                        .func_new_async(name, move |mut store, ty, params, results| {
+                            let (target, method) = (target.clone(), method.clone());
+                            // owned copies: the store's state is not `Sync`, and the call awaits
+                            let to = stub_target(&mut store, params.first());
+                            let calls = &store.data().calls;
+                            let from = (
+                                calls.caller.clone(),
+                                calls.chain.clone(),
+                                calls.directory.clone(),
+                            );
+                            Box::new(async move {
+                                results[0] = invoke(from, &target, to?, &method, &ty, params).await;
+                                Ok(())
+                            })
+                        })
+                        .map_err(|e| link_err(name, e))?
+                }
+                ComponentItem::ComponentFunc(_) | ComponentItem::Resource(_) => {
+                    return Err(format!(
+                        "`{import}` declares `{name}`; a stub interface only has the resource `{resource}` with its constructor, `get-by-name` and methods (`wasmdo bindgen <class> --lang wit-stub` writes it)"
+                    ));
+                }
+                _ => {}
+            }
         }
     }
     Ok(())
 }
 
-/// One stub call: the target id first, then the method's arguments; the callee's result (or the
-/// call's error) as the stub's `result<_, call-error>`.
+/// The address of the stub a method was called on (its first argument, a borrowed `stub`).
+fn stub_target(
+    store: &mut wasmtime::StoreContextMut<'_, ObjectState>,
+    stub: Option<&Val>,
+) -> wasmtime::Result<Address> {
+    let Some(Val::Resource(stub)) = stub else {
+        wasmtime::bail!("a stub method is called on a stub");
+    };
+    let stub = Resource::<StubTarget>::try_from_resource_any(*stub, &mut *store)?;
+    Ok(store.data_mut().ctx().table.get(&stub)?.0.clone())
+}
+
+/// One stub call: the method's arguments after the stub; the callee's result (or the call's
+/// error) as the stub's `result<_, call-error>`.
 async fn invoke(
     (caller, chain, directory): (ObjectKey, Arc<Vec<ObjectKey>>, DirectoryHandle),
     class: &str,
+    to: Address,
     method: &str,
     stub: &ComponentFunc,
     params: &[Val],
 ) -> Val {
     let outcome = async {
-        let Some(Val::String(id)) = params.first() else {
-            return Err(CallError::BadCall(
-                "the first argument must be the object's id".into(),
-            ));
-        };
         let (types, result) = stub_signature(stub).map_err(CallError::BadCall)?;
         let directory = live_directory(&directory)?;
         let mut chain = Vec::clone(&chain);
@@ -323,7 +378,7 @@ async fn invoke(
         directory
             .invoke(
                 class,
-                &Address::Id(id.clone()),
+                &to,
                 method,
                 (types, result),
                 params[1..].to_vec(),
