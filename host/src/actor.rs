@@ -25,6 +25,7 @@ use crate::directory::{Directory, ObjectKey, Slot};
 use crate::error::ObjectError;
 use crate::instance::{Instance, ObjectState};
 use crate::object::ObjectCtx;
+use crate::outbound::OutboundCtx;
 use crate::registry::ClassVersion;
 use crate::rpc::calls::CallCtx;
 use crate::rpc::{self, Reply};
@@ -125,27 +126,29 @@ impl Actor {
     ) -> Actor {
         let limits = directory.limits();
         let storage = SqliteStorage::new(directory.database_path(&key), limits.storage());
+        // what the class grants; set again from the version each activation runs
+        let class = directory.registry().get(&key.class);
         let object = ObjectCtx {
             id: key.id,
             name,
             class: key.class.clone(),
-            env: directory
-                .registry()
-                .get(&key.class)
-                .map(|c| c.env.clone())
-                .unwrap_or_default(),
+            env: class.as_ref().map(|c| c.env.clone()).unwrap_or_default(),
         };
         let calls = CallCtx {
             caller: key.clone(),
-            bindings: directory
-                .registry()
-                .get(&key.class)
+            bindings: class
+                .as_ref()
                 .map(|c| c.bindings.clone())
                 .unwrap_or_default(),
             directory: directory.registry().directory_handle(),
             chain: Arc::new(Vec::new()),
         };
-        let state = ObjectState::new(object, storage, calls, limits);
+        let outbound = OutboundCtx::new(
+            key.class.clone(),
+            key.id,
+            class.map(|c| c.fetch.clone()).unwrap_or_default(),
+        );
+        let state = ObjectState::new(object, storage, calls, outbound, limits);
         Actor {
             name: state.object.name.clone(),
             key,
@@ -508,6 +511,7 @@ impl Actor {
             Occupant::Moving => unreachable!("occupant is restored before any await returns"),
         };
         state.object.env = class.env.clone();
+        state.outbound.set_allowed(class.fetch.clone());
         let limits = self.directory.limits().clone();
         let mut instance = match Instance::new(class, state, &limits).await {
             Ok(instance) => instance,

@@ -1,5 +1,6 @@
 //! `wasmdo.toml`: where the host listens, where it keeps its data, its [`Limits`], and per-class
-//! settings (environment variables granted to a class, components deployed at start-up).
+//! settings (components deployed at start-up, and what a class is granted: environment variables,
+//! objects it may call, hosts it may send HTTP requests to).
 //!
 //! ```toml
 //! listen = "127.0.0.1:8080"
@@ -13,6 +14,7 @@
 //! component = "target/wasm32-wasip2/release/booking.wasm"   # deployed at start (relative to this file)
 //! env = { SEATS = "40" }
 //! bindings = { COUNTER = "counter" }                         # objects it may call
+//! fetch = ["api.example.com", "127.0.0.1:8787", "*.example.org"]   # outbound HTTP (none by default)
 //! ```
 
 use std::collections::BTreeMap;
@@ -22,6 +24,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::limits::Limits;
+use crate::outbound::AllowList;
 
 /// The default listen address of `wasmdo serve`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -57,6 +60,10 @@ pub struct ClassConfig {
     /// Bindings: a name (e.g. `COUNTER`) → the class its objects may call (`counter`). A class
     /// imports a binding's stub from the WIT package `binding:<name>` (lower case, `_` → `-`).
     pub bindings: BTreeMap<String, String>,
+    /// Hosts its objects may send HTTP requests to through `wasi:http`: `host` (any port),
+    /// `host:port`, or `*.suffix` (every subdomain of `suffix`). Empty, the default, allows none;
+    /// see [`crate::outbound`].
+    pub fetch: AllowList,
 }
 
 impl Default for Config {

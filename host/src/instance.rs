@@ -7,10 +7,12 @@
 //! in-memory state does not). Failures are classified into the limit that was hit.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::{ResourceTable, Val};
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::DurableObjectHost;
 use crate::bindings::http_types::{Request, Response};
@@ -18,6 +20,7 @@ use crate::bindings::object_api::LogLevel;
 use crate::error::ObjectError;
 use crate::limits::{FUEL_YIELD_INTERVAL, Limits, MemoryLimitExceeded, MemoryLimiter};
 use crate::object::{GuestOutput, ObjectCtx};
+use crate::outbound::OutboundCtx;
 use crate::registry::{ClassVersion, Method};
 use crate::rpc::calls::CallCtx;
 use crate::storage::sqlite::SqliteStorage;
@@ -28,14 +31,17 @@ pub(crate) struct ObjectState {
     pub(crate) storage: SqliteStorage,
     /// Calls to other objects: bindings, the directory, the running event's call chain.
     pub(crate) calls: CallCtx,
+    /// Outbound HTTP (`wasi:http`): the class's allow-list, bounded by the event's deadline.
+    pub(crate) outbound: OutboundCtx,
     wasi: WasiCtx,
     table: ResourceTable,
     limiter: MemoryLimiter,
     stderr: GuestOutput,
     /// Whether an instance has run with this state (and left WASI resources behind).
     used: bool,
-    /// Epoch ticks the running event may still use before its wall-clock deadline.
-    ticks_left: u64,
+    /// When the running event's wall-clock time is up. Checked on every epoch tick, so time the
+    /// guest spends blocked in host calls (an outbound request, a call to another object) counts.
+    deadline: Instant,
     /// Fuel burned by this object's guest code since the actor last took it (for metrics).
     fuel_used: u64,
 }
@@ -45,6 +51,7 @@ impl ObjectState {
         object: ObjectCtx,
         storage: SqliteStorage,
         calls: CallCtx,
+        outbound: OutboundCtx,
         limits: &Limits,
     ) -> Self {
         let stdout = GuestOutput::new(object.class.clone(), object.id, LogLevel::Info);
@@ -54,11 +61,12 @@ impl ObjectState {
             object,
             storage,
             calls,
+            outbound,
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(limits.max_memory_bytes),
             stderr,
             used: false,
-            ticks_left: 0,
+            deadline: Instant::now(),
             fuel_used: 0,
         }
     }
@@ -95,8 +103,14 @@ impl WasiView for ObjectState {
     }
 }
 
-/// Gives the store a fresh budget for one event: a full fuel tank (when metering) and the
-/// wall-clock deadline's ticks. A new Store starts with no fuel and an expired deadline.
+impl WasiHttpView for ObjectState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        self.outbound.view(&mut self.table)
+    }
+}
+
+/// Gives the store a fresh budget for one event: a full fuel tank (when metering) and a new
+/// wall-clock deadline. A new Store starts with no fuel and an expired deadline.
 fn arm(store: &mut Store<ObjectState>, limits: &Limits) -> Result<(), ObjectError> {
     if limits.fuel_metering {
         store
@@ -104,7 +118,8 @@ fn arm(store: &mut Store<ObjectState>, limits: &Limits) -> Result<(), ObjectErro
             .map_err(|e| ObjectError::Internal(e.to_string()))?;
     }
     let state = store.data_mut();
-    state.ticks_left = limits.epoch_ticks();
+    state.deadline = Instant::now() + Duration::from_millis(limits.wall_clock_ms);
+    state.outbound.set_deadline(state.deadline);
     state.stderr.clear_tail();
     store.set_epoch_deadline(1);
     Ok(())
@@ -143,13 +158,13 @@ impl Instance {
         let mut store = Store::new(class.pre.engine(), state);
         store.limiter(|s| &mut s.limiter);
         // Every epoch tick (10 ms) a running guest yields to the runtime, so one busy object
-        // never holds a worker thread; once the event's ticks are used up, it is interrupted.
-        store.epoch_deadline_callback(|mut ctx| {
-            let state = ctx.data_mut();
-            if state.ticks_left == 0 {
+        // never holds a worker thread; once the event's deadline has passed, it is interrupted.
+        // The clock, not a count of ticks, decides: the epoch is only checked while guest code
+        // runs, so a count would not see the time spent blocked in host calls.
+        store.epoch_deadline_callback(|ctx| {
+            if Instant::now() >= ctx.data().deadline {
                 return Ok(UpdateDeadline::Interrupt);
             }
-            state.ticks_left -= 1;
             Ok(UpdateDeadline::Yield(1))
         });
         // instantiation runs start functions (guest code): it gets one event's budget

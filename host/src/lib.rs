@@ -19,6 +19,7 @@
 //! | [`instance`] | the wasmtime Store of one object, calls under limits, trap classification |
 //! | [`limits`] | every cap with its default and reason |
 //! | [`object`], [`storage`], [`alarms`] | the capability hosts of the `wasmdo:object` world; `alarms` also owns the host-wide alarm schedule |
+//! | [`outbound`] | `wasi:http` outgoing requests, behind each class's allow-list (`fetch`) |
 //! | [`rpc`] | WIT types ⇄ JSON, signatures |
 //!
 //! Nothing here blocks the async runtime for long: guests yield on fuel, compilation runs on the
@@ -46,6 +47,7 @@ mod instance;
 pub mod limits;
 pub mod metrics;
 mod object;
+pub mod outbound;
 pub mod registry;
 mod rpc;
 mod storage;
@@ -90,20 +92,11 @@ impl Host {
         })?;
         let secret = HostSecret::load_or_create(&data.join("host.key"))?;
         let engine = registry::new_engine(&config.limits)?;
-        let env = config
-            .classes
-            .iter()
-            .map(|(name, class)| (name.clone(), class.env.clone()))
-            .collect();
-        let bindings = config
-            .classes
-            .iter()
-            .map(|(name, class)| (name.clone(), class.bindings.clone()))
-            .collect();
         let registry = {
             let (engine, data, cache) = (engine.clone(), data.clone(), config.compile_cache_dir());
+            let classes = config.classes.clone();
             tokio::task::spawn_blocking(move || {
-                Registry::open(engine, &data, &cache, secret, env, bindings)
+                Registry::open(engine, &data, &cache, secret, &classes)
             })
             .await??
         };

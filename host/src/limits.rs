@@ -51,6 +51,10 @@ pub const DEFAULT_ALARM_RETRY_BASE_MS: u64 = 2_000;
 /// Longest object name (`id-from-name` input). Names are hashed into ids, but the object can
 /// read its name back, and it travels in every request path.
 pub const MAX_OBJECT_NAME_BYTES: usize = 4 * 1024;
+/// Outbound HTTP requests (`wasi:http`) one object may have open at once; each holds a socket
+/// and a task in the host until its response is read or dropped. Past it a request fails with
+/// `connection-limit-reached`.
+pub const MAX_OUTBOUND_REQUESTS: usize = 16;
 /// Longest log line kept from a guest.
 pub const MAX_LOG_LINE_BYTES: usize = 16 * 1024;
 
@@ -150,11 +154,6 @@ impl Limits {
     pub(crate) fn alarm_retry_delay_ms(&self, retry: u32) -> u64 {
         let doublings = retry.saturating_sub(1).min(30);
         self.alarm_retry_base_ms.saturating_mul(1 << doublings)
-    }
-
-    /// Epoch ticks an event may run before it is interrupted.
-    pub(crate) fn epoch_ticks(&self) -> u64 {
-        self.wall_clock_ms.div_ceil(EPOCH_TICK_MS).max(1)
     }
 }
 

@@ -24,17 +24,17 @@ pub(crate) struct ObjectCtx {
     pub(crate) env: Arc<BTreeMap<String, String>>,
 }
 
-impl ObjectCtx {
-    fn log(&self, level: LogLevel, message: &str) {
-        let message = truncate(message, MAX_LOG_LINE_BYTES);
-        let (class, id) = (&*self.class, self.id.to_hex());
-        match level {
-            LogLevel::Trace => tracing::trace!(target: "wasmdo.guest", class, %id, "{message}"),
-            LogLevel::Debug => tracing::debug!(target: "wasmdo.guest", class, %id, "{message}"),
-            LogLevel::Info => tracing::info!(target: "wasmdo.guest", class, %id, "{message}"),
-            LogLevel::Warn => tracing::warn!(target: "wasmdo.guest", class, %id, "{message}"),
-            LogLevel::Error => tracing::error!(target: "wasmdo.guest", class, %id, "{message}"),
-        }
+/// Writes one line to the log of object `id` of `class` (also used by the host for what an
+/// object's owner must see, e.g. a denied outbound request).
+pub(crate) fn log(class: &str, id: ObjectId, level: LogLevel, message: &str) {
+    let message = truncate(message, MAX_LOG_LINE_BYTES);
+    let id = id.to_hex();
+    match level {
+        LogLevel::Trace => tracing::trace!(target: "wasmdo.guest", class, %id, "{message}"),
+        LogLevel::Debug => tracing::debug!(target: "wasmdo.guest", class, %id, "{message}"),
+        LogLevel::Info => tracing::info!(target: "wasmdo.guest", class, %id, "{message}"),
+        LogLevel::Warn => tracing::warn!(target: "wasmdo.guest", class, %id, "{message}"),
+        LogLevel::Error => tracing::error!(target: "wasmdo.guest", class, %id, "{message}"),
     }
 }
 
@@ -75,7 +75,7 @@ impl object_api::Host for ObjectCtx {
     }
 
     fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
-        ObjectCtx::log(self, level, &message);
+        log(&self.class, self.id, level, &message);
         Ok(())
     }
 }
@@ -129,13 +129,8 @@ impl GuestOutput {
             state.tail.push_back(b);
             if b == b'\n' || state.line.len() >= MAX_LOG_LINE_BYTES {
                 let line = std::mem::take(&mut state.line);
-                let ctx = ObjectCtx {
-                    id: state.id,
-                    name: None,
-                    class: state.class.clone(),
-                    env: Arc::default(),
-                };
-                ctx.log(state.level, String::from_utf8_lossy(&line).trim_end());
+                let line = String::from_utf8_lossy(&line);
+                log(&state.class, state.id, state.level, line.trim_end());
                 if b != b'\n' {
                     state.line.push(b);
                 }
