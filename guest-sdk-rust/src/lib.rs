@@ -9,6 +9,7 @@
 //! - [`storage`]: the object's key-value storage, values typed with serde (stored as JSON);
 //! - [`sql`]: SQL on the object's own SQLite database;
 //! - [`alarms`]: the object's one persistent alarm, delivered to [`DurableObject::alarm`];
+//! - [`objects`]: calls to objects of other classes (and this one) through typed stubs;
 //! - [`id`], [`name`], [`class_name`], [`env()`], [`env_vars`], and [`log`].
 //!
 //! A class adds its **own WIT interface** for typed RPC: declare it in the crate's `wit/`
@@ -88,6 +89,7 @@ mod error;
 mod http;
 pub mod log;
 mod object;
+pub mod objects;
 pub mod sql;
 pub mod storage;
 

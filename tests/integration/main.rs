@@ -14,6 +14,7 @@ mod limits_runaway;
 mod object_info;
 mod registry;
 mod rpc_calls;
+mod rpc_to_js;
 mod rpc_types;
 mod storage_kv;
 
@@ -30,6 +31,7 @@ mod coverage {
     pub(crate) use crate::registry::COVERS as registry_missing_handler;
     pub(crate) use crate::registry::COVERS as registry_unknown_import;
     pub(crate) use crate::rpc_calls::COVERS as rpc_calls;
+    pub(crate) use crate::rpc_to_js::COVERS as rpc_to_js;
     pub(crate) use crate::rpc_types::COVERS as rpc_types;
     pub(crate) use crate::storage_kv::COVERS as storage_kv;
 }
