@@ -26,8 +26,9 @@
 //! frame at a time as the guest reads them into its own, limited, memory: the host never buffers
 //! a whole body.
 //!
-//! A component that does not import `wasi:http` pays nothing for it: the functions are linked
-//! once per engine and resolved only for components that import them.
+//! A component that does not import `wasi:http` pays only for an idle `OutboundCtx` (a few
+//! words) per object: the functions are linked once, into the registry's linker, and resolved
+//! only for components that import them.
 
 use std::future::Future;
 use std::pin::Pin;
