@@ -610,7 +610,12 @@ impl Actor {
             )));
         }
         match instance.call(method, args, limits).await {
-            Ok(value) => Ok(value),
+            Ok(value) => {
+                // as for RPC over HTTP: the method's own `err` rolls its writes back
+                let keep = !matches!(value, Some(Val::Result(Err(_))));
+                self.end_event(keep)?;
+                Ok(value)
+            }
             Err((e, poisoned)) => {
                 self.log_failure("call", &e);
                 self.after_failure(poisoned);

@@ -64,6 +64,24 @@ fn a_rust_object_calls_a_javascript_object_with_typed_values_and_errors() {
 }
 
 #[test]
+fn what_a_callee_writes_is_committed() {
+    let mut host = host();
+    assert_eq!(host.call("probe", "w", "read", json!(["k"])), json!(null));
+    host.rpc("caller", "a", "write-remote", json!(["w", "k"]))
+        .expect(200);
+    assert_eq!(
+        host.call("probe", "w", "read", json!(["k"])),
+        "written later"
+    );
+    // durably: it survives a kill -9
+    host.crash_and_restart();
+    assert_eq!(
+        host.call("probe", "w", "read", json!(["k"])),
+        "written later"
+    );
+}
+
+#[test]
 fn a_runaway_javascript_callee_is_a_call_error_and_both_recover() {
     let host = host();
     let outcome = host.call("caller", "a", "spin-remote", json!(["p"]));
