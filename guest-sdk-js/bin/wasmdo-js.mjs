@@ -7,11 +7,14 @@ import { build, describeClass, BuildError } from "../lib/build.mjs";
 
 const USAGE = `usage:
   wasmdo-js build <entry.ts|js> -o <out.wasm> [--class <Name>] [--package <ns:name>] [--no-cache]
-                  [--weval <path>]
+                  [--weval <path>] [--binding <NAME>=<stub.wit>]...
       Bundle the module's Durable Object class (TypeScript and npm dependencies included) and
       componentize it for wasmdo. Rebuilding unchanged sources is served from the cache
       ($WASMDO_JS_CACHE, default ~/.cache/wasmdo-js). --weval (or $WASMDO_WEVAL) names a weval
       binary (\`cargo install weval --version 0.5.0\`): the JS is then compiled ahead of time.
+      --binding COUNTER=stubs/counter.wit gives the class \`env.COUNTER\`, the namespace of the
+      class bound as COUNTER in wasmdo.toml, from the stub package \`wasmdo bindgen <class>
+      --lang wit-stub --binding COUNTER\` wrote (also: "wasmdo": {"bindings": {…}} in package.json).
   wasmdo-js wit <entry.ts|js> [--class <Name>] [--package <ns:name>]
       Print the WIT world the class is built against (its RPC interface).`;
 
@@ -32,6 +35,7 @@ try {
       package: { type: "string" },
       "no-cache": { type: "boolean" },
       weval: { type: "string" },
+      binding: { type: "string", multiple: true },
       quiet: { type: "boolean", short: "q" },
     },
   });
@@ -51,6 +55,13 @@ try {
       className: values.class,
       packageName: values.package,
       weval: values.weval ?? process.env.WASMDO_WEVAL,
+      bindings: Object.fromEntries(
+        (values.binding ?? []).map((b) => {
+          const at = b.indexOf("=");
+          if (at < 1) fail(`--binding ${b}: write NAME=<stub.wit>, e.g. COUNTER=stubs/counter.wit`);
+          return [b.slice(0, at), b.slice(at + 1)];
+        }),
+      ),
       cache: !values["no-cache"],
       log: values.quiet ? () => {} : (m) => process.stderr.write(`wasmdo-js: ${m}\n`),
     });

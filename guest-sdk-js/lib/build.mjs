@@ -16,6 +16,7 @@ import * as esbuild from "esbuild";
 
 import { analyze, AnalysisError } from "./analyze.mjs";
 import { entryModule, witWorld } from "./generate.mjs";
+import { packageBindings, readStub, StubError } from "./stubs.mjs";
 
 const SDK = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const RUNTIME = path.join(SDK, "runtime");
@@ -76,13 +77,14 @@ function hashFiles(files) {
 }
 
 /** The analysed surface and WIT of `entry`'s class, without building. */
-export function describeClass({ entry, className, packageName }) {
+export function describeClass({ entry, className, packageName, stubs = [] }) {
   const surface = analyze({ entry: path.resolve(entry), className, sdkTypes: SDK_TYPES });
   if (["handler", "alarm-handler"].includes(surface.interfaceName)) {
     throw new BuildError(`a class named ${surface.className} would clash with the wasmdo handler interfaces: rename it`);
   }
   const pkg = packageName ?? `js:${surface.interfaceName}`;
-  return { surface, wit: witWorld(surface, { packageName: pkg }), world: `${surface.interfaceName}-object` };
+  const imports = stubs.flatMap((s) => s.interfaces.map((i) => `binding:${s.binding}/${i.name}`));
+  return { surface, wit: witWorld(surface, { packageName: pkg, imports }), world: `${surface.interfaceName}-object` };
 }
 
 /**
@@ -95,6 +97,7 @@ export async function build({
   className,
   packageName,
   weval,
+  bindings = {},
   cacheDir = defaultCacheDir(),
   cache = true,
   log = () => {},
@@ -106,7 +109,16 @@ export async function build({
 
   if (weval && !existsSync(weval)) throw new BuildError(`--weval ${weval}: no such file`);
   const aot = weval ? sha256(readFileSync(weval)) : null;
-  const key = sha256(JSON.stringify({ sdk: sdkFingerprint(), entry, className, packageName, DISABLED_FEATURES, aot }));
+  // the class's bindings: its package.json's `wasmdo.bindings`, then `--binding`s
+  let stubs;
+  try {
+    stubs = Object.entries({ ...packageBindings(entry), ...bindings }).map(([env, file]) => readStub(env, file));
+  } catch (e) {
+    if (e instanceof StubError) throw new BuildError(e.message);
+    throw e;
+  }
+  const stubFiles = stubs.map((s) => [s.env, s.file]);
+  const key = sha256(JSON.stringify({ sdk: sdkFingerprint(), entry, className, packageName, DISABLED_FEATURES, aot, stubFiles }));
   const manifestPath = path.join(cacheDir, "builds", `${key}.json`);
   if (cache && existsSync(manifestPath)) {
     const manifest = JSON.parse(readFileSync(manifestPath, "utf8"));
@@ -120,7 +132,7 @@ export async function build({
 
   let described;
   try {
-    described = describeClass({ entry, className, packageName });
+    described = describeClass({ entry, className, packageName, stubs });
   } catch (e) {
     if (e instanceof AnalysisError) throw new BuildError(e.message);
     throw e;
@@ -133,8 +145,12 @@ export async function build({
   mkdirSync(path.join(work, "wit", "deps", "wasmdo-object"), { recursive: true });
   cpSync(witDir(), path.join(work, "wit", "deps", "wasmdo-object"), { recursive: true });
   writeFileSync(path.join(work, "wit", "class.wit"), wit);
+  for (const stub of stubs) {
+    mkdirSync(path.join(work, "wit", "deps", `binding-${stub.binding}`), { recursive: true });
+    writeFileSync(path.join(work, "wit", "deps", `binding-${stub.binding}`, "stub.wit"), stub.text);
+  }
   const entryFile = path.join(work, "entry.js");
-  writeFileSync(entryFile, entryModule(surface, { userModule: entry }));
+  writeFileSync(entryFile, entryModule(surface, { userModule: entry, stubs }));
 
   const bundleFile = path.join(work, "bundle.js");
   let bundle;
@@ -147,7 +163,7 @@ export async function build({
       platform: "neutral",
       mainFields: ["module", "main"],
       target: "es2022",
-      external: ["wasmdo:*"],
+      external: ["wasmdo:*", "binding:*"],
       alias: {
         "cloudflare:workers": path.join(RUNTIME, "index.js"),
         "wasmdo/glue": path.join(RUNTIME, "glue.js"),
@@ -194,11 +210,12 @@ export async function build({
     className: surface.className,
     interface: surface.interfaceName,
     methods: surface.methods.map((m) => m.wit),
+    bindings: stubs.map((s) => s.env),
     size: component.length,
     wit,
   };
   if (cache) {
-    const files = [...new Set([...surface.files.map((f) => path.resolve(f)), ...bundled])].sort();
+    const files = [...new Set([...surface.files.map((f) => path.resolve(f)), ...bundled, ...stubs.map((s) => s.file)])].sort();
     const wasmHash = sha256(component);
     mkdirSync(path.join(cacheDir, "components"), { recursive: true });
     mkdirSync(path.join(cacheDir, "builds"), { recursive: true });

@@ -5,6 +5,9 @@ import { className } from "wasmdo:object/object@0.1.0";
 
 import { DurableObjectState, installConsole, objectEnv, describe } from "./object.js";
 import { serialize, deserialize } from "./values.js";
+import { bindingNamespaces } from "./namespace.js";
+
+export { registerBinding } from "./namespace.js";
 
 installConsole();
 warmUp();
@@ -164,7 +167,7 @@ export function hostObject(userModule, exportName, methods) {
       async init() {
         try {
           ctx = new DurableObjectState();
-          instance = new Class(ctx, objectEnv());
+          instance = new Class(ctx, objectEnv(bindingNamespaces()));
           await ctx._settleBlocking();
         } catch (e) {
           instance = null;

@@ -128,3 +128,33 @@ export declare class StorageError extends Error {
 
 /** A value storage cannot hold (a function, a class instance, a cycle). */
 export declare class DataCloneError extends Error {}
+
+/**
+ * `env.BINDING` for a binding the class was built with (`wasmdo-js build --binding
+ * COUNTER=counter.wit`); `T` is the bound class's interface (`wasmdo bindgen <class> --lang
+ * ts-stub`). Making ids and stubs activates nothing.
+ */
+export declare class DurableObjectNamespace<T = unknown> {
+  idFromName(name: string): DurableObjectId;
+  newUniqueId(): DurableObjectId;
+  /** The id `id` of this namespace; an id of another class throws a `CallError` (`invalid-id`). */
+  idFromString(id: string): DurableObjectId;
+  get(id: DurableObjectId | string): DurableObjectStub<T>;
+  getByName(name: string): DurableObjectStub<T>;
+}
+
+/** One object of a bound class: its methods, each call an event of that object. */
+export type DurableObjectStub<T = unknown> = T & {
+  readonly id?: DurableObjectId;
+  readonly name?: string;
+};
+
+/** A call to another object that did not produce the callee's result. */
+export declare class CallError extends Error {
+  /** The WIT case of `call-error`. */
+  readonly kind: "unknown-binding" | "invalid-id" | "bad-call" | "cycle" | "callee-failed" | "unavailable";
+  /** The callee itself failed (trapped, hit a limit); its writes were rolled back. */
+  readonly remote: boolean;
+  /** The call may succeed later (the callee was overloaded or going away). */
+  readonly retryable: boolean;
+}

@@ -5,3 +5,4 @@ export { DurableObjectStorage, SyncKvStorage } from "./storage.js";
 export { SqlStorage, SqlStorageCursor } from "./sql.js";
 export { StorageError } from "./host.js";
 export { DataCloneError } from "./values.js";
+export { CallError, DurableObjectNamespace } from "./namespace.js";

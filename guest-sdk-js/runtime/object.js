@@ -87,21 +87,23 @@ export class DurableObject {
 
 /**
  * The class's environment: its variables from `wasmdo.toml` (strings), read from the host on
- * first use (an object that never looks at `env` never pays for it).
+ * first use (an object that never looks at `env` never pays for it), and a
+ * DurableObjectNamespace per binding the class was built with.
  */
-export function objectEnv() {
+export function objectEnv(namespaces = new Map()) {
   let vars = null;
   const load = () => {
     if (vars === null) {
       vars = {};
       for (const [k, v] of envVars()) vars[k] = v;
+      for (const [k, ns] of namespaces) vars[k] = ns;
     }
     return vars;
   };
   return new Proxy(
     {},
     {
-      get: (_t, key) => load()[key],
+      get: (_t, key) => (vars === null && namespaces.has(key) ? namespaces.get(key) : load()[key]),
       has: (_t, key) => key in load(),
       ownKeys: () => Reflect.ownKeys(load()),
       getOwnPropertyDescriptor: (_t, key) => {

@@ -15,6 +15,8 @@ test("examples and fixtures type-check against the SDK's declarations", () => {
   const files = [
     "examples/counter-js/src/counter.ts",
     "examples/chat-js/src/chat.ts",
+    "examples/rate-limiter-js/src/limiter.ts",
+    "examples/room-js/src/room.ts",
     "tests/fixtures-js/storage.ts",
     "tests/fixtures-js/runtime.ts",
   ].map((f) => path.join(repo, f));

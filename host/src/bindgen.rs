@@ -97,6 +97,10 @@ fn ident(name: &str) -> String {
 
 struct Ts<'a> {
     resolve: &'a Resolve,
+    /// The JavaScript values of componentize-js's (jco's) mapping of WIT types, which a stub
+    /// inside an object takes, instead of the JSON mapping of RPC over HTTP: bigints for 64-bit
+    /// integers, camelCase record fields, `undefined` for `none`, typed arrays, flags objects.
+    component: bool,
     /// Named types already declared (by TypeId), to declare each once.
     declared: BTreeSet<TypeId>,
     decls: String,
@@ -118,10 +122,10 @@ impl Ts<'_> {
             | Type::S8
             | Type::S16
             | Type::S32
-            | Type::U64
-            | Type::S64
             | Type::F32
             | Type::F64 => "number".into(),
+            Type::U64 | Type::S64 if self.component => "bigint".into(),
+            Type::U64 | Type::S64 => "number".into(),
             Type::Char | Type::String => "string".into(),
             Type::ErrorContext => bail!("error-context cannot cross RPC"),
             Type::Id(id) => self.named_or_inline(*id)?,
@@ -159,7 +163,14 @@ impl Ts<'_> {
                     let optional = matches!(f.ty, Type::Id(t) if matches!(self.resolve.types[t].kind, TypeDefKind::Option(_)));
                     let t = self.ty(&f.ty)?;
                     let q = if optional { "?" } else { "" };
-                    let _ = write!(out, "{:?}{q}: {t}; ", f.name);
+                    match self.component {
+                        true => {
+                            let _ = write!(out, "{}{q}: {t}; ", camel(&f.name));
+                        }
+                        false => {
+                            let _ = write!(out, "{:?}{q}: {t}; ", f.name);
+                        }
+                    }
                 }
                 out.push('}');
                 out
@@ -180,6 +191,14 @@ impl Ts<'_> {
                 .map(|c| format!("{:?}", c.name))
                 .collect::<Vec<_>>()
                 .join(" | "),
+            TypeDefKind::Flags(f) if self.component => {
+                let fields: Vec<String> = f
+                    .flags
+                    .iter()
+                    .map(|c| format!("{}?: boolean; ", camel(&c.name)))
+                    .collect();
+                format!("{{ {}}}", fields.concat())
+            }
             TypeDefKind::Flags(f) => format!(
                 "({})[]",
                 f.flags
@@ -200,6 +219,8 @@ impl Ts<'_> {
                 let t = self.ty(inner)?;
                 if self.nullable(inner) {
                     format!("{{ tag: \"none\" }} | {{ tag: \"some\"; val: {t} }}")
+                } else if self.component {
+                    format!("{t} | undefined")
                 } else {
                     format!("{t} | null")
                 }
@@ -214,6 +235,11 @@ impl Ts<'_> {
                     None => "{ tag: \"err\" }".into(),
                 };
                 format!("{ok} | {err}")
+            }
+            TypeDefKind::List(t) | TypeDefKind::FixedLengthList(t, _)
+                if self.component && typed_array(t).is_some() =>
+            {
+                typed_array(t).unwrap_or_default().into()
             }
             TypeDefKind::List(t) | TypeDefKind::FixedLengthList(t, _) => {
                 let t = self.ty(t)?;
@@ -234,6 +260,23 @@ impl Ts<'_> {
             }
         })
     }
+}
+
+/// The typed array jco maps a list of `ty` to, if any.
+fn typed_array(ty: &Type) -> Option<&'static str> {
+    Some(match ty {
+        Type::U8 => "Uint8Array",
+        Type::S8 => "Int8Array",
+        Type::U16 => "Uint16Array",
+        Type::S16 => "Int16Array",
+        Type::U32 => "Uint32Array",
+        Type::S32 => "Int32Array",
+        Type::U64 => "BigUint64Array",
+        Type::S64 => "BigInt64Array",
+        Type::F32 => "Float32Array",
+        Type::F64 => "Float64Array",
+        _ => return None,
+    })
 }
 
 fn doc(text: &str) -> String {
@@ -331,6 +374,7 @@ pub fn typescript(wit: &str, class: &str) -> anyhow::Result<String> {
     let (resolve, main) = parse_class(wit, class)?;
     let mut ts = Ts {
         resolve: &resolve,
+        component: false,
         declared: BTreeSet::new(),
         decls: String::new(),
     };
@@ -915,8 +959,8 @@ pub(crate) const STUB_RESOURCE: &str = "stub";
 /// whose methods are the class's functions with their results wrapped in
 /// `result<_, call-error>`. `wit` is the class's WIT as `GET /_admin/classes/{class}/wit` prints
 /// it.
-pub fn wit_stub(wit: &str, class: &str, binding: &str) -> anyhow::Result<String> {
-    let binding = crate::rpc::calls::binding_wit_name(binding);
+pub fn wit_stub(wit: &str, class: &str, binding_arg: &str) -> anyhow::Result<String> {
+    let binding = crate::rpc::calls::binding_wit_name(binding_arg);
     // parse first: the rewrite below relies on the printer's layout (one function per line, an
     // interface's closing brace alone at the start of a line)
     let (resolve, main) = parse_class(wit, class)?;
@@ -935,7 +979,7 @@ pub fn wit_stub(wit: &str, class: &str, binding: &str) -> anyhow::Result<String>
         }
     }
     let mut out = format!(
-        "// Generated by `wasmdo bindgen {class} --lang wit-stub --binding {binding}`; do not edit.\n\
+        "// Generated by `wasmdo bindgen {class} --lang wit-stub --binding {binding_arg}`; do not edit.\n\
          // Import it (`import binding:{binding}/<interface>;`) to call objects of class `{class}`.\n"
     );
     // doc comment lines not yet placed, and the stub methods of the interface being rewritten
@@ -993,6 +1037,73 @@ pub fn wit_stub(wit: &str, class: &str, binding: &str) -> anyhow::Result<String>
             let _ = writeln!(out, "{line}");
         }
     }
+    Ok(out)
+}
+
+/// TypeScript types for a JavaScript class calling objects of `class` through the binding
+/// `binding` (`env.<BINDING>` of a class built with `wasmdo-js build --binding`): the class's
+/// types and an interface of its methods as a stub has them, in componentize-js's mapping of WIT
+/// values. A method's own `err` is thrown; a call that could not run throws a `CallError`.
+pub fn ts_stub(wit: &str, class: &str, binding: &str) -> anyhow::Result<String> {
+    let (resolve, main) = parse_class(wit, class)?;
+    let mut ts = Ts {
+        resolve: &resolve,
+        component: true,
+        declared: BTreeSet::new(),
+        decls: String::new(),
+    };
+    let name = pascal(class);
+    let mut methods = String::new();
+    let mut seen = BTreeSet::new();
+    for method in class_methods(&resolve, main) {
+        let js_name = camel(method.name);
+        // a stub merges the class's interfaces: the first method of a name wins
+        if !seen.insert(js_name.clone()) {
+            continue;
+        }
+        let func = method.func;
+        let optional_from = func
+            .params
+            .iter()
+            .rposition(|p| !is_option(&resolve, &p.ty))
+            .map_or(0, |i| i + 1);
+        let mut params = Vec::new();
+        for (i, p) in func.params.iter().enumerate() {
+            let t = ts.ty(&p.ty)?;
+            let q = if i >= optional_from { "?" } else { "" };
+            params.push(format!("{}{q}: {t}", ident(&p.name)));
+        }
+        let ok = match method.outcome {
+            Outcome::Value(None) | Outcome::Result { ok: None, .. } => "void".to_string(),
+            Outcome::Value(Some(t)) | Outcome::Result { ok: Some(t), .. } => ts.ty(t)?,
+        };
+        let docs = func
+            .docs
+            .contents
+            .as_deref()
+            .map(|d| doc(d).replace('\n', "\n  "))
+            .unwrap_or_default();
+        let _ = writeln!(
+            methods,
+            "  {docs}{js_name}({}): Promise<{ok}>;",
+            params.join(", ")
+        );
+    }
+    let env = binding_cfg(&crate::rpc::calls::binding_wit_name(binding));
+    let mut out = format!(
+        "// Generated by `wasmdo bindgen {class} --lang ts-stub --binding {binding}`; do not edit.\n\
+         // The methods of class `{class}` as a stub calls them, for a class built with\n\
+         // `wasmdo-js build --binding {env}=<stub.wit>`:\n\
+         //\n\
+         //   import type {{ DurableObjectNamespace }} from \"cloudflare:workers\";\n\
+         //   interface Env {{ {env}: DurableObjectNamespace<{name}> }}\n\
+         //   const n = await this.env.{env}.getByName(\"name\").someMethod(…);\n\n"
+    );
+    out.push_str(&ts.decls);
+    let _ = write!(
+        out,
+        "/** An object of class `{class}`: a method's own error is thrown as an `Error` with its `name` and `message` (or `value`); a call that could not run throws a `CallError`. */\nexport interface {name} {{\n{methods}}}\n"
+    );
     Ok(out)
 }
 

@@ -57,13 +57,13 @@ enum Command {
         /// The class.
         class: String,
         /// What to generate: a client over HTTP (`ts`, `rust`) or a stub for objects calling
-        /// objects (`rust-stub`, `wit-stub`).
+        /// objects (`wit-stub`, `rust-stub`, `ts-stub`).
         #[arg(long, default_value = "ts")]
         lang: String,
         /// Write the client here instead of to stdout.
         #[arg(short, long)]
         out: Option<PathBuf>,
-        /// With `--lang wit-stub|rust-stub`: the binding the stub is for (default: the class's
+        /// With a stub language: the binding the stub is for (default: the class's
         /// name).
         #[arg(long)]
         binding: Option<String>,
@@ -136,9 +136,9 @@ fn main() -> anyhow::Result<()> {
             wasm,
             server,
         } => {
-            if !["ts", "rust", "wit-stub", "rust-stub"].contains(&lang.as_str()) {
+            if !["ts", "rust", "wit-stub", "rust-stub", "ts-stub"].contains(&lang.as_str()) {
                 bail!(
-                    "`--lang {lang}` is not supported yet: the languages are `ts`, `rust` (clients over HTTP), `rust-stub` and `wit-stub` (stubs for objects calling objects)"
+                    "`--lang {lang}` is not supported yet: the languages are `ts`, `rust` (clients over HTTP), and `wit-stub`, `rust-stub`, `ts-stub` (stubs for objects calling objects)"
                 );
             }
             let wit = match wasm {
@@ -159,6 +159,11 @@ fn main() -> anyhow::Result<()> {
             let code = match lang.as_str() {
                 "rust" => wasmdo_host::bindgen::rust(&wit, &class)?,
                 "wit-stub" => wasmdo_host::bindgen::wit_stub(
+                    &wit,
+                    &class,
+                    binding.as_deref().unwrap_or(&class),
+                )?,
+                "ts-stub" => wasmdo_host::bindgen::ts_stub(
                     &wit,
                     &class,
                     binding.as_deref().unwrap_or(&class),

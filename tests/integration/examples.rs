@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use wasmdo_test_artifacts::{
     EXAMPLE_BATCHER, EXAMPLE_BOOKING, EXAMPLE_CHAT_JS, EXAMPLE_COUNTER, EXAMPLE_COUNTER_JS,
+    EXAMPLE_RATE_LIMITER_JS, EXAMPLE_ROOM_JS,
 };
 
 use crate::harness::{TestHost, cli};
@@ -145,4 +146,75 @@ fn chat_js_keeps_its_log_in_sql() {
         host.call("chat", "other", "stats", json!([]))["messages"],
         0
     );
+}
+
+/// The room (TypeScript) calls a rate limiter (TypeScript) and the global counter (Rust).
+const ROOM_CONFIG: &str = r#"
+[classes.limiter]
+env = { CAPACITY = "3", REFILL_MS = "600000" }
+
+[classes.room]
+bindings = { COUNTER = "counter", LIMITER = "limiter" }
+"#;
+
+fn room_host() -> TestHost {
+    let host = TestHost::with_config(ROOM_CONFIG);
+    host.deploy("counter", EXAMPLE_COUNTER).expect(201);
+    host.deploy("limiter", EXAMPLE_RATE_LIMITER_JS).expect(201);
+    host.deploy("room", EXAMPLE_ROOM_JS).expect(201);
+    host
+}
+
+#[test]
+fn room_js_calls_a_typescript_limiter_and_a_rust_counter() {
+    let host = room_host();
+    for (i, remaining) in [2, 1, 0].into_iter().enumerate() {
+        let posted = host.call("room", "lobby", "post", json!(["ann", format!("hi {i}")]));
+        assert_eq!(posted, json!({"seq": i + 1, "remaining": remaining}));
+    }
+    // ann's bucket (the limiter object `ann`) is empty: the room throws, and writes nothing
+    let refused = host
+        .rpc("room", "lobby", "post", json!(["ann", "one more"]))
+        .expect(422);
+    assert_eq!(refused["value"]["name"], "RateLimited", "{refused}");
+    // another author in another room: its own bucket, the same global counter (Rust)
+    let posted = host.call("room", "garden", "post", json!(["bob", "hello"]));
+    assert_eq!(posted["seq"], 4);
+    assert_eq!(host.call("counter", "messages", "get", json!([])), 4);
+    assert_eq!(host.call("room", "garden", "total", json!([])), 4);
+    let history = host.call("room", "lobby", "history", json!([]));
+    assert_eq!(history.as_array().unwrap().len(), 3, "{history}");
+    assert_eq!(
+        history[2],
+        json!({"seq": 3, "author": "ann", "text": "hi 2"})
+    );
+    assert_eq!(host.call("limiter", "ann", "remaining", json!([])), 0);
+}
+
+#[test]
+fn room_js_stubs_are_what_bindgen_generates() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/room-js/stubs");
+    for (class, wasm, binding) in [
+        ("counter", EXAMPLE_COUNTER, "COUNTER"),
+        ("limiter", EXAMPLE_RATE_LIMITER_JS, "LIMITER"),
+    ] {
+        for (lang, ext) in [("wit-stub", "wit"), ("ts-stub", "d.ts")] {
+            let (ok, generated, err) = crate::harness::cli(&[
+                "bindgen",
+                class,
+                "--wasm",
+                wasm,
+                "--lang",
+                lang,
+                "--binding",
+                binding,
+            ]);
+            assert!(ok, "{err}");
+            let committed = std::fs::read_to_string(format!("{dir}/{class}.{ext}")).unwrap();
+            assert!(
+                generated == committed,
+                "examples/room-js/stubs/{class}.{ext} is stale: regenerate it with `wasmdo bindgen {class} --wasm <{class}.wasm> --lang {lang} --binding {binding} -o examples/room-js/stubs/{class}.{ext}`"
+            );
+        }
+    }
 }

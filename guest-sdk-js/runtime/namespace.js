@@ -1,0 +1,147 @@
+// Calls to other objects: `env.COUNTER` is a DurableObjectNamespace for each binding the class
+// was built with (`wasmdo-js build --binding COUNTER=counter.wit`), and its stubs call the bound
+// class's methods through the host's typed stubs (`binding:<name>` WIT packages).
+//
+// Values follow componentize-js's mapping of WIT types (jco's): numbers for 8–32-bit integers and
+// floats, bigints for 64-bit integers, records with camelCase fields, `option` as the value or
+// undefined, variants and nested results as `{tag, val}`, `list<u8>` as Uint8Array. The callee's
+// own error (its `result::err`) is thrown as an Error with the callee's name and message (a JS
+// callee's `js-error`), or with `value` holding any other error value; a call that could not run
+// throws a `CallError`.
+
+import { idFromName, idFromString, newUniqueId } from "wasmdo:object/objects@0.1.0";
+
+import { DurableObjectId, describe } from "./object.js";
+
+/** A call that did not produce the callee's result: `kind` is the WIT case of `call-error`. */
+export class CallError extends Error {
+  constructor(kind, message) {
+    super(`${kind}: ${message}`);
+    this.name = "CallError";
+    this.kind = kind;
+    /** The callee itself failed (trapped, hit a limit); its writes were rolled back. */
+    this.remote = kind === "callee-failed";
+    /** The call may succeed if tried again later (the callee was overloaded or going away). */
+    this.retryable = kind === "unavailable";
+  }
+}
+
+function callError(e) {
+  const payload = e?.payload;
+  if (!payload || typeof payload.tag !== "string") return e;
+  const detail = payload.tag === "callee-failed" ? `${payload.val.kind}: ${payload.val.message}` : String(payload.val);
+  return new CallError(payload.tag, detail);
+}
+
+/** The callee's own error value, thrown as an Error. */
+function methodError(value) {
+  if (value && typeof value.name === "string" && typeof value.message === "string") {
+    const e = new Error(value.message);
+    e.name = value.name;
+    return e;
+  }
+  const e = new Error(typeof value === "string" ? value : `the method returned an error: ${describe(value)}`);
+  e.value = value;
+  return e;
+}
+
+/** Calls the host's `objects` function `f`, a `call-error` becoming a CallError. */
+function objects(f, ...args) {
+  try {
+    return f(...args);
+  } catch (e) {
+    throw callError(e);
+  }
+}
+
+/** Stubs made but not dropped, per namespace: the host keeps each in the instance's table. */
+const MAX_CACHED_STUBS = 1024;
+
+/** `env.BINDING`: Cloudflare's DurableObjectNamespace. */
+export class DurableObjectNamespace {
+  #binding;
+  #interfaces;
+  #stubs = new Map();
+
+  constructor(binding, interfaces) {
+    this.#binding = binding;
+    this.#interfaces = interfaces;
+  }
+
+  idFromName(name) {
+    return new DurableObjectId(objects(idFromName, this.#binding, String(name)), String(name));
+  }
+
+  newUniqueId() {
+    return new DurableObjectId(objects(newUniqueId, this.#binding));
+  }
+
+  idFromString(id) {
+    return new DurableObjectId(objects(idFromString, this.#binding, String(id)));
+  }
+
+  /** The stub of the object `id` (a DurableObjectId or its string). Activates nothing. */
+  get(id) {
+    const hex = String(id);
+    const stub = this.#stub(`id:${hex}`, (Stub) => new Stub(hex));
+    stub.id ??= id instanceof DurableObjectId ? id : new DurableObjectId(hex);
+    return stub;
+  }
+
+  /** The stub of the object named `name` (Cloudflare's `getByName`). Activates nothing. */
+  getByName(name) {
+    name = String(name);
+    const stub = this.#stub(`name:${name}`, (Stub) => Stub.getByName(name));
+    stub.name = name;
+    return stub;
+  }
+
+  #stub(key, make) {
+    let stub = this.#stubs.get(key);
+    if (stub) return stub;
+    if (this.#stubs.size >= MAX_CACHED_STUBS) {
+      const [oldest, old] = this.#stubs.entries().next().value;
+      this.#stubs.delete(oldest);
+      for (const raw of old[RAW]) raw[Symbol.dispose]?.();
+    }
+    const raws = this.#interfaces.map(({ Stub }) => make(Stub));
+    stub = { [RAW]: raws };
+    this.#interfaces.forEach(({ methods }, i) => {
+      for (const [method, unwrap] of methods) {
+        if (method in stub) continue;
+        stub[method] = (...args) => call(raws[i], method, unwrap, args);
+      }
+    });
+    this.#stubs.set(key, stub);
+    return stub;
+  }
+}
+
+const RAW = Symbol("raw stubs");
+
+/** One call through a host stub; a promise, as calls to Cloudflare stubs are. */
+async function call(raw, method, unwrap, args) {
+  // trailing undefined arguments are absent options
+  while (args.length > 0 && args[args.length - 1] === undefined) args.pop();
+  let out;
+  try {
+    out = raw[method](...args);
+  } catch (e) {
+    throw callError(e);
+  }
+  if (!unwrap) return out;
+  if (out?.tag === "ok") return out.val;
+  throw methodError(out?.val);
+}
+
+const namespaces = new Map();
+
+/** Called by the generated entry module for each binding the class was built with. */
+export function registerBinding(envName, binding, interfaces) {
+  namespaces.set(envName, new DurableObjectNamespace(binding, interfaces));
+}
+
+/** The namespaces of the class's bindings, by their `env` name. */
+export function bindingNamespaces() {
+  return namespaces;
+}
