@@ -129,9 +129,27 @@ async function call(raw, method, unwrap, args) {
   } catch (e) {
     throw callError(e);
   }
-  if (!unwrap) return out;
-  if (out?.tag === "ok") return out.val;
+  if (!unwrap) return ownTypedArrays(out);
+  if (out?.tag === "ok") return ownTypedArrays(out.val);
   throw methodError(out?.val);
+}
+
+/**
+ * `v` with the typed arrays the engine's bindings made (which fail `instanceof Uint8Array` in
+ * the object's code) replaced by the object's own.
+ */
+function ownTypedArrays(v) {
+  if (typeof v !== "object" || v === null) return v;
+  if (ArrayBuffer.isView(v)) {
+    const Own = globalThis[Object.prototype.toString.call(v).slice(8, -1)];
+    return v instanceof Own ? v : new Own(v);
+  }
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) v[i] = ownTypedArrays(v[i]);
+    return v;
+  }
+  for (const k of Object.keys(v)) v[k] = ownTypedArrays(v[k]);
+  return v;
 }
 
 const namespaces = new Map();

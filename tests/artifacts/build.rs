@@ -103,7 +103,8 @@ fn main() -> Result<()> {
 }
 
 /// The JavaScript/TypeScript guests, built with guest-sdk-js's `wasmdo-js build` (its cache makes
-/// an unchanged guest instant): every `tests/fixtures-js/<name>.ts` (constant `JS_<NAME>`) and
+/// an unchanged guest instant): every `tests/fixtures-js/<name>.ts` or `<name>/` package with a
+/// `main` (constant `JS_<NAME>`) and
 /// every example directory with a `package.json` whose `main` is the class's module (constant
 /// `EXAMPLE_<NAME>`, `-` becoming `_`).
 /// Returns the fixtures' names, as `js_<name>`.
@@ -139,12 +140,21 @@ fn build_js_guests(
     let mut guests = Vec::new();
     let mut fixtures = BTreeSet::new();
     for entry in fs::read_dir(&fixtures_dir)? {
-        let path = entry?.path();
+        let mut path = entry?.path();
+        // a fixture of its own package (e.g. with bindings in its package.json): its `main`
+        let manifest = path.join("package.json");
+        let stem = if manifest.is_file() {
+            let text = fs::read_to_string(&manifest)?;
+            let main = json_string_field(&text, "main")
+                .with_context(|| format!("{}: needs `\"main\"`", manifest.display()))?;
+            let name = path.file_name().and_then(|s| s.to_str()).map(str::to_owned);
+            path = path.join(main);
+            name
+        } else {
+            path.file_stem().and_then(|s| s.to_str()).map(str::to_owned)
+        };
         if path.extension().is_some_and(|e| e == "ts" || e == "js") && path.is_file() {
-            let stem = path
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .context("fixture name")?;
+            let stem = stem.as_deref().context("fixture name")?;
             ensure!(
                 stem.chars()
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),

@@ -9,6 +9,7 @@ mod bindgen;
 mod cli;
 mod examples;
 mod http_outbound;
+mod js_calls;
 mod js_sdk;
 mod limits_runaway;
 mod object_info;
@@ -24,6 +25,7 @@ mod storage_kv;
 mod coverage {
     pub(crate) use crate::alarms_basic::COVERS as alarms_basic;
     pub(crate) use crate::http_outbound::COVERS as http_outbound;
+    pub(crate) use crate::js_calls::COVERS as js_caller;
     pub(crate) use crate::js_sdk::COVERS as js_runtime;
     pub(crate) use crate::js_sdk::COVERS as js_storage;
     pub(crate) use crate::limits_runaway::COVERS as limits_runaway;

@@ -1,0 +1,105 @@
+//! A TypeScript object calling another (`tests/fixtures-js/caller` → `tests/fixtures-js/
+//! runtime.ts`, bound as PROBE) through `env.PROBE`: Cloudflare's namespace API over the host's
+//! typed stubs, values in componentize-js's mapping, thrown errors and call errors as the caller
+//! catches them, and the committed stub files current.
+
+use serde_json::json;
+use wasmdo_test_artifacts::{JS_CALLER, JS_RUNTIME};
+
+use crate::harness::TestHost;
+
+pub(crate) const COVERS: () = ();
+
+const CONFIG: &str =
+    "[limits]\nfuel-per-event = 1000000000\n\n[classes.caller.bindings]\nPROBE = \"probe\"\n";
+
+fn host() -> TestHost {
+    let host = TestHost::with_config(CONFIG);
+    host.deploy("probe", JS_RUNTIME).expect(201);
+    host.deploy("caller", JS_CALLER).expect(201);
+    host
+}
+
+#[test]
+fn a_javascript_object_calls_another_through_env() {
+    let host = host();
+    assert_eq!(
+        host.call("caller", "c", "defaults", json!(["p", "x", 3])),
+        "x,3,undefined"
+    );
+    assert_eq!(
+        host.call("caller", "c", "defaults", json!(["p", "y"])),
+        "y,7,undefined"
+    );
+    assert_eq!(
+        host.call("caller", "c", "echo-everything", json!(["p"])),
+        "equal"
+    );
+    // idFromName/getByName/get agree; the object learns its name only when reached by name
+    assert_eq!(
+        host.call("caller", "c", "ids", json!(["p"])),
+        json!(["true", "p", "true", "true", "undefined"])
+    );
+}
+
+#[test]
+fn thrown_errors_and_call_errors_reach_the_javascript_caller() {
+    let host = host();
+    assert_eq!(
+        host.call("caller", "c", "failures", json!(["p"])),
+        json!([
+            "TypeError: wrong type of thing",
+            "QuotaError: over quota",
+            "Error: a bare string"
+        ])
+    );
+    let errors = host.call("caller", "c", "call-errors", json!(["p"]));
+    let errors: Vec<&str> = errors
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert!(
+        errors[0].starts_with("CallError invalid-id remote=false retryable=false: invalid-id: "),
+        "{errors:?}"
+    );
+    assert!(errors[1].starts_with("CallError invalid-id "), "{errors:?}");
+    assert!(
+        errors[2].starts_with(
+            "CallError callee-failed remote=true retryable=false: callee-failed: CpuLimitExceeded: "
+        ),
+        "{errors:?}"
+    );
+    // the callee recovered from its runaway loop
+    assert_eq!(
+        host.call("caller", "c", "defaults", json!(["p", "z", 1])),
+        "z,1,undefined"
+    );
+}
+
+#[test]
+fn the_committed_stubs_are_what_bindgen_generates() {
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures-js/caller/stubs"
+    );
+    for (lang, file) in [("wit-stub", "probe.wit"), ("ts-stub", "probe.d.ts")] {
+        let (ok, generated, err) = crate::harness::cli(&[
+            "bindgen",
+            "probe",
+            "--wasm",
+            JS_RUNTIME,
+            "--lang",
+            lang,
+            "--binding",
+            "PROBE",
+        ]);
+        assert!(ok, "{err}");
+        let committed = std::fs::read_to_string(format!("{dir}/{file}")).unwrap();
+        assert!(
+            generated == committed,
+            "tests/fixtures-js/caller/stubs/{file} is stale: regenerate it with `wasmdo bindgen probe --wasm <runtime.wasm> --lang {lang} --binding PROBE`"
+        );
+    }
+}
