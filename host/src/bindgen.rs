@@ -754,8 +754,8 @@ pub fn rust(wit: &str, class: &str) -> anyhow::Result<String> {
             .unwrap_or_default();
         let _ = writeln!(
             methods,
-            "{docs}    pub fn {fn_name}(&self, {}) -> Result<{ok}, Error<{err}>> {{\n        self.call({route:?}, vec![{}])\n    }}\n",
-            params.join(", "),
+            "{docs}    pub fn {fn_name}(&self{}) -> Result<{ok}, Error<{err}>> {{\n        self.call({route:?}, vec![{}])\n    }}\n",
+            params.iter().map(|p| format!(", {p}")).collect::<String>(),
             args.join(", "),
         );
     }

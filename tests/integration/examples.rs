@@ -218,3 +218,61 @@ fn room_js_stubs_are_what_bindgen_generates() {
         }
     }
 }
+
+#[test]
+fn the_rust_room_client_posts_through_its_generated_client() {
+    let host = room_host();
+    let dir = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/clients/room-rust"
+    ));
+    // its typed client is what bindgen generates for the room class today
+    let (ok, client, err) =
+        crate::harness::cli(&["bindgen", "room", "--lang", "rust", "--server", &host.url]);
+    assert!(ok, "{err}");
+    let committed = std::fs::read_to_string(dir.join("src/room.rs")).unwrap();
+    assert!(
+        client == committed,
+        "examples/clients/room-rust/src/room.rs is stale: regenerate it with `wasmdo bindgen room --lang rust -o src/room.rs`"
+    );
+    let run = |author: &str| {
+        let out = std::process::Command::new(env!("CARGO"))
+            .current_dir(dir)
+            // shared with the bindgen tests' client: serde and ureq compile once
+            .env(
+                "CARGO_TARGET_DIR",
+                std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("bindgen-rust-client"),
+            )
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .args(["run", "--quiet", "--offline", "--locked", "--"])
+            .args([host.url.as_str(), "lobby", author, "hello from Rust"])
+            .output()
+            .expect("cargo run");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let first = run("rusty");
+    assert!(
+        first.starts_with("posted #1 (2 more allowed now)\n"),
+        "{first}"
+    );
+    assert!(first.contains("#1 rusty: hello from Rust\n"), "{first}");
+    assert!(
+        first.trim_end().ends_with("1 messages in all rooms"),
+        "{first}"
+    );
+    run("rusty");
+    run("rusty");
+    // the room's own error arrives typed: the thrown RateLimited's name and message
+    let refused = run("rusty");
+    assert!(
+        refused.starts_with("refused: RateLimited: rusty is posting too fast"),
+        "{refused}"
+    );
+}
