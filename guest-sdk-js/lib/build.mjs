@@ -24,10 +24,12 @@ const SDK_TYPES = path.join(RUNTIME, "index.d.ts");
 
 /**
  * The componentize-js features a wasmdo object keeps: `stdio` (errors and traps are reported),
- * `clocks` (a real Date.now(), timers) and `random` (crypto.getRandomValues). `http` (outbound
- * fetch) and `fetch-event` (a wasi:http server) are left out: objects answer through `handler`.
+ * `clocks` (a real Date.now(), timers), `random` (crypto.getRandomValues) and `http` (the global
+ * `fetch()`, over `wasi:http` outgoing: the host lets a class reach only the hosts its `fetch`
+ * list in wasmdo.toml names). `fetch-event` (a wasi:http server) is left out: objects answer
+ * through `handler`.
  */
-export const DISABLED_FEATURES = ["http", "fetch-event"];
+export const DISABLED_FEATURES = ["fetch-event"];
 
 export class BuildError extends Error {}
 

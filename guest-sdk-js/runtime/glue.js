@@ -3,13 +3,14 @@
 
 import { className } from "wasmdo:object/object@0.1.0";
 
-import { DurableObjectState, installConsole, objectEnv, describe } from "./object.js";
+import { DurableObjectState, installConsole, installFetch, objectEnv, describe } from "./object.js";
 import { serialize, deserialize } from "./values.js";
 import { bindingNamespaces } from "./namespace.js";
 
 export { registerBinding } from "./namespace.js";
 
 installConsole();
+installFetch();
 warmUp();
 
 /**

@@ -121,6 +121,30 @@ export function objectEnv(namespaces = new Map()) {
 
 export { className };
 
+/**
+ * The global `fetch`, over `wasi:http`: the host lets a class reach only the hosts its `fetch`
+ * list in wasmdo.toml names. componentize-js reports a refused (or failed) request as a bare
+ * `TypeError: NetworkError…`; this says which host and where to look.
+ */
+export function installFetch() {
+  const platformFetch = globalThis.fetch;
+  if (typeof platformFetch !== "function") return;
+  globalThis.fetch = async function fetch(input, init) {
+    try {
+      return await platformFetch(input, init);
+    } catch (e) {
+      if (e instanceof TypeError && /NetworkError/.test(e.message)) {
+        let host = "";
+        try {
+          host = new URL(input instanceof Request ? input.url : String(input)).host;
+        } catch {}
+        e.message = `fetch to ${host || "that URL"} failed: ${e.message}. A host that is not in the class's \`fetch\` list (wasmdo.toml) is refused; the object's log says why.`;
+      }
+      throw e;
+    }
+  };
+}
+
 /** One console argument as text. */
 export function describe(value) {
   if (typeof value === "string") return value;

@@ -180,6 +180,16 @@ export class RuntimeProbe extends DurableObject {
     return this.ctx.storage.get<string>(key);
   }
 
+  /** `fetch(url)` out to the network: `<status> <body>`, or the error it threw. */
+  async fetchUrl(url: string): Promise<string> {
+    try {
+      const response = await fetch(url);
+      return `${response.status} ${await response.text()}`;
+    } catch (e) {
+      return `threw ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`;
+    }
+  }
+
   async fetch(request: Request): Promise<Response> {
     const url = new URL(request.url);
     if (url.pathname === "/throw") throw new Error("fetch blew up");

@@ -7,7 +7,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
-use wasmdo_test_artifacts::HTTP_OUTBOUND;
+use wasmdo_test_artifacts::{HTTP_OUTBOUND, JS_RUNTIME};
 
 use crate::harness::TestHost;
 
@@ -163,4 +163,41 @@ fn a_request_that_hangs_ends_with_the_event_deadline() {
     // the object serves again on a fresh instance
     let reply: Value = host.call("fetcher", "o", "get", json!([server.url("/")]));
     assert_eq!(reply["body"], "still here");
+}
+
+#[test]
+fn javascript_fetch_goes_through_the_same_allow_list() {
+    let server = TestServer::start(Some("hello, JavaScript"));
+    let host = TestHost::with_config(&format!(
+        "[limits]\nfuel-per-event = 1000000000\n\n[classes.js]\nfetch = [\"127.0.0.1:{}\"]\n",
+        server.port
+    ));
+    host.deploy("js", JS_RUNTIME).expect(201);
+    host.deploy("js-sealed", JS_RUNTIME).expect(201);
+    assert_eq!(
+        host.call("js", "o", "fetch-url", json!([server.url("/js")])),
+        "200 hello, JavaScript"
+    );
+    assert_eq!(server.requests(), ["GET /js HTTP/1.1"]);
+    for (class, url) in [
+        ("js-sealed", server.url("/no")),
+        ("js", "http://example.invalid/".to_string()),
+    ] {
+        let outcome = host.call(class, "o", "fetch-url", json!([url]));
+        let outcome = outcome.as_str().unwrap();
+        assert!(
+            outcome.starts_with("threw TypeError: fetch to "),
+            "{outcome}"
+        );
+        assert!(outcome.contains("`fetch` list"), "{outcome}");
+    }
+    assert_eq!(
+        server.requests().len(),
+        1,
+        "a denied request never connects"
+    );
+    assert!(
+        host.log()
+            .contains("class `js-sealed` may not send HTTP requests")
+    );
 }

@@ -25,6 +25,7 @@ export interface Probe {
   envAll(): Promise<[string[], string, boolean]>;
   envVar(key: string): Promise<string | undefined>;
   fail(kind: string): Promise<number>;
+  fetchUrl(url: string): Promise<string>;
   log(message: string): Promise<void>;
   missingWebApis(): Promise<string[]>;
   now(): Promise<number>;
