@@ -37,3 +37,40 @@ test("examples and fixtures type-check against the SDK's declarations", () => {
   });
   assert.deepEqual(diagnostics, []);
 });
+
+test("a stub's generated types reject wrong arguments and results", async () => {
+  const { mkdtempSync, writeFileSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const dir = mkdtempSync(path.join(tmpdir(), "wasmdo-stub-types-"));
+  const stub = path.join(repo, "examples/room-js/stubs/counter");
+  const cases = {
+    "ok.ts": "const n: bigint = await c.increment(5n);",
+    "number-for-bigint.ts": "await c.increment(5);",
+    "string-arg.ts": 'await c.increment("5");',
+    "wrong-result.ts": "const s: string = await c.get();",
+    "no-such-method.ts": "await c.decrement(1n);",
+  };
+  const files = Object.entries(cases).map(([name, body]) => {
+    const file = path.join(dir, name);
+    writeFileSync(
+      file,
+      `import type { DurableObjectNamespace } from "wasmdo";\nimport type { Counter } from ${JSON.stringify(stub)};\n` +
+        `declare const ns: DurableObjectNamespace<Counter>;\nconst c = ns.getByName("x");\n${body}\nexport {};\n`,
+    );
+    return file;
+  });
+  const program = ts.createProgram(files, {
+    strict: true,
+    noEmit: true,
+    target: ts.ScriptTarget.ES2022,
+    module: ts.ModuleKind.ESNext,
+    moduleResolution: ts.ModuleResolutionKind.Bundler,
+    lib: ["lib.es2022.d.ts", "lib.dom.d.ts"],
+    types: [],
+    paths: { wasmdo: [types] },
+  });
+  const failing = new Set(
+    ts.getPreEmitDiagnostics(program).map((d) => path.basename(d.file?.fileName ?? "")),
+  );
+  assert.deepEqual([...failing].sort(), ["no-such-method.ts", "number-for-bigint.ts", "string-arg.ts", "wrong-result.ts"]);
+});
