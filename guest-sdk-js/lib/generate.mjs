@@ -99,6 +99,7 @@ export function entryModule(surface, { userModule, stubs = [] }) {
     `const object = hostObject(user, ${JSON.stringify(surface.className)}, ${JSON.stringify(methods)});`,
     `export const handler = object.handler;`,
     `export const alarmHandler = object.alarmHandler;`,
+    `export const websocketHandler = object.websocketHandler;`,
     `export const ${exportName} = {`,
     fns,
     `};`,

@@ -6,11 +6,15 @@ import { className } from "wasmdo:object/object@0.1.0";
 import { DurableObjectState, installConsole, installFetch, objectEnv, describe } from "./object.js";
 import { serialize, deserialize } from "./values.js";
 import { bindingNamespaces } from "./namespace.js";
+import { forgetWebSocket, installResponse, PlatformResponse, webSocket, webSocketData, WebSocketPair, WebSocketRequestResponsePair } from "./websockets.js";
 
 export { registerBinding } from "./namespace.js";
 
 installConsole();
 installFetch();
+installResponse();
+globalThis.WebSocketPair = WebSocketPair;
+globalThis.WebSocketRequestResponsePair = WebSocketRequestResponsePair;
 warmUp();
 
 /**
@@ -158,6 +162,19 @@ export function hostObject(userModule, exportName, methods) {
     return instance;
   }
 
+  /** Runs the class's WebSocket handler `name` (if it has one) for `socket`. */
+  async function onWebSocket(name, socket, args) {
+    try {
+      const object = live();
+      if (typeof object[name] === "function") await object[name](webSocket(socket), ...args);
+      await settle();
+    } catch (e) {
+      throw errorText(e);
+    } finally {
+      if (name !== "webSocketMessage") forgetWebSocket(socket);
+    }
+  }
+
   /** `result`, once the event's `waitUntil` promises settle (at once when there are none). */
   function settle(result) {
     return ctx.hasWaitUntil() ? ctx._settleWaitUntil().then(() => result) : result;
@@ -191,8 +208,13 @@ export function hostObject(userModule, exportName, methods) {
             body: hasBody && req.body.length > 0 ? req.body : undefined,
           });
           const response = await object.fetch(request);
-          if (!(response instanceof Response)) {
+          // (Response.json() and friends make the platform's Response, not the SDK's subclass)
+          if (!(response instanceof PlatformResponse)) {
             throw new TypeError(`${exportName}.fetch returned ${typeName(response)}, not a Response`);
+          }
+          if (response.status === 101) {
+            // a WebSocket accepted with ctx.acceptWebSocket: the host switches the client over
+            return settle({ status: 101, headers: [...response.headers], body: new Uint8Array() });
           }
           const body = new Uint8Array(await response.arrayBuffer());
           return settle({ status: response.status, headers: [...response.headers], body });
@@ -213,6 +235,18 @@ export function hostObject(userModule, exportName, methods) {
         } catch (e) {
           throw errorText(e);
         }
+      },
+    },
+
+    websocketHandler: {
+      async websocketMessage(socket, message) {
+        await onWebSocket("webSocketMessage", socket, [webSocketData(message)]);
+      },
+      async websocketClose(socket, code, reason, wasClean) {
+        await onWebSocket("webSocketClose", socket, [code, reason, wasClean]);
+      },
+      async websocketError(socket, error) {
+        await onWebSocket("webSocketError", socket, [new Error(error)]);
       },
     },
 

@@ -106,6 +106,44 @@ export declare class DurableObjectState {
   readonly storage: DurableObjectStorage;
   blockConcurrencyWhile<T>(callback: () => Promise<T>): Promise<T>;
   waitUntil(promise: Promise<unknown>): void;
+  /** Accepts the server end of a WebSocketPair for the upgrade request `fetch` is handling (up to 10 tags). */
+  acceptWebSocket(ws: WebSocket, tags?: string[]): void;
+  /** The object's open WebSockets (also after hibernation), or those carrying `tag`. */
+  getWebSockets(tag?: string): WebSocket[];
+  getTags(ws: WebSocket): string[];
+  /** A text message the host answers itself, without waking the object; `null` removes it. */
+  setWebSocketAutoResponse(pair?: WebSocketRequestResponsePair | null): void;
+}
+
+/** A WebSocket the host holds for the object (the hibernation API). */
+export declare class WebSocket {
+  static readonly CONNECTING: 0;
+  static readonly OPEN: 1;
+  static readonly CLOSING: 2;
+  static readonly CLOSED: 3;
+  readonly readyState: number;
+  send(message: string | ArrayBuffer | ArrayBufferView): void;
+  close(code?: number, reason?: string): void;
+  /** Keeps a structured-clone-able value (≤ 2,048 bytes encoded) with the socket; it survives hibernation. */
+  serializeAttachment(value: unknown): void;
+  deserializeAttachment(): any;
+}
+
+/** `[client, server]`: accept `server` with `ctx.acceptWebSocket`, answer with `client`. */
+export declare class WebSocketPair {
+  0: WebSocket;
+  1: WebSocket;
+}
+
+export declare class WebSocketRequestResponsePair {
+  constructor(request: string, response: string);
+  readonly request: string;
+  readonly response: string;
+}
+
+/** A WebSocket call the host refused; `code` is the WIT error case (`unknown-socket`, `invalid-tags`, …). */
+export declare class WebSocketError extends Error {
+  readonly code: string;
 }
 
 export interface AlarmInvocationInfo {
@@ -119,6 +157,22 @@ export declare abstract class DurableObject<Env = Record<string, string>> {
   constructor(ctx: DurableObjectState, env: Env);
   fetch?(request: Request): Response | Promise<Response>;
   alarm?(alarmInfo?: AlarmInvocationInfo): void | Promise<void>;
+  webSocketMessage?(ws: WebSocket, message: string | ArrayBuffer): void | Promise<void>;
+  webSocketClose?(ws: WebSocket, code: number, reason: string, wasClean: boolean): void | Promise<void>;
+  webSocketError?(ws: WebSocket, error: unknown): void | Promise<void>;
+}
+
+type WasmdoWebSocket = WebSocket;
+type WebSocketPairClass = typeof WebSocketPair;
+type WebSocketRequestResponsePairClass = typeof WebSocketRequestResponsePair;
+
+declare global {
+  /** Cloudflare's `new Response(null, { status: 101, webSocket: client })`. */
+  interface ResponseInit {
+    webSocket?: WasmdoWebSocket | null;
+  }
+  var WebSocketPair: WebSocketPairClass;
+  var WebSocketRequestResponsePair: WebSocketRequestResponsePairClass;
 }
 
 /** A storage call the host refused; `code` is the WIT error case (`value-too-large`, `sql`, …). */

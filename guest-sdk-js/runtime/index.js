@@ -6,3 +6,4 @@ export { SqlStorage, SqlStorageCursor } from "./sql.js";
 export { StorageError } from "./host.js";
 export { DataCloneError } from "./values.js";
 export { CallError, DurableObjectNamespace } from "./namespace.js";
+export { WebSocket, WebSocketError, WebSocketPair, WebSocketRequestResponsePair } from "./websockets.js";

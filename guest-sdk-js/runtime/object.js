@@ -3,6 +3,7 @@
 import { id as hostId, name as hostName, className, envVars, log } from "wasmdo:object/object@0.1.0";
 
 import { DurableObjectStorage } from "./storage.js";
+import { acceptWebSocket, getTags, getWebSockets, setWebSocketAutoResponse } from "./websockets.js";
 
 /** An object's identity: `toString()` is its 64-hex-digit id; `name` the name it was addressed by. */
 export class DurableObjectId {
@@ -46,6 +47,25 @@ export class DurableObjectState {
     const promise = Promise.resolve().then(callback);
     this.#pending.push(promise);
     return promise;
+  }
+
+  /** Accepts the server end of a WebSocketPair for the upgrade request `fetch` is handling. */
+  acceptWebSocket(ws, tags) {
+    acceptWebSocket(ws, tags);
+  }
+
+  /** The object's open WebSockets, or those carrying `tag`. */
+  getWebSockets(tag) {
+    return getWebSockets(tag);
+  }
+
+  getTags(ws) {
+    return getTags(ws);
+  }
+
+  /** A text message the host answers itself, without waking the object. */
+  setWebSocketAutoResponse(pair) {
+    setWebSocketAutoResponse(pair);
   }
 
   /** The event's reply waits for `promise` too (a rejection is logged, not raised). */

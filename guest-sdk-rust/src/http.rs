@@ -25,6 +25,13 @@ pub struct Request {
 }
 
 impl Request {
+    /// Whether this is a WebSocket upgrade request (`Upgrade: websocket`), which `fetch` may
+    /// accept with [`websockets::accept`](crate::websockets::accept).
+    pub fn is_websocket_upgrade(&self) -> bool {
+        self.header("upgrade")
+            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+    }
+
     /// The value of the first header called `name` (compared case-insensitively), or `None`.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -85,6 +92,12 @@ impl Response {
             headers: Vec::new(),
             body: Vec::new(),
         }
+    }
+
+    /// `101 Switching Protocols`, the answer of a `fetch` that accepted a WebSocket (its headers
+    /// go along with the switch; the status and body are the host's).
+    pub fn switching_protocols() -> Self {
+        Response::new(101)
     }
 
     /// A `text/plain; charset=utf-8` response.

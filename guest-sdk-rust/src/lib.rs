@@ -10,6 +10,7 @@
 //! - [`sql`]: SQL on the object's own SQLite database;
 //! - [`alarms`]: the object's one persistent alarm, delivered to [`DurableObject::alarm`];
 //! - [`objects`]: calls to objects of other classes (and this one) through typed stubs;
+//! - [`websockets`]: WebSockets the host holds while the object hibernates;
 //! - [`id`], [`name`], [`class_name`], [`env()`], [`env_vars`], and [`log`].
 //!
 //! A class adds its **own WIT interface** for typed RPC: declare it in the crate's `wit/`
@@ -92,6 +93,7 @@ mod object;
 pub mod objects;
 pub mod sql;
 pub mod storage;
+pub mod websockets;
 
 pub use alarms::AlarmInfo;
 pub use error::Error;
@@ -152,6 +154,36 @@ pub trait DurableObject {
         let _ = info;
         Ok(())
     }
+
+    /// A message arrived on one of the object's WebSockets (see [`websockets`]). `Err` (or a
+    /// panic) rolls the event back and is logged; the socket stays open. The default ignores it.
+    fn websocket_message(
+        ws: websockets::WebSocket,
+        message: websockets::Message,
+    ) -> Result<(), String> {
+        let _ = (ws, message);
+        Ok(())
+    }
+
+    /// The client closed a socket, or its connection ended (`code` 1005: no code given, 1006:
+    /// dropped without a close). The socket's tags and attachment are still readable here; it is
+    /// gone afterwards. The default does nothing.
+    fn websocket_close(
+        ws: websockets::WebSocket,
+        code: u16,
+        reason: String,
+        was_clean: bool,
+    ) -> Result<(), String> {
+        let _ = (ws, code, reason, was_clean);
+        Ok(())
+    }
+
+    /// A socket failed (a malformed frame, a message over the limit) and was closed. The default
+    /// does nothing.
+    fn websocket_error(ws: websockets::WebSocket, error: String) -> Result<(), String> {
+        let _ = (ws, error);
+        Ok(())
+    }
 }
 
 /// Export `$ty`'s [`DurableObject`] implementation as the component's
@@ -184,6 +216,42 @@ macro_rules! export_object {
                         retry_count: info.retry_count,
                         is_retry: info.is_retry,
                     })
+                }
+            }
+
+            impl $crate::bindings::exports::wasmdo::object::websocket_handler::Guest for $ty {
+                fn websocket_message(
+                    socket: u64,
+                    message: $crate::websockets::Message,
+                ) -> ::core::result::Result<(), ::std::string::String> {
+                    <$ty as $crate::DurableObject>::websocket_message(
+                        $crate::websockets::WebSocket(socket),
+                        message,
+                    )
+                }
+
+                fn websocket_close(
+                    socket: u64,
+                    code: u16,
+                    reason: ::std::string::String,
+                    was_clean: bool,
+                ) -> ::core::result::Result<(), ::std::string::String> {
+                    <$ty as $crate::DurableObject>::websocket_close(
+                        $crate::websockets::WebSocket(socket),
+                        code,
+                        reason,
+                        was_clean,
+                    )
+                }
+
+                fn websocket_error(
+                    socket: u64,
+                    error: ::std::string::String,
+                ) -> ::core::result::Result<(), ::std::string::String> {
+                    <$ty as $crate::DurableObject>::websocket_error(
+                        $crate::websockets::WebSocket(socket),
+                        error,
+                    )
                 }
             }
 

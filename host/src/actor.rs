@@ -30,6 +30,7 @@ use crate::registry::ClassVersion;
 use crate::rpc::calls::CallCtx;
 use crate::rpc::{self, Reply};
 use crate::storage::sqlite::SqliteStorage;
+use crate::websockets::{Accepted, SocketEvent, SocketId, WebSocketsCtx};
 
 /// A unit of work for an object.
 pub(crate) enum Event {
@@ -48,15 +49,29 @@ pub(crate) enum Event {
         chain: Arc<Vec<ObjectKey>>,
         reply: oneshot::Sender<Result<Option<Val>, ObjectError>>,
     },
-    /// An HTTP request for the object's `fetch`.
+    /// An HTTP request for the object's `fetch`; `upgrade`: a WebSocket upgrade request, which
+    /// the object may accept.
     Fetch {
         request: Request,
-        reply: oneshot::Sender<Result<Response, ObjectError>>,
+        upgrade: bool,
+        reply: oneshot::Sender<Result<Fetched, ObjectError>>,
+    },
+    /// Something happened on one of the object's WebSockets.
+    WebSocket {
+        socket: SocketId,
+        event: SocketEvent,
     },
     /// The object's alarm is due (as far as the schedule knows); `retry` failures so far.
     Alarm { retry: u32 },
     /// The directory needs room: retire if idle.
     Evict,
+}
+
+/// What `fetch` answered, and the WebSocket it accepted, if any (switched to once the reply is
+/// released, after the commit).
+pub(crate) struct Fetched {
+    pub(crate) response: Response,
+    pub(crate) accepted: Option<Accepted>,
 }
 
 /// A reply waiting for the batch's commit (output gate).
@@ -66,8 +81,8 @@ enum Pending {
         Result<serde_json::Value, ObjectError>,
     ),
     Fetch(
-        oneshot::Sender<Result<Response, ObjectError>>,
-        Result<Response, ObjectError>,
+        oneshot::Sender<Result<Fetched, ObjectError>>,
+        Result<Fetched, ObjectError>,
     ),
     Invoke(
         oneshot::Sender<Result<Option<Val>, ObjectError>>,
@@ -148,7 +163,8 @@ impl Actor {
             key.id,
             class.map(|c| c.fetch.clone()).unwrap_or_default(),
         );
-        let state = ObjectState::new(object, storage, calls, outbound, limits);
+        let websockets = WebSocketsCtx::new(key.clone(), directory.websockets().clone(), limits);
+        let state = ObjectState::new(object, storage, calls, outbound, websockets, limits);
         Actor {
             name: state.object.name.clone(),
             key,
@@ -169,13 +185,24 @@ impl Actor {
             .metrics()
             .activations
             .fetch_add(1, Ordering::Relaxed);
-        let idle = Duration::from_millis(self.directory.limits().idle_timeout_ms);
+        let limits = self.directory.limits();
+        let idle = Duration::from_millis(limits.idle_timeout_ms);
+        let hibernate = Duration::from_millis(limits.hibernate_after_ms);
         loop {
-            let first = match tokio::time::timeout(idle, self.rx.recv()).await {
+            // an object holding WebSockets hibernates (sooner); one without is evicted
+            let sockets = self.directory.websockets().has_sockets(&self.key);
+            let wait = if sockets { hibernate } else { idle };
+            let first = match tokio::time::timeout(wait, self.rx.recv()).await {
                 Ok(Some(event)) => event,
                 Ok(None) => break,
                 Err(_elapsed) => {
                     if self.try_retire() {
+                        if sockets {
+                            self.directory
+                                .metrics()
+                                .hibernations
+                                .fetch_add(1, Ordering::Relaxed);
+                        }
                         break;
                     }
                     continue;
@@ -286,6 +313,7 @@ impl Actor {
         metrics.fuel.fetch_add(fuel, Ordering::Relaxed);
         metrics.events.fetch_add(count as u64, Ordering::Relaxed);
         metrics.batches.fetch_add(1, Ordering::Relaxed);
+        self.state_mut().websockets.release(commit.is_ok());
         for p in pending {
             p.release(&commit);
         }
@@ -565,9 +593,20 @@ impl Actor {
                 let result = self.call(&method, args, limits).await;
                 Some(Pending::Call(reply, result))
             }
-            Event::Fetch { request, reply } => {
+            Event::Fetch {
+                request,
+                upgrade,
+                reply,
+            } => {
+                self.state_mut().websockets.upgrade_window(upgrade);
                 let result = self.fetch(request, limits).await;
+                let accepted = self.state_mut().websockets.upgrade_window(false);
+                let result = result.map(|response| Fetched { response, accepted });
                 Some(Pending::Fetch(reply, result))
+            }
+            Event::WebSocket { socket, event } => {
+                self.websocket(socket, event, limits).await;
+                None
             }
             Event::Invoke {
                 method,
@@ -677,7 +716,41 @@ impl Actor {
         }
     }
 
+    /// Something happened on one of the object's WebSockets: its handler runs as an event (no
+    /// reply; a failure is logged). A close or an error forgets the socket once handled.
+    async fn websocket(
+        &mut self,
+        socket: SocketId,
+        event: SocketEvent,
+        limits: &crate::limits::Limits,
+    ) {
+        let ends = !matches!(event, SocketEvent::Message(_));
+        let outcome = match self.ensure_live().await {
+            Ok(instance) => instance.websocket(socket, event, limits).await,
+            Err(e) => Err((e, false)),
+        };
+        match outcome {
+            Ok(handled) => {
+                if !handled {
+                    tracing::warn!(target: "wasmdo.websockets", class = &*self.key.class, id = %self.key.id,
+                        "the class exports no WebSocket handler: event dropped");
+                }
+                if let Err(e) = self.end_event(true) {
+                    tracing::error!(target: "wasmdo.websockets", "{e}");
+                }
+            }
+            Err((e, poisoned)) => {
+                self.log_failure("WebSocket handler", &e);
+                self.after_failure(poisoned);
+            }
+        }
+        if ends {
+            self.directory.websockets().forget(&self.key, socket);
+        }
+    }
+
     fn end_event(&mut self, keep: bool) -> Result<(), ObjectError> {
+        self.state_mut().websockets.end_event(keep);
         self.state_mut()
             .storage
             .end_event(keep)
@@ -693,6 +766,7 @@ impl Actor {
     }
 
     fn after_failure(&mut self, poisoned: bool) {
+        self.state_mut().websockets.end_event(false);
         if let Err(e) = self.state_mut().storage.end_event(false) {
             tracing::error!(target: "wasmdo.actor", "rolling back a failed event: {e}");
         }
@@ -723,6 +797,8 @@ fn reply_error(event: Event, error: &ObjectError) {
     match event {
         Event::Call { reply, .. } => drop(reply.send(Err(error.clone()))),
         Event::Fetch { reply, .. } => drop(reply.send(Err(error.clone()))),
+        // the socket's close (or error) will not be handled: forget it
+        Event::WebSocket { .. } => {}
         Event::Invoke { reply, .. } => drop(reply.send(Err(error.clone()))),
         // alarms are put back in the schedule by the caller
         Event::Alarm { .. } | Event::Evict => {}

@@ -18,10 +18,13 @@ pub(crate) use wasmdo::object::http_types;
 pub(crate) use wasmdo::object::object as object_api;
 pub(crate) use wasmdo::object::objects as objects_api;
 pub(crate) use wasmdo::object::storage as storage_api;
+pub(crate) use wasmdo::object::websockets as websockets_api;
 
 /// Name of the exported handler interface every class must provide.
 pub(crate) const HANDLER_INTERFACE: &str = "wasmdo:object/handler@0.1.0";
 /// Name of the optional exported alarm handler interface.
 pub(crate) const ALARM_HANDLER_INTERFACE: &str = "wasmdo:object/alarm-handler@0.1.0";
+/// Name of the optional exported WebSocket handler interface.
+pub(crate) const WEBSOCKET_HANDLER_INTERFACE: &str = "wasmdo:object/websocket-handler@0.1.0";
 /// Package prefix of the interfaces that belong to the platform, not to a class's RPC surface.
 pub(crate) const PLATFORM_PACKAGE: &str = "wasmdo:object/";

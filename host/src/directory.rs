@@ -18,14 +18,15 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use wasmtime::component::Val;
 use wasmtime::component::types::Type;
 
-use crate::actor::{Actor, Event};
+use crate::actor::{Actor, Event, Fetched};
 use crate::alarms::{AlarmKey, Schedule};
-use crate::bindings::http_types::{Request, Response};
+use crate::bindings::http_types::Request;
 use crate::error::ObjectError;
 use crate::ids::ObjectId;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
+use crate::websockets::{Hub, SocketEvent, SocketId};
 
 /// How long an activation waits for room among the live objects before giving up.
 const ACTIVATION_WAIT: Duration = Duration::from_secs(10);
@@ -82,6 +83,8 @@ pub struct Directory {
     /// Object databases currently open (kept by the actors as they open and close them).
     open_databases: AtomicUsize,
     schedule: Arc<Schedule>,
+    /// Every object's WebSockets; they outlive the objects' actors (hibernation).
+    websockets: Arc<Hub>,
 }
 
 impl Directory {
@@ -103,7 +106,13 @@ impl Directory {
             metrics,
             open_databases: AtomicUsize::new(0),
             schedule,
+            websockets: Arc::new(Hub::default()),
         })
+    }
+
+    /// Every object's WebSockets.
+    pub(crate) fn websockets(&self) -> &Arc<Hub> {
+        &self.websockets
     }
 
     /// The class registry objects are activated from.
@@ -265,17 +274,55 @@ impl Directory {
             .map_err(|_| ObjectError::Internal("the object stopped before replying".into()))?
     }
 
-    /// Delivers an HTTP request to an object's `fetch`.
+    /// Delivers an HTTP request to an object's `fetch`; with `upgrade` (a WebSocket upgrade
+    /// request) the object may accept the socket, which comes back with the response.
     pub(crate) async fn fetch(
         self: &Arc<Self>,
         class: &str,
         address: &Address,
         request: Request,
-    ) -> Result<Response, ObjectError> {
+        upgrade: bool,
+    ) -> Result<Fetched, ObjectError> {
         let (tx, rx) = oneshot::channel();
-        self.send(class, address, Event::Fetch { request, reply: tx })?;
+        let event = Event::Fetch {
+            request,
+            upgrade,
+            reply: tx,
+        };
+        self.send(class, address, event)?;
         rx.await
             .map_err(|_| ObjectError::Internal("the object stopped before replying".into()))?
+    }
+
+    /// Hands something that happened on one of an object's WebSockets to the object (waking it
+    /// if it hibernates). The event comes back with the error when it could not be queued.
+    pub(crate) fn deliver_websocket(
+        self: &Arc<Self>,
+        key: &ObjectKey,
+        socket: SocketId,
+        event: SocketEvent,
+    ) -> Result<(), (ObjectError, SocketEvent)> {
+        if self.registry.get(&key.class).is_none() {
+            return Err((ObjectError::UnknownClass(key.class.to_string()), event));
+        }
+        {
+            let live = self.live.lock().expect("directory lock");
+            if let Some(entry) = live.get(key)
+                && entry.slot.queued.load(Ordering::Relaxed) >= self.limits.max_queued_events
+            {
+                return Err((
+                    ObjectError::Overloaded("the object's mailbox is full".into()),
+                    event,
+                ));
+            }
+        }
+        self.send_to(key.clone(), None, Event::WebSocket { socket, event })
+            .map_err(|e| {
+                (
+                    e,
+                    SocketEvent::Error("the event could not be queued".into()),
+                )
+            })
     }
 
     /// Hands a due alarm to its object (activating it if needed). An alarm of a class that is no

@@ -17,6 +17,7 @@ use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
 use crate::bindings::DurableObjectHost;
 use crate::bindings::http_types::{Request, Response};
 use crate::bindings::object_api::LogLevel;
+use crate::bindings::websockets_api::Message;
 use crate::error::ObjectError;
 use crate::limits::{FUEL_YIELD_INTERVAL, Limits, MemoryLimitExceeded, MemoryLimiter};
 use crate::object::{GuestOutput, ObjectCtx};
@@ -24,6 +25,7 @@ use crate::outbound::OutboundCtx;
 use crate::registry::{ClassVersion, Method};
 use crate::rpc::calls::CallCtx;
 use crate::storage::sqlite::SqliteStorage;
+use crate::websockets::{SocketEvent, SocketId, WebSocketsCtx};
 
 /// The data of an object's Store: one field per capability.
 pub(crate) struct ObjectState {
@@ -31,6 +33,8 @@ pub(crate) struct ObjectState {
     pub(crate) storage: SqliteStorage,
     /// Calls to other objects: bindings, the directory, the running event's call chain.
     pub(crate) calls: CallCtx,
+    /// The object's WebSockets (held by the host's hub; this is the object's view of them).
+    pub(crate) websockets: WebSocketsCtx,
     /// Outbound HTTP (`wasi:http`): the class's allow-list, bounded by the event's deadline.
     pub(crate) outbound: OutboundCtx,
     wasi: WasiCtx,
@@ -52,6 +56,7 @@ impl ObjectState {
         storage: SqliteStorage,
         calls: CallCtx,
         outbound: OutboundCtx,
+        websockets: WebSocketsCtx,
         limits: &Limits,
     ) -> Self {
         let stdout = GuestOutput::new(object.class.clone(), object.id, LogLevel::Info);
@@ -62,6 +67,7 @@ impl ObjectState {
             storage,
             calls,
             outbound,
+            websockets,
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(limits.max_memory_bytes),
             stderr,
@@ -315,6 +321,80 @@ impl Instance {
                 },
                 other => Err((
                     ObjectError::Internal(format!("the alarm handler returned {other:?}")),
+                    false,
+                )),
+            },
+            Err(e) => Err((self.classify(e, limits), true)),
+        }
+    }
+
+    /// Runs the class's WebSocket handler for `event` on `socket`; `Ok(false)` if the class has
+    /// none. `Err(_, true)` means the instance is poisoned.
+    pub(crate) async fn websocket(
+        &mut self,
+        socket: SocketId,
+        event: SocketEvent,
+        limits: &Limits,
+    ) -> Result<bool, (ObjectError, bool)> {
+        let Some(handler) = &self.class.websocket else {
+            return Ok(false);
+        };
+        let (index, args) = match event {
+            SocketEvent::Message(message) => {
+                let message = match message {
+                    Message::Text(t) => Val::Variant("text".into(), Some(Box::new(Val::String(t)))),
+                    Message::Binary(b) => Val::Variant(
+                        "binary".into(),
+                        Some(Box::new(Val::List(b.into_iter().map(Val::U8).collect()))),
+                    ),
+                };
+                (handler.message, vec![Val::U64(socket), message])
+            }
+            SocketEvent::Close {
+                code,
+                reason,
+                clean,
+            } => (
+                handler.close,
+                vec![
+                    Val::U64(socket),
+                    Val::U16(code),
+                    Val::String(reason),
+                    Val::Bool(clean),
+                ],
+            ),
+            SocketEvent::Error(error) => {
+                (handler.error, vec![Val::U64(socket), Val::String(error)])
+            }
+        };
+        self.arm(limits).map_err(|e| (e, false))?;
+        let func = self
+            .instance
+            .get_func(&mut self.store, index)
+            .ok_or_else(|| {
+                (
+                    ObjectError::Internal("the WebSocket handler vanished".into()),
+                    false,
+                )
+            })?;
+        let mut results = [Val::Bool(false)];
+        let outcome = func.call_async(&mut self.store, &args, &mut results).await;
+        account_fuel(&mut self.store, limits);
+        match outcome {
+            Ok(()) => match &results[0] {
+                Val::Result(Ok(_)) => Ok(true),
+                Val::Result(Err(Some(e))) => match &**e {
+                    Val::String(msg) => Err((
+                        ObjectError::MethodError(serde_json::Value::String(msg.clone())),
+                        false,
+                    )),
+                    other => Err((
+                        ObjectError::Internal(format!("the WebSocket handler returned {other:?}")),
+                        false,
+                    )),
+                },
+                other => Err((
+                    ObjectError::Internal(format!("the WebSocket handler returned {other:?}")),
                     false,
                 )),
             },

@@ -51,6 +51,7 @@ pub mod outbound;
 pub mod registry;
 mod rpc;
 mod storage;
+mod websockets;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

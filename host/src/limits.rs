@@ -55,6 +55,21 @@ pub const MAX_OBJECT_NAME_BYTES: usize = 4 * 1024;
 /// and a task in the host until its response is read or dropped. Past it a request fails with
 /// `connection-limit-reached`.
 pub const MAX_OUTBOUND_REQUESTS: usize = 16;
+/// An object with WebSockets open and no event for this long hibernates: its instance is dropped,
+/// its sockets stay open in the host, and the next message wakes it (Cloudflare: ~10 s).
+pub const DEFAULT_HIBERNATE_AFTER_MS: u64 = 10_000;
+/// Largest WebSocket message, either way (Cloudflare: 1 MiB); a bigger incoming one closes the
+/// socket with 1009, a bigger outgoing one is refused (`message-too-large`).
+pub const DEFAULT_MAX_WEBSOCKET_MESSAGE_BYTES: u64 = 1024 * 1024;
+/// WebSockets one object may hold (Cloudflare: 32,768).
+pub const DEFAULT_MAX_WEBSOCKETS_PER_OBJECT: u32 = 32_768;
+/// Tags per WebSocket, and bytes per tag (Cloudflare's limits).
+pub const MAX_WEBSOCKET_TAGS: usize = 10;
+/// Bytes per WebSocket tag.
+pub const MAX_WEBSOCKET_TAG_BYTES: usize = 256;
+/// Bytes of a WebSocket's attachment (Cloudflare: 2,048).
+pub const MAX_WEBSOCKET_ATTACHMENT_BYTES: usize = 2_048;
+
 /// Longest log line kept from a guest.
 pub const MAX_LOG_LINE_BYTES: usize = 16 * 1024;
 
@@ -103,6 +118,12 @@ pub struct Limits {
     /// `true`: exact CPU accounting with fuel (`fuel-per-event`); `false`: only the wall-clock
     /// deadline limits an event, and guest code runs faster (see docs/BENCHMARKS.md).
     pub fuel_metering: bool,
+    /// Idle time before an object with WebSockets hibernates, in milliseconds.
+    pub hibernate_after_ms: u64,
+    /// Largest WebSocket message in bytes.
+    pub max_websocket_message_bytes: u64,
+    /// WebSockets per object.
+    pub max_websockets_per_object: u32,
 }
 
 impl Default for Limits {
@@ -129,6 +150,9 @@ impl Default for Limits {
             fuel_metering: true,
             alarm_max_retries: DEFAULT_ALARM_MAX_RETRIES,
             alarm_retry_base_ms: DEFAULT_ALARM_RETRY_BASE_MS,
+            hibernate_after_ms: DEFAULT_HIBERNATE_AFTER_MS,
+            max_websocket_message_bytes: DEFAULT_MAX_WEBSOCKET_MESSAGE_BYTES,
+            max_websockets_per_object: DEFAULT_MAX_WEBSOCKETS_PER_OBJECT,
         }
     }
 }

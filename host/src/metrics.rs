@@ -22,19 +22,22 @@ pub struct Metrics {
     pub alarms: AtomicU64,
     /// Alarm deliveries that failed (and were retried or dropped).
     pub alarm_failures: AtomicU64,
+    /// Objects that hibernated: retired with WebSockets open (instance dropped, sockets kept).
+    pub hibernations: AtomicU64,
     /// Fuel burned by guest code (with fuel metering on): exact, deterministic CPU accounting.
     pub fuel: AtomicU64,
 }
 
 impl Metrics {
     /// Prometheus text exposition, with the current gauges: live objects, open object
-    /// databases, deployed classes, pending alarms.
+    /// databases, deployed classes, pending alarms, open WebSockets.
     pub fn render(
         &self,
         live: usize,
         open_databases: usize,
         classes: usize,
         pending_alarms: usize,
+        websockets: u64,
     ) -> String {
         let mut out = String::new();
         let mut gauge = |name: &str, help: &str, kind: &str, value: u64| {
@@ -105,6 +108,18 @@ impl Metrics {
             "Alarm deliveries that failed.",
             "counter",
             get(&self.alarm_failures),
+        );
+        gauge(
+            "websockets_open",
+            "WebSockets held by the host (hibernating objects' included).",
+            "gauge",
+            websockets,
+        );
+        gauge(
+            "hibernations_total",
+            "Objects that hibernated (instance dropped, WebSockets kept open).",
+            "counter",
+            get(&self.hibernations),
         );
         gauge(
             "fuel_consumed_total",

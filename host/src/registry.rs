@@ -37,6 +37,7 @@ use crate::outbound::{self, AllowList};
 use crate::rpc;
 use crate::rpc::calls::{self, CallCtx, DirectoryHandle};
 use crate::storage::sqlite::SqliteStorage;
+use crate::websockets::WebSocketsCtx;
 
 /// Longest class name; class names are also directory names.
 const MAX_CLASS_NAME: usize = 64;
@@ -57,6 +58,8 @@ pub struct ClassVersion {
     pub(crate) handler: DurableObjectHostIndices,
     /// The exported `alarm-handler.alarm` function, if the class has one.
     pub(crate) alarm: Option<ComponentExportIndex>,
+    /// The exported `websocket-handler` functions, if the class has them.
+    pub(crate) websocket: Option<WebSocketHandler>,
     /// RPC methods by name (bare name when unique across interfaces, and always
     /// `interface.name`).
     pub(crate) methods: BTreeMap<String, Arc<Method>>,
@@ -65,6 +68,13 @@ pub struct ClassVersion {
     pub(crate) bindings: Arc<BTreeMap<String, String>>,
     /// Hosts its objects may send HTTP requests to.
     pub(crate) fetch: Arc<AllowList>,
+}
+
+/// A class's `websocket-handler` exports.
+pub(crate) struct WebSocketHandler {
+    pub(crate) message: ComponentExportIndex,
+    pub(crate) close: ComponentExportIndex,
+    pub(crate) error: ComponentExportIndex,
 }
 
 /// One RPC method of a class.
@@ -264,6 +274,10 @@ impl Registry {
         bindings::object_api::add_to_linker::<ObjectState, HasSelf<ObjectCtx>>(&mut linker, |s| {
             &mut s.object
         })?;
+        bindings::websockets_api::add_to_linker::<ObjectState, HasSelf<WebSocketsCtx>>(
+            &mut linker,
+            |s| &mut s.websockets,
+        )?;
         bindings::storage_api::add_to_linker::<ObjectState, HasSelf<SqliteStorage>>(
             &mut linker,
             |s| &mut s.storage,
@@ -600,8 +614,19 @@ impl Registry {
         let alarm = component
             .get_export_index(None, bindings::ALARM_HANDLER_INTERFACE)
             .and_then(|iface| component.get_export_index(Some(&iface), "alarm"));
+        let websocket = component
+            .get_export_index(None, bindings::WEBSOCKET_HANDLER_INTERFACE)
+            .and_then(|iface| {
+                let get = |name| component.get_export_index(Some(&iface), name);
+                Some(WebSocketHandler {
+                    message: get("websocket-message")?,
+                    close: get("websocket-close")?,
+                    error: get("websocket-error")?,
+                })
+            });
         Ok(ClassVersion {
             alarm,
+            websocket,
             name: class.into(),
             version: record.version,
             hash: record.hash.clone(),

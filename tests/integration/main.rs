@@ -18,6 +18,7 @@ mod rpc_calls;
 mod rpc_to_js;
 mod rpc_types;
 mod storage_kv;
+mod websockets_basic;
 
 /// Which test module covers each fixture: a fixture without a line here fails the build
 /// (`foreach_fixture!` lists every directory under `tests/fixtures`, `foreach_js_fixture!` every
@@ -36,6 +37,7 @@ mod coverage {
     pub(crate) use crate::rpc_to_js::COVERS as rpc_to_js;
     pub(crate) use crate::rpc_types::COVERS as rpc_types;
     pub(crate) use crate::storage_kv::COVERS as storage_kv;
+    pub(crate) use crate::websockets_basic::COVERS as websockets_basic;
 }
 
 macro_rules! covered {

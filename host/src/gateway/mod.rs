@@ -63,12 +63,36 @@ pub(crate) async fn serve(listener: TcpListener, gateway: Arc<Gateway>) {
             if let Err(e) = http1::Builder::new()
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), service)
+                // WebSocket upgrades of `/objects/…` requests
+                .with_upgrades()
                 .await
             {
                 tracing::debug!(target: "wasmdo.gateway", "connection from {peer}: {e}");
             }
         });
     }
+}
+
+/// The `Sec-WebSocket-Key` of a WebSocket upgrade request (RFC 6455: GET, `Upgrade: websocket`,
+/// `Connection: upgrade`, version 13), or `None` for any other request.
+fn websocket_key(req: &Request<Incoming>) -> Option<String> {
+    let headers = req.headers();
+    let has = |name: hyper::header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    let upgrade = req.method() == Method::GET
+        && has(hyper::header::UPGRADE, "websocket")
+        && has(hyper::header::CONNECTION, "upgrade")
+        && headers
+            .get(hyper::header::SEC_WEBSOCKET_VERSION)
+            .is_some_and(|v| v == "13");
+    upgrade
+        .then(|| headers.get(hyper::header::SEC_WEBSOCKET_KEY)?.to_str().ok())
+        .flatten()
+        .map(str::to_owned)
 }
 
 /// Percent-decodes one path segment.
@@ -188,6 +212,7 @@ impl Gateway {
                     self.directory.open_databases(),
                     self.registry.list().len(),
                     self.directory.schedule().pending(),
+                    self.directory.websockets().open(),
                 );
                 Ok(Response::builder()
                     .header("content-type", "text/plain; version=0.0.4")
@@ -291,11 +316,13 @@ impl Gateway {
 
     async fn fetch(
         &self,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         class: &str,
         address: &Address,
         path: String,
     ) -> Result<Response<Full<Bytes>>, ObjectError> {
+        // a WebSocket upgrade: the object may accept it during `fetch`
+        let upgrade = websocket_key(&req).map(|key| (key, hyper::upgrade::on(&mut req)));
         let (parts, body) = req.into_parts();
         let host = parts
             .headers
@@ -322,7 +349,43 @@ impl Gateway {
             headers,
             body: body.to_vec(),
         };
-        let response = self.directory.fetch(class, address, request).await?;
+        let fetched = self
+            .directory
+            .fetch(class, address, request, upgrade.is_some())
+            .await?;
+        let response = fetched.response;
+        if let (Some(accepted), Some((key, on_upgrade))) = (fetched.accepted, upgrade) {
+            let mut builder = Response::builder()
+                .status(StatusCode::SWITCHING_PROTOCOLS)
+                .header(hyper::header::CONNECTION, "upgrade")
+                .header(hyper::header::UPGRADE, "websocket")
+                .header(
+                    hyper::header::SEC_WEBSOCKET_ACCEPT,
+                    tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes()),
+                );
+            // the object's own headers (a chosen subprotocol, cookies) go along
+            for (name, value) in &response.headers {
+                let hop = [
+                    "connection",
+                    "upgrade",
+                    "sec-websocket-accept",
+                    "content-length",
+                ];
+                if !hop.contains(&name.to_ascii_lowercase().as_str()) {
+                    builder = builder.header(name.as_str(), value.as_str());
+                }
+            }
+            let directory = self.directory.clone();
+            tokio::spawn(async move {
+                match on_upgrade.await {
+                    Ok(upgraded) => crate::websockets::serve(directory, accepted, upgraded).await,
+                    Err(e) => tracing::debug!(target: "wasmdo.websockets", "upgrade failed: {e}"),
+                }
+            });
+            return builder.body(Full::new(Bytes::new())).map_err(|e| {
+                ObjectError::FetchFailed(format!("fetch returned an invalid header: {e}"))
+            });
+        }
         let status = StatusCode::from_u16(response.status).map_err(|_| {
             ObjectError::FetchFailed(format!(
                 "fetch returned an invalid HTTP status {}",
