@@ -4,8 +4,8 @@ use serde_json::json;
 use std::time::Duration;
 
 use wasmdo_test_artifacts::{
-    EXAMPLE_BATCHER, EXAMPLE_BOOKING, EXAMPLE_CHAT_JS, EXAMPLE_COUNTER, EXAMPLE_COUNTER_JS,
-    EXAMPLE_RATE_LIMITER_JS, EXAMPLE_ROOM_JS,
+    EXAMPLE_BATCHER, EXAMPLE_BOOKING, EXAMPLE_CHAT_JS, EXAMPLE_CHATROOM, EXAMPLE_COUNTER,
+    EXAMPLE_COUNTER_JS, EXAMPLE_RATE_LIMITER_JS, EXAMPLE_ROOM_JS,
 };
 
 use crate::harness::{TestHost, cli};
@@ -274,5 +274,102 @@ fn the_rust_room_client_posts_through_its_generated_client() {
     assert!(
         refused.starts_with("refused: RateLimited: rusty is posting too fast"),
         "{refused}"
+    );
+}
+
+/// A chat room client: joined, past its history.
+fn join(
+    host: &TestHost,
+    room: &str,
+    name: &str,
+) -> tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>> {
+    let url = format!(
+        "{}/objects/chatroom/{room}/join?name={name}",
+        host.url.replace("http://", "ws://")
+    );
+    let (mut ws, _) = tungstenite::connect(url).expect("join");
+    if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_mut() {
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+    }
+    ws
+}
+
+fn next_event(
+    ws: &mut tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>,
+) -> serde_json::Value {
+    loop {
+        if let tungstenite::Message::Text(t) = ws.read().expect("an event") {
+            return serde_json::from_str(t.as_str()).expect("JSON");
+        }
+    }
+}
+
+#[test]
+fn chatroom_broadcasts_keeps_history_and_names_across_hibernation() {
+    let host = TestHost::with_config("[limits]\nhibernate-after-ms = 300\n");
+    host.deploy("chatroom", EXAMPLE_CHATROOM).expect(201);
+    let mut ann = join(&host, "lobby", "ann");
+    assert_eq!(
+        next_event(&mut ann),
+        json!({"type": "history", "messages": []})
+    );
+    assert_eq!(
+        next_event(&mut ann),
+        json!({"type": "joined", "name": "ann"})
+    );
+    let mut bob = join(&host, "lobby", "bob");
+    assert_eq!(next_event(&mut bob)["type"], "history");
+    assert_eq!(
+        next_event(&mut ann),
+        json!({"type": "joined", "name": "bob"})
+    );
+    assert_eq!(
+        next_event(&mut bob),
+        json!({"type": "joined", "name": "bob"})
+    );
+
+    ann.send(tungstenite::Message::text("hello bob")).unwrap();
+    let expected = json!({"type": "message", "seq": 1, "author": "ann", "text": "hello bob"});
+    assert_eq!(next_event(&mut ann), expected);
+    assert_eq!(next_event(&mut bob), expected);
+    assert_eq!(
+        host.call("chatroom", "lobby", "online", json!([])),
+        json!(["ann", "bob"])
+    );
+
+    // the room hibernates; the names live on in the sockets' attachments
+    host.wait_for(std::time::Duration::from_secs(10), "hibernation", || {
+        host.metric("wasmdo_hibernations_total") >= 1 && host.metric("wasmdo_live_objects") == 0
+    });
+    bob.send(tungstenite::Message::text("hi ann, after a nap"))
+        .unwrap();
+    let expected =
+        json!({"type": "message", "seq": 2, "author": "bob", "text": "hi ann, after a nap"});
+    assert_eq!(next_event(&mut ann), expected);
+    assert_eq!(next_event(&mut bob), expected);
+
+    // leaving is announced; a newcomer gets the history from SQL
+    drop(bob);
+    assert_eq!(next_event(&mut ann), json!({"type": "left", "name": "bob"}));
+    let mut cy = join(&host, "lobby", "cy");
+    let history = next_event(&mut cy);
+    assert_eq!(
+        history["messages"].as_array().unwrap().len(),
+        2,
+        "{history}"
+    );
+    assert_eq!(
+        host.call("chatroom", "lobby", "history", json!([1])),
+        json!([{"seq": 2, "author": "bob", "text": "hi ann, after a nap"}])
+    );
+    // a bad name is refused with HTTP, not accepted
+    let refused = tungstenite::connect(format!(
+        "{}/objects/chatroom/lobby/join?name=",
+        host.url.replace("http://", "ws://")
+    ));
+    assert!(
+        matches!(refused, Err(tungstenite::Error::Http(ref r)) if r.status() == 400),
+        "{refused:?}"
     );
 }
