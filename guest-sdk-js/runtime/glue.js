@@ -207,6 +207,10 @@ export function hostObject(userModule, exportName, methods) {
             headers: req.headers,
             body: hasBody && req.body.length > 0 ? req.body : undefined,
           });
+          // a Request drops the headers the Fetch standard forbids scripts to set (`upgrade`,
+          // `connection`, …), but an object must see them, as on Cloudflare (`upgrade:
+          // websocket`): give it every header the host received
+          Object.defineProperty(request, "headers", { value: new Headers(req.headers), configurable: true });
           const response = await object.fetch(request);
           // (Response.json() and friends make the platform's Response, not the SDK's subclass)
           if (!(response instanceof PlatformResponse)) {

@@ -171,6 +171,11 @@ declare global {
   interface ResponseInit {
     webSocket?: WasmdoWebSocket | null;
   }
+  /** The attachment methods of the hibernation API, on the platform's WebSocket type. */
+  interface WebSocket {
+    serializeAttachment(value: unknown): void;
+    deserializeAttachment(): any;
+  }
   var WebSocketPair: WebSocketPairClass;
   var WebSocketRequestResponsePair: WebSocketRequestResponsePairClass;
 }

@@ -17,6 +17,7 @@ test("examples and fixtures type-check against the SDK's declarations", () => {
     "examples/chat-js/src/chat.ts",
     "examples/rate-limiter-js/src/limiter.ts",
     "examples/room-js/src/room.ts",
+    "examples/chatroom-js/src/chatroom.ts",
     "tests/fixtures-js/storage.ts",
     "tests/fixtures-js/runtime.ts",
   ].map((f) => path.join(repo, f));

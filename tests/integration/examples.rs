@@ -4,8 +4,8 @@ use serde_json::json;
 use std::time::Duration;
 
 use wasmdo_test_artifacts::{
-    EXAMPLE_BATCHER, EXAMPLE_BOOKING, EXAMPLE_CHAT_JS, EXAMPLE_CHATROOM, EXAMPLE_COUNTER,
-    EXAMPLE_COUNTER_JS, EXAMPLE_RATE_LIMITER_JS, EXAMPLE_ROOM_JS,
+    EXAMPLE_BATCHER, EXAMPLE_BOOKING, EXAMPLE_CHAT_JS, EXAMPLE_CHATROOM, EXAMPLE_CHATROOM_JS,
+    EXAMPLE_COUNTER, EXAMPLE_COUNTER_JS, EXAMPLE_RATE_LIMITER_JS, EXAMPLE_ROOM_JS,
 };
 
 use crate::harness::{TestHost, cli};
@@ -283,8 +283,17 @@ fn join(
     room: &str,
     name: &str,
 ) -> tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>> {
+    join_class(host, "chatroom", room, name)
+}
+
+fn join_class(
+    host: &TestHost,
+    class: &str,
+    room: &str,
+    name: &str,
+) -> tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>> {
     let url = format!(
-        "{}/objects/chatroom/{room}/join?name={name}",
+        "{}/objects/{class}/{room}/join?name={name}",
         host.url.replace("http://", "ws://")
     );
     let (mut ws, _) = tungstenite::connect(url).expect("join");
@@ -371,5 +380,66 @@ fn chatroom_broadcasts_keeps_history_and_names_across_hibernation() {
     assert!(
         matches!(refused, Err(tungstenite::Error::Http(ref r)) if r.status() == 400),
         "{refused:?}"
+    );
+}
+
+#[test]
+fn chatroom_js_runs_the_cloudflare_hibernation_api() {
+    let host = TestHost::with_config("[limits]\nhibernate-after-ms = 300\n");
+    host.deploy("chatroom-js", EXAMPLE_CHATROOM_JS).expect(201);
+    let mut ann = join_class(&host, "chatroom-js", "lobby", "ann");
+    assert_eq!(
+        next_event(&mut ann),
+        json!({"type": "history", "messages": []})
+    );
+    assert_eq!(
+        next_event(&mut ann),
+        json!({"type": "joined", "name": "ann"})
+    );
+    let mut bob = join_class(&host, "chatroom-js", "lobby", "bob");
+    assert_eq!(next_event(&mut bob)["type"], "history");
+    assert_eq!(
+        next_event(&mut ann),
+        json!({"type": "joined", "name": "bob"})
+    );
+    assert_eq!(
+        next_event(&mut bob),
+        json!({"type": "joined", "name": "bob"})
+    );
+    ann.send(tungstenite::Message::text("hello bob")).unwrap();
+    let expected = json!({"type": "message", "seq": 1, "author": "ann", "text": "hello bob"});
+    assert_eq!(next_event(&mut ann), expected);
+    assert_eq!(next_event(&mut bob), expected);
+    assert_eq!(
+        host.call("chatroom-js", "lobby", "online", json!([])),
+        json!(["ann", "bob"])
+    );
+
+    host.wait_for(std::time::Duration::from_secs(10), "hibernation", || {
+        host.metric("wasmdo_hibernations_total") >= 1 && host.metric("wasmdo_live_objects") == 0
+    });
+    let activations = host.metric("wasmdo_activations_total");
+    // the auto-response set in the constructor is answered without waking the room
+    bob.send(tungstenite::Message::text("ping")).unwrap();
+    loop {
+        if let tungstenite::Message::Text(t) = bob.read().unwrap() {
+            assert_eq!(t.as_str(), "pong");
+            break;
+        }
+    }
+    assert_eq!(host.metric("wasmdo_activations_total"), activations);
+    // a message wakes it; the attachments kept the names
+    bob.send(tungstenite::Message::text("back")).unwrap();
+    let expected = json!({"type": "message", "seq": 2, "author": "bob", "text": "back"});
+    assert_eq!(next_event(&mut ann), expected);
+    assert_eq!(next_event(&mut bob), expected);
+    drop(bob);
+    assert_eq!(next_event(&mut ann), json!({"type": "left", "name": "bob"}));
+    assert_eq!(
+        host.call("chatroom-js", "lobby", "history", json!([5]))
+            .as_array()
+            .unwrap()
+            .len(),
+        2
     );
 }
