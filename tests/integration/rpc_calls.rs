@@ -132,7 +132,13 @@ fn every_wit_type_crosses_between_objects_unchanged() {
     // every method of the `types` class but `fail` and `add` (typed errors and arithmetic are
     // covered above)
     assert_eq!(checked.len(), 25, "{checked:?}");
-    for method in ["echo_u64", "echo_char", "echo_flags", "echo_variant", "nothing"] {
+    for method in [
+        "echo_u64",
+        "echo_char",
+        "echo_flags",
+        "echo_variant",
+        "nothing",
+    ] {
         assert!(checked.contains(&method), "{checked:?}");
     }
 }
@@ -160,6 +166,9 @@ fn the_fixtures_stubs_are_what_bindgen_generates() {
             env!("CARGO_MANIFEST_DIR")
         ))
         .unwrap();
-        assert_eq!(stub, fixture, "regenerate tests/fixtures/rpc_calls/wit/deps/{file}");
+        assert_eq!(
+            stub, fixture,
+            "regenerate tests/fixtures/rpc_calls/wit/deps/{file}"
+        );
     }
 }

@@ -286,14 +286,18 @@ pub(crate) fn link_stubs(
         for (name, item) in instance.exports(engine) {
             match item.ty {
                 ComponentItem::Resource(_) if name == resource => stubs
-                    .resource(resource, ResourceType::host::<StubTarget>(), |mut store, rep| {
-                        store
-                            .data_mut()
-                            .ctx()
-                            .table
-                            .delete(Resource::<StubTarget>::new_own(rep))?;
-                        Ok(())
-                    })
+                    .resource(
+                        resource,
+                        ResourceType::host::<StubTarget>(),
+                        |mut store, rep| {
+                            store
+                                .data_mut()
+                                .ctx()
+                                .table
+                                .delete(Resource::<StubTarget>::new_own(rep))?;
+                            Ok(())
+                        },
+                    )
                     .map_err(|e| link_err(name, e))?,
                 ComponentItem::ComponentFunc(_) if name == constructor || name == by_name => {
                     let by_id = name == constructor;
