@@ -43,6 +43,17 @@ fn a_javascript_object_calls_another_through_env() {
 }
 
 #[test]
+fn stubs_are_cheap_until_called() {
+    let host = host();
+    host.call("caller", "c", "defaults", json!(["p", "warm"]));
+    let activations = host.metric("wasmdo_activations_total");
+    assert_eq!(host.call("caller", "c", "make-stubs", json!([50])), 150);
+    // 150 ids and stubs, and not one object activated for them
+    assert_eq!(host.metric("wasmdo_activations_total"), activations);
+    assert_eq!(host.metric("wasmdo_live_objects"), 2);
+}
+
+#[test]
 fn thrown_errors_and_call_errors_reach_the_javascript_caller() {
     let host = host();
     assert_eq!(

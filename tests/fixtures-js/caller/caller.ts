@@ -77,6 +77,19 @@ export class Caller extends DurableObject<Env> {
     return out;
   }
 
+  /** Makes `n` ids and stubs without calling them: nothing is activated. */
+  async makeStubs(n: number): Promise<number> {
+    const ns = this.env.PROBE;
+    let made = 0;
+    for (let i = 0; i < n; i++) {
+      ns.getByName(`lazy-${i}`);
+      ns.get(ns.idFromName(`lazy-id-${i}`));
+      ns.get(ns.newUniqueId());
+      made += 3;
+    }
+    return made;
+  }
+
   /** Ids and stubs agree: by name, by idFromName, by newUniqueId (then nameless). */
   async ids(name: string): Promise<string[]> {
     const ns = this.env.PROBE;

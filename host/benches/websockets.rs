@@ -1,0 +1,256 @@
+//! `cargo bench -p wasmdo --bench websockets` — hibernatable WebSockets; the numbers in
+//! docs/BENCHMARKS.md.
+//!
+//! Starts the `wasmdo` binary (release) with `tests/fixtures/websockets_basic` and drives it over
+//! loopback with WebSocket clients in this process:
+//! - idle sockets: opens `BENCH_SOCKETS` (default 50,000) sockets to 100 objects, waits until every
+//!   object hibernated, and reports the host's RSS per idle socket;
+//! - fan-out: one object broadcasts to 1,000 sockets; the time until every client has it;
+//! - wake-up: a message to a hibernated object (the round trip, p50/p99) against the same
+//!   message to a live one.
+//!
+//! `BENCH_QUICK=1` for a short run (5,000 sockets, fewer samples).
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+type Client = WebSocketStream<TcpStream>;
+
+fn quick() -> bool {
+    std::env::var_os("BENCH_QUICK").is_some()
+}
+
+struct Host {
+    child: Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_host(hibernate_after_ms: u64) -> Host {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("wasmdo.toml");
+    std::fs::write(
+        &config,
+        format!("[limits]\nhibernate-after-ms = {hibernate_after_ms}\n"),
+    )
+    .expect("config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmdo"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.path().join("data"))
+        .arg("--config")
+        .arg(&config)
+        .env("WASMDO_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start wasmdo");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let first = lines.next().expect("a line").expect("stdout");
+    let url = first.strip_prefix("wasmdo listening on http://").expect("the listening line");
+    std::thread::spawn(move || for _ in lines {});
+    let addr: SocketAddr = url.parse().expect("address");
+    let wasm = std::fs::read(wasmdo_test_artifacts::WEBSOCKETS_BASIC).expect("fixture");
+    ureq::put(&format!("http://{addr}/_admin/classes/ws"))
+        .send(&wasm[..])
+        .expect("deploy");
+    Host {
+        child,
+        addr,
+        _dir: dir,
+    }
+}
+
+fn metric(addr: SocketAddr, name: &str) -> u64 {
+    let text = ureq::get(&format!("http://{addr}/_admin/metrics"))
+        .call()
+        .expect("metrics")
+        .into_body()
+        .read_to_string()
+        .expect("text");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("metric")
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A client of `object`, connected from loopback address 127.0.0.`source` (sockets spread over
+/// several source addresses so 50,000 do not run out of ephemeral ports), past its welcome.
+async fn connect(addr: SocketAddr, object: &str, source: u8) -> Client {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, source], 0)))
+        .expect("bind");
+    let stream = socket.connect(addr).await.expect("connect");
+    let url = format!("ws://{addr}/objects/ws/{object}/ws");
+    let config = WebSocketConfig::default().read_buffer_size(1024);
+    let (mut ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config))
+        .await
+        .expect("handshake");
+    next_text(&mut ws).await; // welcome
+    ws
+}
+
+async fn next_text(ws: &mut Client) -> String {
+    loop {
+        match ws.next().await.expect("open").expect("a message") {
+            Message::Text(t) => return t.to_string(),
+            _ => continue,
+        }
+    }
+}
+
+async fn ask(ws: &mut Client, text: &str) -> String {
+    ws.send(Message::text(text)).await.expect("send");
+    next_text(ws).await
+}
+
+fn percentile(samples: &mut [Duration], p: f64) -> f64 {
+    samples.sort();
+    let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
+    samples[i].as_secs_f64() * 1e6
+}
+
+async fn idle_sockets(n: usize) {
+    let host = start_host(500);
+    let pid = host.child.id();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = rss_kib(pid);
+    let started = Instant::now();
+    let mut clients = Vec::with_capacity(n);
+    let mut pending = futures_util::stream::FuturesUnordered::new();
+    for i in 0..n {
+        let object = format!("room-{}", i % 100);
+        pending.push(connect(host.addr, &object, 2 + (i / 20_000) as u8));
+        if pending.len() >= 256 {
+            clients.push(pending.next().await.expect("a client"));
+        }
+    }
+    while let Some(c) = pending.next().await {
+        clients.push(c);
+    }
+    let connect_secs = started.elapsed().as_secs_f64();
+    let open = metric(host.addr, "wasmdo_websockets_open");
+    // every object hibernates
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metric(host.addr, "wasmdo_live_objects") > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = rss_kib(pid);
+    let per_socket = (after.saturating_sub(before)) as f64 * 1024.0 / n as f64;
+    println!(
+        "idle sockets: {n} open ({open} in the host) to 100 objects in {connect_secs:.1} s ({:.0}/s); all hibernated: live objects {}",
+        n as f64 / connect_secs,
+        metric(host.addr, "wasmdo_live_objects")
+    );
+    println!(
+        "idle sockets: host RSS {before} KiB → {after} KiB: {per_socket:.0} B per idle hibernated socket, {:.0} sockets per GiB",
+        (1u64 << 30) as f64 / per_socket
+    );
+    drop(clients);
+}
+
+async fn fan_out(n: usize) {
+    let host = start_host(60_000);
+    let mut clients = Vec::with_capacity(n);
+    for _ in 0..n {
+        clients.push(connect(host.addr, "fan", 2).await);
+    }
+    let mut times = Vec::new();
+    for round in 0..if quick() { 3 } else { 10 } {
+        let started = Instant::now();
+        clients[0]
+            .send(Message::text(format!("broadcast {round}")))
+            .await
+            .expect("send");
+        for c in clients.iter_mut() {
+            let text = next_text(c).await;
+            assert_eq!(text, format!("broadcast {round}"));
+        }
+        times.push(started.elapsed());
+    }
+    let best = times.iter().min().expect("rounds").as_secs_f64();
+    let median = percentile(&mut times, 0.5) / 1e6;
+    println!(
+        "fan-out: one message to {n} sockets: median {:.1} ms ({:.0} messages/s), best {:.1} ms",
+        median * 1e3,
+        n as f64 / median,
+        best * 1e3
+    );
+}
+
+async fn wake_latency(samples: usize) {
+    let host = start_host(50);
+    let mut ws = connect(host.addr, "sleepy", 2).await;
+    let mut warm = Vec::new();
+    for i in 0..samples {
+        let started = Instant::now();
+        assert_eq!(ask(&mut ws, &format!("echo {i}")).await, i.to_string());
+        warm.push(started.elapsed());
+    }
+    let mut cold = Vec::new();
+    let hibernations = metric(host.addr, "wasmdo_hibernations_total");
+    for i in 0..samples {
+        // well past hibernate-after-ms: the instance is gone
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        let started = Instant::now();
+        assert_eq!(ask(&mut ws, &format!("echo {i}")).await, i.to_string());
+        cold.push(started.elapsed());
+    }
+    let slept = metric(host.addr, "wasmdo_hibernations_total") - hibernations;
+    println!(
+        "wake-up: message round trip to a live object      p50 {:>7.1} µs  p99 {:>7.1} µs",
+        percentile(&mut warm, 0.5),
+        percentile(&mut warm, 0.99)
+    );
+    println!(
+        "wake-up: message round trip to a hibernated object p50 {:>7.1} µs  p99 {:>7.1} µs ({slept} hibernations in {samples} samples)",
+        percentile(&mut cold, 0.5),
+        percentile(&mut cold, 0.99)
+    );
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let sockets = std::env::var("BENCH_SOCKETS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if quick() { 5_000 } else { 50_000 });
+    runtime.block_on(async {
+        idle_sockets(sockets).await;
+        fan_out(1_000).await;
+        wake_latency(if quick() { 50 } else { 300 }).await;
+    });
+}
