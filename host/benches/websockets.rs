@@ -3,8 +3,9 @@
 //!
 //! Starts the `wasmdo` binary (release) with `tests/fixtures/websockets_basic` and drives it over
 //! loopback with WebSocket clients in this process:
-//! - idle sockets: opens `BENCH_SOCKETS` (default 50,000) sockets to 100 objects, waits until every
-//!   object hibernated, and reports the host's RSS per idle socket;
+//! - idle sockets: opens `BENCH_SOCKETS` (default 50,000, capped below the file descriptor limit)
+//!   sockets to 100 objects, waits until every object hibernated, and reports the host's RSS per
+//!   idle socket;
 //! - fan-out: one object broadcasts to 1,000 sockets; the time until every client has it;
 //! - wake-up: a message to a hibernated object (the round trip, p50/p99) against the same
 //!   message to a live one.
@@ -99,13 +100,19 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 /// A client of `object`, connected from loopback address 127.0.0.`source` (sockets spread over
-/// several source addresses so 50,000 do not run out of ephemeral ports), past its welcome.
-async fn connect(addr: SocketAddr, object: &str, source: u8) -> Client {
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket
-        .bind(SocketAddr::from(([127, 0, 0, source], 0)))
-        .expect("bind");
-    let stream = socket.connect(addr).await.expect("connect");
+/// several source addresses so 50,000 do not run out of ephemeral ports; 0: any), past its
+/// welcome.
+async fn connect(addr: SocketAddr, object: String, source: u8) -> Client {
+    let stream = if source == 0 {
+        TcpStream::connect(addr).await.expect("connect")
+    } else {
+        let socket = TcpSocket::new_v4().expect("socket");
+        socket.set_reuseaddr(true).expect("SO_REUSEADDR");
+        socket
+            .bind(SocketAddr::from(([127, 0, 0, source], 0)))
+            .expect("bind");
+        socket.connect(addr).await.expect("connect")
+    };
     let url = format!("ws://{addr}/objects/ws/{object}/ws");
     let config = WebSocketConfig::default().read_buffer_size(1024);
     let (mut ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config))
@@ -145,7 +152,10 @@ async fn idle_sockets(n: usize) {
     let mut pending = futures_util::stream::FuturesUnordered::new();
     for i in 0..n {
         let object = format!("room-{}", i % 100);
-        pending.push(connect(host.addr, &object, 2 + (i / 20_000) as u8));
+        // a few thousand sockets per source address, and other addresses than the last run's
+        // (whose sockets linger in TIME_WAIT)
+        let source = 2 + ((std::process::id() as usize % 40) * 6 + i / 4_000) % 250;
+        pending.push(connect(host.addr, object, source as u8));
         if pending.len() >= 256 {
             clients.push(pending.next().await.expect("a client"));
         }
@@ -179,7 +189,7 @@ async fn fan_out(n: usize) {
     let host = start_host(60_000);
     let mut clients = Vec::with_capacity(n);
     for _ in 0..n {
-        clients.push(connect(host.addr, "fan", 2).await);
+        clients.push(connect(host.addr, "fan".into(), 0).await);
     }
     let mut times = Vec::new();
     for round in 0..if quick() { 3 } else { 10 } {
@@ -206,7 +216,7 @@ async fn fan_out(n: usize) {
 
 async fn wake_latency(samples: usize) {
     let host = start_host(50);
-    let mut ws = connect(host.addr, "sleepy", 2).await;
+    let mut ws = connect(host.addr, "sleepy".into(), 0).await;
     let mut warm = Vec::new();
     for i in 0..samples {
         let started = Instant::now();
@@ -244,10 +254,16 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let sockets = std::env::var("BENCH_SOCKETS")
+    let wanted = std::env::var("BENCH_SOCKETS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(if quick() { 5_000 } else { 50_000 });
+    // each socket is a file descriptor in the host and one in this process: stay under the limit
+    let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap_or((0, u64::MAX));
+    let sockets = wanted.min(hard.saturating_sub(1_000) as usize);
+    if sockets < wanted {
+        println!("idle sockets: {wanted} wanted, {sockets} opened: the file descriptor limit here is {hard} per process");
+    }
     runtime.block_on(async {
         idle_sockets(sockets).await;
         fan_out(1_000).await;
