@@ -408,7 +408,7 @@ pub(crate) async fn serve(directory: Arc<Directory>, mut accepted: Accepted, upg
         usize::try_from(directory.limits().max_websocket_message_bytes).unwrap_or(usize::MAX);
     let config = WebSocketConfig::default()
         // idle sockets are the common case: a small eagerly allocated read buffer, no batching
-        .read_buffer_size(4096)
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .max_message_size(Some(limit))
         .max_frame_size(Some(limit));
