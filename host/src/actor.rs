@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use wasmtime::component::Val;
-use wasmtime::component::types::Type;
 
 use crate::alarms::{AlarmKey, now_ms};
 use crate::bindings::http_types::{Request, Response};
@@ -27,7 +26,7 @@ use crate::instance::{Instance, ObjectState};
 use crate::object::ObjectCtx;
 use crate::outbound::OutboundCtx;
 use crate::registry::ClassVersion;
-use crate::rpc::calls::CallCtx;
+use crate::rpc::calls::{CallCtx, StubMethod};
 use crate::rpc::{self, Reply};
 use crate::storage::sqlite::SqliteStorage;
 use crate::websockets::{Accepted, SocketEvent, SocketId, WebSocketsCtx};
@@ -40,11 +39,10 @@ pub(crate) enum Event {
         args: serde_json::Value,
         reply: oneshot::Sender<Result<serde_json::Value, ObjectError>>,
     },
-    /// A call from another object's stub, with component values (no JSON): `signature` is what
-    /// the stub promises, `chain` the objects waiting on this call.
+    /// A call from another object's stub, with component values (no JSON): `stub` says which
+    /// method and what the stub promises, `chain` the objects waiting on this call.
     Invoke {
-        method: String,
-        signature: (Vec<Type>, Option<Type>),
+        stub: Arc<StubMethod>,
         args: Vec<Val>,
         chain: Arc<Vec<ObjectKey>>,
         reply: oneshot::Sender<Result<Option<Val>, ObjectError>>,
@@ -140,7 +138,11 @@ impl Actor {
         rx: mpsc::UnboundedReceiver<Event>,
     ) -> Actor {
         let limits = directory.limits();
-        let storage = SqliteStorage::new(directory.database_path(&key), limits.storage());
+        let mut storage = SqliteStorage::new(directory.database_path(&key), limits.storage());
+        // the database a previous actor of this object left open, if it still is
+        if let Some(parked) = directory.unpark_database(&key) {
+            storage.adopt(parked);
+        }
         // what the class grants; set again from the version each activation runs
         let class = directory.registry().get(&key.class);
         let object = ObjectCtx {
@@ -157,6 +159,7 @@ impl Actor {
                 .unwrap_or_default(),
             directory: directory.registry().directory_handle(),
             chain: Arc::new(Vec::new()),
+            resolved: Default::default(),
         };
         let outbound = OutboundCtx::new(
             key.class.clone(),
@@ -188,15 +191,29 @@ impl Actor {
         let limits = self.directory.limits();
         let idle = Duration::from_millis(limits.idle_timeout_ms);
         let hibernate = Duration::from_millis(limits.hibernate_after_ms);
+        // One timer for the actor's life, moved on only when it fires (at least every `check`):
+        // arming a fresh one for every event would cost a timer-wheel insertion and removal per
+        // event.
+        let check = idle.min(hibernate);
+        let timer = tokio::time::sleep(check);
+        tokio::pin!(timer);
         loop {
-            // an object holding WebSockets hibernates (sooner); one without is evicted
-            let sockets = self.directory.websockets().has_sockets(&self.key);
-            let wait = if sockets { hibernate } else { idle };
-            let first = match tokio::time::timeout(wait, self.rx.recv()).await {
-                Ok(Some(event)) => event,
-                Ok(None) => break,
-                Err(_elapsed) => {
-                    if self.try_retire() {
+            let first = tokio::select! {
+                biased;
+                event = self.rx.recv() => match event {
+                    Some(event) => event,
+                    None => break,
+                },
+                () = &mut timer => {
+                    // an object holding WebSockets hibernates (sooner); one without is evicted
+                    let sockets = self.directory.websockets().has_sockets(&self.key);
+                    let wait = if sockets { hibernate } else { idle };
+                    let idle_for = self.slot.idle_for();
+                    let next = if idle_for < wait {
+                        // not idle long enough; look again when it would be (or sooner: the
+                        // object may open a WebSocket meanwhile, and then hibernate sooner)
+                        (wait - idle_for).min(check)
+                    } else if self.try_retire() {
                         if sockets {
                             self.directory
                                 .metrics()
@@ -204,7 +221,10 @@ impl Actor {
                                 .fetch_add(1, Ordering::Relaxed);
                         }
                         break;
-                    }
+                    } else {
+                        wait
+                    };
+                    timer.as_mut().reset(tokio::time::Instant::now() + next);
                     continue;
                 }
             };
@@ -222,15 +242,30 @@ impl Actor {
         drop(permit);
     }
 
-    /// Retires if no event is waiting. The database is closed *first*: once retired, the next
-    /// event starts a new actor for this object at once, and the file must not still be held
-    /// (exclusively) by this one. If an event arrives meanwhile, the database reopens lazily.
+    /// Retires if no event is waiting. The database is parked *first*: once retired, the next
+    /// event starts a new actor for this object at once, which adopts it (the file is held
+    /// exclusively by its one connection). If an event arrives meanwhile, it is taken back.
     fn try_retire(&mut self) -> bool {
         if !self.rx.is_empty() {
             return false;
         }
-        self.release_database();
-        self.directory.retire(&self.key, &self.slot, &self.rx)
+        // parked, not closed: the next activation adopts it (opening the file costs ~300 µs)
+        let was_open = self.state_mut().storage.is_open();
+        match self.state_mut().storage.park() {
+            Some(db) => self.directory.park_database(self.key.clone(), db),
+            None if was_open => {
+                self.directory.database_opened_or_closed(false);
+            }
+            None => {}
+        }
+        if self.directory.retire(&self.key, &self.slot, &self.rx) {
+            return true;
+        }
+        // an event slipped in: take the database back
+        if let Some(db) = self.directory.unpark_database(&self.key) {
+            self.state_mut().storage.adopt(db);
+        }
+        false
     }
 
     /// Closes the object's database, if open, keeping the host-wide count of open databases.
@@ -609,13 +644,9 @@ impl Actor {
                 None
             }
             Event::Invoke {
-                method,
-                signature,
-                args,
-                reply,
-                ..
+                stub, args, reply, ..
             } => {
-                let result = self.invoke(&method, &signature, &args, limits).await;
+                let result = self.invoke(&stub, &args, limits).await;
                 Some(Pending::Invoke(reply, result))
             }
         }
@@ -626,8 +657,7 @@ impl Actor {
     /// with the values as they are; the result goes back whole (a `result::err` included).
     async fn invoke(
         &mut self,
-        method: &str,
-        (params, result): &(Vec<Type>, Option<Type>),
+        stub: &StubMethod,
         args: &[Val],
         limits: &crate::limits::Limits,
     ) -> Result<Option<Val>, ObjectError> {
@@ -635,13 +665,13 @@ impl Actor {
         let class = instance.class().clone();
         let method = class
             .methods
-            .get(method)
+            .get(&stub.method)
             .ok_or_else(|| ObjectError::UnknownMethod {
                 class: class.name.to_string(),
-                method: method.to_string(),
+                method: stub.method.clone(),
                 available: class.method_names(),
             })?;
-        let fits = rpc::calls::stub_fits(method, params, result.as_ref());
+        let fits = rpc::calls::stub_fits(method, &stub.params, stub.result.as_ref());
         if !fits {
             return Err(ObjectError::InvalidArgument(format!(
                 "the caller's stub for `{}` does not match the method's signature `{}` (version {} of class `{}`): regenerate the stub",

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use wasmtime::component::Val;
-use wasmtime::component::types::Type;
 
 use crate::actor::{Actor, Event, Fetched};
 use crate::alarms::{AlarmKey, Schedule};
@@ -26,6 +25,8 @@ use crate::ids::ObjectId;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
+use crate::rpc::calls::StubMethod;
+use crate::storage::sqlite::ParkedDatabase;
 use crate::websockets::{Hub, SocketEvent, SocketId};
 
 /// How long an activation waits for room among the live objects before giving up.
@@ -39,7 +40,7 @@ pub(crate) struct ObjectKey {
 }
 
 /// How a caller addresses an object.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Address {
     /// By name (`id-from-name`); the object learns its name.
     Name(String),
@@ -63,6 +64,12 @@ impl Slot {
         let now = self.epoch.elapsed().as_millis() as u64;
         self.last_active.store(now, Ordering::Relaxed);
     }
+
+    /// How long since the actor last finished a batch (to the millisecond).
+    pub(crate) fn idle_for(&self) -> Duration {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(self.last_active.load(Ordering::Relaxed)))
+    }
 }
 
 struct Entry {
@@ -85,6 +92,16 @@ pub struct Directory {
     schedule: Arc<Schedule>,
     /// Every object's WebSockets; they outlive the objects' actors (hibernation).
     websockets: Arc<Hub>,
+    /// Databases of objects without an actor (evicted, hibernating), still open: the next
+    /// activation adopts its database instead of opening the file. Counted as open databases,
+    /// and closed oldest first when too many are open.
+    parked: Mutex<Parked>,
+}
+
+#[derive(Default)]
+struct Parked {
+    databases: HashMap<ObjectKey, (u64, ParkedDatabase)>,
+    next: u64,
 }
 
 impl Directory {
@@ -107,7 +124,43 @@ impl Directory {
             open_databases: AtomicUsize::new(0),
             schedule,
             websockets: Arc::new(Hub::default()),
+            parked: Mutex::default(),
         })
+    }
+
+    /// Keeps the open database of an object whose actor retires, for its next activation.
+    pub(crate) fn park_database(&self, key: ObjectKey, database: ParkedDatabase) {
+        let mut parked = self.parked.lock().expect("parked databases lock");
+        parked.next += 1;
+        let seq = parked.next;
+        parked.databases.insert(key, (seq, database));
+        drop(parked);
+        self.close_parked_while_too_many();
+    }
+
+    /// The object's parked database, if it is still open.
+    pub(crate) fn unpark_database(&self, key: &ObjectKey) -> Option<ParkedDatabase> {
+        let mut parked = self.parked.lock().expect("parked databases lock");
+        parked.databases.remove(key).map(|(_, db)| db)
+    }
+
+    /// Closes parked databases, oldest first, while more databases are open than allowed.
+    fn close_parked_while_too_many(&self) {
+        while self.too_many_open_databases() {
+            let mut parked = self.parked.lock().expect("parked databases lock");
+            let Some(oldest) = parked
+                .databases
+                .iter()
+                .min_by_key(|(_, (seq, _))| *seq)
+                .map(|(k, _)| k.clone())
+            else {
+                return;
+            };
+            let closed = parked.databases.remove(&oldest);
+            drop(parked);
+            drop(closed); // closes the connection
+            self.open_databases.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     /// Every object's WebSockets.
@@ -137,12 +190,14 @@ impl Directory {
     /// Records that an actor opened (`+1`) or closed (`-1`) its database; returns whether more
     /// databases are open than `max-open-databases`.
     pub(crate) fn database_opened_or_closed(&self, opened: bool) -> bool {
-        let open = if opened {
-            self.open_databases.fetch_add(1, Ordering::Relaxed) + 1
+        if opened {
+            self.open_databases.fetch_add(1, Ordering::Relaxed);
+            // parked databases give way to those of live objects
+            self.close_parked_while_too_many();
         } else {
-            self.open_databases.fetch_sub(1, Ordering::Relaxed) - 1
-        };
-        open > self.limits.max_open_databases
+            self.open_databases.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.too_many_open_databases()
     }
 
     /// Whether more databases are open than `max-open-databases`.
@@ -179,10 +234,11 @@ impl Directory {
 
     /// A fresh random id in `class` (`newUniqueId`); no object exists until it is used.
     pub fn new_unique_id(&self, class: &str) -> Result<ObjectId, ObjectError> {
-        if self.registry.get(class).is_none() {
-            return Err(ObjectError::UnknownClass(class.to_string()));
-        }
-        Ok(self.registry.namespace(class).new_unique_id())
+        let version = self
+            .registry
+            .get(class)
+            .ok_or_else(|| ObjectError::UnknownClass(class.to_string()))?;
+        Ok(version.namespace.new_unique_id())
     }
 
     /// Checks that `hex` is an id minted for `class` (`idFromString`).
@@ -191,15 +247,17 @@ impl Directory {
         Ok(key.id)
     }
 
-    fn resolve(
+    /// The object `address` names in `class`, and its name if addressed by one.
+    pub(crate) fn resolve(
         &self,
         class: &str,
         address: &Address,
     ) -> Result<(ObjectKey, Option<String>), ObjectError> {
-        if self.registry.get(class).is_none() {
-            return Err(ObjectError::UnknownClass(class.to_string()));
-        }
-        let namespace = self.registry.namespace(class);
+        let version = self
+            .registry
+            .get(class)
+            .ok_or_else(|| ObjectError::UnknownClass(class.to_string()))?;
+        let namespace = &version.namespace;
         let (id, name) = match address {
             Address::Name(name) => (namespace.id_from_name(name), Some(name.clone())),
             Address::Id(hex) => (
@@ -237,19 +295,18 @@ impl Directory {
             .map_err(|_| ObjectError::Internal("the object stopped before replying".into()))?
     }
 
-    /// Calls `method` on an object with component values, from another object (a stub call):
-    /// `signature` is what the caller's stub promises (parameter types, result type), `chain` the
-    /// objects waiting on this call. A call to an object in `chain` fails at once (`CallCycle`).
+    /// Calls a method on the object `key` (called `name`, if addressed by one) with component
+    /// values, from another object: `stub` is the caller's stub method (which method, and the
+    /// types it promises), `chain` the objects waiting on this call. A call to an object in
+    /// `chain` fails at once (`CallCycle`).
     pub(crate) async fn invoke(
         self: &Arc<Self>,
-        class: &str,
-        address: &Address,
-        method: &str,
-        signature: (Vec<Type>, Option<Type>),
+        key: ObjectKey,
+        name: Option<&str>,
+        stub: Arc<StubMethod>,
         args: Vec<Val>,
         chain: Arc<Vec<ObjectKey>>,
     ) -> Result<Option<Val>, ObjectError> {
-        let (key, _) = self.resolve(class, address)?;
         if chain.contains(&key) {
             let path: Vec<String> = chain
                 .iter()
@@ -263,13 +320,12 @@ impl Directory {
         }
         let (tx, rx) = oneshot::channel();
         let event = Event::Invoke {
-            method: method.to_string(),
-            signature,
+            stub,
             args,
             chain,
             reply: tx,
         };
-        self.send(class, address, event)?;
+        self.send_to(key, name, event)?;
         rx.await
             .map_err(|_| ObjectError::Internal("the object stopped before replying".into()))?
     }
@@ -337,7 +393,7 @@ impl Directory {
             class: key.class.clone(),
             id: key.id,
         };
-        if let Err(e) = self.send_to(object, name.map(str::to_string), Event::Alarm { retry }) {
+        if let Err(e) = self.send_to(object, name, Event::Alarm { retry }) {
             // a full mailbox: try again shortly, keeping the alarm
             tracing::warn!(target: "wasmdo.alarms", class = &*key.class, id = %key.id, "alarm not delivered: {e}");
             let retry_at = crate::alarms::now_ms() + 100;
@@ -352,13 +408,15 @@ impl Directory {
         event: Event,
     ) -> Result<(), ObjectError> {
         let (key, name) = self.resolve(class, address)?;
-        self.send_to(key, name, event)
+        self.send_to(key, name.as_deref(), event)
     }
 
+    /// Queues `event` for the object `key`, starting its actor (which learns `name`) if it is not
+    /// live.
     fn send_to(
         self: &Arc<Self>,
         key: ObjectKey,
-        name: Option<String>,
+        name: Option<&str>,
         event: Event,
     ) -> Result<(), ObjectError> {
         let mut live = self.live.lock().expect("directory lock");
@@ -373,6 +431,7 @@ impl Directory {
                     epoch: self.epoch,
                 });
                 slot.touch();
+                let name = name.map(str::to_owned);
                 let actor = Actor::new(key.clone(), name, slot.clone(), self.clone(), rx);
                 tokio::spawn(actor.run());
                 live.entry(key.clone()).or_insert(Entry { tx, slot })

@@ -194,7 +194,11 @@ fn concurrent_writes_to_one_object_are_serialized_and_all_durable() {
 
 #[test]
 fn thousands_of_objects_do_not_hold_thousands_of_open_files() {
-    let host = TestHost::with_config("[limits]\nmax-live-objects = 50\ndurable-commits = false\n");
+    // evicted objects' databases stay open (parked) for their next activation, up to
+    // max-open-databases
+    let host = TestHost::with_config(
+        "[limits]\nmax-live-objects = 50\nmax-open-databases = 150\ndurable-commits = false\n",
+    );
     host.deploy("kv", STORAGE_KV).expect(201);
     let objects = 1200;
     for i in 0..objects {
@@ -213,6 +217,7 @@ fn thousands_of_objects_do_not_hold_thousands_of_open_files() {
         "{fds} open file descriptors for {objects} objects"
     );
     assert!(host.metric("wasmdo_live_objects") <= 50);
+    assert!(host.metric("wasmdo_open_databases") <= 150);
     // every object kept its data through eviction
     for i in (0..objects).step_by(97) {
         assert_eq!(
