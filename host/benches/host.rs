@@ -583,14 +583,13 @@ async fn alarm_lag(dir: &Path, pending: usize) -> anyhow::Result<()> {
     .await?;
     let directory = host.directory().clone();
     let schedule = directory.schedule().clone();
-    let namespace = directory.registry().namespace("probe");
     let far = now_ms() + 3_600_000;
     let me = std::process::id();
     let rss_before = rss_kib(me);
     for i in 1..pending {
         let key = wasmdo_host::alarms::AlarmKey::new(
             "probe",
-            namespace.id_from_name(&format!("filler-{i}")),
+            directory.id_from_name("probe", &format!("filler-{i}"))?,
         );
         schedule
             .set(&key, None, far, 0)

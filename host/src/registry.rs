@@ -68,6 +68,8 @@ pub struct ClassVersion {
     pub(crate) bindings: Arc<BTreeMap<String, String>>,
     /// Hosts its objects may send HTTP requests to.
     pub(crate) fetch: Arc<AllowList>,
+    /// Mints and checks the ids of its objects (the same for every version of the class).
+    pub(crate) namespace: Namespace,
 }
 
 /// A class's `websocket-handler` exports.
@@ -377,11 +379,6 @@ impl Registry {
         all
     }
 
-    /// The namespace of `class` (ids are per class name, independent of versions).
-    pub fn namespace(&self, class: &str) -> Namespace {
-        self.secret.namespace(class)
-    }
-
     fn component_path(&self, hash: &str) -> PathBuf {
         self.dir.join("components").join(format!("{hash}.wasm"))
     }
@@ -638,6 +635,7 @@ impl Registry {
             env: Arc::new(self.env.get(class).cloned().unwrap_or_default()),
             bindings,
             fetch: self.fetch.get(class).cloned().unwrap_or_default(),
+            namespace: self.secret.namespace(class),
         })
     }
 
