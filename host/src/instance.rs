@@ -100,6 +100,14 @@ impl ObjectState {
     }
 }
 
+impl ObjectState {
+    /// The call context and the resource table together: a stub call reads its target from the
+    /// table and resolves it through the context.
+    pub(crate) fn calls_and_table(&mut self) -> (&mut CallCtx, &ResourceTable) {
+        (&mut self.calls, &self.table)
+    }
+}
+
 impl WasiView for ObjectState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {

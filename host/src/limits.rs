@@ -70,6 +70,11 @@ pub const MAX_WEBSOCKET_TAG_BYTES: usize = 256;
 /// Bytes of a WebSocket's attachment (Cloudflare: 2,048).
 pub const MAX_WEBSOCKET_ATTACHMENT_BYTES: usize = 2_048;
 
+/// Addresses (of objects it called) one object remembers the ids of, so that calling the same
+/// objects again skips re-deriving their ids; past it the object forgets them all and starts
+/// over. Bounds the memory an object calling many distinct objects keeps (~150 bytes each).
+pub const MAX_REMEMBERED_ADDRESSES: usize = 64;
+
 /// Longest log line kept from a guest.
 pub const MAX_LOG_LINE_BYTES: usize = 16 * 1024;
 

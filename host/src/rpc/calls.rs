@@ -16,7 +16,7 @@
 //!   chain (A → B → A) fails at once with `cycle` — an instance cannot be re-entered, and waiting
 //!   would deadlock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock, Weak};
 
 use wasmtime::Engine;
@@ -28,6 +28,7 @@ use crate::bindings::objects_api::{self, CallError, Failure};
 use crate::directory::{Address, Directory, ObjectKey};
 use crate::error::ObjectError;
 use crate::instance::ObjectState;
+use crate::limits::MAX_REMEMBERED_ADDRESSES;
 use crate::registry::Method;
 
 /// The package prefix of the stub interfaces a caller imports.
@@ -35,6 +36,17 @@ pub(crate) const STUB_PACKAGE: &str = "binding:";
 
 /// What a stub resource stands for: its target object (of the class its interface is bound to).
 pub(crate) struct StubTarget(Address);
+
+/// One method of a stub interface, as linked: the bound class and method it calls, and the types
+/// the stub promises (its parameters after the stub itself, the `ok` of its result), worked out
+/// once at link time. The callee checks them against the method it actually runs, on every
+/// call: the bound class may have been redeployed with another signature.
+pub(crate) struct StubMethod {
+    pub(crate) class: String,
+    pub(crate) method: String,
+    pub(crate) params: Vec<Type>,
+    pub(crate) result: Option<Type>,
+}
 
 /// The directory, once it exists (it is created after the registry that links the stubs).
 pub(crate) type DirectoryHandle = Arc<OnceLock<Weak<Directory>>>;
@@ -63,6 +75,42 @@ pub(crate) struct CallCtx {
     /// The objects waiting, in this event's call chain, for the call that delivered it (empty
     /// for requests from outside the host).
     pub(crate) chain: Arc<Vec<ObjectKey>>,
+    /// Objects this object called recently.
+    pub(crate) resolved: ResolvedAddresses,
+}
+
+/// The object a called address resolved to, and the name it was addressed by.
+type Resolved = (ObjectKey, Option<Arc<str>>);
+
+/// Addresses an object called recently, by bound class, with what they resolved to. Resolving
+/// costs HMACs (a name's id, an id's check), and an object tends to call the same few others,
+/// often through a new stub each time (`get-by-name` per call). An address always resolves to
+/// the same object (ids depend only on the class name and the host secret), so entries never go
+/// stale; at most [`MAX_REMEMBERED_ADDRESSES`] are kept.
+#[derive(Default)]
+pub(crate) struct ResolvedAddresses {
+    by_class: HashMap<String, HashMap<Address, Resolved>>,
+    len: usize,
+}
+
+impl ResolvedAddresses {
+    fn get(&self, class: &str, address: &Address) -> Option<&Resolved> {
+        self.by_class.get(class)?.get(address)
+    }
+
+    fn insert(&mut self, class: &str, address: Address, resolved: Resolved) {
+        if self.len >= MAX_REMEMBERED_ADDRESSES {
+            self.by_class.clear();
+            self.len = 0;
+        }
+        let addresses = match self.by_class.get_mut(class) {
+            Some(addresses) => addresses,
+            None => self.by_class.entry(class.to_string()).or_default(),
+        };
+        if addresses.insert(address, resolved).is_none() {
+            self.len += 1;
+        }
+    }
 }
 
 impl CallCtx {
@@ -302,17 +350,12 @@ pub(crate) fn link_stubs(
                 ComponentItem::ComponentFunc(_) if name == constructor || name == by_name => {
                     let by_id = name == constructor;
                     stubs
-                        .func_new(name, move |mut store, _, params, results| {
-                            let Some(Val::String(s)) = params.first() else {
-                                wasmtime::bail!("a stub is made from a string");
-                            };
+                        .func_wrap(name, move |mut store, (s,): (String,)| {
                             let address = match by_id {
-                                true => Address::Id(s.clone()),
-                                false => Address::Name(s.clone()),
+                                true => Address::Id(s),
+                                false => Address::Name(s),
                             };
-                            let stub = store.data_mut().ctx().table.push(StubTarget(address))?;
-                            results[0] = Val::Resource(stub.try_into_resource_any(store)?);
-                            Ok(())
+                            Ok((store.data_mut().ctx().table.push(StubTarget(address))?,))
                         })
                         .map_err(|e| link_err(name, e))?
                 }
@@ -321,20 +364,22 @@ pub(crate) fn link_stubs(
                     check(target, method, &func).map_err(|why| {
                         format!("stub `{import}#{method}` does not fit class `{target}`: {why}")
                     })?;
-                    let (target, method) = (target.clone(), method.to_string());
+                    let stub = stub_signature(&func).map(|(params, result)| {
+                        Arc::new(StubMethod {
+                            class: target.clone(),
+                            method: method.to_string(),
+                            params,
+                            result,
+                        })
+                    });
                     stubs
-                        .func_new_async(name, move |mut store, ty, params, results| {
-                            let (target, method) = (target.clone(), method.clone());
-                            // owned copies: the store's state is not `Sync`, and the call awaits
-                            let to = stub_target(&mut store, params.first());
-                            let calls = &store.data().calls;
-                            let from = (
-                                calls.caller.clone(),
-                                calls.chain.clone(),
-                                calls.directory.clone(),
-                            );
+                        .func_new_async(name, move |mut store, _, params, results| {
+                            let call = start_call(&mut store, &stub, params);
                             Box::new(async move {
-                                results[0] = invoke(from, &target, to?, &method, &ty, params).await;
+                                results[0] = match call? {
+                                    Ok(call) => call.finish().await,
+                                    Err(e) => Val::Result(Err(Some(Box::new(call_error_val(e))))),
+                                };
                                 Ok(())
                             })
                         })
@@ -352,48 +397,76 @@ pub(crate) fn link_stubs(
     Ok(())
 }
 
-/// The address of the stub a method was called on (its first argument, a borrowed `stub`).
-fn stub_target(
-    store: &mut wasmtime::StoreContextMut<'_, ObjectState>,
-    stub: Option<&Val>,
-) -> wasmtime::Result<Address> {
-    let Some(Val::Resource(stub)) = stub else {
-        wasmtime::bail!("a stub method is called on a stub");
-    };
-    let stub = Resource::<StubTarget>::try_from_resource_any(*stub, &mut *store)?;
-    Ok(store.data_mut().ctx().table.get(&stub)?.0.clone())
+/// A stub call ready to go: everything it needs, owned (the store's state is not `Sync`, and the
+/// call awaits).
+struct Call {
+    directory: Arc<Directory>,
+    to: Resolved,
+    stub: Arc<StubMethod>,
+    args: Vec<Val>,
+    chain: Arc<Vec<ObjectKey>>,
 }
 
-/// One stub call: the method's arguments after the stub; the callee's result (or the call's
-/// error) as the stub's `result<_, call-error>`.
-async fn invoke(
-    (caller, chain, directory): (ObjectKey, Arc<Vec<ObjectKey>>, DirectoryHandle),
-    class: &str,
-    to: Address,
-    method: &str,
-    stub: &ComponentFunc,
+/// The part of a stub call that needs the caller's store: the target object (resolved, or
+/// remembered from an earlier call), the arguments after the stub, and the call chain with the
+/// caller added. An error is the call's (`Ok(Err)`), or a trap for a malformed call.
+fn start_call(
+    store: &mut wasmtime::StoreContextMut<'_, ObjectState>,
+    stub: &Result<Arc<StubMethod>, String>,
     params: &[Val],
-) -> Val {
-    let outcome = async {
-        let (types, result) = stub_signature(stub).map_err(CallError::BadCall)?;
-        let directory = live_directory(&directory)?;
-        let mut chain = Vec::clone(&chain);
-        chain.push(caller);
-        directory
-            .invoke(
-                class,
-                &to,
-                method,
-                (types, result),
-                params[1..].to_vec(),
-                Arc::new(chain),
-            )
+) -> wasmtime::Result<Result<Call, CallError>> {
+    let Some(Val::Resource(target)) = params.first() else {
+        wasmtime::bail!("a stub method is called on a stub");
+    };
+    let target = Resource::<StubTarget>::try_from_resource_any(*target, &mut *store)?;
+    let stub = match stub {
+        Ok(stub) => stub.clone(),
+        Err(why) => return Ok(Err(CallError::BadCall(why.clone()))),
+    };
+    let directory = match live_directory(&store.data().calls.directory) {
+        Ok(directory) => directory,
+        Err(e) => return Ok(Err(e)),
+    };
+    let (calls, table) = store.data_mut().calls_and_table();
+    let address = &table.get(&target)?.0;
+    let to = match calls.resolved.get(&stub.class, address) {
+        Some(to) => to.clone(),
+        None => match directory.resolve(&stub.class, address) {
+            Ok((key, name)) => {
+                let to = (key, name.map(Arc::from));
+                calls
+                    .resolved
+                    .insert(&stub.class, address.clone(), to.clone());
+                to
+            }
+            Err(e) => return Ok(Err(call_error(e))),
+        },
+    };
+    let mut chain = Vec::with_capacity(calls.chain.len() + 1);
+    chain.extend(calls.chain.iter().cloned());
+    chain.push(calls.caller.clone());
+    Ok(Ok(Call {
+        directory,
+        to,
+        stub,
+        args: params[1..].to_vec(),
+        chain: Arc::new(chain),
+    }))
+}
+
+impl Call {
+    /// Sends the call to the callee and waits for its reply (released after the callee's
+    /// commit): the callee's result, or the call's error, as the stub's `result<_, call-error>`.
+    async fn finish(self) -> Val {
+        let (key, name) = self.to;
+        let outcome = self
+            .directory
+            .invoke(key, name.as_deref(), self.stub, self.args, self.chain)
             .await
-            .map_err(call_error)
-    }
-    .await;
-    match outcome {
-        Ok(value) => Val::Result(Ok(value.map(Box::new))),
-        Err(e) => Val::Result(Err(Some(Box::new(call_error_val(e))))),
+            .map_err(call_error);
+        match outcome {
+            Ok(value) => Val::Result(Ok(value.map(Box::new))),
+            Err(e) => Val::Result(Err(Some(Box::new(call_error_val(e))))),
+        }
     }
 }
