@@ -189,7 +189,7 @@ async fn trivial_server() -> SocketAddr {
     addr
 }
 
-/// workerd serving bench/workerd/counter.js, if installed; killed on drop.
+/// workerd serving a config of bench/workerd, if installed; killed on drop.
 struct Workerd {
     child: std::process::Child,
     addr: SocketAddr,
@@ -203,7 +203,8 @@ impl Drop for Workerd {
     }
 }
 
-fn start_workerd() -> anyhow::Result<Option<Workerd>> {
+/// workerd serving `config` (a file of bench/workerd) and the `module` it embeds.
+fn start_workerd(config: &str, module: &str) -> anyhow::Result<Option<Workerd>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/workerd");
     let binary = root.join("node_modules/.bin/workerd");
     if !binary.exists() {
@@ -216,13 +217,13 @@ fn start_workerd() -> anyhow::Result<Option<Workerd>> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let config = std::fs::read_to_string(root.join("config.capnp"))?
+    let text = std::fs::read_to_string(root.join(config))?
         .replace("127.0.0.1:8788", &format!("127.0.0.1:{port}"));
-    std::fs::write(dir.path().join("config.capnp"), config)?;
-    std::fs::copy(root.join("counter.js"), dir.path().join("counter.js"))?;
+    std::fs::write(dir.path().join(config), text)?;
+    std::fs::copy(root.join(module), dir.path().join(module))?;
     std::fs::create_dir(dir.path().join("data"))?;
     let child = std::process::Command::new(binary)
-        .args(["serve", "config.capnp", "--experimental"])
+        .args(["serve", config, "--experimental"])
         .current_dir(dir.path())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -384,9 +385,13 @@ async fn js_counter(dir: &Path, secs: Duration) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Object-to-object calls: `calls.add-remote` (an RPC that looks up an id and calls
-/// `types.add` through a typed stub) against a direct RPC of `types.add`; the difference is what
-/// one call between warm objects costs in the host.
+/// Object-to-object calls (fixture `rpc_calls`, calling `types.add` through a typed stub made by
+/// `get-by-name`):
+/// - in-process: `calls.add-remote` (one call) against a direct RPC of `types.add`, the
+///   difference being what one call between warm objects costs; and `calls.add-many` (n calls
+///   in one event) against `add-many` of 0, divided by n;
+/// - over HTTP, side by side with workerd's DO-to-DO JS RPC (bench/workerd/calls.js) when it is
+///   installed: a request making n calls minus one making none, divided by n.
 async fn object_calls(dir: &Path) -> anyhow::Result<()> {
     let mut config = wasmdo_host::config::Config {
         listen: "127.0.0.1:0".parse()?,
@@ -426,10 +431,108 @@ async fn object_calls(dir: &Path) -> anyhow::Result<()> {
         );
     }
     println!(
-        "object calls: one call between warm objects adds p50 {:.1} µs (id-from-name + stub call + the callee's event)",
+        "object calls: one call between warm objects adds p50 {:.1} µs (stub call + the callee's event)",
         p50[1].saturating_sub(p50[0]).as_secs_f64() * 1e6
     );
+    let (many, rounds) = if quick() { (2_000, 3) } else { (10_000, 7) };
+    let mut in_process = Caller::InProcess(directory);
+    let per_call = many_calls(&mut in_process, many, rounds).await?;
+    print_many_calls("wasmdo", "in-process", many, per_call);
+    let mut targets = vec![("wasmdo", host.addr())];
+    tokio::spawn(host.serve());
+    let workerd = start_workerd("calls.capnp", "calls.js")?;
+    if let Some(workerd) = &workerd {
+        targets.push(("workerd", workerd.addr));
+    }
+    for (label, addr) in targets {
+        let mut http = Caller::Http(Client::connect(addr).await?);
+        let per_call = many_calls(&mut http, many, rounds).await?;
+        print_many_calls(label, "over HTTP", many, per_call);
+    }
     Ok(())
+}
+
+/// Where `calls.add-many` on the object `a` is called from.
+enum Caller {
+    InProcess(Arc<Directory>),
+    Http(Client),
+}
+
+impl Caller {
+    /// `add-many("x", n)`: how long it took, and its result.
+    async fn add_many(&mut self, n: u32) -> anyhow::Result<(Duration, serde_json::Value)> {
+        match self {
+            Caller::InProcess(directory) => {
+                let start = Instant::now();
+                let caller = Address::Name("a".into());
+                let sum = directory
+                    .call("calls", &caller, "add-many", json!(["x", n]))
+                    .await?;
+                Ok((start.elapsed(), sum))
+            }
+            Caller::Http(client) => {
+                let body = json!(["x", n]).to_string();
+                client.post("/rpc/calls/a/add-many", body).await
+            }
+        }
+    }
+}
+
+/// What one call costs when an object makes `n` of them in one event (`add-many`, which answers
+/// their sum, 3 each): the median time of `add-many(n)` minus that of `add-many(0)` over
+/// `rounds`, divided by `n`. The first request warms both objects up.
+async fn many_calls(caller: &mut Caller, n: u32, rounds: usize) -> anyhow::Result<Duration> {
+    caller.add_many(n / 10).await?;
+    let (mut none, mut all) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        none.push(caller.add_many(0).await?.0);
+        let (elapsed, sum) = caller.add_many(n).await?;
+        anyhow::ensure!(sum == json!(3 * n), "{n} calls answered {sum}");
+        all.push(elapsed);
+    }
+    let (none, all) = (Stats::new(none).pct(0.5), Stats::new(all).pct(0.5));
+    Ok(all.saturating_sub(none) / n)
+}
+
+fn print_many_calls(label: &str, how: &str, n: u32, per_call: Duration) {
+    println!(
+        "object calls: {label:<7} {n} calls in one event ({how}): {:>5.1} µs per call, {:>7.0} calls/s",
+        per_call.as_secs_f64() * 1e6,
+        1.0 / per_call.as_secs_f64()
+    );
+}
+
+/// One keep-alive HTTP/1 connection.
+struct Client {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+}
+
+impl Client {
+    async fn connect(addr: SocketAddr) -> anyhow::Result<Client> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        Ok(Client { sender })
+    }
+
+    /// POSTs `body` to `path`: how long until the whole reply was in, and the reply as JSON.
+    async fn post(
+        &mut self,
+        path: &str,
+        body: String,
+    ) -> anyhow::Result<(Duration, serde_json::Value)> {
+        let request = Request::post(path)
+            .header("host", "bench")
+            .body(Full::new(Bytes::from(body)))?;
+        let start = Instant::now();
+        let response = self.sender.send_request(request).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        let elapsed = start.elapsed();
+        anyhow::ensure!(status.is_success(), "status {status}: {body:?}");
+        Ok((elapsed, serde_json::from_slice(&body)?))
+    }
 }
 
 /// A warm JS call with fuel metering off (a second host): what metering costs SpiderMonkey.
@@ -656,7 +759,7 @@ async fn run() -> anyhow::Result<()> {
     if std::env::var("BENCH_ONLY").as_deref() == Ok("js") {
         let secs = Duration::from_secs(if quick() { 2 } else { 10 });
         js_counter(dir.path(), secs).await?;
-        if let Some(workerd) = start_workerd()? {
+        if let Some(workerd) = start_workerd("config.capnp", "counter.js")? {
             http_scenarios("workerd", workerd.addr, workerd.child.id(), secs).await;
         }
         return Ok(());
@@ -748,7 +851,7 @@ async fn run() -> anyhow::Result<()> {
     }
     http_scenarios("wasmdo", addr, me, secs).await;
     js_counter(dir.path(), secs).await?;
-    if let Some(workerd) = start_workerd()? {
+    if let Some(workerd) = start_workerd("config.capnp", "counter.js")? {
         http_scenarios("workerd", workerd.addr, workerd.child.id(), secs).await;
     }
     let metrics = directory.metrics();
