@@ -63,7 +63,9 @@ fn start_host(hibernate_after_ms: u64) -> Host {
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = std::io::BufReader::new(stdout).lines();
     let first = lines.next().expect("a line").expect("stdout");
-    let url = first.strip_prefix("wasmdo listening on http://").expect("the listening line");
+    let url = first
+        .strip_prefix("wasmdo listening on http://")
+        .expect("the listening line");
     std::thread::spawn(move || for _ in lines {});
     let addr: SocketAddr = url.parse().expect("address");
     let wasm = std::fs::read(wasmdo_test_artifacts::WEBSOCKETS_BASIC).expect("fixture");
@@ -262,7 +264,9 @@ fn main() {
     let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap_or((0, u64::MAX));
     let sockets = wanted.min(hard.saturating_sub(1_000) as usize);
     if sockets < wanted {
-        println!("idle sockets: {wanted} wanted, {sockets} opened: the file descriptor limit here is {hard} per process");
+        println!(
+            "idle sockets: {wanted} wanted, {sockets} opened: the file descriptor limit here is {hard} per process"
+        );
     }
     runtime.block_on(async {
         idle_sockets(sockets).await;
