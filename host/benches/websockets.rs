@@ -10,6 +10,10 @@
 //! - wake-up: a message to a hibernated object (the round trip, p50/p99) against the same
 //!   message to a live one.
 //!
+//! - the same chat application (examples/chatroom in Rust, examples/chatroom-js in TypeScript) on
+//!   wasmdo and, when bench/workerd is installed, the TypeScript one on workerd behind a Worker:
+//!   memory per idle member, fan-out to a room of 500, a message's round trip.
+//!
 //! `BENCH_QUICK=1` for a short run (5,000 sockets, fewer samples).
 
 use std::net::SocketAddr;
@@ -42,6 +46,13 @@ impl Drop for Host {
 }
 
 fn start_host(hibernate_after_ms: u64) -> Host {
+    start_host_with(
+        hibernate_after_ms,
+        &[("ws", wasmdo_test_artifacts::WEBSOCKETS_BASIC)],
+    )
+}
+
+fn start_host_with(hibernate_after_ms: u64, classes: &[(&str, &str)]) -> Host {
     use std::io::BufRead;
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("wasmdo.toml");
@@ -68,10 +79,15 @@ fn start_host(hibernate_after_ms: u64) -> Host {
         .expect("the listening line");
     std::thread::spawn(move || for _ in lines {});
     let addr: SocketAddr = url.parse().expect("address");
-    let wasm = std::fs::read(wasmdo_test_artifacts::WEBSOCKETS_BASIC).expect("fixture");
-    ureq::put(&format!("http://{addr}/_admin/classes/ws"))
-        .send(&wasm[..])
-        .expect("deploy");
+    for (class, path) in classes {
+        let wasm = std::fs::read(path).expect("component");
+        ureq::put(&format!("http://{addr}/_admin/classes/{class}"))
+            .config()
+            .timeout_global(Some(Duration::from_secs(300)))
+            .build()
+            .send(&wasm[..])
+            .expect("deploy");
+    }
     Host {
         child,
         addr,
@@ -247,6 +263,164 @@ async fn wake_latency(samples: usize) {
     );
 }
 
+/// workerd serving examples/chatroom-js (transpiled) behind bench/workerd/chatroom-worker.js, if
+/// bench/workerd is installed; killed on drop.
+struct Workerd {
+    child: Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Workerd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_workerd_chat() -> Option<Workerd> {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = repo.join("bench/workerd");
+    let binary = root.join("node_modules/.bin/workerd");
+    if !binary.exists() {
+        println!(
+            "(workerd not installed: `npm ci --prefix bench/workerd` to compare side by side)"
+        );
+        return None;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    // the example's TypeScript, as JavaScript (types erased, imports kept)
+    let esbuild = repo.join("guest-sdk-js/node_modules/esbuild");
+    let transpile = format!(
+        "require({:?}).buildSync({{entryPoints:[{:?}],outfile:{:?},format:'esm',platform:'neutral',target:'es2022'}})",
+        esbuild.display().to_string(),
+        repo.join("examples/chatroom-js/src/chatroom.ts")
+            .display()
+            .to_string(),
+        dir.path().join("chatroom.js").display().to_string(),
+    );
+    let status = Command::new("node")
+        .args(["-e", &transpile])
+        .status()
+        .expect("node");
+    assert!(status.success(), "transpiling the chat room");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let config = std::fs::read_to_string(root.join("chatroom.capnp"))
+        .expect("config")
+        .replace("127.0.0.1:8788", &format!("127.0.0.1:{port}"));
+    std::fs::write(dir.path().join("chatroom.capnp"), config).expect("config");
+    std::fs::copy(
+        root.join("chatroom-worker.js"),
+        dir.path().join("chatroom-worker.js"),
+    )
+    .expect("worker");
+    std::fs::create_dir(dir.path().join("data")).expect("data");
+    let child = Command::new(binary)
+        .args(["serve", "chatroom.capnp", "--experimental"])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start workerd");
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "workerd did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(Workerd {
+        child,
+        addr,
+        _dir: dir,
+    })
+}
+
+/// A member of a chat room of `class` (examples/chatroom, chatroom-js), past its history and
+/// its own `joined` notice.
+async fn join(addr: SocketAddr, class: &str, room: &str, name: &str) -> Client {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let url = format!("ws://{addr}/objects/{class}/{room}/join?name={name}");
+    let config = WebSocketConfig::default().read_buffer_size(1024);
+    let (mut ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config))
+        .await
+        .expect("join");
+    until(&mut ws, &format!("\"joined\",\"name\":\"{name}\"")).await;
+    ws
+}
+
+/// Reads until a text message containing `needle`.
+async fn until(ws: &mut Client, needle: &str) {
+    loop {
+        if next_text(ws).await.contains(needle) {
+            return;
+        }
+    }
+}
+
+/// The same chat workload against each target: members idle in 20 rooms (memory per socket),
+/// one message to a room of 500 (fan-out), and a message's round trip in a room of one.
+async fn chat_workload(label: &str, addr: SocketAddr, pid: u32, class: &str) {
+    let idle = if quick() { 400 } else { 2_000 };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = rss_kib(pid);
+    let mut members = Vec::new();
+    for i in 0..idle {
+        members.push(join(addr, class, &format!("idle-{}", i % 20), &format!("u{i}")).await);
+    }
+    // long enough for wasmdo's rooms to hibernate (hibernate-after-ms = 1000 here)
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after = rss_kib(pid);
+    println!(
+        "chat {label:<14}: {idle} members idle in 20 rooms: {:.1} KiB of RSS each",
+        after.saturating_sub(before) as f64 / idle as f64
+    );
+    drop(members);
+
+    let n = if quick() { 100 } else { 500 };
+    let mut room = Vec::new();
+    for i in 0..n {
+        room.push(join(addr, class, "fan", &format!("f{i}")).await);
+    }
+    let mut times = Vec::new();
+    for round in 0..5 {
+        let needle = format!("round-{round}");
+        let started = Instant::now();
+        room[0]
+            .send(Message::text(needle.clone()))
+            .await
+            .expect("send");
+        for member in room.iter_mut() {
+            until(member, &needle).await;
+        }
+        times.push(started.elapsed());
+    }
+    let median = percentile(&mut times, 0.5) / 1e6;
+    println!(
+        "chat {label:<14}: one message to {n} members: median {:.1} ms ({:.0} messages/s)",
+        median * 1e3,
+        n as f64 / median
+    );
+    drop(room);
+
+    let mut solo = join(addr, class, "solo", "me").await;
+    let mut rtt = Vec::new();
+    for i in 0..if quick() { 50 } else { 500 } {
+        let text = format!("m{i}");
+        let started = Instant::now();
+        solo.send(Message::text(text.clone())).await.expect("send");
+        until(&mut solo, &format!("\"text\":\"{text}\"")).await;
+        rtt.push(started.elapsed());
+    }
+    println!(
+        "chat {label:<14}: message round trip (stored, broadcast to 1) p50 {:.0} µs  p99 {:.0} µs",
+        percentile(&mut rtt, 0.5),
+        percentile(&mut rtt, 0.99)
+    );
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -272,5 +446,25 @@ fn main() {
         idle_sockets(sockets).await;
         fan_out(1_000).await;
         wake_latency(if quick() { 50 } else { 300 }).await;
+        // the same chat application: Rust and TypeScript on wasmdo, the TypeScript on workerd
+        let host = start_host_with(
+            1_000,
+            &[
+                ("chatroom", wasmdo_test_artifacts::EXAMPLE_CHATROOM),
+                ("chatroom-js", wasmdo_test_artifacts::EXAMPLE_CHATROOM_JS),
+            ],
+        );
+        chat_workload("wasmdo (Rust)", host.addr, host.child.id(), "chatroom").await;
+        chat_workload("wasmdo (TS)", host.addr, host.child.id(), "chatroom-js").await;
+        drop(host);
+        if let Some(workerd) = start_workerd_chat() {
+            chat_workload(
+                "workerd (TS)",
+                workerd.addr,
+                workerd.child.id(),
+                "chatroom-js",
+            )
+            .await;
+        }
     });
 }

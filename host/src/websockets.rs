@@ -246,11 +246,11 @@ impl WebSocketsCtx {
         }
     }
 
-    fn check_open(&self, id: SocketId) -> Result<(), Error> {
-        self.hub.socket(&self.key, id, |s| match s.closed {
-            true => Err(Error::UnknownSocket(id)),
-            false => Ok(()),
-        })
+    /// Whether a send to `id` goes out: `Ok(false)` for a socket the client has just closed (its
+    /// close event is still to come), whose messages are dropped as the network would; an error
+    /// for an id the object does not hold.
+    fn check_open(&self, id: SocketId) -> Result<bool, Error> {
+        self.hub.socket(&self.key, id, |s| Ok(!s.closed))
     }
 }
 
@@ -322,7 +322,7 @@ impl websockets_api::Host for WebSocketsCtx {
 
     fn send(&mut self, socket: SocketId, message: Message) -> wasmtime::Result<Result<(), Error>> {
         Ok((|| {
-            self.check_open(socket)?;
+            let open = self.check_open(socket)?;
             let (len, message) = match message {
                 Message::Text(t) => (t.len(), WsMessage::text(t)),
                 Message::Binary(b) => (b.len(), WsMessage::binary(b)),
@@ -330,7 +330,9 @@ impl websockets_api::Host for WebSocketsCtx {
             if len as u64 > self.max_message_bytes {
                 return Err(Error::MessageTooLarge(self.max_message_bytes));
             }
-            self.event_out.push((socket, Outgoing::Message(message)));
+            if open {
+                self.event_out.push((socket, Outgoing::Message(message)));
+            }
             Ok(())
         })())
     }
@@ -353,8 +355,9 @@ impl websockets_api::Host for WebSocketsCtx {
                     reason.len()
                 )));
             }
-            self.check_open(socket)?;
-            self.event_out.push((socket, Outgoing::Close(code, reason)));
+            if self.check_open(socket)? {
+                self.event_out.push((socket, Outgoing::Close(code, reason)));
+            }
             Ok(())
         })())
     }
