@@ -16,6 +16,9 @@ const HANDLERS = new Set([
   "webSocketMessage",
   "webSocketClose",
   "webSocketError",
+  // wasmdo's snapshots of in-memory state across hibernation
+  "snapshot",
+  "restore",
 ]);
 
 /** Properties DurableObject sets on every instance: a method of that name would be shadowed. */

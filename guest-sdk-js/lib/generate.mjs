@@ -100,6 +100,7 @@ export function entryModule(surface, { userModule, stubs = [] }) {
     `export const handler = object.handler;`,
     `export const alarmHandler = object.alarmHandler;`,
     `export const websocketHandler = object.websocketHandler;`,
+    `export const snapshotHandler = object.snapshotHandler;`,
     `export const ${exportName} = {`,
     fns,
     `};`,

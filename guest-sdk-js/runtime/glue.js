@@ -242,6 +242,28 @@ export function hostObject(userModule, exportName, methods) {
       },
     },
 
+    // beyond Cloudflare: a class with `snapshot()` keeps its in-memory state across hibernation;
+    // on wake the object is rebuilt without its constructor and handed the state by `restore`
+    snapshotHandler: {
+      snapshot() {
+        if (!instance || typeof instance.snapshot !== "function") return undefined;
+        return serialize(instance.snapshot());
+      },
+      restore(state) {
+        try {
+          if (typeof Class.prototype.restore !== "function") throw new Error(`${exportName} has no restore(state) method`);
+          ctx = new DurableObjectState();
+          instance = Object.create(Class.prototype);
+          instance.ctx = ctx;
+          instance.env = objectEnv(bindingNamespaces());
+          instance.restore(deserialize(new Uint8Array(state)));
+        } catch (e) {
+          instance = null;
+          throw errorText(e);
+        }
+      },
+    },
+
     websocketHandler: {
       async websocketMessage(socket, message) {
         await onWebSocket("webSocketMessage", socket, [webSocketData(message)]);

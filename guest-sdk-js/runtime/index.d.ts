@@ -160,6 +160,13 @@ export declare abstract class DurableObject<Env = Record<string, string>> {
   webSocketMessage?(ws: WebSocket, message: string | ArrayBuffer): void | Promise<void>;
   webSocketClose?(ws: WebSocket, code: number, reason: string, wasClean: boolean): void | Promise<void>;
   webSocketError?(ws: WebSocket, error: unknown): void | Promise<void>;
+  /**
+   * wasmdo only: the in-memory state to keep across hibernation (any value storage can hold).
+   * On wake the object is rebuilt without its constructor (`ctx` and `env` set) and handed the
+   * state by `restore`.
+   */
+  snapshot?(): unknown;
+  restore?(state: any): void;
 }
 
 type WasmdoWebSocket = WebSocket;

@@ -184,6 +184,22 @@ pub trait DurableObject {
         let _ = (ws, error);
         Ok(())
     }
+
+    /// The object is about to hibernate: return its in-memory state (statics, `thread_local!`s)
+    /// as bytes to have it back at the next wake through [`DurableObject::restore`] instead of
+    /// [`DurableObject::init`] — beyond Cloudflare, where hibernation always loses it. The
+    /// snapshot is kept in the host's memory, only for this deployment of the class. The default
+    /// keeps nothing.
+    fn snapshot() -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Rebuilds the in-memory state from what [`DurableObject::snapshot`] returned, when the
+    /// object wakes. `Err` falls back to a fresh activation with `init`.
+    fn restore(state: Vec<u8>) -> Result<(), String> {
+        let _ = state;
+        Err("this class does not restore snapshots".into())
+    }
 }
 
 /// Export `$ty`'s [`DurableObject`] implementation as the component's
@@ -252,6 +268,18 @@ macro_rules! export_object {
                         $crate::websockets::WebSocket(socket),
                         error,
                     )
+                }
+            }
+
+            impl $crate::bindings::exports::wasmdo::object::snapshot_handler::Guest for $ty {
+                fn snapshot() -> ::core::option::Option<::std::vec::Vec<u8>> {
+                    <$ty as $crate::DurableObject>::snapshot()
+                }
+
+                fn restore(
+                    state: ::std::vec::Vec<u8>,
+                ) -> ::core::result::Result<(), ::std::string::String> {
+                    <$ty as $crate::DurableObject>::restore(state)
                 }
             }
 

@@ -53,12 +53,16 @@ fn start_host(hibernate_after_ms: u64) -> Host {
 }
 
 fn start_host_with(hibernate_after_ms: u64, classes: &[(&str, &str)]) -> Host {
+    start_host_configured(hibernate_after_ms, classes, "")
+}
+
+fn start_host_configured(hibernate_after_ms: u64, classes: &[(&str, &str)], extra: &str) -> Host {
     use std::io::BufRead;
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("wasmdo.toml");
     std::fs::write(
         &config,
-        format!("[limits]\nhibernate-after-ms = {hibernate_after_ms}\n"),
+        format!("[limits]\nhibernate-after-ms = {hibernate_after_ms}\n{extra}"),
     )
     .expect("config");
     let mut child = Command::new(env!("CARGO_BIN_EXE_wasmdo"))
@@ -232,8 +236,17 @@ async fn fan_out(n: usize) {
     );
 }
 
-async fn wake_latency(samples: usize) {
-    let host = start_host(50);
+async fn wake_latency(samples: usize, snapshots: bool) {
+    let extra = if snapshots {
+        "\n[classes.ws]\nenv = { SNAPSHOT = \"1\" }\n"
+    } else {
+        ""
+    };
+    let host = start_host_configured(
+        50,
+        &[("ws", wasmdo_test_artifacts::WEBSOCKETS_BASIC)],
+        extra,
+    );
     let mut ws = connect(host.addr, "sleepy".into(), 0).await;
     let mut warm = Vec::new();
     for i in 0..samples {
@@ -251,13 +264,21 @@ async fn wake_latency(samples: usize) {
         cold.push(started.elapsed());
     }
     let slept = metric(host.addr, "wasmdo_hibernations_total") - hibernations;
+    let how = if snapshots {
+        format!(
+            "restored from a snapshot ({} restores)",
+            metric(host.addr, "wasmdo_restores_total")
+        )
+    } else {
+        "init".to_string()
+    };
     println!(
         "wake-up: message round trip to a live object      p50 {:>7.1} µs  p99 {:>7.1} µs",
         percentile(&mut warm, 0.5),
         percentile(&mut warm, 0.99)
     );
     println!(
-        "wake-up: message round trip to a hibernated object p50 {:>7.1} µs  p99 {:>7.1} µs ({slept} hibernations in {samples} samples)",
+        "wake-up: message round trip to a hibernated object p50 {:>7.1} µs  p99 {:>7.1} µs ({slept} hibernations in {samples} samples; {how})",
         percentile(&mut cold, 0.5),
         percentile(&mut cold, 0.99)
     );
@@ -445,7 +466,8 @@ fn main() {
     runtime.block_on(async {
         idle_sockets(sockets).await;
         fan_out(1_000).await;
-        wake_latency(if quick() { 50 } else { 300 }).await;
+        wake_latency(if quick() { 50 } else { 300 }, false).await;
+        wake_latency(if quick() { 50 } else { 300 }, true).await;
         // the same chat application: Rust and TypeScript on wasmdo, the TypeScript on workerd
         let host = start_host_with(
             1_000,

@@ -213,15 +213,21 @@ impl Actor {
                         // not idle long enough; look again when it would be (or sooner: the
                         // object may open a WebSocket meanwhile, and then hibernate sooner)
                         (wait - idle_for).min(check)
-                    } else if self.try_retire() {
-                        if sockets {
-                            self.directory
-                                .metrics()
-                                .hibernations
-                                .fetch_add(1, Ordering::Relaxed);
-                        }
-                        break;
                     } else {
+                        if sockets {
+                            self.take_snapshot().await;
+                        }
+                        if self.try_retire() {
+                            if sockets {
+                                self.directory
+                                    .metrics()
+                                    .hibernations
+                                    .fetch_add(1, Ordering::Relaxed);
+                            }
+                            break;
+                        }
+                        // not retiring after all: the live instance goes on, its snapshot is stale
+                        self.directory.take_snapshot(&self.key);
                         wait
                     };
                     timer.as_mut().reset(tokio::time::Instant::now() + next);
@@ -240,6 +246,41 @@ impl Actor {
         // the instance's pool slot must be free before the permit lets another object in
         drop(self);
         drop(permit);
+    }
+
+    /// Before hibernating: keeps a snapshot of the live instance's in-memory state, if its class
+    /// takes them, for the next activation to restore instead of running `init`.
+    async fn take_snapshot(&mut self) {
+        let Occupant::Live(instance) = &mut self.occupant else {
+            return;
+        };
+        if instance.class().snapshot.is_none() {
+            return;
+        }
+        let limits = self.directory.limits().clone();
+        let version = instance.class().version;
+        let outcome = instance.snapshot(&limits).await;
+        let _ = instance.state().storage.end_event(true);
+        match outcome {
+            Ok(Some(state)) if state.len() as u64 <= limits.max_snapshot_bytes => {
+                self.directory
+                    .keep_snapshot(self.key.clone(), version, state);
+                self.directory
+                    .metrics()
+                    .snapshots
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(Some(state)) => {
+                tracing::warn!(target: "wasmdo.actor", class = &*self.key.class, id = %self.key.id,
+                    "a snapshot of {} bytes is over max-snapshot-bytes ({}): dropped, the object will wake with init",
+                    state.len(), limits.max_snapshot_bytes);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                self.log_failure("snapshot", &e);
+                self.after_failure(true);
+            }
+        }
     }
 
     /// Retires if no event is waiting. The database is parked *first*: once retired, the next
@@ -584,8 +625,46 @@ impl Actor {
                 return Err(e);
             }
         };
-        let result = instance.init(&limits).await;
-        let ended = instance.state().storage.end_event(result.is_ok());
+        // a snapshot taken by this very version stands in for `init`
+        let snapshot = self
+            .directory
+            .take_snapshot(&self.key)
+            .filter(|(version, _)| *version == instance.class().version);
+        let mut restored = false;
+        if let Some((_, state)) = snapshot {
+            match instance.restore(state, &limits).await {
+                Ok(()) => {
+                    restored = instance.state().storage.end_event(true).is_ok();
+                    self.directory
+                        .metrics()
+                        .restores
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    // activate afresh, with init
+                    self.log_failure("restore", &e);
+                    let _ = instance.state().storage.end_event(false);
+                    let class = instance.class().clone();
+                    let state = instance.into_state();
+                    instance = match Instance::new(class, state, &limits).await {
+                        Ok(instance) => instance,
+                        Err((e, state)) => {
+                            self.occupant = Occupant::Dormant(Box::new(state));
+                            self.log_failure("activation", &e);
+                            return Err(e);
+                        }
+                    };
+                }
+            }
+        }
+        let result = match restored {
+            true => Ok(()),
+            false => instance.init(&limits).await,
+        };
+        let ended = match restored {
+            true => Ok(()),
+            false => instance.state().storage.end_event(result.is_ok()),
+        };
         match (result, ended) {
             (Ok(()), Ok(())) => {
                 self.occupant = Occupant::Live(Box::new(instance));

@@ -26,5 +26,7 @@ pub(crate) const HANDLER_INTERFACE: &str = "wasmdo:object/handler@0.1.0";
 pub(crate) const ALARM_HANDLER_INTERFACE: &str = "wasmdo:object/alarm-handler@0.1.0";
 /// Name of the optional exported WebSocket handler interface.
 pub(crate) const WEBSOCKET_HANDLER_INTERFACE: &str = "wasmdo:object/websocket-handler@0.1.0";
+/// Name of the optional exported snapshot interface.
+pub(crate) const SNAPSHOT_HANDLER_INTERFACE: &str = "wasmdo:object/snapshot-handler@0.1.0";
 /// Package prefix of the interfaces that belong to the platform, not to a class's RPC surface.
 pub(crate) const PLATFORM_PACKAGE: &str = "wasmdo:object/";

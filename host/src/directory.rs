@@ -96,6 +96,8 @@ pub struct Directory {
     /// activation adopts its database instead of opening the file. Counted as open databases,
     /// and closed oldest first when too many are open.
     parked: Mutex<Parked>,
+    /// Snapshots of hibernated objects' in-memory state, with the class version that took them.
+    snapshots: Mutex<HashMap<ObjectKey, (u64, Vec<u8>)>>,
 }
 
 #[derive(Default)]
@@ -125,7 +127,20 @@ impl Directory {
             schedule,
             websockets: Arc::new(Hub::default()),
             parked: Mutex::default(),
+            snapshots: Mutex::default(),
         })
+    }
+
+    /// Keeps a hibernating object's snapshot (taken by class version `version`).
+    pub(crate) fn keep_snapshot(&self, key: ObjectKey, version: u64, state: Vec<u8>) {
+        let mut snapshots = self.snapshots.lock().expect("snapshots lock");
+        snapshots.insert(key, (version, state));
+    }
+
+    /// Takes the object's snapshot, if one was kept.
+    pub(crate) fn take_snapshot(&self, key: &ObjectKey) -> Option<(u64, Vec<u8>)> {
+        let mut snapshots = self.snapshots.lock().expect("snapshots lock");
+        snapshots.remove(key)
     }
 
     /// Keeps the open database of an object whose actor retires, for its next activation.

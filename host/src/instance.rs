@@ -410,6 +410,54 @@ impl Instance {
         }
     }
 
+    /// The class's snapshot of its in-memory state: `None` if the class has no snapshot handler
+    /// or keeps nothing. An error leaves the instance unusable (it is about to be dropped anyway).
+    pub(crate) async fn snapshot(
+        &mut self,
+        limits: &Limits,
+    ) -> Result<Option<Vec<u8>>, ObjectError> {
+        let Some((index, _)) = self.class.snapshot else {
+            return Ok(None);
+        };
+        self.arm(limits)?;
+        let func = self
+            .instance
+            .get_typed_func::<(), (Option<Vec<u8>>,)>(&mut self.store, index)
+            .map_err(|e| ObjectError::Internal(format!("the snapshot handler: {e}")))?;
+        let outcome = func.call_async(&mut self.store, ()).await;
+        account_fuel(&mut self.store, limits);
+        match outcome {
+            Ok((state,)) => Ok(state),
+            Err(e) => Err(self.classify(e, limits)),
+        }
+    }
+
+    /// Rebuilds the object's in-memory state from a snapshot, instead of `init`. Err means the
+    /// instance must be dropped (the caller then activates afresh, with `init`).
+    pub(crate) async fn restore(
+        &mut self,
+        state: Vec<u8>,
+        limits: &Limits,
+    ) -> Result<(), ObjectError> {
+        let Some((_, index)) = self.class.snapshot else {
+            return Err(ObjectError::Internal(
+                "the class has no snapshot handler".into(),
+            ));
+        };
+        self.arm(limits)?;
+        let func = self
+            .instance
+            .get_typed_func::<(Vec<u8>,), (Result<(), String>,)>(&mut self.store, index)
+            .map_err(|e| ObjectError::Internal(format!("the restore handler: {e}")))?;
+        let outcome = func.call_async(&mut self.store, (state,)).await;
+        account_fuel(&mut self.store, limits);
+        match outcome {
+            Ok((Ok(()),)) => Ok(()),
+            Ok((Err(msg),)) => Err(ObjectError::InitFailed(format!("restore failed: {msg}"))),
+            Err(e) => Err(self.classify(e, limits)),
+        }
+    }
+
     /// Calls an RPC method with already-typed arguments. `Err(_, true)` means the instance is
     /// poisoned.
     pub(crate) async fn call(

@@ -63,6 +63,9 @@ pub const DEFAULT_HIBERNATE_AFTER_MS: u64 = 10_000;
 pub const DEFAULT_MAX_WEBSOCKET_MESSAGE_BYTES: u64 = 1024 * 1024;
 /// WebSockets one object may hold (Cloudflare: 32,768).
 pub const DEFAULT_MAX_WEBSOCKETS_PER_OBJECT: u32 = 32_768;
+/// Largest snapshot of an object's in-memory state kept at hibernation; a bigger one is dropped
+/// (the object wakes with `init`).
+pub const DEFAULT_MAX_SNAPSHOT_BYTES: u64 = 16 * 1024 * 1024;
 /// Tags per WebSocket, and bytes per tag (Cloudflare's limits).
 pub const MAX_WEBSOCKET_TAGS: usize = 10;
 /// Bytes per WebSocket tag.
@@ -129,6 +132,8 @@ pub struct Limits {
     pub max_websocket_message_bytes: u64,
     /// WebSockets per object.
     pub max_websockets_per_object: u32,
+    /// Largest snapshot of in-memory state kept at hibernation, in bytes.
+    pub max_snapshot_bytes: u64,
 }
 
 impl Default for Limits {
@@ -158,6 +163,7 @@ impl Default for Limits {
             hibernate_after_ms: DEFAULT_HIBERNATE_AFTER_MS,
             max_websocket_message_bytes: DEFAULT_MAX_WEBSOCKET_MESSAGE_BYTES,
             max_websockets_per_object: DEFAULT_MAX_WEBSOCKETS_PER_OBJECT,
+            max_snapshot_bytes: DEFAULT_MAX_SNAPSHOT_BYTES,
         }
     }
 }

@@ -24,6 +24,10 @@ pub struct Metrics {
     pub alarm_failures: AtomicU64,
     /// Objects that hibernated: retired with WebSockets open (instance dropped, sockets kept).
     pub hibernations: AtomicU64,
+    /// Snapshots of in-memory state taken at hibernation.
+    pub snapshots: AtomicU64,
+    /// Activations that restored a snapshot instead of running `init`.
+    pub restores: AtomicU64,
     /// Fuel burned by guest code (with fuel metering on): exact, deterministic CPU accounting.
     pub fuel: AtomicU64,
 }
@@ -120,6 +124,18 @@ impl Metrics {
             "Objects that hibernated (instance dropped, WebSockets kept open).",
             "counter",
             get(&self.hibernations),
+        );
+        gauge(
+            "snapshots_total",
+            "Snapshots of in-memory state taken at hibernation.",
+            "counter",
+            get(&self.snapshots),
+        );
+        gauge(
+            "restores_total",
+            "Activations that restored a snapshot instead of running init.",
+            "counter",
+            get(&self.restores),
         );
         gauge(
             "fuel_consumed_total",

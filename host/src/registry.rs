@@ -60,6 +60,8 @@ pub struct ClassVersion {
     pub(crate) alarm: Option<ComponentExportIndex>,
     /// The exported `websocket-handler` functions, if the class has them.
     pub(crate) websocket: Option<WebSocketHandler>,
+    /// The exported `snapshot-handler` functions (`snapshot`, `restore`), if the class has them.
+    pub(crate) snapshot: Option<(ComponentExportIndex, ComponentExportIndex)>,
     /// RPC methods by name (bare name when unique across interfaces, and always
     /// `interface.name`).
     pub(crate) methods: BTreeMap<String, Arc<Method>>,
@@ -621,9 +623,16 @@ impl Registry {
                     error: get("websocket-error")?,
                 })
             });
+        let snapshot = component
+            .get_export_index(None, bindings::SNAPSHOT_HANDLER_INTERFACE)
+            .and_then(|iface| {
+                let get = |name| component.get_export_index(Some(&iface), name);
+                Some((get("snapshot")?, get("restore")?))
+            });
         Ok(ClassVersion {
             alarm,
             websocket,
+            snapshot,
             name: class.into(),
             version: record.version,
             hash: record.hash.clone(),

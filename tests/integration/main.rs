@@ -37,6 +37,7 @@ mod coverage {
     pub(crate) use crate::rpc_to_js::COVERS as rpc_to_js;
     pub(crate) use crate::rpc_types::COVERS as rpc_types;
     pub(crate) use crate::storage_kv::COVERS as storage_kv;
+    pub(crate) use crate::websockets_basic::COVERS as js_sockets;
     pub(crate) use crate::websockets_basic::COVERS as websockets_basic;
 }
 

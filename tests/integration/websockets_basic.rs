@@ -321,3 +321,55 @@ fn limits_are_clean_errors_and_bad_clients_disturb_no_one() {
     assert_eq!(ask(&mut a, "count"), "1");
     assert_eq!(host.metric("wasmdo_traps_total"), 0);
 }
+
+#[test]
+fn a_snapshot_brings_in_memory_state_back_and_a_redeploy_discards_it() {
+    let host = TestHost::with_config(
+        "[limits]\nhibernate-after-ms = 300\n\n[classes.snap]\nenv = { SNAPSHOT = \"1\" }\n",
+    );
+    host.deploy("snap", WEBSOCKETS_BASIC).expect(201);
+    let url = format!(
+        "{}/objects/snap/room/ws?tags=",
+        host.url.replace("http://", "ws://")
+    );
+    let (mut a, _) = tungstenite::connect(url).expect("connect");
+    text(&mut a); // welcome
+    assert_eq!(ask(&mut a, "echo one"), "one");
+    assert_eq!(ask(&mut a, "echo two"), "two");
+    // fetch, two echoes, this one
+    assert_eq!(ask(&mut a, "instance-events"), "4");
+    host.wait_for(Duration::from_secs(10), "hibernation", || {
+        host.metric("wasmdo_hibernations_total") == 1
+    });
+    assert_eq!(host.metric("wasmdo_snapshots_total"), 1);
+    assert_eq!(host.metric("wasmdo_live_objects"), 0);
+    // woken from the snapshot, not by init: the count went on
+    assert_eq!(ask(&mut a, "instance-events"), "5");
+    assert_eq!(host.metric("wasmdo_restores_total"), 1);
+
+    // a new deployment of the class discards the snapshot taken by the old one
+    host.wait_for(Duration::from_secs(10), "a second hibernation", || {
+        host.metric("wasmdo_hibernations_total") == 2
+    });
+    host.deploy("snap", WEBSOCKETS_BASIC).expect(201);
+    assert_eq!(ask(&mut a, "instance-events"), "1");
+    assert_eq!(host.metric("wasmdo_restores_total"), 1);
+}
+
+#[test]
+fn a_javascript_object_keeps_its_fields_across_hibernation_with_a_snapshot() {
+    let host = TestHost::with_config("[limits]\nhibernate-after-ms = 300\n");
+    host.deploy("js", wasmdo_test_artifacts::JS_SOCKETS)
+        .expect(201);
+    let url = format!("{}/objects/js/a/", host.url.replace("http://", "ws://"));
+    let (mut a, _) = tungstenite::connect(url).expect("connect");
+    assert_eq!(ask(&mut a, "x"), "1 constructed 1");
+    assert_eq!(ask(&mut a, "x"), "2 constructed 1");
+    host.wait_for(Duration::from_secs(20), "hibernation", || {
+        host.metric("wasmdo_hibernations_total") == 1
+    });
+    assert_eq!(host.metric("wasmdo_snapshots_total"), 1);
+    // rebuilt from the snapshot, without the constructor
+    assert_eq!(ask(&mut a, "x"), "3 restored 1");
+    assert_eq!(host.metric("wasmdo_restores_total"), 1);
+}
