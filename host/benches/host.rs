@@ -10,7 +10,8 @@
 //!   Object, in the same run: hot-object reads and durable writes, new-object creation.
 //!
 //! `BENCH_QUICK=1` for a short run; `BENCH_ONLY=js` for the JavaScript counter and workerd only,
-//! `BENCH_ONLY=calls` for object-to-object calls only.
+//! `BENCH_ONLY=calls` for object-to-object calls only (beside workerd's DO-to-DO RPC when
+//! installed).
 
 use std::net::SocketAddr;
 use std::path::Path;
