@@ -16,15 +16,15 @@
 //! - **Hibernation** is the actor retiring: an object with open sockets retires after
 //!   `hibernate-after-ms` without events, its instance dropped, its sockets untouched.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
@@ -57,10 +57,47 @@ pub(crate) enum SocketEvent {
     Error(String),
 }
 
+/// A socket's outgoing messages, from the object's events to its connection task. Allocates
+/// nothing while empty: an idle socket should cost little more than its connection.
+#[derive(Default)]
+pub(crate) struct Outbox {
+    queue: Mutex<VecDeque<Outgoing>>,
+    ready: Notify,
+    closed: AtomicBool,
+}
+
+impl Outbox {
+    fn push(&self, out: Outgoing) {
+        if !self.closed.load(Ordering::Acquire) {
+            self.queue.lock().expect("outbox lock").push_back(out);
+            self.ready.notify_one();
+        }
+    }
+
+    /// The next message; `None` once the hub forgot the socket.
+    async fn pop(&self) -> Option<Outgoing> {
+        loop {
+            if let Some(out) = self.queue.lock().expect("outbox lock").pop_front() {
+                return Some(out);
+            }
+            if self.closed.load(Ordering::Acquire) {
+                return None;
+            }
+            // a push between the check and here leaves a permit: no wake-up is lost
+            self.ready.notified().await;
+        }
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.ready.notify_one();
+    }
+}
+
 struct Socket {
     tags: Vec<String>,
     attachment: Vec<u8>,
-    tx: mpsc::UnboundedSender<Outgoing>,
+    outbox: Arc<Outbox>,
     /// The client closed it (or the connection ended): no longer listed, no longer sent to, but
     /// its tags and attachment stay readable until its close event has run.
     closed: bool,
@@ -114,32 +151,33 @@ impl Hub {
         key: &ObjectKey,
         tags: Vec<String>,
         max: u32,
-    ) -> Result<(SocketId, mpsc::UnboundedReceiver<Outgoing>), Error> {
+    ) -> Result<(SocketId, Arc<Outbox>), Error> {
         let mut objects = self.objects.lock().expect("websocket hub lock");
         let object = objects.entry(key.clone()).or_default();
         if object.sockets.len() >= max as usize {
             return Err(Error::TooManySockets(max));
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let outbox = Arc::new(Outbox::default());
         object.sockets.insert(
             id,
             Socket {
                 tags,
                 attachment: Vec::new(),
-                tx,
+                outbox: outbox.clone(),
                 closed: false,
             },
         );
         self.open.fetch_add(1, Ordering::Relaxed);
-        Ok((id, rx))
+        Ok((id, outbox))
     }
 
     /// Removes a socket (its connection ended and its close was handled, or it never connected).
     pub(crate) fn forget(&self, key: &ObjectKey, id: SocketId) {
         let mut objects = self.objects.lock().expect("websocket hub lock");
         if let Some(object) = objects.get_mut(key) {
-            if object.sockets.remove(&id).is_some() {
+            if let Some(socket) = object.sockets.remove(&id) {
+                socket.outbox.close();
                 self.open.fetch_sub(1, Ordering::Relaxed);
             }
             if object.sockets.is_empty() {
@@ -167,7 +205,7 @@ impl Hub {
     fn deliver(&self, key: &ObjectKey, id: SocketId, out: Outgoing) {
         // a socket that closed meanwhile just misses it, as on Cloudflare
         let _ = self.socket(key, id, |s| {
-            let _ = s.tx.send(out);
+            s.outbox.push(out);
             Ok(())
         });
     }
@@ -178,13 +216,13 @@ impl Hub {
 pub(crate) struct Accepted {
     key: ObjectKey,
     id: SocketId,
-    rx: Option<mpsc::UnboundedReceiver<Outgoing>>,
+    outbox: Option<Arc<Outbox>>,
     hub: Arc<Hub>,
 }
 
 impl Drop for Accepted {
     fn drop(&mut self) {
-        if self.rx.is_some() {
+        if self.outbox.is_some() {
             self.hub.forget(&self.key, self.id);
         }
     }
@@ -291,11 +329,11 @@ impl websockets_api::Host for WebSocketsCtx {
                 Some(None) => {}
             }
             check_tags(&tags)?;
-            let (id, rx) = self.hub.register(&self.key, tags, self.max_sockets)?;
+            let (id, outbox) = self.hub.register(&self.key, tags, self.max_sockets)?;
             self.upgrade = Some(Some(Accepted {
                 key: self.key.clone(),
                 id,
-                rx: Some(rx),
+                outbox: Some(outbox),
                 hub: self.hub.clone(),
             }));
             Ok(id)
@@ -403,7 +441,7 @@ impl websockets_api::Host for WebSocketsCtx {
 /// Serves one accepted socket's connection until it ends: outgoing messages from the object,
 /// incoming ones to it as events (auto-responses answered here).
 pub(crate) async fn serve(directory: Arc<Directory>, mut accepted: Accepted, upgraded: Upgraded) {
-    let Some(mut rx) = accepted.rx.take() else {
+    let Some(outbox) = accepted.outbox.take() else {
         return;
     };
     let (key, id, hub) = (accepted.key.clone(), accepted.id, accepted.hub.clone());
@@ -411,7 +449,7 @@ pub(crate) async fn serve(directory: Arc<Directory>, mut accepted: Accepted, upg
         usize::try_from(directory.limits().max_websocket_message_bytes).unwrap_or(usize::MAX);
     let config = WebSocketConfig::default()
         // idle sockets are the common case: a small eagerly allocated read buffer, no batching
-        .read_buffer_size(1024)
+        .read_buffer_size(512)
         .write_buffer_size(0)
         .max_message_size(Some(limit))
         .max_frame_size(Some(limit));
@@ -426,7 +464,7 @@ pub(crate) async fn serve(directory: Arc<Directory>, mut accepted: Accepted, upg
                 let (_, code, reason) = closing.take().expect("a close under way");
                 break Some(SocketEvent::Close { code, reason, clean: false });
             }
-            out = rx.recv() => match out {
+            out = outbox.pop() => match out {
                 Some(Outgoing::Message(m)) => {
                     if let Err(e) = ws.send(m).await {
                         break Some(lost(e));

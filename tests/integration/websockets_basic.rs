@@ -88,6 +88,9 @@ fn an_object_accepts_or_refuses_and_tags_its_sockets() {
     assert_eq!(ask(&mut b, "count red"), "1");
     assert_eq!(ask(&mut b, "count green"), "0");
     assert_eq!(ask(&mut a, "echo hello"), "hello");
+    // a message far larger than a socket's read buffer arrives whole, both ways
+    let big = "é".repeat(100_000);
+    assert_eq!(ask(&mut a, &format!("echo {big}")), big);
     a.send(Message::binary(vec![1u8, 2, 3])).unwrap();
     assert_eq!(a.read().unwrap(), Message::binary(vec![3u8, 2, 1]));
     // another object's sockets are its own
