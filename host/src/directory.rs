@@ -376,23 +376,13 @@ impl Directory {
         if self.registry.get(&key.class).is_none() {
             return Err((ObjectError::UnknownClass(key.class.to_string()), event));
         }
-        {
-            let live = self.live.lock().expect("directory lock");
-            if let Some(entry) = live.get(key)
-                && entry.slot.queued.load(Ordering::Relaxed) >= self.limits.max_queued_events
-            {
-                return Err((
-                    ObjectError::Overloaded("the object's mailbox is full".into()),
-                    event,
-                ));
-            }
-        }
-        self.send_to(key.clone(), None, Event::WebSocket { socket, event })
-            .map_err(|e| {
-                (
-                    e,
-                    SocketEvent::Error("the event could not be queued".into()),
-                )
+        let event = Event::WebSocket { socket, event };
+        self.try_send_to(key.clone(), None, event)
+            .map_err(|(e, back)| {
+                let Event::WebSocket { event, .. } = back else {
+                    unreachable!("the event sent is the one that comes back")
+                };
+                (e, event)
             })
     }
 
@@ -434,6 +424,16 @@ impl Directory {
         name: Option<&str>,
         event: Event,
     ) -> Result<(), ObjectError> {
+        self.try_send_to(key, name, event).map_err(|(e, _)| e)
+    }
+
+    /// [`Directory::send_to`], giving the event back with the error when it was not queued.
+    fn try_send_to(
+        self: &Arc<Self>,
+        key: ObjectKey,
+        name: Option<&str>,
+        event: Event,
+    ) -> Result<(), (ObjectError, Event)> {
         let mut live = self.live.lock().expect("directory lock");
         let entry = match live.get(&key) {
             Some(entry) => entry,
@@ -453,16 +453,17 @@ impl Directory {
             }
         };
         if entry.slot.queued.load(Ordering::Relaxed) >= self.limits.max_queued_events {
-            return Err(ObjectError::Overloaded(format!(
+            let full = ObjectError::Overloaded(format!(
                 "the object has {} events queued; retry later",
                 self.limits.max_queued_events
-            )));
+            ));
+            return Err((full, event));
         }
         entry.slot.queued.fetch_add(1, Ordering::Relaxed);
-        entry
-            .tx
-            .send(event)
-            .map_err(|_| ObjectError::Internal("the object's mailbox is closed".into()))
+        entry.tx.send(event).map_err(|back| {
+            let closed = ObjectError::Internal("the object's mailbox is closed".into());
+            (closed, back.0)
+        })
     }
 
     /// Called by an actor that wants to stop: succeeds (and removes it) only if no event is
