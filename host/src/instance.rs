@@ -17,7 +17,6 @@ use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
 use crate::bindings::DurableObjectHost;
 use crate::bindings::http_types::{Request, Response};
 use crate::bindings::object_api::LogLevel;
-use crate::bindings::websockets_api::Message;
 use crate::error::ObjectError;
 use crate::limits::{FUEL_YIELD_INTERVAL, Limits, MemoryLimitExceeded, MemoryLimiter};
 use crate::object::{GuestOutput, ObjectCtx};
@@ -347,67 +346,46 @@ impl Instance {
         let Some(handler) = &self.class.websocket else {
             return Ok(false);
         };
-        let (index, args) = match event {
-            SocketEvent::Message(message) => {
-                let message = match message {
-                    Message::Text(t) => Val::Variant("text".into(), Some(Box::new(Val::String(t)))),
-                    Message::Binary(b) => Val::Variant(
-                        "binary".into(),
-                        Some(Box::new(Val::List(b.into_iter().map(Val::U8).collect()))),
-                    ),
-                };
-                (handler.message, vec![Val::U64(socket), message])
-            }
+        let (message, close, error) = (handler.message, handler.close, handler.error);
+        self.arm(limits).map_err(|e| (e, false))?;
+        // typed calls: a binary message crosses as bytes, not as one component value per byte
+        let outcome = match event {
+            SocketEvent::Message(m) => self.call_handler(message, (socket, m)).await,
             SocketEvent::Close {
                 code,
                 reason,
                 clean,
-            } => (
-                handler.close,
-                vec![
-                    Val::U64(socket),
-                    Val::U16(code),
-                    Val::String(reason),
-                    Val::Bool(clean),
-                ],
-            ),
-            SocketEvent::Error(error) => {
-                (handler.error, vec![Val::U64(socket), Val::String(error)])
+            } => {
+                self.call_handler(close, (socket, code, reason, clean))
+                    .await
             }
+            SocketEvent::Error(e) => self.call_handler(error, (socket, e)).await,
         };
-        self.arm(limits).map_err(|e| (e, false))?;
-        let func = self
-            .instance
-            .get_func(&mut self.store, index)
-            .ok_or_else(|| {
-                (
-                    ObjectError::Internal("the WebSocket handler vanished".into()),
-                    false,
-                )
-            })?;
-        let mut results = [Val::Bool(false)];
-        let outcome = func.call_async(&mut self.store, &args, &mut results).await;
         account_fuel(&mut self.store, limits);
         match outcome {
-            Ok(()) => match &results[0] {
-                Val::Result(Ok(_)) => Ok(true),
-                Val::Result(Err(Some(e))) => match &**e {
-                    Val::String(msg) => Err((
-                        ObjectError::MethodError(serde_json::Value::String(msg.clone())),
-                        false,
-                    )),
-                    other => Err((
-                        ObjectError::Internal(format!("the WebSocket handler returned {other:?}")),
-                        false,
-                    )),
-                },
-                other => Err((
-                    ObjectError::Internal(format!("the WebSocket handler returned {other:?}")),
-                    false,
-                )),
-            },
+            Ok(Ok(())) => Ok(true),
+            Ok(Err(msg)) => Err((
+                ObjectError::MethodError(serde_json::Value::String(msg)),
+                false,
+            )),
             Err(e) => Err((self.classify(e, limits), true)),
         }
+    }
+
+    /// Calls an exported handler `index` taking `params` and returning `result<_, string>`.
+    async fn call_handler<P>(
+        &mut self,
+        index: wasmtime::component::ComponentExportIndex,
+        params: P,
+    ) -> wasmtime::Result<Result<(), String>>
+    where
+        P: wasmtime::component::ComponentNamedList + wasmtime::component::Lower + Send + Sync,
+    {
+        let func = self
+            .instance
+            .get_typed_func::<P, (Result<(), String>,)>(&mut self.store, index)?;
+        let (result,) = func.call_async(&mut self.store, params).await?;
+        Ok(result)
     }
 
     /// The class's snapshot of its in-memory state: `None` if the class has no snapshot handler
