@@ -193,27 +193,14 @@ fn room_js_calls_a_typescript_limiter_and_a_rust_counter() {
 
 #[test]
 fn room_js_stubs_are_what_bindgen_generates() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/room-js/stubs");
     for (class, wasm, binding) in [
         ("counter", EXAMPLE_COUNTER, "COUNTER"),
         ("limiter", EXAMPLE_RATE_LIMITER_JS, "LIMITER"),
     ] {
         for (lang, ext) in [("wit-stub", "wit"), ("ts-stub", "d.ts")] {
-            let (ok, generated, err) = crate::harness::cli(&[
-                "bindgen",
-                class,
-                "--wasm",
-                wasm,
-                "--lang",
-                lang,
-                "--binding",
-                binding,
-            ]);
-            assert!(ok, "{err}");
-            let committed = std::fs::read_to_string(format!("{dir}/{class}.{ext}")).unwrap();
-            assert!(
-                generated == committed,
-                "examples/room-js/stubs/{class}.{ext} is stale: regenerate it with `wasmdo bindgen {class} --wasm <{class}.wasm> --lang {lang} --binding {binding} -o examples/room-js/stubs/{class}.{ext}`"
+            crate::harness::assert_bindgen_output(
+                &[class, "--wasm", wasm, "--lang", lang, "--binding", binding],
+                &format!("examples/room-js/stubs/{class}.{ext}"),
             );
         }
     }
@@ -227,13 +214,9 @@ fn the_rust_room_client_posts_through_its_generated_client() {
         "/../examples/clients/room-rust"
     ));
     // its typed client is what bindgen generates for the room class today
-    let (ok, client, err) =
-        crate::harness::cli(&["bindgen", "room", "--lang", "rust", "--server", &host.url]);
-    assert!(ok, "{err}");
-    let committed = std::fs::read_to_string(dir.join("src/room.rs")).unwrap();
-    assert!(
-        client == committed,
-        "examples/clients/room-rust/src/room.rs is stale: regenerate it with `wasmdo bindgen room --lang rust -o src/room.rs`"
+    crate::harness::assert_bindgen_output(
+        &["room", "--lang", "rust", "--server", &host.url],
+        "examples/clients/room-rust/src/room.rs",
     );
     let run = |author: &str| {
         let out = std::process::Command::new(env!("CARGO"))

@@ -317,3 +317,23 @@ pub(crate) fn cli(args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Asserts that `wasmdo bindgen <args>` prints exactly the committed file `path` (relative to
+/// the repository): generated code kept in the tree must be what the generator writes today.
+#[track_caller]
+pub(crate) fn assert_bindgen_output(args: &[&str], path: &str) {
+    let mut command = vec!["bindgen"];
+    command.extend_from_slice(args);
+    let (ok, generated, err) = cli(&command);
+    assert!(ok, "{err}");
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(path);
+    let committed =
+        std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("read {}: {e}", file.display()));
+    assert!(
+        generated == committed,
+        "{path} is stale: regenerate it with `wasmdo bindgen {} -o {path}`",
+        args.join(" ")
+    );
+}

@@ -91,26 +91,18 @@ fn thrown_errors_and_call_errors_reach_the_javascript_caller() {
 
 #[test]
 fn the_committed_stubs_are_what_bindgen_generates() {
-    let dir = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/fixtures-js/caller/stubs"
-    );
     for (lang, file) in [("wit-stub", "probe.wit"), ("ts-stub", "probe.d.ts")] {
-        let (ok, generated, err) = crate::harness::cli(&[
-            "bindgen",
-            "probe",
-            "--wasm",
-            JS_RUNTIME,
-            "--lang",
-            lang,
-            "--binding",
-            "PROBE",
-        ]);
-        assert!(ok, "{err}");
-        let committed = std::fs::read_to_string(format!("{dir}/{file}")).unwrap();
-        assert!(
-            generated == committed,
-            "tests/fixtures-js/caller/stubs/{file} is stale: regenerate it with `wasmdo bindgen probe --wasm <runtime.wasm> --lang {lang} --binding PROBE`"
+        crate::harness::assert_bindgen_output(
+            &[
+                "probe",
+                "--wasm",
+                JS_RUNTIME,
+                "--lang",
+                lang,
+                "--binding",
+                "PROBE",
+            ],
+            &format!("tests/fixtures-js/caller/stubs/{file}"),
         );
     }
 }

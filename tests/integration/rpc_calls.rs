@@ -150,25 +150,17 @@ fn the_fixtures_stubs_are_what_bindgen_generates() {
         ("types", "types", "binding-types/types.wit"),
         ("calls", "peer", "binding-peer/caller.wit"),
     ] {
-        let (ok, stub, err) = crate::harness::cli(&[
-            "bindgen",
-            class,
-            "--lang",
-            "wit-stub",
-            "--binding",
-            binding,
-            "--server",
-            &host.url,
-        ]);
-        assert!(ok, "{err}");
-        let fixture = std::fs::read_to_string(format!(
-            "{}/../tests/fixtures/rpc_calls/wit/deps/{file}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap();
-        assert_eq!(
-            stub, fixture,
-            "regenerate tests/fixtures/rpc_calls/wit/deps/{file}"
+        crate::harness::assert_bindgen_output(
+            &[
+                class,
+                "--lang",
+                "wit-stub",
+                "--binding",
+                binding,
+                "--server",
+                &host.url,
+            ],
+            &format!("tests/fixtures/rpc_calls/wit/deps/{file}"),
         );
     }
 }

@@ -103,24 +103,16 @@ fn a_runaway_javascript_callee_is_a_call_error_and_both_recover() {
 
 #[test]
 fn the_committed_rust_stub_is_what_bindgen_generates() {
-    let (ok, stub, err) = crate::harness::cli(&[
-        "bindgen",
-        "probe",
-        "--wasm",
-        JS_RUNTIME,
-        "--lang",
-        "rust-stub",
-        "--binding",
-        "PROBE",
-    ]);
-    assert!(ok, "{err}");
-    let committed = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/fixtures/rpc_to_js/src/probe.rs"
-    ))
-    .unwrap();
-    assert!(
-        stub == committed,
-        "regenerate tests/fixtures/rpc_to_js/src/probe.rs with:\nwasmdo bindgen probe --wasm <runtime.wasm> --lang rust-stub --binding PROBE -o tests/fixtures/rpc_to_js/src/probe.rs"
+    crate::harness::assert_bindgen_output(
+        &[
+            "probe",
+            "--wasm",
+            JS_RUNTIME,
+            "--lang",
+            "rust-stub",
+            "--binding",
+            "PROBE",
+        ],
+        "tests/fixtures/rpc_to_js/src/probe.rs",
     );
 }
