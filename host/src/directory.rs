@@ -378,7 +378,8 @@ impl Directory {
         }
         let event = Event::WebSocket { socket, event };
         self.try_send_to(key.clone(), None, event)
-            .map_err(|(e, back)| {
+            .map_err(|refused| {
+                let (e, back) = *refused;
                 let Event::WebSocket { event, .. } = back else {
                     unreachable!("the event sent is the one that comes back")
                 };
@@ -424,7 +425,8 @@ impl Directory {
         name: Option<&str>,
         event: Event,
     ) -> Result<(), ObjectError> {
-        self.try_send_to(key, name, event).map_err(|(e, _)| e)
+        self.try_send_to(key, name, event)
+            .map_err(|refused| refused.0)
     }
 
     /// [`Directory::send_to`], giving the event back with the error when it was not queued.
@@ -433,7 +435,7 @@ impl Directory {
         key: ObjectKey,
         name: Option<&str>,
         event: Event,
-    ) -> Result<(), (ObjectError, Event)> {
+    ) -> Result<(), Box<(ObjectError, Event)>> {
         let mut live = self.live.lock().expect("directory lock");
         let entry = match live.get(&key) {
             Some(entry) => entry,
@@ -457,12 +459,12 @@ impl Directory {
                 "the object has {} events queued; retry later",
                 self.limits.max_queued_events
             ));
-            return Err((full, event));
+            return Err(Box::new((full, event)));
         }
         entry.slot.queued.fetch_add(1, Ordering::Relaxed);
         entry.tx.send(event).map_err(|back| {
             let closed = ObjectError::Internal("the object's mailbox is closed".into());
-            (closed, back.0)
+            Box::new((closed, back.0))
         })
     }
 
