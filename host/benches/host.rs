@@ -27,6 +27,10 @@ use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 use wasmdo_host::directory::{Address, Directory};
 
+#[path = "shared/workerd.rs"]
+mod shared;
+use shared::Workerd;
+
 fn quick() -> bool {
     std::env::var_os("BENCH_QUICK").is_some()
 }
@@ -190,56 +194,12 @@ async fn trivial_server() -> SocketAddr {
     addr
 }
 
-/// workerd serving a config of bench/workerd, if installed; killed on drop.
-struct Workerd {
-    child: std::process::Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Workerd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// workerd serving `config` (a file of bench/workerd) and the `module` it embeds.
 fn start_workerd(config: &str, module: &str) -> anyhow::Result<Option<Workerd>> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/workerd");
-    let binary = root.join("node_modules/.bin/workerd");
-    if !binary.exists() {
-        println!(
-            "(workerd not installed: `npm ci --prefix bench/workerd` to compare side by side)"
-        );
-        return Ok(None);
-    }
-    let dir = tempfile::tempdir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let text = std::fs::read_to_string(root.join(config))?
-        .replace("127.0.0.1:8788", &format!("127.0.0.1:{port}"));
-    std::fs::write(dir.path().join(config), text)?;
-    std::fs::copy(root.join(module), dir.path().join(module))?;
-    std::fs::create_dir(dir.path().join("data"))?;
-    let child = std::process::Command::new(binary)
-        .args(["serve", config, "--experimental"])
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()?;
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(addr).is_err() {
-        anyhow::ensure!(Instant::now() < deadline, "workerd did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(Some(Workerd {
-        child,
-        addr,
-        _dir: dir,
-    }))
+    shared::start_workerd(config, |root, dir| {
+        std::fs::copy(root.join(module), dir.join(module))?;
+        Ok(())
+    })
 }
 
 /// The HTTP scenarios, run identically against each target.

@@ -26,6 +26,10 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+#[path = "shared/workerd.rs"]
+mod shared;
+use shared::{Workerd, start_workerd};
+
 type Client = WebSocketStream<TcpStream>;
 
 fn quick() -> bool {
@@ -285,78 +289,24 @@ async fn wake_latency(samples: usize, snapshots: bool) {
 }
 
 /// workerd serving examples/chatroom-js (transpiled) behind bench/workerd/chatroom-worker.js, if
-/// bench/workerd is installed; killed on drop.
-struct Workerd {
-    child: Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Workerd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// bench/workerd is installed.
 fn start_workerd_chat() -> Option<Workerd> {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let root = repo.join("bench/workerd");
-    let binary = root.join("node_modules/.bin/workerd");
-    if !binary.exists() {
-        println!(
-            "(workerd not installed: `npm ci --prefix bench/workerd` to compare side by side)"
+    start_workerd("chatroom.capnp", |root, dir| {
+        // the example's TypeScript, as JavaScript (types erased, imports kept)
+        let repo = root.join("../..");
+        let esbuild = repo.join("guest-sdk-js/node_modules/esbuild");
+        let transpile = format!(
+            "require({:?}).buildSync({{entryPoints:[{:?}],outfile:{:?},format:'esm',platform:'neutral',target:'es2022'}})",
+            esbuild.display().to_string(),
+            repo.join("examples/chatroom-js/src/chatroom.ts").display().to_string(),
+            dir.join("chatroom.js").display().to_string(),
         );
-        return None;
-    }
-    let dir = tempfile::tempdir().expect("temp dir");
-    // the example's TypeScript, as JavaScript (types erased, imports kept)
-    let esbuild = repo.join("guest-sdk-js/node_modules/esbuild");
-    let transpile = format!(
-        "require({:?}).buildSync({{entryPoints:[{:?}],outfile:{:?},format:'esm',platform:'neutral',target:'es2022'}})",
-        esbuild.display().to_string(),
-        repo.join("examples/chatroom-js/src/chatroom.ts")
-            .display()
-            .to_string(),
-        dir.path().join("chatroom.js").display().to_string(),
-    );
-    let status = Command::new("node")
-        .args(["-e", &transpile])
-        .status()
-        .expect("node");
-    assert!(status.success(), "transpiling the chat room");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let config = std::fs::read_to_string(root.join("chatroom.capnp"))
-        .expect("config")
-        .replace("127.0.0.1:8788", &format!("127.0.0.1:{port}"));
-    std::fs::write(dir.path().join("chatroom.capnp"), config).expect("config");
-    std::fs::copy(
-        root.join("chatroom-worker.js"),
-        dir.path().join("chatroom-worker.js"),
-    )
-    .expect("worker");
-    std::fs::create_dir(dir.path().join("data")).expect("data");
-    let child = Command::new(binary)
-        .args(["serve", "chatroom.capnp", "--experimental"])
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start workerd");
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "workerd did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Some(Workerd {
-        child,
-        addr,
-        _dir: dir,
+        let status = Command::new("node").args(["-e", &transpile]).status()?;
+        anyhow::ensure!(status.success(), "transpiling the chat room");
+        std::fs::copy(root.join("chatroom-worker.js"), dir.join("chatroom-worker.js"))?;
+        Ok(())
     })
+    .expect("start workerd")
 }
 
 /// A member of a chat room of `class` (examples/chatroom, chatroom-js), past its history and
