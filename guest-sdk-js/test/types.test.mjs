@@ -11,6 +11,19 @@ const sdk = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const repo = path.resolve(sdk, "..");
 const types = path.join(sdk, "runtime", "index.d.ts");
 
+/** Strict, as a user's tsconfig would be, with the SDK's declarations for both module names. */
+const compilerOptions = {
+  strict: true,
+  noEmit: true,
+  target: ts.ScriptTarget.ES2022,
+  module: ts.ModuleKind.ESNext,
+  moduleResolution: ts.ModuleResolutionKind.Bundler,
+  lib: ["lib.es2022.d.ts", "lib.dom.d.ts"],
+  types: [],
+  skipLibCheck: false,
+  paths: { "cloudflare:workers": [types], wasmdo: [types] },
+};
+
 test("examples and fixtures type-check against the SDK's declarations", () => {
   const files = [
     "examples/counter-js/src/counter.ts",
@@ -21,17 +34,7 @@ test("examples and fixtures type-check against the SDK's declarations", () => {
     "tests/fixtures-js/storage.ts",
     "tests/fixtures-js/runtime.ts",
   ].map((f) => path.join(repo, f));
-  const program = ts.createProgram(files, {
-    strict: true,
-    noEmit: true,
-    target: ts.ScriptTarget.ES2022,
-    module: ts.ModuleKind.ESNext,
-    moduleResolution: ts.ModuleResolutionKind.Bundler,
-    lib: ["lib.es2022.d.ts", "lib.dom.d.ts"],
-    types: [],
-    skipLibCheck: false,
-    paths: { "cloudflare:workers": [types], wasmdo: [types] },
-  });
+  const program = ts.createProgram(files, compilerOptions);
   const diagnostics = ts.getPreEmitDiagnostics(program).map((d) => {
     const where = d.file ? `${path.relative(repo, d.file.fileName)}:${d.file.getLineAndCharacterOfPosition(d.start ?? 0).line + 1}` : "";
     return `${where} ${ts.flattenDiagnosticMessageText(d.messageText, "\n")}`;
@@ -60,16 +63,7 @@ test("a stub's generated types reject wrong arguments and results", async () => 
     );
     return file;
   });
-  const program = ts.createProgram(files, {
-    strict: true,
-    noEmit: true,
-    target: ts.ScriptTarget.ES2022,
-    module: ts.ModuleKind.ESNext,
-    moduleResolution: ts.ModuleResolutionKind.Bundler,
-    lib: ["lib.es2022.d.ts", "lib.dom.d.ts"],
-    types: [],
-    paths: { wasmdo: [types] },
-  });
+  const program = ts.createProgram(files, compilerOptions);
   const failing = new Set(
     ts.getPreEmitDiagnostics(program).map((d) => path.basename(d.file?.fileName ?? "")),
   );
