@@ -260,21 +260,10 @@ fn the_rust_room_client_posts_through_its_generated_client() {
     );
 }
 
-/// A chat room client: joined, past its history.
-fn join(
-    host: &TestHost,
-    room: &str,
-    name: &str,
-) -> tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>> {
-    join_class(host, "chatroom", room, name)
-}
+type ChatClient = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
 
-fn join_class(
-    host: &TestHost,
-    class: &str,
-    room: &str,
-    name: &str,
-) -> tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>> {
+/// A member of the chat room `room` of `class` (examples/chatroom, chatroom-js), named `name`.
+fn join(host: &TestHost, class: &str, room: &str, name: &str) -> ChatClient {
     let url = format!(
         "{}/objects/{class}/{room}/join?name={name}",
         host.url.replace("http://", "ws://")
@@ -287,9 +276,7 @@ fn join_class(
     ws
 }
 
-fn next_event(
-    ws: &mut tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>,
-) -> serde_json::Value {
+fn next_event(ws: &mut ChatClient) -> serde_json::Value {
     loop {
         if let tungstenite::Message::Text(t) = ws.read().expect("an event") {
             return serde_json::from_str(t.as_str()).expect("JSON");
@@ -297,11 +284,12 @@ fn next_event(
     }
 }
 
-#[test]
-fn chatroom_broadcasts_keeps_history_and_names_across_hibernation() {
+/// A host serving the chat room `component` as `class` (hibernating after 300 ms): ann and bob
+/// join the room `lobby`, ann says hello, both hear it, and the room then hibernates.
+fn chat_until_hibernated(class: &str, component: &str) -> (TestHost, ChatClient, ChatClient) {
     let host = TestHost::with_config("[limits]\nhibernate-after-ms = 300\n");
-    host.deploy("chatroom", EXAMPLE_CHATROOM).expect(201);
-    let mut ann = join(&host, "lobby", "ann");
+    host.deploy(class, component).expect(201);
+    let mut ann = join(&host, class, "lobby", "ann");
     assert_eq!(
         next_event(&mut ann),
         json!({"type": "history", "messages": []})
@@ -310,7 +298,7 @@ fn chatroom_broadcasts_keeps_history_and_names_across_hibernation() {
         next_event(&mut ann),
         json!({"type": "joined", "name": "ann"})
     );
-    let mut bob = join(&host, "lobby", "bob");
+    let mut bob = join(&host, class, "lobby", "bob");
     assert_eq!(next_event(&mut bob)["type"], "history");
     assert_eq!(
         next_event(&mut ann),
@@ -320,20 +308,24 @@ fn chatroom_broadcasts_keeps_history_and_names_across_hibernation() {
         next_event(&mut bob),
         json!({"type": "joined", "name": "bob"})
     );
-
     ann.send(tungstenite::Message::text("hello bob")).unwrap();
     let expected = json!({"type": "message", "seq": 1, "author": "ann", "text": "hello bob"});
     assert_eq!(next_event(&mut ann), expected);
     assert_eq!(next_event(&mut bob), expected);
     assert_eq!(
-        host.call("chatroom", "lobby", "online", json!([])),
+        host.call(class, "lobby", "online", json!([])),
         json!(["ann", "bob"])
     );
-
-    // the room hibernates; the names live on in the sockets' attachments
     host.wait_for(std::time::Duration::from_secs(10), "hibernation", || {
         host.metric("wasmdo_hibernations_total") >= 1 && host.metric("wasmdo_live_objects") == 0
     });
+    (host, ann, bob)
+}
+
+#[test]
+fn chatroom_broadcasts_keeps_history_and_names_across_hibernation() {
+    let (host, mut ann, mut bob) = chat_until_hibernated("chatroom", EXAMPLE_CHATROOM);
+    // the room hibernated; the names live on in the sockets' attachments
     bob.send(tungstenite::Message::text("hi ann, after a nap"))
         .unwrap();
     let expected =
@@ -344,7 +336,7 @@ fn chatroom_broadcasts_keeps_history_and_names_across_hibernation() {
     // leaving is announced; a newcomer gets the history from SQL
     drop(bob);
     assert_eq!(next_event(&mut ann), json!({"type": "left", "name": "bob"}));
-    let mut cy = join(&host, "lobby", "cy");
+    let mut cy = join(&host, "chatroom", "lobby", "cy");
     let history = next_event(&mut cy);
     assert_eq!(
         history["messages"].as_array().unwrap().len(),
@@ -368,39 +360,7 @@ fn chatroom_broadcasts_keeps_history_and_names_across_hibernation() {
 
 #[test]
 fn chatroom_js_runs_the_cloudflare_hibernation_api() {
-    let host = TestHost::with_config("[limits]\nhibernate-after-ms = 300\n");
-    host.deploy("chatroom-js", EXAMPLE_CHATROOM_JS).expect(201);
-    let mut ann = join_class(&host, "chatroom-js", "lobby", "ann");
-    assert_eq!(
-        next_event(&mut ann),
-        json!({"type": "history", "messages": []})
-    );
-    assert_eq!(
-        next_event(&mut ann),
-        json!({"type": "joined", "name": "ann"})
-    );
-    let mut bob = join_class(&host, "chatroom-js", "lobby", "bob");
-    assert_eq!(next_event(&mut bob)["type"], "history");
-    assert_eq!(
-        next_event(&mut ann),
-        json!({"type": "joined", "name": "bob"})
-    );
-    assert_eq!(
-        next_event(&mut bob),
-        json!({"type": "joined", "name": "bob"})
-    );
-    ann.send(tungstenite::Message::text("hello bob")).unwrap();
-    let expected = json!({"type": "message", "seq": 1, "author": "ann", "text": "hello bob"});
-    assert_eq!(next_event(&mut ann), expected);
-    assert_eq!(next_event(&mut bob), expected);
-    assert_eq!(
-        host.call("chatroom-js", "lobby", "online", json!([])),
-        json!(["ann", "bob"])
-    );
-
-    host.wait_for(std::time::Duration::from_secs(10), "hibernation", || {
-        host.metric("wasmdo_hibernations_total") >= 1 && host.metric("wasmdo_live_objects") == 0
-    });
+    let (host, mut ann, mut bob) = chat_until_hibernated("chatroom-js", EXAMPLE_CHATROOM_JS);
     let activations = host.metric("wasmdo_activations_total");
     // the auto-response set in the constructor is answered without waking the room
     bob.send(tungstenite::Message::text("ping")).unwrap();
