@@ -622,15 +622,7 @@ impl Rs<'_> {
             TypeDefKind::Enum(e) => {
                 let name = name.context("an anonymous enum")?;
                 if self.declared.insert(id) {
-                    let mut cases = String::new();
-                    for c in &e.cases {
-                        let _ = writeln!(
-                            cases,
-                            "    #[serde(rename = {:?})]\n    {},",
-                            c.name,
-                            pascal(&c.name)
-                        );
-                    }
+                    let cases = unit_cases(e.cases.iter().map(|c| c.name.as_str()));
                     let _ = writeln!(
                         self.decls,
                         "{docs}{DERIVE}\npub enum {name} {{\n{cases}}}\n"
@@ -641,15 +633,7 @@ impl Rs<'_> {
             TypeDefKind::Flags(f) => {
                 let name = name.context("anonymous flags")?;
                 if self.declared.insert(id) {
-                    let mut cases = String::new();
-                    for c in &f.flags {
-                        let _ = writeln!(
-                            cases,
-                            "    #[serde(rename = {:?})]\n    {},",
-                            c.name,
-                            pascal(&c.name)
-                        );
-                    }
+                    let cases = unit_cases(f.flags.iter().map(|c| c.name.as_str()));
                     let _ = writeln!(
                         self.decls,
                         "{docs}/// One flag of [`{name}`] (the set is the list of the flags that are on).\n{DERIVE}\npub enum {name}Flag {{\n{cases}}}\n{docs}pub type {name} = Vec<{name}Flag>;\n"
@@ -703,6 +687,19 @@ impl Rs<'_> {
             | TypeDefKind::Unknown => bail!("a resource, future or stream cannot cross RPC"),
         }
     }
+}
+
+/// Rust enum cases without payload, each serialized as its WIT name.
+fn unit_cases<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let mut cases = String::new();
+    for name in names {
+        let _ = writeln!(
+            cases,
+            "    #[serde(rename = {name:?})]\n    {},",
+            pascal(name)
+        );
+    }
+    cases
 }
 
 /// The Rust client module for `class`, whose RPC interfaces are the WIT package(s) `wit`.
