@@ -179,6 +179,9 @@ pub struct Registry {
     /// The directory, for the stub functions linked into classes that call other objects.
     directory: DirectoryHandle,
     classes: RwLock<HashMap<String, Arc<ClassVersion>>>,
+    /// The class whose `fetch` answers every request outside the host's own routes (a
+    /// project's entry Worker), if any.
+    entry: RwLock<Option<String>>,
     /// Serializes deploys so versions and `classes.json` stay consistent.
     deploy_lock: tokio::sync::Mutex<()>,
 }
@@ -329,6 +332,7 @@ impl Registry {
             fetch,
             directory: DirectoryHandle::default(),
             classes: RwLock::new(HashMap::new()),
+            entry: RwLock::new(None),
             deploy_lock: tokio::sync::Mutex::new(()),
         };
         let records = registry.read_records()?;
@@ -366,6 +370,18 @@ impl Registry {
             .expect("registry lock")
             .get(class)
             .cloned()
+    }
+
+    /// The entry Worker's current version: the class whose `fetch` answers every request
+    /// outside `/_admin/`, `/rpc/` and `/objects/`.
+    pub fn entry_worker(&self) -> Option<Arc<ClassVersion>> {
+        let entry = self.entry.read().expect("registry lock").clone()?;
+        self.get(&entry)
+    }
+
+    /// Makes `class` the entry Worker (`None`: requests outside the host's routes get 404).
+    pub(crate) fn set_entry_worker(&self, class: Option<String>) {
+        *self.entry.write().expect("registry lock") = class;
     }
 
     /// Every class, sorted by name.
