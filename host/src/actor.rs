@@ -52,6 +52,8 @@ pub(crate) enum Event {
     Fetch {
         request: Request,
         upgrade: bool,
+        /// The objects waiting on this request (empty for requests from outside the host).
+        chain: Arc<Vec<ObjectKey>>,
         reply: oneshot::Sender<Result<Fetched, ObjectError>>,
     },
     /// Something happened on one of the object's WebSockets.
@@ -690,7 +692,7 @@ impl Actor {
     async fn run_event(&mut self, event: Event, limits: &crate::limits::Limits) -> Option<Pending> {
         // the call chain is the event's: empty unless another object's call delivered it
         self.state_mut().calls.chain = match &event {
-            Event::Invoke { chain, .. } => chain.clone(),
+            Event::Invoke { chain, .. } | Event::Fetch { chain, .. } => chain.clone(),
             _ => Arc::new(Vec::new()),
         };
         match event {
@@ -711,6 +713,7 @@ impl Actor {
                 request,
                 upgrade,
                 reply,
+                ..
             } => {
                 self.state_mut().websockets.upgrade_window(upgrade);
                 let result = self.fetch(request, limits).await;

@@ -3,13 +3,17 @@
 //! handler exports through [`DurableObjectHostIndices`].
 //!
 //! Imports are synchronous (storage is a local SQLite database owned by the actor) and
-//! `trappable`, so a host-side fault can stop the guest; exports are async so a busy guest yields
-//! to the runtime (fuel yield interval) instead of blocking a worker thread.
+//! `trappable`, so a host-side fault can stop the guest; `objects.fetch` alone is async (it waits
+//! for another object). Exports are async so a busy guest yields to the runtime (fuel yield
+//! interval) instead of blocking a worker thread.
 
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "durable-object-host",
-    imports: { default: trappable },
+    imports: {
+        "wasmdo:object/objects.fetch": async | trappable,
+        default: trappable,
+    },
     exports: { default: async },
 });
 

@@ -322,17 +322,7 @@ impl Directory {
         args: Vec<Val>,
         chain: Arc<Vec<ObjectKey>>,
     ) -> Result<Option<Val>, ObjectError> {
-        if chain.contains(&key) {
-            let path: Vec<String> = chain
-                .iter()
-                .chain(std::iter::once(&key))
-                .map(|k| format!("{}/{}", k.class, &k.id.to_hex()[..8]))
-                .collect();
-            return Err(ObjectError::CallCycle(format!(
-                "{} would re-enter an object that is waiting for this call; objects must not call back into their callers (pass data down, or have the outer object make both calls)",
-                path.join(" → ")
-            )));
-        }
+        check_cycle(&chain, &key)?;
         let (tx, rx) = oneshot::channel();
         let event = Event::Invoke {
             stub,
@@ -358,9 +348,34 @@ impl Directory {
         let event = Event::Fetch {
             request,
             upgrade,
+            chain: Arc::new(Vec::new()),
             reply: tx,
         };
         self.send(class, address, event)?;
+        rx.await
+            .map_err(|_| ObjectError::Internal("the object stopped before replying".into()))?
+    }
+
+    /// Delivers an HTTP request to the `fetch` of the object `key` (called `name`, if addressed
+    /// by one) from another object (`stub.fetch`): `chain` holds the objects waiting on it, as
+    /// for [`Self::invoke`]; with `upgrade` the callee may accept the WebSocket.
+    pub(crate) async fn fetch_object(
+        self: &Arc<Self>,
+        key: ObjectKey,
+        name: Option<&str>,
+        request: Request,
+        upgrade: bool,
+        chain: Arc<Vec<ObjectKey>>,
+    ) -> Result<Fetched, ObjectError> {
+        check_cycle(&chain, &key)?;
+        let (tx, rx) = oneshot::channel();
+        let event = Event::Fetch {
+            request,
+            upgrade,
+            chain,
+            reply: tx,
+        };
+        self.send_to(key, name, event)?;
         rx.await
             .map_err(|_| ObjectError::Internal("the object stopped before replying".into()))?
     }
@@ -527,4 +542,21 @@ impl Directory {
             let _ = entry.tx.send(Event::Evict);
         }
     }
+}
+
+/// Refuses a call to `key` from an event whose call `chain` already holds it (A → B → A): the
+/// waiting instance cannot be re-entered, and waiting for it would deadlock.
+fn check_cycle(chain: &[ObjectKey], key: &ObjectKey) -> Result<(), ObjectError> {
+    if !chain.contains(key) {
+        return Ok(());
+    }
+    let path: Vec<String> = chain
+        .iter()
+        .chain(std::iter::once(key))
+        .map(|k| format!("{}/{}", k.class, &k.id.to_hex()[..8]))
+        .collect();
+    Err(ObjectError::CallCycle(format!(
+        "{} would re-enter an object that is waiting for this call; objects must not call back into their callers (pass data down, or have the outer object make both calls)",
+        path.join(" → ")
+    )))
 }

@@ -22,7 +22,7 @@ use crate::limits::{FUEL_YIELD_INTERVAL, Limits, MemoryLimitExceeded, MemoryLimi
 use crate::object::{GuestOutput, ObjectCtx};
 use crate::outbound::OutboundCtx;
 use crate::registry::{ClassVersion, Method};
-use crate::rpc::calls::CallCtx;
+use crate::rpc::calls::{CallCtx, ObjectsHost};
 use crate::storage::sqlite::SqliteStorage;
 use crate::websockets::{SocketEvent, SocketId, WebSocketsCtx};
 
@@ -104,6 +104,15 @@ impl ObjectState {
     /// table and resolves it through the context.
     pub(crate) fn calls_and_table(&mut self) -> (&mut CallCtx, &ResourceTable) {
         (&mut self.calls, &self.table)
+    }
+
+    /// What the `objects` interface works on: calls, and the WebSockets (an upgrade passed on by
+    /// `fetch`).
+    pub(crate) fn objects(&mut self) -> ObjectsHost<'_> {
+        ObjectsHost {
+            calls: &mut self.calls,
+            websockets: &mut self.websockets,
+        }
     }
 }
 

@@ -35,7 +35,7 @@ use crate::limits::Limits;
 use crate::object::ObjectCtx;
 use crate::outbound::{self, AllowList};
 use crate::rpc;
-use crate::rpc::calls::{self, CallCtx, DirectoryHandle};
+use crate::rpc::calls::{self, DirectoryHandle};
 use crate::storage::sqlite::SqliteStorage;
 use crate::websockets::WebSocketsCtx;
 
@@ -293,9 +293,10 @@ impl Registry {
             &mut linker,
             |s| &mut s.storage,
         )?;
-        bindings::objects_api::add_to_linker::<ObjectState, HasSelf<CallCtx>>(&mut linker, |s| {
-            &mut s.calls
-        })?;
+        bindings::objects_api::add_to_linker::<ObjectState, calls::ObjectsApi>(
+            &mut linker,
+            ObjectState::objects,
+        )?;
         let env = classes
             .iter()
             .map(|(class, config)| (class.clone(), config.env.clone()))

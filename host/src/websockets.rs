@@ -264,6 +264,19 @@ impl WebSocketsCtx {
         accepted
     }
 
+    /// Whether the running `fetch` handles a WebSocket upgrade nobody has accepted yet.
+    pub(crate) fn upgrade_pending(&self) -> bool {
+        matches!(self.upgrade, Some(None))
+    }
+
+    /// The upgrade this `fetch` handles was passed on to another object (`objects.fetch`),
+    /// which accepted it: if this `fetch` answers 101, the client is connected to that socket.
+    pub(crate) fn pass_on(&mut self, accepted: Accepted) {
+        if self.upgrade_pending() {
+            self.upgrade = Some(Some(accepted));
+        }
+    }
+
     /// The running event ended: its sends join the batch's, or vanish with its rollback.
     pub(crate) fn end_event(&mut self, keep: bool) {
         if keep {

@@ -21,15 +21,17 @@ use std::sync::{Arc, OnceLock, Weak};
 
 use wasmtime::Engine;
 use wasmtime::component::types::{ComponentFunc, ComponentItem, Type};
-use wasmtime::component::{Component, Linker, Resource, ResourceType, Val};
+use wasmtime::component::{Component, HasData, Linker, Resource, ResourceType, Val};
 use wasmtime_wasi::WasiView;
 
+use crate::bindings::http_types::{Request, Response};
 use crate::bindings::objects_api::{self, CallError, Failure};
 use crate::directory::{Address, Directory, ObjectKey};
 use crate::error::ObjectError;
 use crate::instance::ObjectState;
 use crate::limits::MAX_REMEMBERED_ADDRESSES;
 use crate::registry::Method;
+use crate::websockets::WebSocketsCtx;
 
 /// The package prefix of the stub interfaces a caller imports.
 pub(crate) const STUB_PACKAGE: &str = "binding:";
@@ -129,17 +131,69 @@ impl CallCtx {
     fn directory(&self) -> Result<Arc<Directory>, CallError> {
         live_directory(&self.directory)
     }
+
+    /// The call chain of a call this object makes: the event's chain with the caller added.
+    fn chain_with_caller(&self) -> Arc<Vec<ObjectKey>> {
+        let mut chain = Vec::with_capacity(self.chain.len() + 1);
+        chain.extend(self.chain.iter().cloned());
+        chain.push(self.caller.clone());
+        Arc::new(chain)
+    }
+
+    /// Resolves `address` in `class`, remembering it.
+    fn resolve(
+        &mut self,
+        directory: &Directory,
+        class: &str,
+        address: &Address,
+    ) -> Result<Resolved, CallError> {
+        if let Some(to) = self.resolved.get(class, address) {
+            return Ok(to.clone());
+        }
+        let (key, name) = directory.resolve(class, address).map_err(call_error)?;
+        let to = (key, name.map(Arc::from));
+        self.resolved.insert(class, address.clone(), to.clone());
+        Ok(to)
+    }
+
+    /// The part of a `fetch` that needs the caller: the target (the object `id` of the class
+    /// bound as `binding`) and the call chain.
+    fn start_fetch(&mut self, binding: &str, id: &str) -> Result<Fetch, CallError> {
+        let class = self.class_of(binding)?.to_string();
+        let directory = self.directory()?;
+        let to = self.resolve(&directory, &class, &Address::Id(id.to_string()))?;
+        Ok(Fetch {
+            directory,
+            to,
+            chain: self.chain_with_caller(),
+        })
+    }
 }
 
-impl objects_api::Host for CallCtx {
+/// The `objects` interface's view of an object's state: its calls, and its WebSockets (a
+/// `fetch` may pass on the WebSocket upgrade the caller is handling).
+pub(crate) struct ObjectsHost<'a> {
+    pub(crate) calls: &'a mut CallCtx,
+    pub(crate) websockets: &'a mut WebSocketsCtx,
+}
+
+/// Links `objects` with [`ObjectsHost`] as its host state.
+pub(crate) struct ObjectsApi;
+
+impl HasData for ObjectsApi {
+    type Data<'a> = ObjectsHost<'a>;
+}
+
+impl objects_api::Host for ObjectsHost<'_> {
     fn id_from_name(
         &mut self,
         binding: String,
         name: String,
     ) -> wasmtime::Result<Result<String, CallError>> {
+        let calls = &*self.calls;
         Ok((|| {
-            let class = self.class_of(&binding)?;
-            let id = self
+            let class = calls.class_of(&binding)?;
+            let id = calls
                 .directory()?
                 .id_from_name(class, &name)
                 .map_err(call_error)?;
@@ -148,9 +202,10 @@ impl objects_api::Host for CallCtx {
     }
 
     fn new_unique_id(&mut self, binding: String) -> wasmtime::Result<Result<String, CallError>> {
+        let calls = &*self.calls;
         Ok((|| {
-            let class = self.class_of(&binding)?;
-            let id = self.directory()?.new_unique_id(class).map_err(call_error)?;
+            let class = calls.class_of(&binding)?;
+            let id = calls.directory()?.new_unique_id(class).map_err(call_error)?;
             Ok(id.to_hex())
         })())
     }
@@ -160,15 +215,61 @@ impl objects_api::Host for CallCtx {
         binding: String,
         id: String,
     ) -> wasmtime::Result<Result<String, CallError>> {
+        let calls = &*self.calls;
         Ok((|| {
-            let class = self.class_of(&binding)?;
-            let id = self
+            let class = calls.class_of(&binding)?;
+            let id = calls
                 .directory()?
                 .id_from_string(class, &id)
                 .map_err(call_error)?;
             Ok(id.to_hex())
         })())
     }
+
+    async fn fetch(
+        &mut self,
+        binding: String,
+        id: String,
+        request: Request,
+    ) -> wasmtime::Result<Result<Response, CallError>> {
+        let fetch = match self.calls.start_fetch(&binding, &id) {
+            Ok(fetch) => fetch,
+            Err(e) => return Ok(Err(e)),
+        };
+        // the caller's own upgrade request, passed on: the callee may accept it
+        let upgrade = is_websocket_upgrade(&request) && self.websockets.upgrade_pending();
+        let (key, name) = fetch.to;
+        let fetched = fetch
+            .directory
+            .fetch_object(key, name.as_deref(), request, upgrade, fetch.chain)
+            .await;
+        Ok(match fetched {
+            Ok(fetched) => {
+                if let Some(accepted) = fetched.accepted {
+                    self.websockets.pass_on(accepted);
+                }
+                Ok(fetched.response)
+            }
+            Err(e) => Err(call_error(e)),
+        })
+    }
+}
+
+/// Whether a request asks for a WebSocket (`upgrade: websocket`).
+fn is_websocket_upgrade(request: &Request) -> bool {
+    request.headers.iter().any(|(name, value)| {
+        name.eq_ignore_ascii_case("upgrade")
+            && value
+                .split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("websocket"))
+    })
+}
+
+/// A `fetch` to another object ready to go (see [`CallCtx::start_fetch`]).
+struct Fetch {
+    directory: Arc<Directory>,
+    to: Resolved,
+    chain: Arc<Vec<ObjectKey>>,
 }
 
 /// The `call-error` a failed call reports to its caller.
@@ -429,28 +530,16 @@ fn start_call(
     };
     let (calls, table) = store.data_mut().calls_and_table();
     let address = &table.get(&target)?.0;
-    let to = match calls.resolved.get(&stub.class, address) {
-        Some(to) => to.clone(),
-        None => match directory.resolve(&stub.class, address) {
-            Ok((key, name)) => {
-                let to = (key, name.map(Arc::from));
-                calls
-                    .resolved
-                    .insert(&stub.class, address.clone(), to.clone());
-                to
-            }
-            Err(e) => return Ok(Err(call_error(e))),
-        },
+    let to = match calls.resolve(&directory, &stub.class, address) {
+        Ok(to) => to,
+        Err(e) => return Ok(Err(e)),
     };
-    let mut chain = Vec::with_capacity(calls.chain.len() + 1);
-    chain.extend(calls.chain.iter().cloned());
-    chain.push(calls.caller.clone());
     Ok(Ok(Call {
         directory,
         to,
         stub,
         args: params[1..].to_vec(),
-        chain: Arc::new(chain),
+        chain: calls.chain_with_caller(),
     }))
 }
 
