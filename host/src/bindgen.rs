@@ -1106,6 +1106,8 @@ pub fn ts_stub(wit: &str, class: &str, binding: &str) -> anyhow::Result<String> 
 
 /// The `wasmdo:object/objects` interface, which every stub package uses (for `call-error`).
 const OBJECTS_WIT: &str = include_str!("../../wit/objects.wit");
+/// `http-types` (with `handler`), which `objects` uses.
+const HANDLER_WIT: &str = include_str!("../../wit/handler.wit");
 
 /// A Rust module for a class written with the Rust SDK to call objects of `class` through the
 /// binding `binding`: the stub package (see [`wit_stub`]) inlined in a `wit_bindgen::generate!`
@@ -1132,7 +1134,7 @@ pub fn rust_stub(wit: &str, class: &str, binding: &str) -> anyhow::Result<String
         .map(|i| format!("  import {i};\n"))
         .collect();
     let inline = format!(
-        "{body}\nworld stubs {{\n{imports}}}\n\npackage wasmdo:object@0.1.0 {{\n{OBJECTS_WIT}}}\n"
+        "{body}\nworld stubs {{\n{imports}}}\n\npackage wasmdo:object@0.1.0 {{\n{HANDLER_WIT}\n{OBJECTS_WIT}}}\n"
     );
     let modules: String = interfaces
         .iter()
@@ -1170,7 +1172,10 @@ mod generated {{
 {inline}"#,
         world: "{package}/stubs",
         runtime_path: "::wasmdo::wit_bindgen::rt",
-        with: {{ "wasmdo:object/objects@0.1.0": ::wasmdo::objects }},
+        with: {{
+            "wasmdo:object/objects@0.1.0": ::wasmdo::objects,
+            "wasmdo:object/http-types@0.1.0": ::wasmdo::bindings::wasmdo::object::http_types,
+        }},
     }});
 }}
 

@@ -6,6 +6,7 @@
 //! listen = "127.0.0.1:8080"
 //! data = "./data"
 //! compile-cache = "./data/compiled"   # precompiled components; hosts may share one
+//! entry = "front"                      # the entry Worker: answers requests outside the host's routes
 //!
 //! [limits]
 //! max-memory-bytes = 134217728
@@ -42,6 +43,9 @@ pub struct Config {
     /// `<data>/compiled`. Hosts may share one: entries are written atomically and never change,
     /// which spares each host the seconds a big (JavaScript, Python) component takes to compile.
     pub compile_cache: Option<PathBuf>,
+    /// The entry Worker: the class whose `fetch` answers every request outside `/_admin/`,
+    /// `/rpc/` and `/objects/` (a project deploy sets it too).
+    pub entry: Option<String>,
     /// Resource limits.
     pub limits: Limits,
     /// Per-class settings, by class name.
@@ -72,6 +76,7 @@ impl Default for Config {
             listen: DEFAULT_LISTEN.parse().expect("valid default address"),
             data: None,
             compile_cache: None,
+            entry: None,
             limits: Limits::default(),
             classes: BTreeMap::new(),
         }

@@ -102,6 +102,9 @@ impl Host {
             .await??
         };
         let registry = Arc::new(registry);
+        if config.entry.is_some() {
+            registry.set_entry_worker(config.entry.clone());
+        }
         for class in deploy_order(&config) {
             let settings = &config.classes[class];
             if let Some(path) = &settings.component {
@@ -160,6 +163,7 @@ impl Host {
     /// Serves HTTP until the process ends.
     pub async fn serve(self) {
         let gateway = Arc::new(gateway::Gateway {
+            workers: gateway::WorkerPool::new(self.directory.limits().max_worker_instances),
             registry: self.registry,
             directory: self.directory,
         });

@@ -66,6 +66,9 @@ pub const DEFAULT_MAX_WEBSOCKETS_PER_OBJECT: u32 = 32_768;
 /// Largest snapshot of an object's in-memory state kept at hibernation; a bigger one is dropped
 /// (the object wakes with `init`).
 pub const DEFAULT_MAX_SNAPSHOT_BYTES: u64 = 16 * 1024 * 1024;
+/// Instances of the entry Worker run at once: requests go to an idle one, or queue behind the
+/// least busy one past this. Each is a live instance (a JS Worker holds a few MB).
+pub const DEFAULT_MAX_WORKER_INSTANCES: u32 = 8;
 /// Tags per WebSocket, and bytes per tag (Cloudflare's limits).
 pub const MAX_WEBSOCKET_TAGS: usize = 10;
 /// Bytes per WebSocket tag.
@@ -134,6 +137,8 @@ pub struct Limits {
     pub max_websockets_per_object: u32,
     /// Largest snapshot of in-memory state kept at hibernation, in bytes.
     pub max_snapshot_bytes: u64,
+    /// Instances of the entry Worker run at once.
+    pub max_worker_instances: u32,
 }
 
 impl Default for Limits {
@@ -164,6 +169,7 @@ impl Default for Limits {
             max_websocket_message_bytes: DEFAULT_MAX_WEBSOCKET_MESSAGE_BYTES,
             max_websockets_per_object: DEFAULT_MAX_WEBSOCKETS_PER_OBJECT,
             max_snapshot_bytes: DEFAULT_MAX_SNAPSHOT_BYTES,
+            max_worker_instances: DEFAULT_MAX_WORKER_INSTANCES,
         }
     }
 }

@@ -106,7 +106,8 @@ fn main() -> Result<()> {
 /// an unchanged guest instant): every `tests/fixtures-js/<name>.ts` or `<name>/` package with a
 /// `main` (constant `JS_<NAME>`) and
 /// every example directory with a `package.json` whose `main` is the class's module (constant
-/// `EXAMPLE_<NAME>`, `-` becoming `_`).
+/// `EXAMPLE_<NAME>`, `-` becoming `_`), except Worker projects (a `wrangler.toml`), which
+/// `wasmdo dev` builds.
 /// Returns the fixtures' names, as `js_<name>`.
 fn build_js_guests(
     root: &Path,
@@ -172,7 +173,11 @@ fn build_js_guests(
     for entry in fs::read_dir(root.join(EXAMPLES.dir))? {
         let dir = entry?.path();
         let manifest = dir.join("package.json");
-        if !manifest.is_file() {
+        // a Worker project (wrangler config) is built whole by `wasmdo dev`, not as one class
+        let project = ["wrangler.toml", "wrangler.jsonc", "wrangler.json"]
+            .iter()
+            .any(|f| dir.join(f).is_file());
+        if !manifest.is_file() || project {
             continue;
         }
         let text = fs::read_to_string(&manifest)?;

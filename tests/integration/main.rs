@@ -7,6 +7,7 @@ mod harness;
 mod alarms_basic;
 mod bindgen;
 mod cli;
+mod entry_worker;
 mod examples;
 mod http_outbound;
 mod js_calls;
@@ -25,6 +26,7 @@ mod websockets_basic;
 /// `tests/fixtures-js/<name>.ts` as `js_<name>`).
 mod coverage {
     pub(crate) use crate::alarms_basic::COVERS as alarms_basic;
+    pub(crate) use crate::entry_worker::COVERS as worker_front;
     pub(crate) use crate::http_outbound::COVERS as http_outbound;
     pub(crate) use crate::js_calls::COVERS as js_caller;
     pub(crate) use crate::js_sdk::COVERS as js_runtime;

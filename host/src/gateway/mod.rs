@@ -11,8 +11,10 @@
 //! | `GET /_admin/classes/{class}/id-from-name/{name}`, `POST …/new-unique-id`, `GET …/id-from-string/{id}` | object ids, as Cloudflare's namespace methods |
 //! | `POST /rpc/{class}/{name}/{method}` | typed RPC, JSON array of arguments |
 //! | `ANY /objects/{class}/{name}/{path…}` | the object's `fetch` |
+//! | anything else | the entry Worker's `fetch`, if one is deployed (404 otherwise) |
 
 mod errors;
+mod workers;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -34,11 +36,14 @@ use crate::error::ObjectError;
 use crate::limits::MAX_OBJECT_NAME_BYTES;
 use crate::registry::Registry;
 pub(crate) use errors::{error_response, json_response};
+pub(crate) use workers::WorkerPool;
 
 /// Shared by every connection.
 pub(crate) struct Gateway {
     pub(crate) registry: Arc<Registry>,
     pub(crate) directory: Arc<Directory>,
+    /// The entry Worker's instances.
+    pub(crate) workers: Arc<WorkerPool>,
 }
 
 /// Accepts connections until the listener fails.
@@ -307,10 +312,22 @@ impl Gateway {
                 let rest = if rest.is_empty() { "/" } else { rest };
                 self.fetch(req, &class, &address, rest.to_string()).await
             }
-            _ => Err(ObjectError::NotFound(format!(
-                "no route for {} {path}: see `/rpc/{{class}}/{{name}}/{{method}}`, `/objects/{{class}}/{{name}}/…` and `/_admin/…`",
+            (_, ["_admin", ..]) => Err(ObjectError::NotFound(format!(
+                "no admin route for {} {path}: see the routes in the README",
                 req.method()
             ))),
+            _ => match self.registry.entry_worker() {
+                // a Worker project: the Worker answers everything else, with the whole path
+                Some(worker) => {
+                    let slot = self.workers.pick();
+                    self.fetch(req, &worker.name, &slot.address(), path.clone())
+                        .await
+                }
+                None => Err(ObjectError::NotFound(format!(
+                    "no route for {} {path}: see `/rpc/{{class}}/{{name}}/{{method}}`, `/objects/{{class}}/{{name}}/…` and `/_admin/…` (or deploy a project with an entry Worker)",
+                    req.method()
+                ))),
+            },
         }
     }
 
@@ -354,7 +371,17 @@ impl Gateway {
             .fetch(class, address, request, upgrade.is_some())
             .await?;
         let response = fetched.response;
-        if let (Some(accepted), Some((key, on_upgrade))) = (fetched.accepted, upgrade) {
+        // an accepted socket goes with a 101 answer only: answering anything else refuses it
+        // (a Worker that passed the upgrade on may still answer an error)
+        let accepted = fetched
+            .accepted
+            .filter(|_| response.status == StatusCode::SWITCHING_PROTOCOLS.as_u16());
+        if response.status == StatusCode::SWITCHING_PROTOCOLS.as_u16() && accepted.is_none() {
+            return Err(ObjectError::FetchFailed(
+                "fetch answered 101 without a WebSocket: accept one first (`ctx.acceptWebSocket`, `wasmdo::websockets::accept`), or return the WebSocket a Durable Object's `stub.fetch` answered with".into(),
+            ));
+        }
+        if let (Some(accepted), Some((key, on_upgrade))) = (accepted, upgrade) {
             let mut builder = Response::builder()
                 .status(StatusCode::SWITCHING_PROTOCOLS)
                 .header(hyper::header::CONNECTION, "upgrade")

@@ -205,7 +205,10 @@ impl objects_api::Host for ObjectsHost<'_> {
         let calls = &*self.calls;
         Ok((|| {
             let class = calls.class_of(&binding)?;
-            let id = calls.directory()?.new_unique_id(class).map_err(call_error)?;
+            let id = calls
+                .directory()?
+                .new_unique_id(class)
+                .map_err(call_error)?;
             Ok(id.to_hex())
         })())
     }
