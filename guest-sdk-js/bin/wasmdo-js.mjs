@@ -1,21 +1,32 @@
 #!/usr/bin/env node
-// wasmdo-js: build JavaScript/TypeScript Durable Object classes into wasmdo components.
+// wasmdo-js: build JavaScript/TypeScript Durable Object classes (and Workers) into wasmdo
+// components.
 
 import { parseArgs } from "node:util";
 
-import { build, describeClass, BuildError } from "../lib/build.mjs";
+import { build, describeClass, describeWorker, BuildError } from "../lib/build.mjs";
+import { parseRule, RuleError } from "../lib/rules.mjs";
+import { parseBinding, StubError } from "../lib/stubs.mjs";
 
 const USAGE = `usage:
-  wasmdo-js build <entry.ts|js> -o <out.wasm> [--class <Name>] [--package <ns:name>] [--no-cache]
-                  [--weval <path>] [--binding <NAME>=<stub.wit>]...
+  wasmdo-js build <entry.ts|js> -o <out.wasm> [--class <Name> | --worker] [--package <ns:name>]
+                  [--binding <NAME>[=<stub.wit>]]... [--rule <Text|Data>=<glob>]...
+                  [--json-var <NAME>]... [--weval <path>] [--no-cache] [--quiet]
       Bundle the module's Durable Object class (TypeScript and npm dependencies included) and
       componentize it for wasmdo. Rebuilding unchanged sources is served from the cache
       ($WASMDO_JS_CACHE, default ~/.cache/wasmdo-js). --weval (or $WASMDO_WEVAL) names a weval
       binary (\`cargo install weval --version 0.5.0\`): the JS is then compiled ahead of time.
-      --binding COUNTER=stubs/counter.wit gives the class \`env.COUNTER\`, the namespace of the
+      --worker: build the module's default export, a Cloudflare Worker
+      (\`export default { fetch(request, env, ctx) }\`), instead of a class.
+      --binding COUNTER=stubs/counter.wit gives the code \`env.COUNTER\`, the namespace of the
       class bound as COUNTER in wasmdo.toml, from the stub package \`wasmdo bindgen <class>
-      --lang wit-stub --binding COUNTER\` wrote (also: "wasmdo": {"bindings": {…}} in package.json).
-  wasmdo-js wit <entry.ts|js> [--class <Name>] [--package <ns:name>]
+      --lang wit-stub --binding COUNTER\` wrote (also: "wasmdo": {"bindings": {…}} in package.json);
+      its stubs have the class's methods and fetch(). --binding COUNTER: stubs with fetch() only.
+      --rule Text=**/*.md: such imports are the file's text; Data=<glob>: an ArrayBuffer (after
+      these, wrangler's defaults: Text **/*.txt, **/*.html; Data **/*.bin).
+      --json-var LIMITS: env.LIMITS is the JSON.parse of the var's value (wrangler [vars] that
+      are not strings).
+  wasmdo-js wit <entry.ts|js> [--class <Name> | --worker] [--package <ns:name>]
       Print the WIT world the class is built against (its RPC interface).`;
 
 function fail(message) {
@@ -36,6 +47,9 @@ try {
       "no-cache": { type: "boolean" },
       weval: { type: "string" },
       binding: { type: "string", multiple: true },
+      worker: { type: "boolean" },
+      rule: { type: "string", multiple: true },
+      "json-var": { type: "string", multiple: true },
       quiet: { type: "boolean", short: "q" },
     },
   });
@@ -55,29 +69,28 @@ try {
       className: values.class,
       packageName: values.package,
       weval: values.weval ?? process.env.WASMDO_WEVAL,
-      bindings: Object.fromEntries(
-        (values.binding ?? []).map((b) => {
-          const at = b.indexOf("=");
-          if (at < 1) fail(`--binding ${b}: write NAME=<stub.wit>, e.g. COUNTER=stubs/counter.wit`);
-          return [b.slice(0, at), b.slice(at + 1)];
-        }),
-      ),
+      worker: values.worker ?? false,
+      bindings: Object.fromEntries((values.binding ?? []).map(parseBinding)),
+      rules: (values.rule ?? []).map(parseRule),
+      jsonVars: values["json-var"] ?? [],
       cache: !values["no-cache"],
       log: values.quiet ? () => {} : (m) => process.stderr.write(`wasmdo-js: ${m}\n`),
     });
     if (!values.quiet) {
       const mb = (result.size / 1e6).toFixed(1);
       const how = result.cached ? "unchanged, from the cache" : "built";
-      process.stderr.write(
-        `wasmdo-js: ${result.out}: class ${result.className}, methods [${result.methods.join(", ")}], ${mb} MB, ${how} in ${(result.ms / 1000).toFixed(1)} s\n`,
-      );
+      const what = result.worker ? "the default export (a Worker)" : `class ${result.className}, methods [${result.methods.join(", ")}]`;
+      process.stderr.write(`wasmdo-js: ${result.out}: ${what}, ${mb} MB, ${how} in ${(result.ms / 1000).toFixed(1)} s\n`);
     }
   } else if (command === "wit") {
-    process.stdout.write(describeClass({ entry, className: values.class, packageName: values.package }).wit);
+    const described = values.worker
+      ? describeWorker({ packageName: values.package })
+      : describeClass({ entry, className: values.class, packageName: values.package });
+    process.stdout.write(described.wit);
   } else {
     fail(USAGE);
   }
 } catch (e) {
-  if (e instanceof BuildError || e.constructor?.name === "AnalysisError") fail(e.message);
+  if (e instanceof BuildError || e instanceof RuleError || e instanceof StubError || e.constructor?.name === "AnalysisError") fail(e.message);
   throw e;
 }

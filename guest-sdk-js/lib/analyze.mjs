@@ -101,9 +101,10 @@ export function analyze({ entry, className, sdkTypes }) {
     }
   }
   if (classes.length === 0) {
+    const worker = exported.some((s) => s.name === "default") ? " (to build its default export, a Worker, use --worker)" : "";
     throw new AnalysisError(
       `${entry} exports no Durable Object class: export a class that extends DurableObject ` +
-        `(import { DurableObject } from "cloudflare:workers")`,
+        `(import { DurableObject } from "cloudflare:workers")${worker}`,
     );
   }
   let chosen;

@@ -2,8 +2,11 @@
 //
 // 1. analyse the class's method signatures (TypeScript compiler) → its WIT interface;
 // 2. generate the entry module that exports the wasmdo handlers and one function per method;
-// 3. bundle it with the user's code, npm dependencies and the SDK runtime (esbuild);
+// 3. bundle it with the user's code, npm dependencies and the SDK runtime (esbuild), text and
+//    data modules loaded by the module rules;
 // 4. componentize the bundle against the class's world (componentize-js, SpiderMonkey).
+// With `worker`, the module's default export (a Cloudflare Worker) is built instead: no
+// analysis, and a world whose only export is `handler`.
 // A cache keyed on the content of every input file makes rebuilding an unchanged class instant.
 
 import { createHash } from "node:crypto";
@@ -15,7 +18,8 @@ import { fileURLToPath } from "node:url";
 import * as esbuild from "esbuild";
 
 import { analyze, AnalysisError } from "./analyze.mjs";
-import { entryModule, witWorld } from "./generate.mjs";
+import { entryModule, witWorld, workerEntryModule, workerWitWorld } from "./generate.mjs";
+import { checkRule, RuleError, rulesPlugin } from "./rules.mjs";
 import { packageBindings, readStub, StubError } from "./stubs.mjs";
 
 const SDK = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -85,13 +89,25 @@ export function describeClass({ entry, className, packageName, stubs = [] }) {
     throw new BuildError(`a class named ${surface.className} would clash with the wasmdo handler interfaces: rename it`);
   }
   const pkg = packageName ?? `js:${surface.interfaceName}`;
-  const imports = stubs.flatMap((s) => s.interfaces.map((i) => `binding:${s.binding}/${i.name}`));
-  return { surface, wit: witWorld(surface, { packageName: pkg, imports }), world: `${surface.interfaceName}-object` };
+  return { surface, wit: witWorld(surface, { packageName: pkg, imports: stubImports(stubs) }), world: `${surface.interfaceName}-object` };
+}
+
+/** The WIT of a module's default Worker (it needs no analysis). */
+export function describeWorker({ packageName, stubs = [] }) {
+  return { surface: null, wit: workerWitWorld({ packageName: packageName ?? "js:worker", imports: stubImports(stubs) }), world: "worker" };
+}
+
+/** The stub interfaces the bindings import (a fetch-only binding imports none). */
+function stubImports(stubs) {
+  return stubs.flatMap((s) => s.interfaces.map((i) => `binding:${s.binding}/${i.name}`));
 }
 
 /**
- * Builds `entry`'s Durable Object class into a component at `out`.
- * Returns `{ out, size, cached, ms, className, methods, wit }`.
+ * Builds `entry`'s Durable Object class (or, with `worker`, its default export) into a
+ * component at `out`. `bindings` maps an env name to a stub package file, or to `null` for a
+ * fetch-only binding; `rules` are module rules (`{ type: "Text" | "Data", glob }`) before the
+ * default ones; `jsonVars` names the env vars the code sees JSON-parsed.
+ * Returns `{ out, size, cached, ms, className, methods, wit, worker }`.
  */
 export async function build({
   entry,
@@ -99,7 +115,10 @@ export async function build({
   className,
   packageName,
   weval,
+  worker = false,
   bindings = {},
+  rules = [],
+  jsonVars = [],
   cacheDir = defaultCacheDir(),
   cache = true,
   log = () => {},
@@ -108,6 +127,16 @@ export async function build({
   entry = path.resolve(entry);
   out = path.resolve(out);
   if (!existsSync(entry)) throw new BuildError(`${entry} does not exist`);
+  if (worker && className) throw new BuildError(`--worker builds the module's default export; --class ${className} names a Durable Object class: give one of them`);
+  try {
+    rules.forEach((r) => checkRule(r, `the rule ${r.type}=${r.glob}`));
+  } catch (e) {
+    if (e instanceof RuleError) throw new BuildError(e.message);
+    throw e;
+  }
+  for (const name of jsonVars) {
+    if (typeof name !== "string" || name === "") throw new BuildError(`--json-var needs the name of an env var`);
+  }
 
   if (weval && !existsSync(weval)) throw new BuildError(`--weval ${weval}: no such file`);
   const aot = weval ? sha256(readFileSync(weval)) : null;
@@ -120,7 +149,21 @@ export async function build({
     throw e;
   }
   const stubFiles = stubs.map((s) => [s.env, s.file]);
-  const key = sha256(JSON.stringify({ sdk: sdkFingerprint(), entry, className, packageName, DISABLED_FEATURES, aot, stubFiles }));
+  // everything that shapes the component but is not a file's content
+  const key = sha256(
+    JSON.stringify({
+      sdk: sdkFingerprint(),
+      entry,
+      className,
+      packageName,
+      DISABLED_FEATURES,
+      aot,
+      stubFiles,
+      worker,
+      rules: rules.map((r) => [r.type, r.glob]),
+      jsonVars: [...new Set(jsonVars)].sort(),
+    }),
+  );
   const manifestPath = path.join(cacheDir, "builds", `${key}.json`);
   if (cache && existsSync(manifestPath)) {
     const manifest = JSON.parse(readFileSync(manifestPath, "utf8"));
@@ -134,25 +177,27 @@ export async function build({
 
   let described;
   try {
-    described = describeClass({ entry, className, packageName, stubs });
+    described = worker ? describeWorker({ packageName, stubs }) : describeClass({ entry, className, packageName, stubs });
   } catch (e) {
     if (e instanceof AnalysisError) throw new BuildError(e.message);
     throw e;
   }
   const { surface, wit, world } = described;
-  log(`class ${surface.className}: ${surface.methods.length} RPC method(s)`);
+  if (surface) log(`class ${surface.className}: ${surface.methods.length} RPC method(s)`);
+  else log("the module's default export, as a Worker");
 
   const work = path.join(cacheDir, "work", key);
   rmSync(work, { recursive: true, force: true });
   mkdirSync(path.join(work, "wit", "deps", "wasmdo-object"), { recursive: true });
   cpSync(witDir(), path.join(work, "wit", "deps", "wasmdo-object"), { recursive: true });
   writeFileSync(path.join(work, "wit", "class.wit"), wit);
-  for (const stub of stubs) {
+  for (const stub of stubs.filter((s) => s.interfaces.length > 0)) {
     mkdirSync(path.join(work, "wit", "deps", `binding-${stub.binding}`), { recursive: true });
     writeFileSync(path.join(work, "wit", "deps", `binding-${stub.binding}`, "stub.wit"), stub.text);
   }
   const entryFile = path.join(work, "entry.js");
-  writeFileSync(entryFile, entryModule(surface, { userModule: entry, stubs }));
+  const setup = { userModule: entry, stubs, jsonVars };
+  writeFileSync(entryFile, surface ? entryModule(surface, setup) : workerEntryModule(setup));
 
   const bundleFile = path.join(work, "bundle.js");
   let bundle;
@@ -172,6 +217,7 @@ export async function build({
         wasmdo: path.join(RUNTIME, "index.js"),
       },
       nodePaths: [path.join(SDK, "node_modules")],
+      plugins: [rulesPlugin(rules, path.dirname(entry))],
       metafile: true,
       logLevel: "silent",
       write: true,
@@ -179,15 +225,23 @@ export async function build({
   } catch (e) {
     const messages = (e.errors ?? []).map((m) => {
       const where = m.location ? `${m.location.file}:${m.location.line}: ` : "";
-      const hint = /Could not resolve "node:/.test(m.text)
-        ? " (Node.js built-ins do not exist inside an object: use the Web APIs, or an npm package that runs in browsers)"
-        : "";
+      let hint = "";
+      if (/Could not resolve "node:/.test(m.text)) {
+        hint = " (Node.js built-ins do not exist inside an object: use the Web APIs, or an npm package that runs in browsers)";
+      } else if (/No loader is configured for/.test(m.text)) {
+        hint = " (a module rule loads such files: --rule Text=<glob> gives a string, --rule Data=<glob> an ArrayBuffer)";
+      }
       return `${where}${m.text}${hint}`;
     });
+    if (worker && (e.errors ?? []).some((m) => /No matching export .* for import "default"/.test(m.text) && m.location?.file.endsWith("entry.js"))) {
+      throw new BuildError(`${entry} has no default export: --worker builds the module's default export, e.g. \`export default { async fetch(request, env, ctx) { … } }\``);
+    }
     throw new BuildError(`bundling failed:\n${messages.join("\n") || e.message}`);
   }
-  // the generated entry is derived from the other inputs and removed after the build
+  // the generated entry is derived from the other inputs and removed after the build; inputs in
+  // a plugin's namespace (`wasmdo-data:<file>`) are also inputs as themselves
   const bundled = Object.keys(bundle.metafile.inputs)
+    .filter((f) => !/^[a-z-]+:/.test(f))
     .map((f) => path.resolve(f))
     .filter((f) => !f.startsWith(work + path.sep));
 
@@ -204,20 +258,26 @@ export async function build({
       ...(weval ? { enableAot: true, wevalBin: weval } : {}),
     }));
   } catch (e) {
+    // the module's top level runs at build time: say what it threw, without the engine's noise
+    const thrown = /Exception while evaluating top-level script\n(?:bundle\.js:\d+:\d+ )?(.*)/.exec(String(e.message ?? e));
+    if (thrown) throw new BuildError(`the module's top level (run at build time) threw: ${thrown[1]}`);
     throw new BuildError(`componentize-js failed: ${e.message ?? e}`);
   }
   writeAtomically(out, component);
 
   const summary = {
-    className: surface.className,
-    interface: surface.interfaceName,
-    methods: surface.methods.map((m) => m.wit),
+    className: surface?.className ?? null,
+    interface: surface?.interfaceName ?? null,
+    methods: surface?.methods.map((m) => m.wit) ?? [],
+    worker,
     bindings: stubs.map((s) => s.env),
     size: component.length,
     wit,
   };
   if (cache) {
-    const files = [...new Set([...surface.files.map((f) => path.resolve(f)), ...bundled, ...stubs.map((s) => s.file)])].sort();
+    const analysed = surface?.files.map((f) => path.resolve(f)) ?? [];
+    const stubsRead = stubs.map((s) => s.file).filter(Boolean);
+    const files = [...new Set([...analysed, ...bundled, ...stubsRead])].sort();
     const wasmHash = sha256(component);
     mkdirSync(path.join(cacheDir, "components"), { recursive: true });
     mkdirSync(path.join(cacheDir, "builds"), { recursive: true });

@@ -1,7 +1,8 @@
 // The stubs a class calls other classes through: `wasmdo-js build --binding COUNTER=counter.wit`
 // names a stub package written by `wasmdo bindgen counter --lang wit-stub --binding COUNTER`.
 // The build imports its interfaces into the class's world, and the entry module hands each
-// interface's `stub` resource to the runtime, which serves `env.COUNTER`.
+// interface's `stub` resource to the runtime, which serves `env.COUNTER`. A binding without a
+// stub package (`--binding COUNTER`) serves `env.COUNTER` too, its stubs having only `fetch`.
 
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
@@ -11,13 +12,33 @@ import { camel } from "./analyze.mjs";
 export class StubError extends Error {}
 
 /**
+ * `--binding COUNTER=stubs/counter.wit` → `["COUNTER", "stubs/counter.wit"]`; `--binding
+ * COUNTER` (fetch only) → `["COUNTER", null]`.
+ */
+export function parseBinding(spec) {
+  const at = spec.indexOf("=");
+  const [env, file] = at < 0 ? [spec, null] : [spec.slice(0, at), spec.slice(at + 1)];
+  checkBindingName(env, `--binding ${spec}`);
+  if (file === "") throw new StubError(`--binding ${spec}: write NAME=<stub.wit> (typed calls and fetch) or NAME (fetch only)`);
+  return [env, file];
+}
+
+function checkBindingName(env, where) {
+  if (!/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(env)) {
+    throw new StubError(`${where}: the binding name must be a JavaScript identifier (e.g. COUNTER)`);
+  }
+}
+
+/**
  * Reads a stub package: `{ env, binding, file, text, interfaces: [{ name, methods: [[jsName,
  * unwrap]] }] }`; `unwrap` marks a method whose callee returns its own `result` (its `err` is
- * thrown).
+ * thrown). Without a file (a fetch-only binding) there are no interfaces, and `binding` is the
+ * env name (the host matches bindings case- and `_`/`-`-insensitively).
  */
 export function readStub(env, file) {
-  if (!/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(env)) {
-    throw new StubError(`--binding ${env}=…: the binding name must be a JavaScript identifier (e.g. COUNTER)`);
+  checkBindingName(env, `--binding ${env}${file ? "=…" : ""}`);
+  if (file === null || file === undefined) {
+    return { env, binding: env, file: null, text: null, interfaces: [] };
   }
   if (!existsSync(file)) {
     throw new StubError(`--binding ${env}=${file}: no such file (write it with \`wasmdo bindgen <class> --lang wit-stub --binding ${env} -o ${file}\`)`);
@@ -62,13 +83,18 @@ export function readStub(env, file) {
   return { env, binding, file: path.resolve(file), text, interfaces };
 }
 
-/** The bindings in the `wasmdo.bindings` field of the package.json nearest to `entry`. */
+/**
+ * The bindings in the `wasmdo.bindings` field of the package.json nearest to `entry`: a stub
+ * file each, or `null` for a fetch-only binding.
+ */
 export function packageBindings(entry) {
   for (let dir = path.dirname(path.resolve(entry)); ; dir = path.dirname(dir)) {
     const pj = path.join(dir, "package.json");
     if (existsSync(pj)) {
       const bindings = JSON.parse(readFileSync(pj, "utf8")).wasmdo?.bindings ?? {};
-      return Object.fromEntries(Object.entries(bindings).map(([env, f]) => [env, path.resolve(dir, f)]));
+      return Object.fromEntries(
+        Object.entries(bindings).map(([env, f]) => [env, typeof f === "string" ? path.resolve(dir, f) : null]),
+      );
     }
     if (path.dirname(dir) === dir) return {};
   }

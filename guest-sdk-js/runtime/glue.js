@@ -1,17 +1,21 @@
 // The exports of a JS class's component: `handler.init/fetch`, `alarm-handler.alarm` and one
-// function per RPC method, each converting between WIT values and the class's JS values.
+// function per RPC method, each converting between WIT values and the class's JS values; and
+// those of a Worker's component (`handler.init/fetch` calling the default export's `fetch`).
 
 import { className } from "wasmdo:object/object@0.1.0";
 
-import { DurableObjectState, installConsole, installFetch, objectEnv, describe } from "./object.js";
+import { DurableObjectState, ExecutionContext, installConsole, installFetch, objectEnv, describe } from "./object.js";
 import { serialize, deserialize } from "./values.js";
 import { bindingNamespaces } from "./namespace.js";
-import { forgetWebSocket, installResponse, PlatformResponse, webSocket, webSocketData, WebSocketPair, WebSocketRequestResponsePair } from "./websockets.js";
+import { installRequest, toRequest, toResponseRecord } from "./http.js";
+import { forgetWebSocket, installResponse, webSocket, webSocketData, WebSocketPair, WebSocketRequestResponsePair } from "./websockets.js";
 
 export { registerBinding } from "./namespace.js";
+export { registerJsonVars } from "./object.js";
 
 installConsole();
 installFetch();
+installRequest();
 installResponse();
 globalThis.WebSocketPair = WebSocketPair;
 globalThis.WebSocketRequestResponsePair = WebSocketRequestResponsePair;
@@ -46,7 +50,8 @@ function errorText(e) {
 function typeName(v) {
   if (v === null) return "null";
   if (Array.isArray(v)) return "an array";
-  return typeof v === "object" ? `a ${v.constructor?.name ?? "object"}` : `a ${typeof v}`;
+  const name = typeof v === "object" ? (v.constructor?.name ?? "object") : typeof v;
+  return `${/^[aeiouAEIOU]/.test(name) ? "an" : "a"} ${name}`;
 }
 
 /** A Uint8Array, also one made by the engine's bindings (which may fail `instanceof`). */
@@ -201,27 +206,8 @@ export function hostObject(userModule, exportName, methods) {
           }
           // the object sees its own path: `/objects/room/a/x?y` arrives as `<origin>/x?y`
           const url = new URL(req.path + (req.query ? `?${req.query}` : ""), req.url);
-          const hasBody = req.method !== "GET" && req.method !== "HEAD";
-          const request = new Request(url, {
-            method: req.method,
-            headers: req.headers,
-            body: hasBody && req.body.length > 0 ? req.body : undefined,
-          });
-          // a Request drops the headers the Fetch standard forbids scripts to set (`upgrade`,
-          // `connection`, …), but an object must see them, as on Cloudflare (`upgrade:
-          // websocket`): give it every header the host received
-          Object.defineProperty(request, "headers", { value: new Headers(req.headers), configurable: true });
-          const response = await object.fetch(request);
-          // (Response.json() and friends make the platform's Response, not the SDK's subclass)
-          if (!(response instanceof PlatformResponse)) {
-            throw new TypeError(`${exportName}.fetch returned ${typeName(response)}, not a Response`);
-          }
-          if (response.status === 101) {
-            // a WebSocket accepted with ctx.acceptWebSocket: the host switches the client over
-            return settle({ status: 101, headers: [...response.headers], body: new Uint8Array() });
-          }
-          const body = new Uint8Array(await response.arrayBuffer());
-          return settle({ status: response.status, headers: [...response.headers], body });
+          const response = await object.fetch(toRequest(req, url));
+          return settle(await toResponseRecord(response, `${exportName}.fetch`));
         } catch (e) {
           throw errorText(e);
         }
@@ -306,6 +292,44 @@ export function hostObject(userModule, exportName, methods) {
       return Promise.resolve(result).then(finish, (e) => {
         throw errorRecord(e);
       });
+    },
+  };
+}
+
+/**
+ * A host-facing Worker: the module's default export, `{ fetch(request, env, ctx) }` or a class
+ * (`WorkerEntrypoint`'s form: made with `(ctx, env)` for each request, then `fetch(request)`).
+ * It sees the full URL the host received; `env` is the class's vars and bindings, `ctx` an
+ * ExecutionContext whose `waitUntil` promises settle before the response goes back. Checked at
+ * build time (the module's top level runs then).
+ */
+export function hostWorker(worker) {
+  const isClass = typeof worker === "function" && typeof worker.prototype?.fetch === "function";
+  if (!isClass && typeof worker?.fetch !== "function") {
+    throw new TypeError(
+      `the module's default export is ${typeName(worker)} without a fetch method; a Worker is \`export default { async fetch(request, env, ctx) { … } }\` (or a class with fetch(request))`,
+    );
+  }
+  let env = null;
+  return {
+    handler: {
+      init() {
+        env = objectEnv(bindingNamespaces());
+      },
+
+      async fetch(req) {
+        const ctx = new ExecutionContext();
+        try {
+          const request = toRequest(req, req.url);
+          const response = isClass ? await new worker(ctx, env).fetch(request) : await worker.fetch(request, env, ctx);
+          const record = await toResponseRecord(response, "the Worker's fetch");
+          await ctx._settle();
+          return record;
+        } catch (e) {
+          await ctx._settle();
+          throw errorText(e);
+        }
+      },
     },
   };
 }

@@ -169,14 +169,52 @@ export declare abstract class DurableObject<Env = Record<string, string>> {
   restore?(state: any): void;
 }
 
+/**
+ * The `webSocket` of a 101 answer to `stub.fetch`: the client's socket, which the object the
+ * upgrade request was passed to accepted (and owns). It can only be returned in a 101
+ * `Response`; `send`, `close`, `accept` and the attachment methods throw.
+ */
+export declare class ForwardedWebSocket extends WebSocket {}
+
+/** A Worker's `ctx`: one per request. */
+export declare class ExecutionContext {
+  /** The response waits for `promise` too (a rejection is logged, not raised). */
+  waitUntil(promise: Promise<unknown>): void;
+  /** Does nothing on wasmdo (there is no origin): a thrown error answers 500. */
+  passThroughOnException(): void;
+}
+
+/**
+ * A Worker: the module's default export, built with `wasmdo-js build --worker`. It receives
+ * every request outside the host's own routes, with its full URL.
+ */
+export interface ExportedHandler<Env = Record<string, unknown>> {
+  fetch?(request: Request, env: Env, ctx: ExecutionContext): Response | Promise<Response>;
+}
+
+/** The class form of a Worker (`export default class extends WorkerEntrypoint { fetch(request) {…} }`). */
+export declare abstract class WorkerEntrypoint<Env = Record<string, unknown>> {
+  protected ctx: ExecutionContext;
+  protected env: Env;
+  constructor(ctx: ExecutionContext, env: Env);
+  fetch?(request: Request): Response | Promise<Response>;
+}
+
 type WasmdoWebSocket = WebSocket;
 type WebSocketPairClass = typeof WebSocketPair;
 type WebSocketRequestResponsePairClass = typeof WebSocketRequestResponsePair;
 
 declare global {
-  /** Cloudflare's `new Response(null, { status: 101, webSocket: client })`. */
+  /**
+   * Cloudflare's `new Response(null, { status: 101, webSocket: client })`: the client end of an
+   * accepted WebSocketPair, or the `webSocket` of a 101 answer to `stub.fetch`.
+   */
   interface ResponseInit {
     webSocket?: WasmdoWebSocket | null;
+  }
+  interface Response {
+    /** The WebSocket of a 101 response (see ResponseInit); `null` on every other response. */
+    readonly webSocket: WasmdoWebSocket | null;
   }
   /** The attachment methods of the hibernation API, on the platform's WebSocket type. */
   interface WebSocket {
@@ -198,7 +236,8 @@ export declare class DataCloneError extends Error {}
 /**
  * `env.BINDING` for a binding the class was built with (`wasmdo-js build --binding
  * COUNTER=counter.wit`); `T` is the bound class's interface (`wasmdo bindgen <class> --lang
- * ts-stub`). Making ids and stubs activates nothing.
+ * ts-stub`). Built with `--binding COUNTER` (no stub package), its stubs have only `fetch`.
+ * Making ids and stubs activates nothing.
  */
 export declare class DurableObjectNamespace<T = unknown> {
   idFromName(name: string): DurableObjectId;
@@ -209,10 +248,18 @@ export declare class DurableObjectNamespace<T = unknown> {
   getByName(name: string): DurableObjectStub<T>;
 }
 
-/** One object of a bound class: its methods, each call an event of that object. */
+/** One object of a bound class: its methods, each call an event of that object, and `fetch`. */
 export type DurableObjectStub<T = unknown> = T & {
   readonly id?: DurableObjectId;
   readonly name?: string;
+  /**
+   * Sends a request to the object's `fetch` (Cloudflare's `stub.fetch`): an event of that
+   * object. The URL must be absolute; every header is sent, `upgrade` included. A WebSocket
+   * upgrade request the caller is handling may be passed on: if the object accepts it, the
+   * answer is a 101 whose `webSocket` the caller returns in its own 101 response. A failed
+   * call throws a `CallError`.
+   */
+  fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
 };
 
 /** A call to another object that did not produce the callee's result. */

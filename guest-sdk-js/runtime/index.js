@@ -1,9 +1,9 @@
 // wasmdo's JavaScript SDK, imported as "cloudflare:workers" or "wasmdo".
 
-export { DurableObject, DurableObjectId, DurableObjectState } from "./object.js";
+export { DurableObject, DurableObjectId, DurableObjectState, ExecutionContext, WorkerEntrypoint } from "./object.js";
 export { DurableObjectStorage, SyncKvStorage } from "./storage.js";
 export { SqlStorage, SqlStorageCursor } from "./sql.js";
 export { StorageError } from "./host.js";
 export { DataCloneError } from "./values.js";
 export { CallError, DurableObjectNamespace } from "./namespace.js";
-export { WebSocket, WebSocketError, WebSocketPair, WebSocketRequestResponsePair } from "./websockets.js";
+export { ForwardedWebSocket, WebSocket, WebSocketError, WebSocketPair, WebSocketRequestResponsePair } from "./websockets.js";

@@ -1,6 +1,8 @@
 // Calls to other objects: `env.COUNTER` is a DurableObjectNamespace for each binding the class
 // was built with (`wasmdo-js build --binding COUNTER=counter.wit`), and its stubs call the bound
-// class's methods through the host's typed stubs (`binding:<name>` WIT packages).
+// class's methods through the host's typed stubs (`binding:<name>` WIT packages). Every stub
+// also has `fetch` (the host's `objects.fetch`); a binding built without a stub package
+// (`--binding COUNTER`) has stubs with only `fetch`.
 //
 // Values follow componentize-js's mapping of WIT types (jco's): numbers for 8–32-bit integers and
 // floats, bigints for 64-bit integers, records with camelCase fields, `option` as the value or
@@ -9,9 +11,10 @@
 // callee's `js-error`), or with `value` holding any other error value; a call that could not run
 // throws a `CallError`.
 
-import { idFromName, idFromString, newUniqueId } from "wasmdo:object/objects@0.1.0";
+import { idFromName, idFromString, newUniqueId, fetch as hostFetch } from "wasmdo:object/objects@0.1.0";
 
 import { DurableObjectId, describe } from "./object.js";
+import { fromResponseRecord, toRequestRecord } from "./http.js";
 
 /** A call that did not produce the callee's result: `kind` is the WIT case of `call-error`. */
 export class CallError extends Error {
@@ -59,11 +62,13 @@ const MAX_CACHED_STUBS = 1024;
 
 /** `env.BINDING`: Cloudflare's DurableObjectNamespace. */
 export class DurableObjectNamespace {
+  #env;
   #binding;
   #interfaces;
   #stubs = new Map();
 
-  constructor(binding, interfaces) {
+  constructor(env, binding, interfaces) {
+    this.#env = env;
     this.#binding = binding;
     this.#interfaces = interfaces;
   }
@@ -83,7 +88,7 @@ export class DurableObjectNamespace {
   /** The stub of the object `id` (a DurableObjectId or its string). Activates nothing. */
   get(id) {
     const hex = String(id);
-    const stub = this.#stub(`id:${hex}`, (Stub) => new Stub(hex));
+    const stub = this.#stub(`id:${hex}`, (Stub) => new Stub(hex), () => hex);
     stub.id ??= id instanceof DurableObjectId ? id : new DurableObjectId(hex);
     return stub;
   }
@@ -91,12 +96,13 @@ export class DurableObjectNamespace {
   /** The stub of the object named `name` (Cloudflare's `getByName`). Activates nothing. */
   getByName(name) {
     name = String(name);
-    const stub = this.#stub(`name:${name}`, (Stub) => Stub.getByName(name));
+    const stub = this.#stub(`name:${name}`, (Stub) => Stub.getByName(name), () => objects(idFromName, this.#binding, name));
     stub.name = name;
     return stub;
   }
 
-  #stub(key, make) {
+  /** The stub for `key`: `make` makes a typed host stub, `idOf` gives the object's id. */
+  #stub(key, make, idOf) {
     let stub = this.#stubs.get(key);
     if (stub) return stub;
     if (this.#stubs.size >= MAX_CACHED_STUBS) {
@@ -105,19 +111,60 @@ export class DurableObjectNamespace {
       for (const raw of old[RAW]) raw[Symbol.dispose]?.();
     }
     const raws = this.#interfaces.map(({ Stub }) => make(Stub));
-    stub = { [RAW]: raws };
+    const binding = this.#binding;
+    let id = null;
+    stub = {
+      [RAW]: raws,
+      /** Cloudflare's `stub.fetch`: the object's `fetch` handler answers the request. */
+      fetch: (input, init) => stubFetch(binding, () => (id ??= idOf()), input, init),
+    };
     this.#interfaces.forEach(({ methods }, i) => {
       for (const [method, unwrap] of methods) {
         if (method in stub) continue;
         stub[method] = (...args) => call(raws[i], method, unwrap, args);
       }
     });
+    if (this.#interfaces.length === 0) stub = fetchOnly(stub, this.#env);
     this.#stubs.set(key, stub);
     return stub;
   }
 }
 
 const RAW = Symbol("raw stubs");
+
+/** Property names code (and `await`) probes on any object: never taken for method calls. */
+const NOT_METHODS = new Set(["then", "toJSON", "constructor", "asymmetricMatch", "$$typeof", "nodeType", "inspect"]);
+
+/**
+ * A stub of a binding built without a stub package: `fetch` works; any method call throws an
+ * error saying how to build the binding with its stub package.
+ */
+function fetchOnly(stub, env) {
+  return new Proxy(stub, {
+    get(target, key, receiver) {
+      if (typeof key === "symbol" || key in target || NOT_METHODS.has(key)) return Reflect.get(target, key, receiver);
+      return () => {
+        throw new TypeError(
+          `env.${env} has no stub package, so its stubs only have fetch(): cannot call ${String(key)}(). ` +
+            `To call the class's methods, build with --binding ${env}=<stub.wit> ` +
+            `(\`wasmdo bindgen <class> --lang wit-stub --binding ${env}\` writes it)`,
+        );
+      };
+    },
+  });
+}
+
+/** `stub.fetch(input, init)`: sends the request to the object `idOf()` through the host. */
+async function stubFetch(binding, idOf, input, init) {
+  const request = await toRequestRecord(input, init);
+  let response;
+  try {
+    response = hostFetch(binding, idOf(), request);
+  } catch (e) {
+    throw callError(e);
+  }
+  return fromResponseRecord(response);
+}
 
 /** One call through a host stub; a promise, as calls to Cloudflare stubs are. */
 async function call(raw, method, unwrap, args) {
@@ -156,7 +203,7 @@ const namespaces = new Map();
 
 /** Called by the generated entry module for each binding the class was built with. */
 export function registerBinding(envName, binding, interfaces) {
-  namespaces.set(envName, new DurableObjectNamespace(binding, interfaces));
+  namespaces.set(envName, new DurableObjectNamespace(envName, binding, interfaces));
 }
 
 /** The namespaces of the class's bindings, by their `env` name. */

@@ -1,4 +1,5 @@
-// The object itself: `DurableObject`, its `ctx` (DurableObjectState) and `env`.
+// The object itself: `DurableObject`, its `ctx` (DurableObjectState) and `env`; and a Worker's
+// `ctx` (ExecutionContext) and `WorkerEntrypoint`.
 
 import { id as hostId, name as hostName, className, envVars, log } from "wasmdo:object/object@0.1.0";
 
@@ -87,13 +88,47 @@ export class DurableObjectState {
   }
 
   /** Settles everything handed to `waitUntil`, logging rejections. */
-  async _settleWaitUntil() {
-    while (this.#waitUntil.length > 0) {
-      const batch = this.#waitUntil.splice(0);
-      for (const r of await Promise.allSettled(batch)) {
-        if (r.status === "rejected") log("error", `waitUntil promise rejected: ${describe(r.reason)}`);
-      }
+  _settleWaitUntil() {
+    return settleAll(this.#waitUntil);
+  }
+}
+
+/** Settles the promises in `pending` (and those added meanwhile), logging rejections. */
+async function settleAll(pending) {
+  while (pending.length > 0) {
+    const batch = pending.splice(0);
+    for (const r of await Promise.allSettled(batch)) {
+      if (r.status === "rejected") log("error", `waitUntil promise rejected: ${describe(r.reason)}`);
     }
+  }
+}
+
+/**
+ * A Worker's `ctx`, one per request. `waitUntil` promises are settled before the response goes
+ * back to the host (a Worker instance has no life after its event); `passThroughOnException`
+ * does nothing (there is no origin to pass through to): an error answers 500.
+ */
+export class ExecutionContext {
+  #waitUntil = [];
+
+  /** The response waits for `promise` too (a rejection is logged, not raised). */
+  waitUntil(promise) {
+    this.#waitUntil.push(Promise.resolve(promise));
+  }
+
+  passThroughOnException() {}
+
+  /** Settles everything handed to `waitUntil`, logging rejections. */
+  _settle() {
+    return settleAll(this.#waitUntil);
+  }
+}
+
+/** Cloudflare's class form of a Worker: `export default class extends WorkerEntrypoint { fetch(request) {…} }`. */
+export class WorkerEntrypoint {
+  constructor(ctx, env) {
+    this.ctx = ctx;
+    this.env = env;
   }
 }
 
@@ -105,18 +140,35 @@ export class DurableObject {
   }
 }
 
+/** The env vars the class was built to see JSON-parsed (`wasmdo-js build --json-var NAME`). */
+const jsonVars = new Set();
+
+/** Called by the generated entry module with the `--json-var` names. */
+export function registerJsonVars(names) {
+  for (const name of names) jsonVars.add(name);
+}
+
+function parseJsonVar(name, value) {
+  try {
+    return JSON.parse(value);
+  } catch (e) {
+    throw new TypeError(`env.${name} was built as JSON (--json-var ${name}), but its value is not JSON (${e.message}): ${value.slice(0, 100)}`);
+  }
+}
+
 /**
- * The class's environment: its variables from `wasmdo.toml` (strings), read from the host on
- * first use (an object that never looks at `env` never pays for it), and a
- * DurableObjectNamespace per binding the class was built with.
+ * The class's environment: its variables from `wasmdo.toml` (strings; JSON-parsed for the
+ * `--json-var` names), read from the host on first use (an object that never looks at `env`
+ * never pays for it), and a DurableObjectNamespace per binding the class was built with.
  */
 export function objectEnv(namespaces = new Map()) {
   let vars = null;
   const load = () => {
     if (vars === null) {
-      vars = {};
-      for (const [k, v] of envVars()) vars[k] = v;
-      for (const [k, ns] of namespaces) vars[k] = ns;
+      const loaded = {};
+      for (const [k, v] of envVars()) loaded[k] = jsonVars.has(k) ? parseJsonVar(k, v) : v;
+      for (const [k, ns] of namespaces) loaded[k] = ns;
+      vars = loaded;
     }
     return vars;
   };

@@ -126,7 +126,9 @@ export class WebSocket {
   }
 
   accept() {
-    throw new TypeError("ws.accept() is the non-hibernating API; wasmdo objects use ctx.acceptWebSocket(ws, tags)");
+    throw new TypeError(
+      "ws.accept() is the non-hibernating API; a wasmdo object accepts with ctx.acceptWebSocket(ws, tags), and a Worker passes the upgrade request to an object with stub.fetch(request)",
+    );
   }
 
   addEventListener() {
@@ -145,6 +147,40 @@ export class WebSocketPair {
 }
 
 const CLIENT = Symbol("client end");
+
+const FORWARDED =
+  "a WebSocket from stub.fetch can only be returned in a 101 Response; wasmdo does not proxy it " +
+  "(the object that accepted it owns it: send and receive there)";
+
+/**
+ * `response.webSocket` of a 101 answer to `stub.fetch`: the client's socket, accepted by the
+ * object the upgrade request was passed to. It only stands for that socket: returned in
+ * `new Response(null, { status: 101, webSocket })` it connects the client to that object (the
+ * host holds the socket); everything else throws.
+ */
+export class ForwardedWebSocket {
+  get readyState() {
+    return WebSocket.CONNECTING;
+  }
+  accept() {
+    throw new TypeError(FORWARDED);
+  }
+  send() {
+    throw new TypeError(FORWARDED);
+  }
+  close() {
+    throw new TypeError(FORWARDED);
+  }
+  serializeAttachment() {
+    throw new TypeError(FORWARDED);
+  }
+  deserializeAttachment() {
+    throw new TypeError(FORWARDED);
+  }
+  addEventListener() {
+    throw new TypeError(FORWARDED);
+  }
+}
 
 /** The auto-response pair of `ctx.setWebSocketAutoResponse`. */
 export class WebSocketRequestResponsePair {
@@ -185,17 +221,21 @@ export function webSocketData(message) {
 /**
  * `Response` that also takes Cloudflare's `{ status: 101, webSocket: client }` (the platform's
  * constructor refuses statuses below 200): the host switches the client over once the event
- * commits.
+ * commits. `webSocket` is the client end of a WebSocketPair, or the WebSocket of a 101 answer
+ * to `stub.fetch`; on every other response it is `null`, as on Cloudflare.
  */
 export const PlatformResponse = globalThis.Response;
 
 export function installResponse() {
   const Platform = PlatformResponse;
+  Object.defineProperty(Platform.prototype, "webSocket", { get: () => null, configurable: true });
   class Response extends Platform {
     constructor(body, init) {
       if (init && init.status === 101) {
-        if (!init.webSocket || !init.webSocket[CLIENT]) {
-          throw new TypeError("a 101 response needs the client end of an accepted WebSocketPair as `webSocket`");
+        if (!init.webSocket || !(init.webSocket[CLIENT] || init.webSocket instanceof ForwardedWebSocket)) {
+          throw new TypeError(
+            "a 101 response needs `webSocket`: the client end of an accepted WebSocketPair, or the webSocket of a 101 response from stub.fetch",
+          );
         }
         const { status, webSocket, ...rest } = init;
         super(body, { ...rest, status: 200 });
