@@ -24,8 +24,8 @@ interface Member {
 
 const PREFIX = "msg:";
 const MAX_TEXT = 1000;
-/** Letters, digits, spaces and `_.-`; 1–32 of them. */
-const NAME = /^[\p{L}\p{N} _.-]{1,32}$/u;
+/** 1–32 characters, none of them a control character. */
+const NAME = /^[^\x00-\x1f\x7f]{1,32}$/;
 
 /** Storage keys sort by time: zero-padded to 16 digits (milliseconds until the year 318857). */
 function key(time: number): string {
@@ -78,7 +78,7 @@ export class ChatRoom extends DurableObject<Env> {
     }
     const name = (url.searchParams.get("name") ?? "").trim();
     if (!NAME.test(name)) {
-      return new Response("a name is 1–32 letters, digits, spaces or _.-", { status: 400 });
+      return new Response("a name is 1–32 characters, none of them a control character", { status: 400 });
     }
     const [client, server] = Object.values(new WebSocketPair());
     this.ctx.acceptWebSocket(server);
