@@ -618,6 +618,11 @@ impl Actor {
         };
         state.object.env = class.env.clone();
         state.outbound.set_allowed(class.fetch.clone());
+        if !Arc::ptr_eq(&state.calls.bindings, &class.bindings) {
+            // a new version may bind other classes (a project deploy, a rename)
+            state.calls.bindings = class.bindings.clone();
+            state.calls.resolved = Default::default();
+        }
         let limits = self.directory.limits().clone();
         let mut instance = match Instance::new(class, state, &limits).await {
             Ok(instance) => instance,

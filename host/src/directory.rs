@@ -230,15 +230,19 @@ impl Directory {
         self.live.lock().expect("directory lock").len()
     }
 
-    /// `<data>/objects/<class>/<first two hex>/<id>.sqlite`: fan out so no directory holds
-    /// millions of files.
+    /// `<data>/objects/<namespace>/<first two hex>/<id>.sqlite`: fan out so no directory holds
+    /// millions of files. The namespace name is the class name unless the class was renamed
+    /// (it keeps its predecessor's, and so its objects' files).
     pub(crate) fn database_path(&self, key: &ObjectKey) -> PathBuf {
         let hex = key.id.to_hex();
-        self.data
-            .join("objects")
-            .join(&*key.class)
+        self.namespace_storage(&self.registry.namespace_name(&key.class))
             .join(&hex[..2])
             .join(format!("{hex}.sqlite"))
+    }
+
+    /// `<data>/objects/<namespace>`: the databases of every object of one namespace.
+    pub(crate) fn namespace_storage(&self, namespace: &str) -> PathBuf {
+        self.data.join("objects").join(namespace)
     }
 
     /// The id `name` addresses in `class` (`idFromName`).
@@ -530,6 +534,52 @@ impl Directory {
                 Err(_) => continue,
             }
         }
+    }
+
+    /// Stops every live object of `class`, for a migration that deletes or renames it: asks
+    /// each to retire until none is live (waiting at most `wait`), then closes their parked
+    /// databases and drops their snapshots. The caller has made the class unreachable first
+    /// (`Registry::take_class`), so the events still queued fail and no new activation starts.
+    pub(crate) async fn stop_class(&self, class: &str, wait: Duration) -> Result<(), ObjectError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let live = {
+                let live = self.live.lock().expect("directory lock");
+                let mut count = 0;
+                for (_, entry) in live.iter().filter(|(k, _)| &*k.class == class) {
+                    // an actor takes `Evict` as "retire if idle"; ask again until it has
+                    let _ = entry.tx.send(Event::Evict);
+                    count += 1;
+                }
+                count
+            };
+            if live == 0 {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(ObjectError::Overloaded(format!(
+                    "{live} objects of class `{class}` are still busy after {} s; retry the deploy",
+                    wait.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let closed: Vec<_> = {
+            let mut parked = self.parked.lock().expect("parked databases lock");
+            let keys: Vec<_> = (parked.databases.keys())
+                .filter(|k| &*k.class == class)
+                .cloned()
+                .collect();
+            keys.iter()
+                .filter_map(|k| parked.databases.remove(k))
+                .collect()
+        };
+        self.open_databases
+            .fetch_sub(closed.len(), Ordering::Relaxed);
+        drop(closed); // closes the connections
+        let mut snapshots = self.snapshots.lock().expect("snapshots lock");
+        snapshots.retain(|k, _| &*k.class != class);
+        Ok(())
     }
 
     fn evict_one_idle(&self, except: &ObjectKey) {

@@ -75,6 +75,10 @@ pub enum ObjectError {
     /// A malformed class name, object name or id.
     #[error("{0}")]
     InvalidName(String),
+    /// A project's manifest was refused (`PUT /_admin/projects/{name}`); the message names the
+    /// class, binding or migration at fault. Nothing was changed.
+    #[error("{0}")]
+    InvalidManifest(String),
     /// A route that does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -105,6 +109,7 @@ impl ObjectError {
             ObjectError::BodyTooLarge(_) => "BodyTooLarge",
             ObjectError::InvalidComponent(_) => "InvalidComponent",
             ObjectError::InvalidName(_) => "InvalidName",
+            ObjectError::InvalidManifest(_) => "InvalidManifest",
             ObjectError::NotFound(_) => "NotFound",
             ObjectError::Internal(_) => "Internal",
         }

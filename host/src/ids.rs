@@ -5,8 +5,10 @@
 //! `id-from-string` can refuse ids minted for another class (or made up) without a lookup. The
 //! body of a named id is itself keyed (`HMAC(namespace key, "name:" ‖ name)`), so names cannot be
 //! recovered from ids and ids cannot be predicted without the host secret. Each class's namespace
-//! key is derived from the host secret kept in the data directory: ids are stable across restarts
-//! and differ between hosts.
+//! key is derived from the host secret kept in the data directory and the class's *namespace
+//! name*: ids are stable across restarts and differ between hosts. The namespace name is the
+//! class name, except for a class renamed by a project migration, which keeps its predecessor's
+//! (so `idFromName("x")` is the same id before and after the rename).
 
 use std::fmt;
 use std::path::Path;
@@ -79,11 +81,11 @@ impl HostSecret {
         }
     }
 
-    /// The namespace of `class`.
-    pub fn namespace(&self, class: &str) -> Namespace {
+    /// The namespace named `name` (a class's namespace name: its own name unless renamed).
+    pub fn namespace(&self, name: &str) -> Namespace {
         let mut mac = HmacSha256::new_from_slice(&self.0).expect("any key length");
         mac.update(b"wasmdo namespace\0");
-        mac.update(class.as_bytes());
+        mac.update(name.as_bytes());
         let key: [u8; 32] = mac.finalize().into_bytes().into();
         Namespace(HmacSha256::new_from_slice(&key).expect("any key length"))
     }

@@ -14,6 +14,7 @@
 //! |---|---|
 //! | [`gateway`] | hyper server, routing, JSON errors → HTTP statuses |
 //! | [`registry`] | uploaded components: validation, compilation, precompiled cache, versions |
+//! | `projects` | project deploys: a manifest's classes as one set, migrations (rename, delete), the entry Worker |
 //! | [`directory`] | object id → live actor; one activation per id; eviction |
 //! | [`actor`] | mailbox, serial events, implicit transaction, batching + output gate |
 //! | [`instance`] | the wasmtime Store of one object, calls under limits, trap classification |
@@ -48,6 +49,7 @@ pub mod limits;
 pub mod metrics;
 mod object;
 pub mod outbound;
+mod projects;
 pub mod registry;
 mod rpc;
 mod storage;
@@ -65,12 +67,14 @@ use crate::directory::Directory;
 use crate::ids::HostSecret;
 use crate::limits::EPOCH_TICK_MS;
 use crate::metrics::Metrics;
+use crate::projects::Projects;
 use crate::registry::Registry;
 
 /// A started host: classes loaded, listener bound, not yet serving.
 pub struct Host {
     registry: Arc<Registry>,
     directory: Arc<Directory>,
+    projects: Arc<Projects>,
     listener: TcpListener,
     addr: SocketAddr,
     /// Held (locked) while the host runs: two hosts on one data dir would corrupt it.
@@ -131,6 +135,9 @@ impl Host {
             schedule.clone(),
         );
         registry.attach_directory(&directory);
+        let projects = Projects::open(registry.clone(), directory.clone(), &config.data_dir())?;
+        // before alarms go out: a migration a crash interrupted moves or deletes some
+        projects.start(config.entry.as_deref()).await;
         tokio::spawn(schedule.run(Arc::downgrade(&directory)));
         let listener = TcpListener::bind(config.listen)
             .await
@@ -139,6 +146,7 @@ impl Host {
         Ok(Host {
             registry,
             directory,
+            projects: Arc::new(projects),
             listener,
             addr,
             data_lock,
@@ -166,6 +174,7 @@ impl Host {
             workers: gateway::WorkerPool::new(self.directory.limits().max_worker_instances),
             registry: self.registry,
             directory: self.directory,
+            projects: self.projects,
         });
         let _held = self.data_lock;
         gateway::serve(self.listener, gateway).await;

@@ -7,7 +7,14 @@
 //!   restart (or a redeploy of the same bytes) never recompiles (a 12 MB JS component takes ~14 s
 //!   to compile, ~20 ms to load precompiled); the directory can be moved out of the data dir
 //!   and shared between hosts with `compile-cache` in `wasmdo.toml`;
-//! - `classes.json` — class name → current version and content hash, replaced atomically.
+//! - `classes.json` — class name → current version, content hash, namespace name and the
+//!   settings of the project deploy that made it, replaced atomically.
+//!
+//! A class's *namespace name* keys its ids and names its storage directory
+//! (`objects/<namespace>/`): the class name, unless the class was renamed by a project migration,
+//! which keeps its predecessor's so the objects keep their ids and data (see `crate::projects`).
+//! Its environment and bindings are the project deploy's (per version, in `classes.json`) merged
+//! with `[classes.<class>]` of `wasmdo.toml`; a name in both takes `wasmdo.toml`'s value.
 //!
 //! Guarantees: a deploy either fully succeeds (artifacts on disk, `classes.json` updated, new
 //! activations use it) or changes nothing. A component is refused with a precise message when it
@@ -72,6 +79,9 @@ pub struct ClassVersion {
     pub(crate) fetch: Arc<AllowList>,
     /// Mints and checks the ids of its objects (the same for every version of the class).
     pub(crate) namespace: Namespace,
+    /// The namespace's name: keys the ids, names the storage directory (the class name unless
+    /// the class was renamed).
+    pub namespace_name: Arc<str>,
 }
 
 /// A class's `websocket-handler` exports.
@@ -116,6 +126,7 @@ impl ClassVersion {
             "hash": self.hash,
             "size": self.size,
             "deployed_at_ms": self.deployed_at_ms,
+            "namespace": &*self.namespace_name,
             "methods": methods,
         })
     }
@@ -155,12 +166,48 @@ impl ClassVersion {
     }
 }
 
+/// One class in `classes.json`.
 #[derive(Serialize, Deserialize, Clone)]
 struct ClassRecord {
     version: u64,
     hash: String,
     deployed_at_ms: u64,
+    /// The namespace name, when it is not the class name (a renamed class keeps its
+    /// predecessor's). Data dirs written before renames existed have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    namespace: Option<String>,
+    /// Environment variables from the project deploy that made this version.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    env: BTreeMap<String, String>,
+    /// Bindings (as written: `ROOMS`) → bound class, from the project deploy that made this
+    /// version.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    bindings: BTreeMap<String, String>,
 }
+
+impl ClassRecord {
+    fn namespace_name<'a>(&'a self, class: &'a str) -> &'a str {
+        self.namespace.as_deref().unwrap_or(class)
+    }
+}
+
+/// One class of a project deploy: an uploaded component and the class's settings.
+pub(crate) struct ClassSpec {
+    pub(crate) name: String,
+    /// The component's SHA-256 (hex), uploaded with [`Registry::store_component`].
+    pub(crate) hash: String,
+    pub(crate) env: BTreeMap<String, String>,
+    /// Binding (as written: `ROOMS`) → bound class.
+    pub(crate) bindings: BTreeMap<String, String>,
+}
+
+/// A class version a set deploy would activate, with the record to write for it (`None`: the
+/// class's current version, unchanged).
+type Prepared = (Arc<ClassVersion>, Option<ClassRecord>);
+
+/// How a class's version looks up the classes its bindings name, to check its stubs against
+/// their methods (`None`: link without checking).
+type BoundClasses<'a> = Option<&'a dyn Fn(&str) -> Option<Arc<ClassVersion>>>;
 
 /// All classes; the engine and linker every instance is made with.
 pub struct Registry {
@@ -171,9 +218,10 @@ pub struct Registry {
     /// Where precompiled artifacts live (`compile-cache`, default `<data>/compiled`).
     compile_cache: PathBuf,
     secret: HostSecret,
+    /// Per class: `env` in `[classes.<class>]` of `wasmdo.toml`.
     env: BTreeMap<String, BTreeMap<String, String>>,
     /// Per class: binding (WIT form) → bound class, from `[classes.<class>.bindings]`.
-    bindings: BTreeMap<String, Arc<BTreeMap<String, String>>>,
+    bindings: BTreeMap<String, BTreeMap<String, String>>,
     /// Per class: the hosts it may fetch from, `fetch` in `[classes.<class>]`.
     fetch: BTreeMap<String, Arc<AllowList>>,
     /// The directory, for the stub functions linked into classes that call other objects.
@@ -309,7 +357,7 @@ impl Registry {
                     .iter()
                     .map(|(name, target)| (calls::binding_wit_name(name), target.clone()))
                     .collect();
-                (class.clone(), Arc::new(b))
+                (class.clone(), b)
             })
             .collect();
         let fetch = classes
@@ -342,7 +390,7 @@ impl Registry {
             let component = registry.load_or_compile(&record.hash, &bytes)?;
             // checked against the bound classes when deployed; they may load after this one
             let class = registry
-                .inspect(&name, component, &record, bytes.len() as u64, false)
+                .inspect(&name, component, &record, bytes.len() as u64, None)
                 .map_err(|e| anyhow::anyhow!("class `{name}` no longer loads: {e}"))?;
             registry.insert(class);
         }
@@ -493,20 +541,33 @@ impl Registry {
         let mut records = self
             .read_records()
             .map_err(|e| ObjectError::Internal(format!("cannot read classes.json: {e}")))?;
-        let version = records.get(class).map_or(1, |r| r.version + 1);
-        let record = ClassRecord {
-            version,
-            hash: hash.to_string(),
-            deployed_at_ms: now_ms(),
+        // a new version keeps the class's namespace and the settings of its last project deploy
+        let record = match records.get(class) {
+            Some(current) => ClassRecord {
+                version: current.version + 1,
+                hash: hash.to_string(),
+                deployed_at_ms: now_ms(),
+                ..current.clone()
+            },
+            None => ClassRecord {
+                version: 1,
+                hash: hash.to_string(),
+                deployed_at_ms: now_ms(),
+                namespace: free_namespace(&records, class),
+                env: BTreeMap::new(),
+                bindings: BTreeMap::new(),
+            },
         };
         let size = bytes.len() as u64;
-        let class_version = self.inspect(class, component, &record, size, true)?;
+        let deployed = |target: &str| self.get(target);
+        let class_version = self.inspect(class, component, &record, size, Some(&deployed))?;
         let internal =
             |e: std::io::Error| ObjectError::Internal(format!("cannot store the component: {e}"));
         let path = self.component_path(hash);
         if !path.exists() {
             write_durably(&path, &bytes).map_err(internal)?;
         }
+        let version = record.version;
         records.insert(class.to_string(), record);
         self.write_records(&records).map_err(internal)?;
         let class_version = Arc::new(class_version);
@@ -516,6 +577,256 @@ impl Registry {
             .insert(class.to_string(), class_version.clone());
         tracing::info!(target: "wasmdo.registry", class, version, hash, "deployed");
         Ok(class_version)
+    }
+
+    /// Stores an uploaded component under its content hash (`components/<sha256>.wasm`) after
+    /// checking that it compiles, and caches its compiled form; returns the hash and the size.
+    /// Storing the same bytes again changes nothing.
+    pub async fn store_component(
+        self: &Arc<Self>,
+        bytes: Vec<u8>,
+    ) -> Result<(String, u64), ObjectError> {
+        check_preamble(&bytes)?;
+        // serialized with deploys: two uploads of the same bytes would share a temporary file
+        let _guard = self.deploy_lock.lock().await;
+        let hash = hex::encode(Sha256::digest(&bytes));
+        let size = bytes.len() as u64;
+        let registry = self.clone();
+        let stored = hash.clone();
+        tokio::task::spawn_blocking(move || {
+            registry
+                .load_or_compile(&stored, &bytes)
+                .map_err(|e| invalid(format!("the component does not validate or compile: {e}")))?;
+            let path = registry.component_path(&stored);
+            if !path.exists() {
+                write_durably(&path, &bytes).map_err(|e| {
+                    ObjectError::Internal(format!("cannot store the component: {e}"))
+                })?;
+            }
+            Ok::<_, ObjectError>(())
+        })
+        .await
+        .map_err(|e| ObjectError::Internal(format!("upload task failed: {e}")))??;
+        tracing::info!(target: "wasmdo.registry", hash, size, "component stored");
+        Ok((hash, size))
+    }
+
+    /// Whether the component with this hash (64 hex characters) has been uploaded.
+    pub(crate) fn has_component(&self, hash: &str) -> bool {
+        is_sha256_hex(hash) && self.component_path(hash).is_file()
+    }
+
+    /// Reads and loads the uploaded component `hash`.
+    fn load_stored(&self, hash: &str) -> Result<(Component, u64), ObjectError> {
+        let bytes = std::fs::read(self.component_path(hash))
+            .map_err(|e| ObjectError::Internal(format!("cannot read the component {hash}: {e}")))?;
+        let component = self
+            .load_or_compile(hash, &bytes)
+            .map_err(|e| invalid(format!("the component does not validate or compile: {e}")))?;
+        Ok((component, bytes.len() as u64))
+    }
+
+    /// Checks that `specs` would deploy as a set — every component loads, matches the world and
+    /// links, and every stub fits its bound class's methods, whether that class is in the set
+    /// or is `other(class)` — without changing anything. Blocking (it may compile).
+    pub(crate) fn check_set(
+        &self,
+        specs: &[ClassSpec],
+        other: &dyn Fn(&str) -> Option<Arc<ClassVersion>>,
+    ) -> Result<(), ObjectError> {
+        let records = self
+            .read_records()
+            .map_err(|e| ObjectError::Internal(format!("cannot read classes.json: {e}")))?;
+        self.prepare_set(specs, &records, other).map(drop)
+    }
+
+    /// Deploys `specs` as one set (a project's classes): bindings between them — cyclic ones
+    /// and a class's binding to itself included — are checked once every class's new version
+    /// exists, then all versions are recorded with one write of `classes.json` and activated
+    /// together; if any class fails, nothing changes. A class whose component and settings are
+    /// those of its current version keeps that version. Returns each class's version and
+    /// whether it is new. Blocking (it may compile).
+    pub(crate) fn deploy_set(
+        &self,
+        specs: &[ClassSpec],
+    ) -> Result<Vec<(Arc<ClassVersion>, bool)>, ObjectError> {
+        let _guard = self.deploy_lock.blocking_lock();
+        let mut records = self
+            .read_records()
+            .map_err(|e| ObjectError::Internal(format!("cannot read classes.json: {e}")))?;
+        let deployed = |target: &str| self.get(target);
+        let prepared = self.prepare_set(specs, &records, &deployed)?;
+        let changed = prepared.iter().any(|(_, record)| record.is_some());
+        if changed {
+            for (version, record) in &prepared {
+                if let Some(record) = record {
+                    records.insert(version.name.to_string(), record.clone());
+                }
+            }
+            self.write_records(&records)
+                .map_err(|e| ObjectError::Internal(format!("cannot write classes.json: {e}")))?;
+        }
+        let mut classes = self.classes.write().expect("registry lock");
+        let mut out = Vec::with_capacity(prepared.len());
+        for (version, record) in prepared {
+            if record.is_some() {
+                classes.insert(version.name.to_string(), version.clone());
+                tracing::info!(target: "wasmdo.registry", class = &*version.name,
+                    version = version.version, hash = version.hash, "deployed");
+            }
+            out.push((version, record.is_some()));
+        }
+        Ok(out)
+    }
+
+    /// The versions `specs` would deploy as (with the record to write, or `None` for a class
+    /// left as it is), checked as a set: see [`Self::deploy_set`].
+    fn prepare_set(
+        &self,
+        specs: &[ClassSpec],
+        records: &BTreeMap<String, ClassRecord>,
+        other: &dyn Fn(&str) -> Option<Arc<ClassVersion>>,
+    ) -> Result<Vec<Prepared>, ObjectError> {
+        enum Plan<'s> {
+            Same(Arc<ClassVersion>),
+            New(&'s ClassSpec, Component, u64, ClassRecord),
+        }
+        // first every class without checking its stubs (their targets may be in the set) ...
+        // every recorded class keeps its namespace; new ones must not take one of those
+        let mut used: Vec<String> = records
+            .iter()
+            .map(|(name, r)| r.namespace_name(name).to_string())
+            .collect();
+        let mut first: HashMap<String, Arc<ClassVersion>> = HashMap::new();
+        let mut plans = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let current = records.get(&spec.name);
+            let unchanged = current.is_some_and(|r| {
+                r.hash == spec.hash && r.env == spec.env && r.bindings == spec.bindings
+            });
+            if let Some(version) = self.get(&spec.name).filter(|_| unchanged) {
+                first.insert(spec.name.clone(), version.clone());
+                plans.push(Plan::Same(version));
+                continue;
+            }
+            let namespace = match current {
+                Some(record) => record.namespace.clone(),
+                None => free_namespace_among(&used, &spec.name),
+            };
+            used.push(namespace.clone().unwrap_or_else(|| spec.name.clone()));
+            let record = ClassRecord {
+                version: current.map_or(1, |r| r.version + 1),
+                hash: spec.hash.clone(),
+                deployed_at_ms: now_ms(),
+                namespace,
+                env: spec.env.clone(),
+                bindings: spec.bindings.clone(),
+            };
+            let (component, size) = self
+                .load_stored(&spec.hash)
+                .map_err(|e| in_class(&spec.name, e))?;
+            let unchecked = self
+                .inspect(&spec.name, component.clone(), &record, size, None)
+                .map_err(|e| in_class(&spec.name, e))?;
+            first.insert(spec.name.clone(), Arc::new(unchecked));
+            plans.push(Plan::New(spec, component, size, record));
+        }
+        // ... then each again, its stubs checked against the whole set
+        let bound = |target: &str| first.get(target).cloned().or_else(|| other(target));
+        let mut out = Vec::with_capacity(specs.len());
+        for plan in plans {
+            match plan {
+                Plan::Same(version) => out.push((version, None)),
+                Plan::New(spec, component, size, record) => {
+                    let version = self
+                        .inspect(&spec.name, component, &record, size, Some(&bound))
+                        .map_err(|e| in_class(&spec.name, e))?;
+                    out.push((Arc::new(version), Some(record)));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Renames `from` to `to` (a project migration): the class keeps its versions, settings
+    /// and namespace — so its objects keep their ids and storage — under its new name. Nothing
+    /// to do if `from` is no longer recorded (the rename was made before a crash). Blocking.
+    pub(crate) fn rename_class(&self, from: &str, to: &str) -> Result<(), ObjectError> {
+        let _guard = self.deploy_lock.blocking_lock();
+        let mut records = self
+            .read_records()
+            .map_err(|e| ObjectError::Internal(format!("cannot read classes.json: {e}")))?;
+        let Some(mut record) = records.remove(from) else {
+            return Ok(());
+        };
+        if records.contains_key(to) {
+            return Err(ObjectError::Internal(format!(
+                "cannot rename class `{from}` to `{to}`: `{to}` exists"
+            )));
+        }
+        let namespace = record.namespace_name(from).to_string();
+        record.namespace = (namespace != to).then_some(namespace);
+        let (component, size) = self.load_stored(&record.hash)?;
+        let version = self
+            .inspect(to, component, &record, size, None)
+            .map_err(|e| in_class(to, e))?;
+        records.insert(to.to_string(), record);
+        self.write_records(&records)
+            .map_err(|e| ObjectError::Internal(format!("cannot write classes.json: {e}")))?;
+        let mut classes = self.classes.write().expect("registry lock");
+        classes.remove(from);
+        classes.insert(to.to_string(), Arc::new(version));
+        tracing::info!(target: "wasmdo.registry", from, to, "class renamed");
+        Ok(())
+    }
+
+    /// Forgets `class` (a project migration deleted it; its objects' storage is deleted by the
+    /// caller). Blocking.
+    pub(crate) fn remove_class(&self, class: &str) -> Result<(), ObjectError> {
+        let _guard = self.deploy_lock.blocking_lock();
+        let mut records = self
+            .read_records()
+            .map_err(|e| ObjectError::Internal(format!("cannot read classes.json: {e}")))?;
+        if records.remove(class).is_some() {
+            self.write_records(&records)
+                .map_err(|e| ObjectError::Internal(format!("cannot write classes.json: {e}")))?;
+        }
+        self.classes.write().expect("registry lock").remove(class);
+        tracing::info!(target: "wasmdo.registry", class, "class deleted");
+        Ok(())
+    }
+
+    /// The namespace name `classes.json` records for `class`, if the class is recorded.
+    pub(crate) fn recorded_namespace(&self, class: &str) -> Result<Option<String>, ObjectError> {
+        let records = self
+            .read_records()
+            .map_err(|e| ObjectError::Internal(format!("cannot read classes.json: {e}")))?;
+        Ok(records
+            .get(class)
+            .map(|r| r.namespace_name(class).to_string()))
+    }
+
+    /// Makes `class` unreachable until [`Self::put_back`] or a later deploy: new events for
+    /// it fail with `UnknownClass` (so its live objects can be stopped for a migration).
+    /// Changes nothing on disk.
+    pub(crate) fn take_class(&self, class: &str) -> Option<Arc<ClassVersion>> {
+        self.classes.write().expect("registry lock").remove(class)
+    }
+
+    /// Undoes [`Self::take_class`].
+    pub(crate) fn put_back(&self, version: Arc<ClassVersion>) {
+        self.classes
+            .write()
+            .expect("registry lock")
+            .entry(version.name.to_string())
+            .or_insert(version);
+    }
+
+    /// The namespace name of `class`: names its storage directory (the class name for a class
+    /// not deployed).
+    pub(crate) fn namespace_name(&self, class: &Arc<str>) -> Arc<str> {
+        self.get(class)
+            .map_or_else(|| class.clone(), |v| v.namespace_name.clone())
     }
 
     /// The WIT of `class`'s current version: the interfaces it exports for RPC (read from its
@@ -544,22 +855,33 @@ impl Registry {
             .insert(class.name.to_string(), Arc::new(class));
     }
 
-    /// Checks `component` against the world and collects its RPC methods.
+    /// Checks `component` against the world and collects its RPC methods. With `bound`, each
+    /// binding must name a class `bound` knows (or `class` itself, deployed for the first time)
+    /// and each stub must fit that class's methods.
     fn inspect(
         &self,
         class: &str,
         component: Component,
         record: &ClassRecord,
         size: u64,
-        check_bindings: bool,
+        bound: BoundClasses<'_>,
     ) -> Result<ClassVersion, ObjectError> {
-        let bindings = self.bindings.get(class).cloned().unwrap_or_default();
+        // the project deploy's settings, under `wasmdo.toml`'s
+        let mut env = record.env.clone();
+        env.extend(self.env.get(class).cloned().unwrap_or_default());
+        let mut bindings: BTreeMap<String, String> = record
+            .bindings
+            .iter()
+            .map(|(name, target)| (calls::binding_wit_name(name), target.clone()))
+            .collect();
+        bindings.extend(self.bindings.get(class).cloned().unwrap_or_default());
+        let bindings = Arc::new(bindings);
         let mut linker = self.linker.clone();
         let check = |target: &str, method: &str, stub: &ComponentFunc| -> Result<(), String> {
-            if !check_bindings {
+            let Some(bound) = bound else {
                 return Ok(());
-            }
-            let Some(target_class) = self.get(target) else {
+            };
+            let Some(target_class) = bound(target) else {
                 if target == class {
                     // a class calling its own kind, deployed for the first time
                     return Ok(());
@@ -585,11 +907,11 @@ impl Registry {
                 ))
             }
         };
-        if check_bindings {
+        if let Some(bound) = bound {
             for (binding, target) in bindings.iter() {
-                if target != class && self.get(target).is_none() {
+                if target != class && bound(target).is_none() {
                     return Err(invalid(format!(
-                        "class `{class}` has the binding `{binding}` to class `{target}`, which is not deployed: deploy `{target}` first, or fix [classes.{class}.bindings] in wasmdo.toml"
+                        "class `{class}` has the binding `{binding}` to class `{target}`, which is not deployed: deploy `{target}` first, or fix the class's bindings ([classes.{class}.bindings] in wasmdo.toml, or the project's manifest)"
                     )));
                 }
             }
@@ -658,10 +980,11 @@ impl Registry {
             pre,
             handler,
             methods,
-            env: Arc::new(self.env.get(class).cloned().unwrap_or_default()),
+            env: Arc::new(env),
             bindings,
             fetch: self.fetch.get(class).cloned().unwrap_or_default(),
-            namespace: self.secret.namespace(class),
+            namespace: self.secret.namespace(record.namespace_name(class)),
+            namespace_name: record.namespace_name(class).into(),
         })
     }
 
@@ -745,8 +1068,47 @@ fn method(
     })
 }
 
+/// Names the failing class in a refusal of one class among several.
+fn in_class(class: &str, e: ObjectError) -> ObjectError {
+    match e {
+        ObjectError::InvalidComponent(why) if !why.contains(&format!("`{class}`")) => {
+            ObjectError::InvalidComponent(format!("class `{class}`: {why}"))
+        }
+        e => e,
+    }
+}
+
+/// Whether `s` is a SHA-256 in lowercase hex (an uploaded component's name).
+pub(crate) fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The namespace of a new class `class` (`None`: its own name) given the records: its own name
+/// unless a renamed class holds it, else `<class>.<n>` with the smallest free `n` from 2 (a `.`
+/// never occurs in class names).
+fn free_namespace(records: &BTreeMap<String, ClassRecord>, class: &str) -> Option<String> {
+    let used: Vec<&str> = records
+        .iter()
+        .filter(|(name, _)| *name != class)
+        .map(|(name, r)| r.namespace_name(name))
+        .collect();
+    free_namespace_among(&used, class)
+}
+
+fn free_namespace_among(used: &[impl AsRef<str>], class: &str) -> Option<String> {
+    let taken = |name: &str| used.iter().any(|u| u.as_ref() == name);
+    if !taken(class) {
+        return None;
+    }
+    (2u64..)
+        .map(|n| format!("{class}.{n}"))
+        .find(|name| !taken(name))
+}
+
 /// Writes `bytes` to `path` so that a crash leaves either the old file or the complete new one.
-fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     {
@@ -762,4 +1124,43 @@ fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = dir.sync_all();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_class_gets_its_own_name_unless_a_renamed_class_holds_it() {
+        assert_eq!(free_namespace_among(&["Room"], "Store"), None);
+        // `Vault` was renamed from `Store` and keeps its namespace: a new `Store` needs another
+        assert_eq!(
+            free_namespace_among(&["Store"], "Store").as_deref(),
+            Some("Store.2")
+        );
+        assert_eq!(
+            free_namespace_among(&["Store", "Store.2"], "Store").as_deref(),
+            Some("Store.3")
+        );
+    }
+
+    #[test]
+    fn records_written_before_namespaces_existed_still_load() {
+        let old = r#"{"counter":{"version":3,"hash":"ab","deployed_at_ms":1}}"#;
+        let records: BTreeMap<String, ClassRecord> = serde_json::from_str(old).unwrap();
+        let record = &records["counter"];
+        assert_eq!(record.namespace_name("counter"), "counter");
+        assert!(record.env.is_empty() && record.bindings.is_empty());
+        // and a class that never changed namespace is written as before
+        let written = serde_json::to_string(&records).unwrap();
+        assert_eq!(written, old);
+    }
+
+    #[test]
+    fn component_hashes_are_lowercase_sha256_hex() {
+        assert!(is_sha256_hex(&"0a".repeat(32)));
+        assert!(!is_sha256_hex(&"0A".repeat(32)));
+        assert!(!is_sha256_hex("../../etc/passwd"));
+        assert!(!is_sha256_hex(&"0".repeat(63)));
+    }
 }

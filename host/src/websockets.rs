@@ -186,6 +186,28 @@ impl Hub {
         }
     }
 
+    /// Closes every socket of `class`'s objects with `code` and `reason`, and forgets them: a
+    /// migration is deleting or renaming the class, whose objects could no longer get their
+    /// events. Returns how many were closed.
+    pub(crate) fn close_class(&self, class: &str, code: u16, reason: &str) -> usize {
+        let mut objects = self.objects.lock().expect("websocket hub lock");
+        let keys: Vec<ObjectKey> = (objects.keys())
+            .filter(|k| &*k.class == class)
+            .cloned()
+            .collect();
+        let mut closed = 0;
+        for key in keys {
+            for (_, socket) in objects.remove(&key).map(|o| o.sockets).unwrap_or_default() {
+                // the connection task sends the close, then ends (the outbox is closed)
+                socket.outbox.push(Outgoing::Close(code, reason.to_owned()));
+                socket.outbox.close();
+                self.open.fetch_sub(1, Ordering::Relaxed);
+                closed += 1;
+            }
+        }
+        closed
+    }
+
     fn mark_closed(&self, key: &ObjectKey, id: SocketId) {
         self.with(key, |o| {
             if let Some(socket) = o.sockets.get_mut(&id) {

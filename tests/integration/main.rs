@@ -14,6 +14,7 @@ mod js_calls;
 mod js_sdk;
 mod limits_runaway;
 mod object_info;
+mod projects;
 mod registry;
 mod rpc_calls;
 mod rpc_to_js;

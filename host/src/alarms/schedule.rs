@@ -3,8 +3,13 @@
 //! single dispatcher task drains. A due alarm is taken off the queue when dispatched and stays
 //! in the table until the object's actor settles it (removes it, reschedules it, or schedules a
 //! retry), so a crash at any point re-delivers it after start-up: at least once.
+//!
+//! Alarms are filed by class name. A project migration that renames a class moves its alarms to
+//! the new name ([`Schedule::rename_class`]); one that deletes a class forgets them
+//! ([`Schedule::remove_class`]). While a migration works on a class it *holds* it: the class's
+//! due alarms wait instead of being delivered (and dropped, as the class is briefly undeployed).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -44,6 +49,28 @@ struct Queue {
     by_key: HashMap<AlarmKey, Pending>,
     /// Not-yet-dispatched alarms by time.
     due: BTreeSet<(i64, AlarmKey)>,
+    /// Classes whose alarms wait: a migration is renaming or deleting them.
+    held: HashSet<Arc<str>>,
+}
+
+/// How long a held class's due alarm waits before the dispatcher looks at it again.
+const HELD_RETRY_MS: i64 = 50;
+
+/// Holds classes' alarms (see [`Schedule::hold`]) until dropped.
+pub(crate) struct Hold<'a> {
+    schedule: &'a Schedule,
+    classes: Vec<Arc<str>>,
+}
+
+impl Drop for Hold<'_> {
+    fn drop(&mut self) {
+        let mut queue = self.schedule.queue.lock().expect("schedule lock");
+        for class in &self.classes {
+            queue.held.remove(class);
+        }
+        drop(queue);
+        self.schedule.changed.notify_one();
+    }
 }
 
 /// The schedule; see the module docs.
@@ -173,6 +200,65 @@ impl Schedule {
         Ok(())
     }
 
+    /// Holds the alarms of `classes` until the returned guard is dropped: due ones wait (in
+    /// memory; the table keeps their times) instead of going to their objects.
+    pub(crate) fn hold(&self, classes: &[&str]) -> Hold<'_> {
+        let classes: Vec<Arc<str>> = classes.iter().map(|c| Arc::from(*c)).collect();
+        let mut queue = self.queue.lock().expect("schedule lock");
+        queue.held.extend(classes.iter().cloned());
+        Hold {
+            schedule: self,
+            classes,
+        }
+    }
+
+    /// Files every alarm of class `from` under `to` (the class was renamed; its objects keep
+    /// their ids). Idempotent.
+    pub(crate) fn rename_class(&self, from: &str, to: &str) -> Result<(), String> {
+        {
+            let db = self.db.lock().expect("schedule db lock");
+            db.execute(
+                "UPDATE alarms SET class = ?2 WHERE class = ?1",
+                rusqlite::params![from, to],
+            )
+            .map_err(|e| format!("cannot write the alarm schedule: {e}"))?;
+        }
+        let mut queue = self.queue.lock().expect("schedule lock");
+        let moved: Vec<AlarmKey> = (queue.by_key.keys())
+            .filter(|k| &*k.class == from)
+            .cloned()
+            .collect();
+        let to: Arc<str> = to.into();
+        for key in moved {
+            let pending = queue.by_key.remove(&key).expect("listed above");
+            let was_due = queue.due.remove(&(pending.time, key.clone()));
+            let renamed = AlarmKey {
+                class: to.clone(),
+                id: key.id,
+            };
+            if was_due {
+                queue.due.insert((pending.time, renamed.clone()));
+            }
+            queue.by_key.insert(renamed, pending);
+        }
+        drop(queue);
+        self.changed.notify_one();
+        Ok(())
+    }
+
+    /// Forgets every alarm of `class` (the class was deleted with its objects). Idempotent.
+    pub(crate) fn remove_class(&self, class: &str) -> Result<(), String> {
+        {
+            let db = self.db.lock().expect("schedule db lock");
+            db.execute("DELETE FROM alarms WHERE class = ?1", [class])
+                .map_err(|e| format!("cannot write the alarm schedule: {e}"))?;
+        }
+        let mut queue = self.queue.lock().expect("schedule lock");
+        queue.by_key.retain(|k, _| &*k.class != class);
+        queue.due.retain(|(_, k)| &*k.class != class);
+        Ok(())
+    }
+
     /// Dispatches due alarms to their objects until the directory is gone.
     pub(crate) async fn run(self: Arc<Self>, directory: Weak<Directory>) {
         loop {
@@ -180,14 +266,28 @@ impl Schedule {
                 let mut queue = self.queue.lock().expect("schedule lock");
                 let now = now_ms();
                 let mut due = Vec::new();
+                let mut waiting = Vec::new();
                 while let Some((time, key)) = queue.due.first().cloned() {
                     if time > now {
                         break;
                     }
                     queue.due.pop_first();
+                    if queue.held.contains(&key.class) {
+                        waiting.push(key);
+                        continue;
+                    }
                     let pending = queue.by_key.get(&key).cloned();
                     if let Some(pending) = pending {
                         due.push((key, pending));
+                    }
+                }
+                // a held class's alarms look again shortly (in memory only: the table keeps
+                // their times, so a restart delivers them)
+                for key in waiting {
+                    let later = now + HELD_RETRY_MS;
+                    if let Some(pending) = queue.by_key.get_mut(&key) {
+                        pending.time = later;
+                        queue.due.insert((later, key));
                     }
                 }
                 let next = queue.due.first().map(|(t, _)| *t);
@@ -207,5 +307,53 @@ impl Schedule {
             // `notified` is registered before sleeping, so a change made meanwhile wakes us
             let _ = tokio::time::timeout(wait, self.changed.notified()).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::HostSecret;
+
+    fn keys(schedule: &Schedule) -> Vec<(String, i64)> {
+        let queue = schedule.queue.lock().unwrap();
+        let mut keys: Vec<_> = (queue.due.iter())
+            .map(|(time, key)| (key.class.to_string(), *time))
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn a_renamed_class_keeps_its_alarms_and_a_deleted_one_loses_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alarms.sqlite");
+        let secret = HostSecret::load_or_create(&dir.path().join("host.key")).unwrap();
+        let id = secret.namespace("Store").id_from_name("a");
+        let schedule = Schedule::open(&path, false).unwrap();
+        schedule
+            .set(&AlarmKey::new("Store", id), Some("a"), 10, 0)
+            .unwrap();
+        schedule
+            .set(&AlarmKey::new("Other", id), None, 20, 0)
+            .unwrap();
+        schedule.rename_class("Store", "Vault").unwrap();
+        assert_eq!(
+            keys(&schedule),
+            [("Other".into(), 20), ("Vault".into(), 10)]
+        );
+        // repeating it changes nothing, and the table says the same after a restart
+        schedule.rename_class("Store", "Vault").unwrap();
+        drop(schedule);
+        let schedule = Schedule::open(&path, false).unwrap();
+        assert_eq!(
+            keys(&schedule),
+            [("Other".into(), 20), ("Vault".into(), 10)]
+        );
+        schedule.remove_class("Vault").unwrap();
+        assert_eq!(schedule.pending(), 1);
+        drop(schedule);
+        let schedule = Schedule::open(&path, false).unwrap();
+        assert_eq!(keys(&schedule), [("Other".into(), 20)]);
     }
 }

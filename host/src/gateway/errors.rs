@@ -15,7 +15,8 @@ pub(crate) fn status_of(error: &ObjectError) -> StatusCode {
         | ObjectError::NotFound(_) => StatusCode::NOT_FOUND,
         ObjectError::InvalidArgument(_)
         | ObjectError::InvalidComponent(_)
-        | ObjectError::InvalidName(_) => StatusCode::BAD_REQUEST,
+        | ObjectError::InvalidName(_)
+        | ObjectError::InvalidManifest(_) => StatusCode::BAD_REQUEST,
         ObjectError::MethodError(_) => StatusCode::UNPROCESSABLE_ENTITY,
         ObjectError::CallCycle(_) => StatusCode::CONFLICT,
         ObjectError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

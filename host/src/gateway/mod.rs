@@ -7,6 +7,9 @@
 //! | `PUT /_admin/classes/{class}` | deploy a component (body) as `class` |
 //! | `GET /_admin/classes`, `GET /_admin/classes/{class}` | describe classes |
 //! | `GET /_admin/classes/{class}/wit` | the class's exported interfaces as WIT |
+//! | `PUT /_admin/components` | store a component (body) by content hash, for project deploys |
+//! | `PUT /_admin/projects/{name}` | deploy a project: its manifest (JSON) — migrations, classes, entry |
+//! | `GET /_admin/projects`, `GET /_admin/projects/{name}` | deployed projects |
 //! | `GET /_admin/health`, `GET /_admin/metrics` | liveness, Prometheus metrics |
 //! | `GET /_admin/classes/{class}/id-from-name/{name}`, `POST …/new-unique-id`, `GET …/id-from-string/{id}` | object ids, as Cloudflare's namespace methods |
 //! | `POST /rpc/{class}/{name}/{method}` | typed RPC, JSON array of arguments |
@@ -44,6 +47,8 @@ pub(crate) struct Gateway {
     pub(crate) directory: Arc<Directory>,
     /// The entry Worker's instances.
     pub(crate) workers: Arc<WorkerPool>,
+    /// Project deploys.
+    pub(crate) projects: Arc<crate::projects::Projects>,
 }
 
 /// Accepts connections until the listener fails.
@@ -281,6 +286,38 @@ impl Gateway {
                     .deploys
                     .fetch_add(1, Ordering::Relaxed);
                 Ok(json_response(StatusCode::CREATED, &version.describe()))
+            }
+            (&Method::PUT, ["_admin", "components"]) => {
+                let limit = self.directory.limits().max_component_bytes;
+                let bytes = read_body(req.into_body(), limit).await?;
+                let (hash, size) = self.registry.store_component(bytes.to_vec()).await?;
+                Ok(json_response(
+                    StatusCode::CREATED,
+                    &serde_json::json!({ "hash": hash, "size": size }),
+                ))
+            }
+            (&Method::PUT, ["_admin", "projects", project]) => {
+                let project = decode(project)?;
+                let limit = self.directory.limits().max_body_bytes;
+                let body = read_body(req.into_body(), limit).await?;
+                let manifest = serde_json::from_slice(&body).map_err(|e| {
+                    ObjectError::InvalidManifest(format!("the manifest is not valid: {e}"))
+                })?;
+                let (reply, deployed) = self.projects.deploy(&project, manifest).await?;
+                self.directory
+                    .metrics()
+                    .deploys
+                    .fetch_add(deployed as u64, Ordering::Relaxed);
+                Ok(json_response(StatusCode::OK, &reply))
+            }
+            (&Method::GET, ["_admin", "projects"]) => Ok(json_response(
+                StatusCode::OK,
+                &self.projects.describe(None).await?,
+            )),
+            (&Method::GET, ["_admin", "projects", project]) => {
+                let project = decode(project)?;
+                let described = self.projects.describe(Some(&project)).await?;
+                Ok(json_response(StatusCode::OK, &described))
             }
             (&Method::POST, ["rpc", class, name, method]) => {
                 let class = decode(class)?;

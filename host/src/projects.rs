@@ -1,0 +1,598 @@
+//! Projects: a Cloudflare Worker project (its Durable Object classes and its entry Worker)
+//! deployed as one unit, with its migrations.
+//!
+//! A project deploy (`PUT /_admin/projects/{name}`) names uploaded components
+//! (`PUT /_admin/components`) by hash in a [`Manifest`]. The host
+//! 1. validates the whole manifest against the deployed classes, as they will be after the new
+//!    migrations, and checks every class's component as one set (bindings between them may be
+//!    cyclic); a refusal (`InvalidManifest`, `InvalidComponent`) changes nothing;
+//! 2. applies the migrations it has not applied for this project, in order, each exactly once:
+//!    a renamed class keeps its objects, their ids and storage (it keeps its predecessor's
+//!    namespace name, so this is a change of `classes.json` and of the alarm schedule, no file
+//!    moves); a deleted class loses its objects' databases, its alarms and its record;
+//! 3. deploys every class with its environment and bindings (`Registry::deploy_set`: one write
+//!    of `classes.json`; an unchanged class keeps its version) and sets the entry Worker.
+//!
+//! `<data>/projects.json` records each project's applied migration tags, its classes and its
+//! entry, and the host's entry Worker (restored at start unless `wasmdo.toml` names one). It is
+//! replaced atomically, like `classes.json`. A migration is first written there as *pending*
+//! and recorded as applied once done; each of its steps can be repeated, so a migration a crash
+//! interrupted is finished at the next start (before any alarm is delivered) or deploy.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::directory::Directory;
+use crate::error::ObjectError;
+use crate::registry::{self, ClassSpec, ClassVersion, Registry, validate_class_name};
+use crate::rpc::calls::binding_wit_name;
+
+/// How long a migration waits for the live objects of a class it renames or deletes to finish
+/// their events and stop; past it, the deploy fails (`Overloaded`) and can be retried.
+const STOP_WAIT: Duration = Duration::from_secs(10);
+
+/// Longest binding name.
+const MAX_BINDING_NAME: usize = 64;
+
+/// WebSocket close code for the sockets of a renamed or deleted class: 1012, "service restart"
+/// (the client may reconnect).
+const CLOSE_SERVICE_RESTART: u16 = 1012;
+
+/// The body of `PUT /_admin/projects/{name}`.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Manifest {
+    /// The project's name; if present, it must be the one in the path.
+    #[serde(default)]
+    pub(crate) name: Option<String>,
+    /// The class whose `fetch` answers every request outside the host's routes.
+    #[serde(default)]
+    pub(crate) entry: Option<String>,
+    /// Every class of the project, by name.
+    #[serde(default)]
+    pub(crate) classes: BTreeMap<String, ClassManifest>,
+    /// The project's migrations, oldest first; each is applied once.
+    #[serde(default)]
+    pub(crate) migrations: Vec<Migration>,
+}
+
+/// One class of a [`Manifest`].
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClassManifest {
+    /// The SHA-256 (hex) of an uploaded component.
+    pub(crate) component: String,
+    /// Environment variables (`object.env`).
+    #[serde(default)]
+    pub(crate) env: BTreeMap<String, String>,
+    /// Binding name (`ROOMS`) → the class its objects may call.
+    #[serde(default)]
+    pub(crate) bindings: BTreeMap<String, String>,
+}
+
+/// One migration, as wrangler's `[[migrations]]`. Within one, classes are created, then
+/// renamed, then deleted, each list in its order.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Migration {
+    /// Names the migration; unique within the project.
+    pub(crate) tag: String,
+    /// Classes declared (SQLite-backed, as every class here).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) new_classes: Vec<String>,
+    /// Classes declared; the same as `new_classes` on this host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) new_sqlite_classes: Vec<String>,
+    /// Classes renamed: their objects keep their ids and storage.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) renamed_classes: Vec<Rename>,
+    /// Classes deleted with every object's storage and alarm.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) deleted_classes: Vec<String>,
+}
+
+/// A class renamed by a [`Migration`].
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Rename {
+    /// The class's name before.
+    pub(crate) from: String,
+    /// Its name after.
+    pub(crate) to: String,
+}
+
+/// `projects.json`.
+#[derive(Serialize, Deserialize, Default, Clone)]
+struct ProjectsFile {
+    /// The entry Worker the last project deploy set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    entry: Option<String>,
+    #[serde(default)]
+    projects: BTreeMap<String, ProjectRecord>,
+    /// A migration started and not finished (a crash or a failure interrupted it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pending: Option<Pending>,
+}
+
+/// One project in `projects.json`.
+#[derive(Serialize, Deserialize, Default, Clone, PartialEq)]
+struct ProjectRecord {
+    /// Tags of the applied migrations, in order.
+    migrations: Vec<String>,
+    /// Its classes at its last deploy.
+    classes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    entry: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone)]
+struct Pending {
+    project: String,
+    migration: Migration,
+}
+
+/// The projects of this host; deploys them one at a time.
+pub(crate) struct Projects {
+    registry: Arc<Registry>,
+    directory: Arc<Directory>,
+    path: PathBuf,
+    /// What `projects.json` holds; locked for a whole deploy.
+    file: tokio::sync::Mutex<ProjectsFile>,
+}
+
+fn refuse(message: impl Into<String>) -> ObjectError {
+    ObjectError::InvalidManifest(message.into())
+}
+
+fn internal(what: &str) -> impl Fn(std::io::Error) -> ObjectError + '_ {
+    move |e| ObjectError::Internal(format!("{what}: {e}"))
+}
+
+/// What a validated manifest asks for.
+struct Plan {
+    /// The migrations not applied yet, in order.
+    migrations: Vec<Migration>,
+    classes: Vec<ClassSpec>,
+    /// Every class after the migrations → the deployed class it is now (`None`: created by a
+    /// migration).
+    after: BTreeMap<String, Option<String>>,
+}
+
+impl Projects {
+    /// Reads `<data>/projects.json` (none yet: no projects).
+    pub(crate) fn open(
+        registry: Arc<Registry>,
+        directory: Arc<Directory>,
+        data: &Path,
+    ) -> anyhow::Result<Projects> {
+        let path = data.join("projects.json");
+        let file = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| anyhow::anyhow!("{} is not valid: {e}", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ProjectsFile::default(),
+            Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+        };
+        Ok(Projects {
+            registry,
+            directory,
+            path,
+            file: tokio::sync::Mutex::new(file),
+        })
+    }
+
+    /// At start, before alarms are delivered: finishes a migration a crash interrupted, and
+    /// makes the last project deploy's entry Worker the entry unless `wasmdo.toml` names one.
+    pub(crate) async fn start(&self, config_entry: Option<&str>) {
+        let mut file = self.file.lock().await;
+        if let Err(e) = self.finish_pending(&mut file).await {
+            tracing::error!(target: "wasmdo.projects",
+                "an interrupted migration could not be finished (retried at the next project deploy): {e}");
+        }
+        if config_entry.is_none() && file.entry.is_some() {
+            self.registry.set_entry_worker(file.entry.clone());
+        }
+    }
+
+    /// `GET /_admin/projects[/{name}]`.
+    pub(crate) async fn describe(
+        &self,
+        name: Option<&str>,
+    ) -> Result<serde_json::Value, ObjectError> {
+        let file = self.file.lock().await;
+        let describe = |name: &str, p: &ProjectRecord| {
+            serde_json::json!({
+                "project": name,
+                "entry": p.entry,
+                "classes": p.classes,
+                "migrations": p.migrations,
+            })
+        };
+        match name {
+            Some(name) => file
+                .projects
+                .get(name)
+                .map(|p| describe(name, p))
+                .ok_or_else(|| {
+                    ObjectError::NotFound(format!("no project named `{name}` is deployed"))
+                }),
+            None => Ok(serde_json::json!({
+                "entry": file.entry,
+                "projects": file.projects.iter().map(|(n, p)| describe(n, p)).collect::<Vec<_>>(),
+            })),
+        }
+    }
+
+    /// Deploys project `name` (see the module docs). The reply: the project, its entry, its
+    /// classes (described), the migrations this deploy applied and the classes it deployed a
+    /// new version of.
+    pub(crate) async fn deploy(
+        &self,
+        name: &str,
+        manifest: Manifest,
+    ) -> Result<(serde_json::Value, usize), ObjectError> {
+        let mut file = self.file.lock().await;
+        self.finish_pending(&mut file).await?;
+        let plan = self.validate(name, &manifest, &file)?;
+        // every component, linked as it will be after the migrations: refused now, nothing has
+        // changed yet
+        let registry = self.registry.clone();
+        let (classes, after) = (plan.classes, plan.after);
+        let classes = tokio::task::spawn_blocking(move || {
+            let other = |class: &str| match after.get(class) {
+                Some(Some(deployed)) => registry.get(deployed),
+                _ => None,
+            };
+            registry.check_set(&classes, &other).map(|()| classes)
+        })
+        .await
+        .map_err(|e| ObjectError::Internal(format!("deploy task failed: {e}")))??;
+        let mut applied = Vec::new();
+        for migration in plan.migrations {
+            let tag = migration.tag.clone();
+            file.pending = Some(Pending {
+                project: name.to_string(),
+                migration,
+            });
+            self.write(&file)?;
+            self.finish_pending(&mut file).await?;
+            applied.push(tag);
+        }
+        let registry = self.registry.clone();
+        let deployed = tokio::task::spawn_blocking(move || registry.deploy_set(&classes))
+            .await
+            .map_err(|e| ObjectError::Internal(format!("deploy task failed: {e}")))??;
+        // the entry: this project's, or none if this project's was the entry and it has none now
+        let before = file.projects.get(name).and_then(|p| p.entry.clone());
+        match &manifest.entry {
+            Some(entry) => file.entry = Some(entry.clone()),
+            None if before.is_some() && file.entry == before => file.entry = None,
+            None => {}
+        }
+        if manifest.entry.is_some() || before.is_some() {
+            self.registry.set_entry_worker(file.entry.clone());
+        }
+        let record = file.projects.entry(name.to_string()).or_default();
+        let updated = ProjectRecord {
+            migrations: record.migrations.clone(),
+            classes: manifest.classes.keys().cloned().collect(),
+            entry: manifest.entry.clone(),
+        };
+        if *record != updated || manifest.entry != before {
+            *record = updated;
+            self.write(&file)?;
+        }
+        let new: Vec<&str> = (deployed.iter())
+            .filter(|(_, new)| *new)
+            .map(|(v, _)| &*v.name)
+            .collect();
+        tracing::info!(target: "wasmdo.projects", project = name, migrations = ?applied, deployed = ?new, "project deployed");
+        let reply = serde_json::json!({
+            "project": name,
+            "entry": manifest.entry,
+            "classes": deployed.iter().map(|(v, _)| v.describe()).collect::<Vec<_>>(),
+            "migrations_applied": applied,
+            "deployed": new,
+        });
+        Ok((reply, new.len()))
+    }
+
+    fn write(&self, file: &ProjectsFile) -> Result<(), ObjectError> {
+        let bytes = serde_json::to_vec_pretty(file).expect("projects serialize");
+        registry::write_durably(&self.path, &bytes).map_err(internal("cannot write projects.json"))
+    }
+
+    /// Checks everything the manifest says against the classes as they are and as the new
+    /// migrations will leave them; nothing is changed.
+    fn validate(
+        &self,
+        name: &str,
+        manifest: &Manifest,
+        file: &ProjectsFile,
+    ) -> Result<Plan, ObjectError> {
+        validate_class_name(name)
+            .map_err(|_| refuse(format!("invalid project name `{name}`: use 1-64 letters, digits, `-` or `_`, starting with a letter or digit")))?;
+        if let Some(named) = manifest.name.as_deref().filter(|n| *n != name) {
+            return Err(refuse(format!(
+                "the manifest names the project `{named}`, but it is deployed as `{name}` (PUT /_admin/projects/{name})"
+            )));
+        }
+        // migrations: unique tags, the applied ones first and unchanged
+        let mut tags = BTreeSet::new();
+        for migration in &manifest.migrations {
+            if migration.tag.is_empty() {
+                return Err(refuse("a migration has an empty `tag`"));
+            }
+            if !tags.insert(migration.tag.as_str()) {
+                return Err(refuse(format!(
+                    "two migrations have the tag `{}`: tags must be unique",
+                    migration.tag
+                )));
+            }
+        }
+        let applied = file
+            .projects
+            .get(name)
+            .map(|p| p.migrations.as_slice())
+            .unwrap_or_default();
+        let listed: Vec<&str> = manifest.migrations.iter().map(|m| m.tag.as_str()).collect();
+        if listed.len() < applied.len() || listed[..applied.len()] != *applied {
+            return Err(refuse(format!(
+                "project `{name}` has applied the migrations [{}], but the manifest lists [{}]: applied migrations must stay, in order, at the start of the list; add new ones after them",
+                applied.join(", "),
+                listed.join(", ")
+            )));
+        }
+        let new = &manifest.migrations[applied.len()..];
+        // the classes after the new migrations: name → the deployed class it is now
+        let mut after: BTreeMap<String, Option<String>> = (self.registry.list().iter())
+            .map(|v| (v.name.to_string(), Some(v.name.to_string())))
+            .collect();
+        // classes a new migration removed (deleted or renamed away), with why
+        let mut gone: HashMap<String, String> = HashMap::new();
+        for migration in new {
+            let tag = &migration.tag;
+            let check = |class: &str| {
+                validate_class_name(class).map_err(|e| refuse(format!("migration `{tag}`: {e}")))
+            };
+            for class in migration
+                .new_classes
+                .iter()
+                .chain(&migration.new_sqlite_classes)
+            {
+                check(class)?;
+                // declaring a deployed class adopts it and its objects
+                after.entry(class.clone()).or_insert(None);
+                gone.remove(class);
+            }
+            for Rename { from, to } in &migration.renamed_classes {
+                check(from)?;
+                check(to)?;
+                if from == to {
+                    return Err(refuse(format!(
+                        "migration `{tag}` renames class `{from}` to itself"
+                    )));
+                }
+                let Some(was) = after.remove(from) else {
+                    return Err(refuse(format!(
+                        "migration `{tag}` renames class `{from}`, which does not exist (it is neither deployed nor created by an earlier migration)"
+                    )));
+                };
+                if after.contains_key(to) {
+                    return Err(refuse(format!(
+                        "migration `{tag}` renames class `{from}` to `{to}`, which already exists: delete `{to}` in an earlier migration, or pick another name"
+                    )));
+                }
+                after.insert(to.clone(), was);
+                gone.remove(to);
+                gone.insert(
+                    from.clone(),
+                    format!("migration `{tag}` renames class `{from}` to `{to}`"),
+                );
+            }
+            for class in &migration.deleted_classes {
+                check(class)?;
+                if after.remove(class).is_none() {
+                    return Err(refuse(format!(
+                        "migration `{tag}` deletes class `{class}`, which does not exist (it is neither deployed nor created by an earlier migration)"
+                    )));
+                }
+                gone.insert(
+                    class.clone(),
+                    format!(
+                        "migration `{tag}` deletes class `{class}` (with its objects' storage)"
+                    ),
+                );
+            }
+        }
+        for class in manifest.classes.keys() {
+            if let Some(why) = gone.get(class) {
+                return Err(refuse(format!(
+                    "{why}, but `classes` still lists `{class}`: remove it from `classes`"
+                )));
+            }
+        }
+        for (class, deployed) in &after {
+            if deployed.is_none() && !manifest.classes.contains_key(class) {
+                return Err(refuse(format!(
+                    "a migration creates class `{class}`, but `classes` does not list it: add it with its component, or delete it in a later migration"
+                )));
+            }
+        }
+        // classes: names, components, bindings
+        let mut classes = Vec::with_capacity(manifest.classes.len());
+        for (class, spec) in &manifest.classes {
+            validate_class_name(class).map_err(|e| refuse(e.to_string()))?;
+            if !registry::is_sha256_hex(&spec.component) {
+                return Err(refuse(format!(
+                    "class `{class}`: `component` must be the SHA-256 of an uploaded component (64 lowercase hex characters), not `{}`",
+                    spec.component
+                )));
+            }
+            if !self.registry.has_component(&spec.component) {
+                return Err(refuse(format!(
+                    "class `{class}`: component {} has not been uploaded: upload it first (PUT /_admin/components)",
+                    spec.component
+                )));
+            }
+            if spec.env.keys().any(String::is_empty) {
+                return Err(refuse(format!(
+                    "class `{class}` has an environment variable with an empty name"
+                )));
+            }
+            let mut wit_names: HashMap<String, &str> = HashMap::new();
+            for (binding, target) in &spec.bindings {
+                let valid = !binding.is_empty()
+                    && binding.len() <= MAX_BINDING_NAME
+                    && binding
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                if !valid {
+                    return Err(refuse(format!(
+                        "class `{class}`: invalid binding name `{binding}`: use 1-{MAX_BINDING_NAME} letters, digits, `_` or `-`"
+                    )));
+                }
+                if let Some(other) = wit_names.insert(binding_wit_name(binding), binding) {
+                    return Err(refuse(format!(
+                        "class `{class}`: the bindings `{other}` and `{binding}` are the same name to a component (`{}`): rename one",
+                        binding_wit_name(binding)
+                    )));
+                }
+                if !manifest.classes.contains_key(target) && !after.contains_key(target) {
+                    let why = match gone.get(target) {
+                        Some(why) => format!(" ({why})"),
+                        None => String::new(),
+                    };
+                    return Err(refuse(format!(
+                        "class `{class}`: the binding `{binding}` names class `{target}`, which is neither in the manifest's `classes` nor deployed{why}"
+                    )));
+                }
+            }
+            classes.push(ClassSpec {
+                name: class.clone(),
+                hash: spec.component.clone(),
+                env: spec.env.clone(),
+                bindings: spec.bindings.clone(),
+            });
+        }
+        if let Some(entry) = &manifest.entry
+            && !manifest.classes.contains_key(entry)
+        {
+            return Err(refuse(format!(
+                "the entry `{entry}` is not one of the manifest's `classes`"
+            )));
+        }
+        Ok(Plan {
+            migrations: new.to_vec(),
+            classes,
+            after,
+        })
+    }
+
+    /// Finishes the pending migration, if any, and records it as applied.
+    async fn finish_pending(&self, file: &mut ProjectsFile) -> Result<(), ObjectError> {
+        let Some(pending) = file.pending.clone() else {
+            return Ok(());
+        };
+        let migration = &pending.migration;
+        for Rename { from, to } in &migration.renamed_classes {
+            self.rename(from, to).await?;
+        }
+        for class in &migration.deleted_classes {
+            self.delete(class).await?;
+        }
+        let project = file.projects.entry(pending.project.clone()).or_default();
+        project.migrations.push(migration.tag.clone());
+        file.pending = None;
+        self.write(file)?;
+        tracing::info!(target: "wasmdo.projects", project = pending.project, tag = migration.tag, "migration applied");
+        Ok(())
+    }
+
+    /// Makes `class` unreachable and stops its live objects, closing their WebSockets; on
+    /// failure the class is reachable again.
+    async fn stop(&self, class: &str) -> Result<Option<Arc<ClassVersion>>, ObjectError> {
+        let taken = self.registry.take_class(class);
+        if let Err(e) = self.directory.stop_class(class, STOP_WAIT).await {
+            if let Some(version) = taken {
+                self.registry.put_back(version);
+            }
+            return Err(e);
+        }
+        let reason = "the class was renamed or deleted by a migration; reconnect";
+        let closed =
+            (self.directory.websockets()).close_class(class, CLOSE_SERVICE_RESTART, reason);
+        if closed > 0 {
+            tracing::info!(target: "wasmdo.projects", class, closed, "closed the WebSockets of a migrated class");
+        }
+        Ok(taken)
+    }
+
+    /// Renames class `from` to `to`, keeping its objects, ids, storage and alarms. Repeatable.
+    async fn rename(&self, from: &str, to: &str) -> Result<(), ObjectError> {
+        let schedule = self.directory.schedule().clone();
+        // neither class's alarms go out (and get dropped) while neither name is deployed
+        let _hold = schedule.hold(&[from, to]);
+        let taken = self.stop(from).await?;
+        let registry = self.registry.clone();
+        let (old, new) = (from.to_string(), to.to_string());
+        let renamed = tokio::task::spawn_blocking(move || registry.rename_class(&old, &new))
+            .await
+            .map_err(|e| ObjectError::Internal(format!("rename task failed: {e}")))?;
+        if let Err(e) = renamed {
+            if let Some(version) = taken {
+                self.registry.put_back(version);
+            }
+            return Err(e);
+        }
+        schedule
+            .rename_class(from, to)
+            .map_err(ObjectError::Internal)
+    }
+
+    /// Deletes class `class`: its objects' databases, their alarms, its record. Repeatable.
+    async fn delete(&self, class: &str) -> Result<(), ObjectError> {
+        let schedule = self.directory.schedule().clone();
+        let _hold = schedule.hold(&[class]);
+        let taken = self.stop(class).await?;
+        let registry = self.registry.clone();
+        let storage = match self.registry.recorded_namespace(class) {
+            Ok(namespace) => namespace.map(|ns| self.directory.namespace_storage(&ns)),
+            Err(e) => {
+                if let Some(version) = taken {
+                    self.registry.put_back(version);
+                }
+                return Err(e);
+            }
+        };
+        // the files first and the record last: an interrupted delete is found and finished
+        let removed = tokio::task::spawn_blocking(move || match storage {
+            Some(storage) => match std::fs::remove_dir_all(&storage) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ObjectError::Internal(
+                    format!("cannot delete {}: {e}", storage.display()),
+                )),
+                _ => Ok(()),
+            },
+            None => Ok(()),
+        })
+        .await
+        .map_err(|e| ObjectError::Internal(format!("delete task failed: {e}")))
+        .and_then(|r| r);
+        if let Err(e) = removed {
+            if let Some(version) = taken {
+                self.registry.put_back(version);
+            }
+            return Err(e);
+        }
+        let name = class.to_string();
+        schedule
+            .remove_class(class)
+            .map_err(ObjectError::Internal)?;
+        tokio::task::spawn_blocking(move || registry.remove_class(&name))
+            .await
+            .map_err(|e| ObjectError::Internal(format!("delete task failed: {e}")))?
+    }
+}
