@@ -103,6 +103,28 @@ function stubImports(stubs) {
 }
 
 /**
+ * The cache key of a build: everything that shapes the component but is not a file's content
+ * (the files' contents are checked against the manifest the key names). Two builds that differ
+ * in any option never share an entry.
+ */
+export function buildKey({ sdk, entry, className, packageName, aot = null, stubs = [], worker = false, rules = [], jsonVars = [] }) {
+  return sha256(
+    JSON.stringify({
+      sdk,
+      entry,
+      className: className ?? null,
+      packageName: packageName ?? null,
+      DISABLED_FEATURES,
+      aot,
+      stubFiles: stubs.map((s) => [s.env, s.file]),
+      worker,
+      rules: rules.map((r) => [r.type, r.glob]),
+      jsonVars: [...new Set(jsonVars)].sort(),
+    }),
+  );
+}
+
+/**
  * Builds `entry`'s Durable Object class (or, with `worker`, its default export) into a
  * component at `out`. `bindings` maps an env name to a stub package file, or to `null` for a
  * fetch-only binding; `rules` are module rules (`{ type: "Text" | "Data", glob }`) before the
@@ -148,22 +170,7 @@ export async function build({
     if (e instanceof StubError) throw new BuildError(e.message);
     throw e;
   }
-  const stubFiles = stubs.map((s) => [s.env, s.file]);
-  // everything that shapes the component but is not a file's content
-  const key = sha256(
-    JSON.stringify({
-      sdk: sdkFingerprint(),
-      entry,
-      className,
-      packageName,
-      DISABLED_FEATURES,
-      aot,
-      stubFiles,
-      worker,
-      rules: rules.map((r) => [r.type, r.glob]),
-      jsonVars: [...new Set(jsonVars)].sort(),
-    }),
-  );
+  const key = buildKey({ sdk: sdkFingerprint(), entry, className, packageName, aot, stubs, worker, rules, jsonVars });
   const manifestPath = path.join(cacheDir, "builds", `${key}.json`);
   if (cache && existsSync(manifestPath)) {
     const manifest = JSON.parse(readFileSync(manifestPath, "utf8"));

@@ -42,6 +42,41 @@ test("examples and fixtures type-check against the SDK's declarations", () => {
   assert.deepEqual(diagnostics, []);
 });
 
+test("a Worker project type-checks with the SDK's Cloudflare globals (wasmdo/cloudflare)", () => {
+  const project = path.join(repo, "tests/fixtures-js/worker-project/src");
+  const files = [
+    path.join(sdk, "runtime", "cloudflare.d.ts"),
+    path.join(project, "index.ts"),
+    path.join(project, "modules.d.ts"),
+  ];
+  const program = ts.createProgram(files, compilerOptions);
+  const diagnostics = ts.getPreEmitDiagnostics(program).map((d) => {
+    const where = d.file ? `${path.relative(repo, d.file.fileName)}:${d.file.getLineAndCharacterOfPosition(d.start ?? 0).line + 1}` : "";
+    return `${where} ${ts.flattenDiagnosticMessageText(d.messageText, "\n")}`;
+  });
+  assert.deepEqual(diagnostics, []);
+});
+
+test("the SDK's Worker types catch a wrong handler and a stub without fetch's arguments", async () => {
+  const { mkdtempSync, writeFileSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const dir = mkdtempSync(path.join(tmpdir(), "wasmdo-worker-types-"));
+  const cases = {
+    "ok.ts": "export default { async fetch(r, env, ctx) { ctx.waitUntil(Promise.resolve()); const s = env.NS.getByName('a'); const res = await s.fetch(r); return new Response(null, { status: 101, webSocket: res.webSocket }); } } satisfies ExportedHandler<Env>;",
+    "bad-return.ts": "export default { async fetch(r, env, ctx) { return 'text'; } } satisfies ExportedHandler<Env>;",
+    "bad-ctx.ts": "export default { async fetch(r, env, ctx) { ctx.acceptWebSocket(); return new Response(''); } } satisfies ExportedHandler<Env>;",
+    "bad-fetch.ts": "export default { async fetch(r, env, ctx) { return env.NS.getByName('a').fetch(42); } } satisfies ExportedHandler<Env>;",
+  };
+  const files = Object.entries(cases).map(([name, body]) => {
+    const file = path.join(dir, name);
+    writeFileSync(file, `interface Env { NS: DurableObjectNamespace }\n${body}\n`);
+    return file;
+  });
+  const program = ts.createProgram([path.join(sdk, "runtime", "cloudflare.d.ts"), ...files], compilerOptions);
+  const failing = new Set(ts.getPreEmitDiagnostics(program).map((d) => path.basename(d.file?.fileName ?? "")));
+  assert.deepEqual([...failing].sort(), ["bad-ctx.ts", "bad-fetch.ts", "bad-return.ts"]);
+});
+
 test("a stub's generated types reject wrong arguments and results", async () => {
   const { mkdtempSync, writeFileSync } = await import("node:fs");
   const { tmpdir } = await import("node:os");
