@@ -139,6 +139,26 @@ fn upgrades_the_object_refuses_or_the_worker_drops_are_plain_answers() {
 }
 
 #[test]
+fn a_runaway_worker_is_stopped_and_disturbs_nothing() {
+    let host = TestHost::with_config(&format!("{CONFIG}\n[limits]\nfuel-per-event = 200000000\n"));
+    host.deploy("rooms", WEBSOCKETS_BASIC).expect(201);
+    host.deploy("front", WORKER_FRONT).expect(201);
+    let url = format!("{}/rooms/lobby/ws", host.url.replace("http://", "ws://"));
+    let (mut ws, _) = tungstenite::connect(&url).expect("connect through the worker");
+    read_text(&mut ws);
+    host.request("GET", "/spin", b"")
+        .expect_error(500, "CpuLimitExceeded");
+    // the next request gets a working instance; the room and its socket never noticed
+    assert!(
+        host.request("GET", "/whoami", b"")
+            .text
+            .starts_with("worker-")
+    );
+    ws.send(Message::text("echo still here")).unwrap();
+    assert_eq!(read_text(&mut ws), "still here");
+}
+
+#[test]
 fn without_an_entry_worker_unknown_paths_are_404() {
     let host = TestHost::start();
     let message = host
