@@ -267,6 +267,7 @@ impl Projects {
             .map_err(|e| ObjectError::Internal(format!("deploy task failed: {e}")))??;
         // the entry: this project's, or none if this project's was the entry and it has none now
         let before = file.projects.get(name).and_then(|p| p.entry.clone());
+        let entry_before = file.entry.clone();
         match &manifest.entry {
             Some(entry) => file.entry = Some(entry.clone()),
             None if before.is_some() && file.entry == before => file.entry = None,
@@ -275,13 +276,14 @@ impl Projects {
         if manifest.entry.is_some() || before.is_some() {
             self.registry.set_entry_worker(file.entry.clone());
         }
+        let entry_changed = file.entry != entry_before;
         let record = file.projects.entry(name.to_string()).or_default();
         let updated = ProjectRecord {
             migrations: record.migrations.clone(),
             classes: manifest.classes.keys().cloned().collect(),
             entry: manifest.entry.clone(),
         };
-        if *record != updated || manifest.entry != before {
+        if *record != updated || entry_changed {
             *record = updated;
             self.write(&file)?;
         }
@@ -537,6 +539,13 @@ impl Projects {
         // neither class's alarms go out (and get dropped) while neither name is deployed
         let _hold = schedule.hold(&[from, to]);
         let taken = self.stop(from).await?;
+        // no object may live under the new name yet (its storage path would be the name's own)
+        if let Err(e) = self.directory.stop_class(to, STOP_WAIT).await {
+            if let Some(version) = taken {
+                self.registry.put_back(version);
+            }
+            return Err(e);
+        }
         let registry = self.registry.clone();
         let (old, new) = (from.to_string(), to.to_string());
         let renamed = tokio::task::spawn_blocking(move || registry.rename_class(&old, &new))
