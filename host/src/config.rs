@@ -44,7 +44,8 @@ pub struct Config {
     /// which spares each host the seconds a big (JavaScript, Python) component takes to compile.
     pub compile_cache: Option<PathBuf>,
     /// The entry Worker: the class whose `fetch` answers every request outside `/_admin/`,
-    /// `/rpc/` and `/objects/` (a project deploy sets it too).
+    /// `/rpc/` and `/objects/`. A project deploy sets it too, until the next start: the entry
+    /// named here wins at every start; without one, the last project deploy's is restored.
     pub entry: Option<String>,
     /// Resource limits.
     pub limits: Limits,
@@ -59,10 +60,12 @@ pub struct ClassConfig {
     /// A component file deployed as this class when the host starts (skipped if the same
     /// content is already the class's current version).
     pub component: Option<PathBuf>,
-    /// Environment variables the class's objects can read with `object.env`.
+    /// Environment variables the class's objects can read with `object.env`. Merged over a
+    /// project deploy's (a name in both takes this value).
     pub env: BTreeMap<String, String>,
     /// Bindings: a name (e.g. `COUNTER`) → the class its objects may call (`counter`). A class
     /// imports a binding's stub from the WIT package `binding:<name>` (lower case, `_` → `-`).
+    /// Merged over a project deploy's, as `env`.
     pub bindings: BTreeMap<String, String>,
     /// Hosts its objects may send HTTP requests to through `wasi:http`: `host` (any port),
     /// `host:port`, or `*.suffix` (every subdomain of `suffix`). Empty, the default, allows none;
