@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use wasmdo_test_artifacts::{
     ALARMS_BASIC, OBJECT_INFO, REGISTRY_MISSING_HANDLER, RPC_CALLS, RPC_TYPES, STORAGE_KV,
-    WORKER_FRONT,
+    WEBSOCKETS_BASIC, WORKER_FRONT,
 };
 
 use crate::harness::{Reply, TestHost};
@@ -145,9 +145,12 @@ env = { FROM_CONFIG = "config", BOTH = "from wasmdo.toml" }
         projects,
         json!({ "project": "site", "entry": "front", "classes": ["Info", "front"], "migrations": ["v1"] })
     );
+    // a class deploy outside the project keeps the project's settings
+    host.deploy("Info", OBJECT_INFO).expect(201);
+    check(&host);
     host.crash_and_restart();
     check(&host);
-    assert_eq!(classes(&host), [("Info".into(), 1), ("front".into(), 1)]);
+    assert_eq!(classes(&host), [("Info".into(), 2), ("front".into(), 1)]);
 }
 
 #[test]
@@ -275,6 +278,51 @@ fn a_renamed_class_keeps_its_objects_data_ids_and_alarms() {
     );
     assert_ne!(id_from_name(&host, "Store", "alice"), id);
     assert_eq!(host.call("Vault", "alice", "get", json!(["a"])), json!("1"));
+}
+
+#[test]
+fn the_websockets_of_a_renamed_class_are_closed_for_clients_to_reconnect() {
+    let host = TestHost::start();
+    let rooms = upload(&host, WEBSOCKETS_BASIC);
+    let v1 = json!({ "tag": "v1", "new_classes": ["Room"] });
+    deploy(
+        &host,
+        "chat",
+        &json!({ "classes": { "Room": { "component": rooms } }, "migrations": [v1] }),
+    )
+    .expect(200);
+    let url = format!(
+        "{}/objects/Room/lobby/ws",
+        host.url.replace("http://", "ws://")
+    );
+    let (mut client, _) = tungstenite::connect(&url).expect("connect");
+    assert!(matches!(
+        client.read().expect("welcome"),
+        tungstenite::Message::Text(_)
+    ));
+    let renamed = json!({
+        "classes": { "Hall": { "component": rooms } },
+        "migrations": [v1, { "tag": "v2", "renamed_classes": [{ "from": "Room", "to": "Hall" }] }],
+    });
+    deploy(&host, "chat", &renamed).expect(200);
+    let closed = loop {
+        match client.read() {
+            Ok(tungstenite::Message::Close(frame)) => break frame,
+            Ok(_) => continue,
+            Err(e) => panic!("expected a close frame, got {e}"),
+        }
+    };
+    assert_eq!(closed.map(|f| u16::from(f.code)), Some(1012));
+    // the room, renamed, takes new clients
+    let url = format!(
+        "{}/objects/Hall/lobby/ws",
+        host.url.replace("http://", "ws://")
+    );
+    let (mut client, _) = tungstenite::connect(&url).expect("reconnect");
+    assert!(matches!(
+        client.read().expect("welcome"),
+        tungstenite::Message::Text(_)
+    ));
 }
 
 #[test]
