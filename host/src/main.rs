@@ -1,4 +1,8 @@
-//! The `wasmdo` command: `serve` a host, `deploy` a component to one, `call` an object's method.
+//! The `wasmdo` command: `serve` a host, `deploy` a component (or a Worker project) to one,
+//! `call` an object's method, `dev` a Worker project.
+
+mod dev;
+mod wrangler;
 
 use std::path::PathBuf;
 
@@ -28,15 +32,52 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Upload a component as class CLASS (a new version if it exists).
+    /// Upload a component as class CLASS (a new version if it exists), or build a Worker
+    /// project (`--project DIR`, with its wrangler.toml) and deploy it whole.
+    #[command(
+        override_usage = "wasmdo deploy <CLASS> <FILE> [--server URL]\n       \
+                                wasmdo deploy --project <DIR> [--env NAME] [--server URL]"
+    )]
     Deploy {
         /// Class name.
-        class: String,
+        #[arg(required_unless_present = "project", conflicts_with = "project")]
+        class: Option<String>,
         /// The component (`.wasm`).
-        file: PathBuf,
+        #[arg(required_unless_present = "project")]
+        file: Option<PathBuf>,
+        /// A Worker project: the directory of its wrangler.toml / wrangler.jsonc / wrangler.json
+        /// (or the file itself).
+        #[arg(long, value_name = "DIR")]
+        project: Option<PathBuf>,
+        /// With --project: the wrangler environment (`[env.<NAME>]`) to deploy.
+        #[arg(long, short, value_name = "NAME", requires = "project")]
+        env: Option<String>,
         /// The host's URL.
         #[arg(long, env = "WASMDO_SERVER", default_value = "http://127.0.0.1:8080")]
         server: String,
+    },
+    /// Run a Worker project (wrangler.toml / wrangler.jsonc / wrangler.json) locally: build its
+    /// Worker and Durable Object classes with wasmdo-js, serve them on a host of its own, and
+    /// rebuild on every change.
+    Dev {
+        /// The project directory (or its config file).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Address to listen on (port 0: any free port).
+        #[arg(long, default_value = dev::DEFAULT_DEV_LISTEN)]
+        listen: std::net::SocketAddr,
+        /// Data directory (object databases, components) [default: <DIR>/.wasmdo/data].
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// The wrangler environment (`[env.<NAME>]`) to run.
+        #[arg(long, short, value_name = "NAME")]
+        env: Option<String>,
+        /// Host settings (`wasmdo.toml`): limits, compile cache, class settings.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Build and serve once; do not watch the project for changes.
+        #[arg(long)]
+        no_watch: bool,
     },
     /// Call METHOD on the object CLASS/NAME with a JSON array of arguments.
     Call {
@@ -93,10 +134,22 @@ fn main() -> anyhow::Result<()> {
             config,
         } => serve(listen, data, config),
         Command::Deploy {
+            project: Some(dir),
+            env,
+            server,
+            ..
+        } => report(dev::deploy_project(&dir, &server, env.as_deref())),
+        Command::Deploy {
             class,
             file,
             server,
+            ..
         } => {
+            let (Some(class), Some(file)) = (class, file) else {
+                bail!(
+                    "give a class and its component (`wasmdo deploy CLASS FILE`) or a project (`wasmdo deploy --project DIR`)"
+                );
+            };
             let bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let url = format!(
@@ -182,6 +235,21 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Dev {
+            dir,
+            listen,
+            data,
+            env,
+            config,
+            no_watch,
+        } => report(dev::dev(dev::DevOptions {
+            dir,
+            env,
+            listen: Some(listen),
+            data,
+            config,
+            watch: !no_watch,
+        })),
         Command::Wit { class, server } => {
             let url = wit_url(&server, &class);
             request("GET", &url, Vec::new())
@@ -194,18 +262,7 @@ fn serve(
     data: Option<PathBuf>,
     config_path: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WASMDO_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    // Object databases hold file descriptors: take the whole hard limit, as servers do.
-    match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(limit) => tracing::debug!("file descriptor limit: {limit}"),
-        Err(e) => tracing::warn!("cannot raise the file descriptor limit: {e}"),
-    }
+    init_logging();
     let mut config = match &config_path {
         Some(path) => Config::load(path)?,
         None => Config::default(),
@@ -236,6 +293,37 @@ fn serve(
         host.serve().await;
         Ok(())
     })
+}
+
+/// Logs to stderr (`WASMDO_LOG`, default `info`), and raises the open-file limit a host needs.
+fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WASMDO_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    // Object databases hold file descriptors: take the whole hard limit, as servers do.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!("file descriptor limit: {limit}"),
+        Err(e) => tracing::warn!("cannot raise the file descriptor limit: {e}"),
+    }
+}
+
+/// Ends a project command: an error is printed as `error: …` lines (one per mistake in a
+/// config file) and the process exits with status 1.
+fn report(result: anyhow::Result<()>) -> anyhow::Result<()> {
+    let Err(e) = result else { return Ok(()) };
+    match e.downcast_ref::<wrangler::ConfigErrors>() {
+        Some(errors) => {
+            for error in &errors.0 {
+                eprintln!("error: {error}");
+            }
+        }
+        None => eprintln!("error: {e:#}"),
+    }
+    std::process::exit(1);
 }
 
 /// Percent-encodes a path segment.
