@@ -587,8 +587,8 @@ impl Registry {
         bytes: Vec<u8>,
     ) -> Result<(String, u64), ObjectError> {
         check_preamble(&bytes)?;
-        // serialized with deploys: two uploads of the same bytes would share a temporary file
-        let _guard = self.deploy_lock.lock().await;
+        // not serialized with deploys: uploads compile in parallel (a deploy tool uploads a
+        // project's components at once), and files are written under unique temporary names
         let hash = hex::encode(Sha256::digest(&bytes));
         let size = bytes.len() as u64;
         let registry = self.clone();
@@ -1110,7 +1110,12 @@ fn free_namespace_among(used: &[impl AsRef<str>], class: &str) -> Option<String>
 /// Writes `bytes` to `path` so that a crash leaves either the old file or the complete new one.
 pub(crate) fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    use std::sync::atomic::{AtomicU64, Ordering};
+    // unique per write: two writers of one path (the same component uploaded twice at once)
+    // each rename a complete file of their own
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
     {
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(bytes)?;

@@ -85,6 +85,20 @@ fn components_are_stored_by_content_hash_once() {
     );
     // no class was deployed by an upload
     assert_eq!(classes(&host), vec![]);
+    // uploads run at once, the same bytes included
+    let other = std::fs::read(OBJECT_INFO).unwrap();
+    std::thread::scope(|scope| {
+        for bytes in [&other, &other, &bytes] {
+            let host = &host;
+            scope.spawn(move || host.request("PUT", "/_admin/components", bytes).expect(201));
+        }
+    });
+    assert_eq!(
+        std::fs::read_dir(host.data.join("components"))
+            .unwrap()
+            .count(),
+        2
+    );
     let refused = host.request("PUT", "/_admin/components", b"\0asm\x01\0\0\0");
     let message = refused.expect_error(400, "InvalidComponent");
     assert!(message.contains("core WebAssembly module"), "{message}");
