@@ -6,6 +6,7 @@ mod harness;
 
 mod alarms_basic;
 mod bindgen;
+mod chat_worker;
 mod cli;
 mod entry_worker;
 mod examples;
