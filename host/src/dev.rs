@@ -562,6 +562,18 @@ pub(crate) fn deploy_project(dir: &Path, server: &str, env: Option<&str>) -> any
     Ok(())
 }
 
+/// Prints an error as `error: …` lines: one per mistake in a config file.
+pub(crate) fn print_error(e: &anyhow::Error) {
+    match e.downcast_ref::<ConfigErrors>() {
+        Some(errors) => {
+            for error in &errors.0 {
+                eprintln!("error: {error}");
+            }
+        }
+        None => eprintln!("error: {e:#}"),
+    }
+}
+
 /// `wasmdo dev`'s options.
 pub(crate) struct DevOptions {
     pub(crate) dir: PathBuf,
@@ -591,6 +603,8 @@ pub(crate) fn dev(options: DevOptions) -> anyhow::Result<()> {
         config.data = Some(project.dir.join(".wasmdo/data"));
     }
     let data = config.data_dir();
+    // the host writes there all the time: never a reason to rebuild
+    let host_dirs = [data.clone(), config.compile_cache_dir()];
     let built = build(project, &sdk)?;
 
     crate::init_logging();
@@ -620,7 +634,7 @@ pub(crate) fn dev(options: DevOptions) -> anyhow::Result<()> {
         std::io::stdout().flush()?;
         if options.watch {
             tokio::task::spawn_blocking(move || {
-                watch(deployed, &sdk, options.env.as_deref(), &server)
+                watch(deployed, &sdk, options.env.as_deref(), &server, &host_dirs)
             })
             .await?
         } else {
@@ -629,15 +643,27 @@ pub(crate) fn dev(options: DevOptions) -> anyhow::Result<()> {
     })
 }
 
-/// Rebuilds and redeploys the project whenever a file in it changes; a failed rebuild or deploy
-/// is reported and the previous version keeps serving.
-fn watch(mut current: Built, sdk: &Path, env: Option<&str>, server: &str) -> anyhow::Result<()> {
-    let dir = current.project.dir.clone();
-    let config_file = current.project.file.clone();
-    let mut seen = snapshot(&dir);
+/// Rebuilds and redeploys the project whenever a file in it changes (outside `host_dirs`); a
+/// failed rebuild or deploy is reported and the previous version keeps serving.
+fn watch(
+    current: Built,
+    sdk: &Path,
+    env: Option<&str>,
+    server: &str,
+    host_dirs: &[PathBuf],
+) -> anyhow::Result<()> {
+    let mut name = current.project.name;
+    let config_file = current.project.file;
+    let dir = current.project.dir.canonicalize()?;
+    let skip: Vec<PathBuf> = host_dirs
+        .iter()
+        .filter_map(|d| d.canonicalize().ok())
+        .collect();
+    let snapshot = || snapshot(&dir, &skip);
+    let mut seen = snapshot();
     loop {
         std::thread::sleep(WATCH_INTERVAL);
-        let now = snapshot(&dir);
+        let now = snapshot();
         if now == seen {
             continue;
         }
@@ -645,7 +671,7 @@ fn watch(mut current: Built, sdk: &Path, env: Option<&str>, server: &str) -> any
         let mut settled = now;
         loop {
             std::thread::sleep(WATCH_INTERVAL);
-            let again = snapshot(&dir);
+            let again = snapshot();
             if again == settled {
                 break;
             }
@@ -662,22 +688,19 @@ fn watch(mut current: Built, sdk: &Path, env: Option<&str>, server: &str) -> any
             });
         match result {
             Ok(built) => {
-                println!("wasmdo dev: {} reloaded", built.project.name);
-                current = built;
+                name = built.project.name;
+                println!("wasmdo dev: {name} reloaded");
             }
             Err(e) => {
-                eprintln!("error: {e:#}");
-                eprintln!(
-                    "wasmdo: still serving the previous version of {}",
-                    current.project.name
-                );
+                print_error(&e);
+                eprintln!("wasmdo: still serving the previous version of {name}");
             }
         }
     }
 }
 
-/// Every watched file under `dir` with its modification time and size.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (SystemTime, u64)> {
+/// Every watched file under `dir` (not under `skip`) with its modification time and size.
+fn snapshot(dir: &Path, skip: &[PathBuf]) -> BTreeMap<PathBuf, (SystemTime, u64)> {
     let mut files = BTreeMap::new();
     let mut stack = vec![dir.to_owned()];
     while let Some(dir) = stack.pop() {
@@ -689,7 +712,7 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (SystemTime, u64)> {
             let Ok(meta) = entry.metadata() else { continue };
             if meta.is_dir() {
                 let name = entry.file_name();
-                if !UNWATCHED.iter().any(|u| name == *u) {
+                if !UNWATCHED.iter().any(|u| name == *u) && !skip.contains(&path) {
                     stack.push(path);
                 }
             } else if let Ok(modified) = meta.modified() {

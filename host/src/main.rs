@@ -315,14 +315,7 @@ fn init_logging() {
 /// config file) and the process exits with status 1.
 fn report(result: anyhow::Result<()>) -> anyhow::Result<()> {
     let Err(e) = result else { return Ok(()) };
-    match e.downcast_ref::<wrangler::ConfigErrors>() {
-        Some(errors) => {
-            for error in &errors.0 {
-                eprintln!("error: {error}");
-            }
-        }
-        None => eprintln!("error: {e:#}"),
-    }
+    dev::print_error(&e);
     std::process::exit(1);
 }
 

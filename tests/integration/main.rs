@@ -22,6 +22,7 @@ mod rpc_to_js;
 mod rpc_types;
 mod storage_kv;
 mod websockets_basic;
+mod wrangler;
 
 /// Which test module covers each fixture: a fixture without a line here fails the build
 /// (`foreach_fixture!` lists every directory under `tests/fixtures`, `foreach_js_fixture!` every
