@@ -28,7 +28,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use crate::wrangler::{self, ConfigErrors, Project};
+use crate::wrangler::{self, ClassUse, ConfigErrors, Project};
 
 /// The address `wasmdo dev` listens on by default, as `wrangler dev` does.
 pub(crate) const DEFAULT_DEV_LISTEN: &str = "127.0.0.1:8787";
@@ -69,13 +69,20 @@ pub(crate) fn find_sdk(project_dir: &Path) -> anyhow::Result<PathBuf> {
                 path.display()
             );
         }
-        return Ok(path);
+        // absolute: node runs in the project directory
+        return path
+            .canonicalize()
+            .with_context(|| format!("WASMDO_JS={}", path.display()));
     }
-    let mut candidates = vec![project_dir.join("node_modules/wasmdo/bin/wasmdo-js.mjs")];
-    // a project in a subdirectory of an npm workspace finds the package further up
-    for dir in project_dir.ancestors().skip(1).take(3) {
-        candidates.push(dir.join("node_modules/wasmdo/bin/wasmdo-js.mjs"));
-    }
+    let project_dir = project_dir
+        .canonicalize()
+        .with_context(|| format!("cannot open {}", project_dir.display()))?;
+    // the project's own install, or (a project in an npm workspace) one up to 3 levels up
+    let mut candidates: Vec<PathBuf> = project_dir
+        .ancestors()
+        .take(4)
+        .map(|dir| dir.join("node_modules/wasmdo/bin/wasmdo-js.mjs"))
+        .collect();
     candidates
         .push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-sdk-js/bin/wasmdo-js.mjs"));
     for candidate in &candidates {
@@ -97,7 +104,9 @@ pub(crate) fn find_sdk(project_dir: &Path) -> anyhow::Result<PathBuf> {
                     sdk_dir.display()
                 );
             }
-            return Ok(candidate.clone());
+            return candidate
+                .canonicalize()
+                .with_context(|| format!("cannot open {}", candidate.display()));
         }
     }
     bail!(
@@ -132,10 +141,38 @@ impl Target {
     }
 }
 
+/// Where a build runs: the project directory (absolute: wasmdo-js runs in it), its
+/// `.wasmdo/build`, its `main` and the wasmdo-js CLI.
+struct Workspace<'a> {
+    dir: PathBuf,
+    out: PathBuf,
+    main: PathBuf,
+    sdk: &'a Path,
+}
+
+impl Workspace<'_> {
+    /// `node <wasmdo-js> <args>` in the project directory.
+    fn wasmdo_js(&self, command: &str) -> Command {
+        let mut node = Command::new("node");
+        node.arg(self.sdk)
+            .arg(command)
+            .arg(&self.main)
+            .current_dir(&self.dir);
+        node
+    }
+
+    /// Where the component of `target` is built.
+    fn output(&self, target: &Target) -> PathBuf {
+        match target {
+            Target::Class(class) => self.out.join("classes").join(format!("{class}.wasm")),
+            Target::Worker => self.out.join("worker.wasm"),
+        }
+    }
+}
+
 /// Builds every class and the Worker of `project` into `<project>/.wasmdo/build`.
 pub(crate) fn build(project: Project, sdk: &Path) -> anyhow::Result<Built> {
     let started = Instant::now();
-    // absolute: wasmdo-js runs in the project directory
     let dir = project
         .dir
         .canonicalize()
@@ -149,24 +186,51 @@ pub(crate) fn build(project: Project, sdk: &Path) -> anyhow::Result<Built> {
     if !ignore.exists() {
         let _ = std::fs::write(&ignore, "*\n");
     }
+    let workspace = Workspace {
+        main: dir.join(&project.main),
+        dir,
+        out,
+        sdk,
+    };
     let classes = project.classes();
-    let main = dir.join(&project.main);
+    let wits = analyse(&workspace, &project, &classes)?;
+    let bindings = stub_bindings(&workspace, &project, &wits)?;
+    let mut targets: Vec<Target> = classes
+        .iter()
+        .map(|c| Target::Class(c.name.clone()))
+        .collect();
+    targets.push(Target::Worker);
+    build_components(&workspace, &project, &targets, &bindings)?;
+    eprintln!("wasmdo: built in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(Built {
+        worker: workspace.output(&Target::Worker),
+        classes: classes
+            .iter()
+            .map(|c| {
+                let file = workspace.output(&Target::Class(c.name.clone()));
+                (c.name.clone(), file)
+            })
+            .collect(),
+        project,
+    })
+}
 
-    // 1. analyse: every class exported, with its WIT
+/// Step 1: `wasmdo-js wit` of every class: its WIT, by class. A class `main` does not export is
+/// a mistake in the config, reported at the key that names it.
+fn analyse(
+    workspace: &Workspace<'_>,
+    project: &Project,
+    classes: &[ClassUse],
+) -> anyhow::Result<BTreeMap<String, String>> {
     if !classes.is_empty() {
         let names: Vec<&str> = classes.iter().map(|c| c.name.as_str()).collect();
         eprintln!("wasmdo: analysing {}", names.join(", "));
     }
-    let analysed = parallel(&classes, |class| {
-        let mut command = node(sdk, &dir);
-        command
-            .arg("wit")
-            .arg(&main)
-            .arg("--class")
-            .arg(&class.name);
+    let analysed = parallel(classes, |class| {
+        let mut command = workspace.wasmdo_js("wit");
+        command.arg("--class").arg(&class.name);
         run(command, &Target::Class(class.name.clone()), false)
     });
-    // a class `main` does not export is a mistake in the config, reported at its key
     let (mut unexported, mut failed) = (Vec::new(), Vec::new());
     let mut wits = BTreeMap::new();
     for (class, result) in classes.iter().zip(analysed) {
@@ -205,21 +269,32 @@ pub(crate) fn build(project: Project, sdk: &Path) -> anyhow::Result<Built> {
     if !unexported.is_empty() {
         return Err(ConfigErrors(unexported).into());
     }
+    Ok(wits)
+}
 
-    // 2. a typed stub for every binding; fetch only for a class without RPC methods (or one
-    // whose interface cannot have a stub)
-    let mut binding_args = Vec::new();
+/// Step 2: the `--binding` argument of every binding: `NAME=<stub.wit>` with the typed stub
+/// package written from the bound class's WIT, or `NAME` (fetch only) for a class without RPC
+/// methods (or one whose interface cannot have a stub).
+fn stub_bindings(
+    workspace: &Workspace<'_>,
+    project: &Project,
+    wits: &BTreeMap<String, String>,
+) -> anyhow::Result<Vec<String>> {
+    let mut arguments = Vec::new();
     for binding in &project.bindings {
         let wit = class_package(&wits[&binding.class_name]);
         if !wit.contains(": func(") {
-            binding_args.push(binding.name.clone());
+            arguments.push(binding.name.clone());
             continue;
         }
         match wasmdo_host::bindgen::wit_stub(&wit, &binding.class_name, &binding.name) {
             Ok(stub) => {
-                let file = out.join("stubs").join(format!("{}.wit", binding.name));
+                let file = workspace
+                    .out
+                    .join("stubs")
+                    .join(format!("{}.wit", binding.name));
                 write_if_changed(&file, stub.as_bytes())?;
-                binding_args.push(format!("{}={}", binding.name, file.display()));
+                arguments.push(format!("{}={}", binding.name, file.display()));
             }
             Err(e) => {
                 let warning = project.diagnostic(
@@ -230,17 +305,21 @@ pub(crate) fn build(project: Project, sdk: &Path) -> anyhow::Result<Built> {
                     ),
                 );
                 eprintln!("warning: {warning}");
-                binding_args.push(binding.name.clone());
+                arguments.push(binding.name.clone());
             }
         }
     }
+    Ok(arguments)
+}
 
-    // 3. build every class and the Worker with every binding, rule and JSON var
-    let mut targets: Vec<Target> = classes
-        .iter()
-        .map(|c| Target::Class(c.name.clone()))
-        .collect();
-    targets.push(Target::Worker);
+/// Step 3: `wasmdo-js build` of every target, [`BUILD_JOBS`] at a time, each with every binding,
+/// module rule and JSON var of the project.
+fn build_components(
+    workspace: &Workspace<'_>,
+    project: &Project,
+    targets: &[Target],
+    bindings: &[String],
+) -> anyhow::Result<()> {
     eprintln!(
         "wasmdo: building {} ({BUILD_JOBS} at a time)",
         targets
@@ -249,19 +328,14 @@ pub(crate) fn build(project: Project, sdk: &Path) -> anyhow::Result<Built> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let output = |target: &Target| match target {
-        Target::Class(class) => out.join("classes").join(format!("{class}.wasm")),
-        Target::Worker => out.join("worker.wasm"),
-    };
-    let results = parallel(&targets, |target| {
-        let mut command = node(sdk, &dir);
-        command.arg("build").arg(&main);
+    let results = parallel(targets, |target| {
+        let mut command = workspace.wasmdo_js("build");
         match target {
             Target::Class(class) => command.arg("--class").arg(class),
             Target::Worker => command.arg("--worker"),
         };
-        command.arg("-o").arg(output(target));
-        for binding in &binding_args {
+        command.arg("-o").arg(workspace.output(target));
+        for binding in bindings {
             command.arg("--binding").arg(binding);
         }
         for rule in &project.rules {
@@ -278,35 +352,22 @@ pub(crate) fn build(project: Project, sdk: &Path) -> anyhow::Result<Built> {
         }
         run(command, target, true)
     });
-    let mut errors = Vec::new();
-    for (target, result) in targets.iter().zip(results) {
-        if let Err(message) = result {
-            errors.push(format!(
+    let errors: Vec<String> = targets
+        .iter()
+        .zip(results)
+        .filter_map(|(target, result)| {
+            let message = result.err()?;
+            Some(format!(
                 "building {} failed: {}",
                 target.label(),
                 message.trim_end()
-            ));
-        }
-    }
+            ))
+        })
+        .collect();
     if !errors.is_empty() {
         bail!(errors.join("\n"));
     }
-    eprintln!("wasmdo: built in {:.1} s", started.elapsed().as_secs_f64());
-    Ok(Built {
-        worker: output(&Target::Worker),
-        classes: classes
-            .iter()
-            .map(|c| (c.name.clone(), output(&Target::Class(c.name.clone()))))
-            .collect(),
-        project,
-    })
-}
-
-/// `node <wasmdo-js>` in the project directory.
-fn node(sdk: &Path, dir: &Path) -> Command {
-    let mut command = Command::new("node");
-    command.arg(sdk).current_dir(dir);
-    command
+    Ok(())
 }
 
 /// Runs a wasmdo-js command: its stdout, or its error message (stderr). With `progress`, its
