@@ -144,6 +144,8 @@ test("a module with a default Worker, several classes and an Env interface: --cl
   assert.equal(describeClass({ entry, className: "Counter" }).surface.methods.length, 0);
   assert.throws(() => describeClass({ entry }), /exports several Durable Object classes \(Room, Counter\): choose one with --class/);
 
+  // `wasmdo dev` reads the exported classes from these two messages (host/src/dev.rs exports_from)
+  assert.throws(() => describeClass({ entry, className: "Lobby" }), /exports no Durable Object class `Lobby`; it exports Room, Counter$/);
   const workerOnly = path.join(dir, "worker-only.ts");
   writeFileSync(workerOnly, `export default { async fetch(request: Request) { return new Response("hi"); } };\n`);
   assert.throws(() => describeClass({ entry: workerOnly }), /exports no Durable Object class: .*\(to build its default export, a Worker, use --worker\)/);
