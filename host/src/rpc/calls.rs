@@ -87,7 +87,7 @@ type Resolved = (ObjectKey, Option<Arc<str>>);
 /// Addresses an object called recently, by bound class, with what they resolved to. Resolving
 /// costs HMACs (a name's id, an id's check), and an object tends to call the same few others,
 /// often through a new stub each time (`get-by-name` per call). An address always resolves to
-/// the same object (ids depend only on the class name and the host secret), so entries never go
+/// the same object (ids depend only on the class's namespace name and the host secret), so entries never go
 /// stale; at most [`MAX_REMEMBERED_ADDRESSES`] are kept.
 #[derive(Default)]
 pub(crate) struct ResolvedAddresses {
@@ -122,7 +122,7 @@ impl CallCtx {
             .map(String::as_str)
             .ok_or_else(|| {
                 CallError::UnknownBinding(format!(
-                    "class `{}` has no binding `{binding}`; add it under [classes.{}.bindings] in wasmdo.toml",
+                    "class `{}` has no binding `{binding}`; add it under [classes.{}.bindings] in wasmdo.toml, or to the project's `durable_objects.bindings` in wrangler.toml",
                     self.caller.class, self.caller.class
                 ))
             })
