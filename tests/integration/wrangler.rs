@@ -202,9 +202,18 @@ fn dev_runs_a_wrangler_project_and_redeploys_it_on_change() {
         get(&format!("{url}/show/alice")),
         (200, "hello from /show/alice: 2".into())
     );
+    // fixed: rebuilt and redeployed (wasmdo-js's cache knows this source)
+    std::fs::write(&source, &good).expect("write");
+    assert_eq!(dev.next_line(), "wasmdo dev: counter-worker reloaded");
 
-    // a change that builds: redeployed, and the objects keep their data
-    std::fs::write(&source, good.replace("} from ${", "} again from ${")).expect("write");
+    // a config change: the classes are redeployed with the new env, and keep their data
+    let config = project.join("wrangler.toml");
+    let text = std::fs::read_to_string(&config).expect("read config");
+    std::fs::write(
+        &config,
+        text.replace("GREETING = \"hello\"", "GREETING = \"hello again\""),
+    )
+    .expect("write");
     assert_eq!(dev.next_line(), "wasmdo dev: counter-worker reloaded");
     assert_eq!(
         get(&format!("{url}/show/alice")),
