@@ -13,6 +13,7 @@ mod examples;
 mod http_outbound;
 mod js_calls;
 mod js_sdk;
+mod js_worker;
 mod limits_runaway;
 mod object_info;
 mod projects;

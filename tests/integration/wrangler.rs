@@ -23,11 +23,16 @@ fn project_copy(fixture: &str, copy: &str) -> PathBuf {
     let from = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/fixtures-projects")
         .join(fixture);
+    copy_project(&from, copy)
+}
+
+/// A fresh copy of the project in `from` (as [`project_copy`]).
+pub(crate) fn copy_project(from: &Path, copy: &str) -> PathBuf {
     let to = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("projects")
         .join(copy);
     let _ = std::fs::remove_dir_all(&to);
-    copy_dir(&from, &to);
+    copy_dir(from, &to);
     to
 }
 
@@ -60,9 +65,9 @@ fn settings(dir: &Path) -> PathBuf {
 }
 
 /// A running `wasmdo dev <project>`; killed on drop.
-struct Dev {
+pub(crate) struct Dev {
     child: Child,
-    url: String,
+    pub(crate) url: String,
     lines: mpsc::Receiver<String>,
     log: PathBuf,
     _dir: tempfile::TempDir,
@@ -70,7 +75,7 @@ struct Dev {
 
 impl Dev {
     /// Starts `wasmdo dev` (watching for changes) and waits for its ready line.
-    fn start(project: &Path) -> Dev {
+    pub(crate) fn start(project: &Path) -> Dev {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("dev.log");
         let mut child = Command::new(binary())
@@ -101,7 +106,9 @@ impl Dev {
         let first = dev.next_line();
         // the contract: the first stdout line, once the project is deployed
         dev.url = first
-            .strip_prefix("wasmdo dev: counter-worker ready on ")
+            .strip_prefix("wasmdo dev: ")
+            .and_then(|rest| rest.split_once(" ready on "))
+            .map(|(_, url)| url)
             .unwrap_or_else(|| panic!("unexpected first line {first:?}; log:\n{}", dev.log()))
             .to_owned();
         dev
@@ -113,7 +120,7 @@ impl Dev {
             .unwrap_or_else(|e| panic!("no line from wasmdo dev ({e}); log:\n{}", self.log()))
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
@@ -139,7 +146,7 @@ impl Drop for Dev {
 }
 
 /// `GET url` → (status, body).
-fn get(url: &str) -> (u16, String) {
+pub(crate) fn get(url: &str) -> (u16, String) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(120)))
@@ -153,7 +160,7 @@ fn get(url: &str) -> (u16, String) {
     (status, response.into_body().read_to_string().expect("body"))
 }
 
-fn get_json(url: &str) -> Value {
+pub(crate) fn get_json(url: &str) -> Value {
     let (status, body) = get(url);
     assert_eq!(status, 200, "GET {url}: {body}");
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: {e}: {body}"))

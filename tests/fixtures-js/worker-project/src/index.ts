@@ -103,6 +103,14 @@ export default {
       }
       case "call":
         return Response.json(await env.ROOMS.getByName(name).posts());
+      case "counter-method":
+        // COUNTERS has no stub package (Counter has no RPC methods): only fetch
+        try {
+          await (env.COUNTERS.getByName(name) as unknown as { increment(): Promise<number> }).increment();
+          return new Response("called?");
+        } catch (e) {
+          return new Response(`${(e as Error).name}: ${(e as Error).message}`, { status: 501 });
+        }
       case "throw":
         throw new Error("the worker failed on purpose");
       default:
