@@ -80,6 +80,8 @@ fn a_javascript_worker_project_runs_whole_under_wasmdo_dev() {
     assert_eq!(info["body"], "hi there");
     assert_eq!(info["test"], "kept");
     assert_eq!(info["greeting"], "hello from the worker");
+    // reached through `getByName`, the room knows its name (as on Cloudflare)
+    assert_eq!(info["name"], "lobby");
     // the request passed on unchanged: the room sees the Worker's URL
     let info = get_json(&format!("{url}/direct/lobby/info"));
     assert_eq!(info["url"], format!("{url}/direct/lobby/info"));

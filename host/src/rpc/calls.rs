@@ -89,21 +89,50 @@ type Resolved = (ObjectKey, Option<Arc<str>>);
 /// often through a new stub each time (`get-by-name` per call). An address always resolves to
 /// the same object (ids depend only on the class's namespace name and the host secret), so entries never go
 /// stale; at most [`MAX_REMEMBERED_ADDRESSES`] are kept.
+///
+/// It also remembers the names behind ids this object derived (`id-from-name`), so that an
+/// object called through such an id (`get(idFromName(n))`, `fetch(binding, id)`) knows its name,
+/// as it does on Cloudflare.
 #[derive(Default)]
 pub(crate) struct ResolvedAddresses {
     by_class: HashMap<String, HashMap<Address, Resolved>>,
+    /// (class, id hex) → the name it was derived from.
+    names: HashMap<(String, String), String>,
     len: usize,
 }
 
 impl ResolvedAddresses {
+    /// The address to call for `address`: by name if it is an id this object derived from one.
+    fn named(&self, class: &str, address: &Address) -> Option<Address> {
+        let Address::Id(hex) = address else {
+            return None;
+        };
+        let name = self.names.get(&(class.to_string(), hex.clone()))?;
+        Some(Address::Name(name.clone()))
+    }
+
+    fn remember_name(&mut self, class: &str, hex: String, name: String) {
+        if self.len >= MAX_REMEMBERED_ADDRESSES {
+            self.clear();
+        }
+        if self.names.insert((class.to_string(), hex), name).is_none() {
+            self.len += 1;
+        }
+    }
+
+    fn clear(&mut self) {
+        self.by_class.clear();
+        self.names.clear();
+        self.len = 0;
+    }
+
     fn get(&self, class: &str, address: &Address) -> Option<&Resolved> {
         self.by_class.get(class)?.get(address)
     }
 
     fn insert(&mut self, class: &str, address: Address, resolved: Resolved) {
         if self.len >= MAX_REMEMBERED_ADDRESSES {
-            self.by_class.clear();
-            self.len = 0;
+            self.clear();
         }
         let addresses = match self.by_class.get_mut(class) {
             Some(addresses) => addresses,
@@ -147,6 +176,8 @@ impl CallCtx {
         class: &str,
         address: &Address,
     ) -> Result<Resolved, CallError> {
+        let named = self.resolved.named(class, address);
+        let address = named.as_ref().unwrap_or(address);
         if let Some(to) = self.resolved.get(class, address) {
             return Ok(to.clone());
         }
@@ -190,14 +221,16 @@ impl objects_api::Host for ObjectsHost<'_> {
         binding: String,
         name: String,
     ) -> wasmtime::Result<Result<String, CallError>> {
-        let calls = &*self.calls;
+        let calls = &mut *self.calls;
         Ok((|| {
-            let class = calls.class_of(&binding)?;
-            let id = calls
+            let class = calls.class_of(&binding)?.to_string();
+            let hex = calls
                 .directory()?
-                .id_from_name(class, &name)
-                .map_err(call_error)?;
-            Ok(id.to_hex())
+                .id_from_name(&class, &name)
+                .map_err(call_error)?
+                .to_hex();
+            calls.resolved.remember_name(&class, hex.clone(), name);
+            Ok(hex)
         })())
     }
 

@@ -34,6 +34,7 @@ export class Room extends DurableObject<Env> {
         body: await request.text(),
         test: request.headers.get("x-test"),
         greeting: this.env.GREETING,
+        name: this.ctx.id.name ?? null,
       });
     }
     if (url.pathname === "/post" && request.method === "POST") {
