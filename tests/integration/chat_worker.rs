@@ -4,20 +4,19 @@
 //! check the rest: the history route, the rate limiter's 429, members chatting through sockets
 //! the Worker passed on to the room, and the room hibernating with them connected.
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use tungstenite::client::IntoClientRequest;
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 
-use crate::harness::binary;
+use crate::harness::{metric_value, wait_until};
+use crate::wrangler::Dev;
 
 type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
 
@@ -32,12 +31,10 @@ static STARTING: Mutex<()> = Mutex::new(());
 
 /// A running `wasmdo dev examples/chat-worker`, with its own data directory; killed on drop.
 struct DevHost {
-    child: Child,
+    dev: Dev,
     /// `http://127.0.0.1:<port>`
     url: String,
-    log: PathBuf,
     agent: ureq::Agent,
-    _dir: tempfile::TempDir,
 }
 
 impl DevHost {
@@ -45,69 +42,29 @@ impl DevHost {
     /// the test hosts' shared compile cache; returns once it printed that it is ready.
     fn start(config: &str) -> DevHost {
         let _one_build_at_a_time = STARTING.lock().unwrap_or_else(|e| e.into_inner());
-        let dir = tempfile::tempdir().expect("temp dir");
-        let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compile-cache");
-        let settings = dir.path().join("wasmdo.toml");
-        std::fs::write(
-            &settings,
-            format!(
-                "compile-cache = {:?}\n{config}",
-                cache.display().to_string()
-            ),
-        )
-        .expect("write wasmdo.toml");
-        let log = dir.path().join("wasmdo.log");
-        let mut child = Command::new(binary())
-            .arg("dev")
-            .arg(repo().join("examples/chat-worker"))
-            .args(["--listen", "127.0.0.1:0", "--no-watch", "--data"])
-            .arg(dir.path().join("data"))
-            .arg("--config")
-            .arg(&settings)
-            .env("WASMDO_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(std::fs::File::create(&log).expect("log file")))
-            .spawn()
-            .expect("start wasmdo dev");
-        let (tx, rx) = mpsc::channel();
-        let stdout = child.stdout.take().expect("stdout");
-        std::thread::spawn(move || {
-            // keeps draining stdout so the host never blocks on a full pipe
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
         // the first build of three JavaScript components and their compilation take minutes
         // in a debug build; wasmdo-js's cache and the compile cache make later starts quick
-        let first = rx
-            .recv_timeout(Duration::from_secs(900))
-            .unwrap_or_else(|e| {
-                panic!(
-                    "wasmdo dev never said it was ready ({e}); log:\n{}",
-                    read_log()
-                )
-            });
-        let url = first
-            .strip_prefix("wasmdo dev: chat-worker ready on ")
-            .unwrap_or_else(|| panic!("unexpected first line {first:?}; log:\n{}", read_log()))
-            .to_string();
+        let dev = Dev::start_with(
+            &repo().join("examples/chat-worker"),
+            config,
+            false,
+            Duration::from_secs(900),
+        );
+        assert_eq!(dev.name, "chat-worker", "log:\n{}", dev.log());
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(60)))
             .build()
             .into();
         DevHost {
-            child,
-            url,
-            log,
+            url: dev.url.clone(),
+            dev,
             agent,
-            _dir: dir,
         }
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.dev.log()
     }
 
     /// `GET path`: the status and the body's text.
@@ -135,22 +92,12 @@ impl DevHost {
     }
 
     fn metric(&self, name: &str) -> u64 {
-        let (_, text, _) = self.get("/_admin/metrics");
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
-            .trim()
-            .parse()
-            .expect("metric value")
+        metric_value(&self.get("/_admin/metrics").1, name)
     }
 
     #[track_caller]
-    fn wait_for(&self, what: &str, mut check: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !check() {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+    fn wait_for(&self, what: &str, check: impl FnMut() -> bool) {
+        wait_until(Duration::from_secs(60), what, check);
     }
 
     /// A WebSocket join of `room` as `name`, from the client address `ip` (the
@@ -192,8 +139,7 @@ impl DevHost {
 
 impl Drop for DevHost {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // `dev` stops the host after this
         if std::thread::panicking() {
             eprintln!("---- wasmdo dev log ----\n{}", self.log());
         }

@@ -9,7 +9,7 @@ use serde_json::json;
 use tungstenite::Message;
 use wasmdo_test_artifacts::{WEBSOCKETS_BASIC, WORKER_FRONT};
 
-use crate::harness::TestHost;
+use crate::harness::{TestHost, ws_text};
 
 pub(crate) const COVERS: () = ();
 
@@ -25,18 +25,6 @@ fn host() -> TestHost {
     host.deploy("rooms", WEBSOCKETS_BASIC).expect(201);
     host.deploy("front", WORKER_FRONT).expect(201);
     host
-}
-
-fn read_text(
-    ws: &mut tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>,
-) -> String {
-    loop {
-        match ws.read().expect("read") {
-            Message::Text(t) => return t.to_string(),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected message {other:?}"),
-        }
-    }
 }
 
 #[test]
@@ -76,12 +64,12 @@ fn a_websocket_passed_on_by_the_worker_belongs_to_the_object() {
     );
     let (mut ws, response) = tungstenite::connect(&url).expect("connect through the worker");
     assert_eq!(response.status(), 101);
-    let welcome = read_text(&mut ws);
+    let welcome = ws_text(&mut ws);
     assert!(welcome.starts_with("welcome "), "{welcome}");
     ws.send(Message::text("echo hi")).unwrap();
-    assert_eq!(read_text(&mut ws), "hi");
+    assert_eq!(ws_text(&mut ws), "hi");
     ws.send(Message::text("tags")).unwrap();
-    assert_eq!(read_text(&mut ws), "a");
+    assert_eq!(ws_text(&mut ws), "a");
     // the room holds the socket; RPC events of the room reach it
     let open = host.call("rooms", "lobby", "open-sockets", json!([null]));
     assert_eq!(open.as_array().map(Vec::len), Some(1), "{open}");
@@ -89,13 +77,13 @@ fn a_websocket_passed_on_by_the_worker_belongs_to_the_object() {
         host.call("rooms", "lobby", "send-all", json!(["to all"])),
         json!(1)
     );
-    assert_eq!(read_text(&mut ws), "to all");
+    assert_eq!(ws_text(&mut ws), "to all");
     // a second client in the same room, through another request to the Worker
     let (mut other, _) = tungstenite::connect(&url).expect("second client");
-    read_text(&mut other);
+    ws_text(&mut other);
     other.send(Message::text("broadcast hello")).unwrap();
-    assert_eq!(read_text(&mut ws), "broadcast hello");
-    assert_eq!(read_text(&mut other), "broadcast hello");
+    assert_eq!(ws_text(&mut ws), "broadcast hello");
+    assert_eq!(ws_text(&mut other), "broadcast hello");
     ws.close(None).unwrap();
     host.wait_for(Duration::from_secs(10), "the room sees the close", || {
         host.call("rooms", "lobby", "open-sockets", json!([null]))
@@ -145,7 +133,7 @@ fn a_runaway_worker_is_stopped_and_disturbs_nothing() {
     host.deploy("front", WORKER_FRONT).expect(201);
     let url = format!("{}/rooms/lobby/ws", host.url.replace("http://", "ws://"));
     let (mut ws, _) = tungstenite::connect(&url).expect("connect through the worker");
-    read_text(&mut ws);
+    ws_text(&mut ws);
     host.request("GET", "/spin", b"")
         .expect_error(500, "CpuLimitExceeded");
     // the next request gets a working instance; the room and its socket never noticed
@@ -155,7 +143,7 @@ fn a_runaway_worker_is_stopped_and_disturbs_nothing() {
             .starts_with("worker-")
     );
     ws.send(Message::text("echo still here")).unwrap();
-    assert_eq!(read_text(&mut ws), "still here");
+    assert_eq!(ws_text(&mut ws), "still here");
 }
 
 #[test]

@@ -238,23 +238,13 @@ impl TestHost {
 
     /// A metric's current value from `/_admin/metrics`.
     pub(crate) fn metric(&self, name: &str) -> u64 {
-        let text = self.request("GET", "/_admin/metrics", b"").text;
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
-            .trim()
-            .parse()
-            .expect("metric value")
+        metric_value(&self.request("GET", "/_admin/metrics", b"").text, name)
     }
 
     /// Waits until `check` holds (polling), panicking after `timeout`.
     #[track_caller]
-    pub(crate) fn wait_for(&self, timeout: Duration, what: &str, mut check: impl FnMut() -> bool) {
-        let deadline = Instant::now() + timeout;
-        while !check() {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    pub(crate) fn wait_for(&self, timeout: Duration, what: &str, check: impl FnMut() -> bool) {
+        wait_until(timeout, what, check);
     }
 
     /// Path of the compiled-artifact cache of a host started with
@@ -336,4 +326,41 @@ pub(crate) fn assert_bindgen_output(args: &[&str], path: &str) {
         "{path} is stale: regenerate it with `wasmdo bindgen {} -o {path}`",
         args.join(" ")
     );
+}
+
+/// The value of metric `name` in a `/_admin/metrics` text.
+#[track_caller]
+pub(crate) fn metric_value(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
+        .trim()
+        .parse()
+        .expect("metric value")
+}
+
+/// Waits until `check` holds (polling every 20 ms), panicking after `timeout`.
+#[track_caller]
+pub(crate) fn wait_until(timeout: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A WebSocket client of a test host.
+pub(crate) type WsClient =
+    tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
+
+/// The next text message on `ws` (pings and pongs skipped; anything else fails the test).
+#[track_caller]
+pub(crate) fn ws_text(ws: &mut WsClient) -> String {
+    loop {
+        match ws.read().expect("a message") {
+            tungstenite::Message::Text(t) => return t.to_string(),
+            tungstenite::Message::Ping(_) | tungstenite::Message::Pong(_) => continue,
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
 }

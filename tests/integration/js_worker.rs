@@ -10,6 +10,7 @@ use std::path::Path;
 use serde_json::json;
 use tungstenite::Message;
 
+use crate::harness::ws_text;
 use crate::wrangler::{Dev, copy_project, get, get_json};
 
 fn post(url: &str, body: &str) -> (u16, String) {
@@ -26,23 +27,12 @@ fn post(url: &str, body: &str) -> (u16, String) {
     (status, response.into_body().read_to_string().expect("body"))
 }
 
-fn read_text(
-    ws: &mut tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>,
-) -> String {
-    loop {
-        match ws.read().expect("read") {
-            Message::Text(t) => return t.to_string(),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected message {other:?}"),
-        }
-    }
-}
-
 #[test]
 fn a_javascript_worker_project_runs_whole_under_wasmdo_dev() {
     let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures-js/worker-project");
     let project = copy_project(&from, "js-worker");
     let dev = Dev::start(&project);
+    assert_eq!(dev.name, "worker-fixture");
     let url = dev.url.clone();
 
     // module rules: a Text module from the project's rule and the default one, a Data module
@@ -123,10 +113,10 @@ fn a_javascript_worker_project_runs_whole_under_wasmdo_dev() {
     assert_eq!(response.status(), 101);
     let (mut bob, _) = tungstenite::connect(format!("{ws_url}?name=bob")).expect("bob joins");
     ann.send(Message::text("hello")).unwrap();
-    assert_eq!(read_text(&mut ann), "ann: hello");
-    assert_eq!(read_text(&mut bob), "ann: hello");
+    assert_eq!(ws_text(&mut ann), "ann: hello");
+    assert_eq!(ws_text(&mut bob), "ann: hello");
     bob.send(Message::text("hi ann")).unwrap();
-    assert_eq!(read_text(&mut ann), "bob: hi ann");
+    assert_eq!(ws_text(&mut ann), "bob: hi ann");
 
     // a thrown error is a 500 JSON error; the next request is served
     let (status, body) = get(&format!("{url}/throw"));

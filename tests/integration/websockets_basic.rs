@@ -4,21 +4,18 @@
 //! malformed frames or dropped connections that disturb no other socket.
 
 use std::io::Write;
-use std::net::TcpStream;
 use std::time::Duration;
 
 use serde_json::json;
+use tungstenite::Message;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::stream::MaybeTlsStream;
-use tungstenite::{Message, WebSocket};
 use wasmdo_test_artifacts::WEBSOCKETS_BASIC;
 
-use crate::harness::TestHost;
+use crate::harness::{TestHost, WsClient as Client, ws_text as text};
 
 pub(crate) const COVERS: () = ();
-
-type Client = WebSocket<MaybeTlsStream<TcpStream>>;
 
 fn host(config: &str) -> TestHost {
     let host = TestHost::with_config(config);
@@ -47,17 +44,6 @@ fn connect(host: &TestHost, object: &str, tags: &str) -> (Client, u64) {
         .unwrap();
     assert_eq!(text(&mut ws), format!("welcome {id}"));
     (ws, id)
-}
-
-#[track_caller]
-fn text(ws: &mut Client) -> String {
-    loop {
-        match ws.read().expect("a message") {
-            Message::Text(t) => return t.to_string(),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("expected text, got {other:?}"),
-        }
-    }
 }
 
 #[track_caller]

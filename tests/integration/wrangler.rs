@@ -52,13 +52,13 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// Host settings for a project host: the test hosts' shared compile cache.
-fn settings(dir: &Path) -> PathBuf {
+/// Host settings for a project host: the test hosts' shared compile cache, then `more`.
+fn settings(dir: &Path, more: &str) -> PathBuf {
     let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compile-cache");
     let file = dir.join("wasmdo.toml");
     std::fs::write(
         &file,
-        format!("compile-cache = {:?}\n", cache.display().to_string()),
+        format!("compile-cache = {:?}\n{more}", cache.display().to_string()),
     )
     .expect("write wasmdo.toml");
     file
@@ -67,24 +67,39 @@ fn settings(dir: &Path) -> PathBuf {
 /// A running `wasmdo dev <project>`; killed on drop.
 pub(crate) struct Dev {
     child: Child,
+    /// The project's name, as the ready line gives it.
+    pub(crate) name: String,
     pub(crate) url: String,
     lines: mpsc::Receiver<String>,
     log: PathBuf,
+    /// How long a line on stdout may take (a build and deploy).
+    timeout: Duration,
     _dir: tempfile::TempDir,
 }
 
 impl Dev {
     /// Starts `wasmdo dev` (watching for changes) and waits for its ready line.
     pub(crate) fn start(project: &Path) -> Dev {
+        Dev::start_with(project, "", true, BUILD_TIMEOUT)
+    }
+
+    /// Starts `wasmdo dev` with `more` host settings (`wasmdo.toml`, besides the shared compile
+    /// cache), watching for changes or not, and waits up to `timeout` for its ready line.
+    pub(crate) fn start_with(project: &Path, more: &str, watch: bool, timeout: Duration) -> Dev {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("dev.log");
-        let mut child = Command::new(binary())
+        let mut command = Command::new(binary());
+        command
             .arg("dev")
             .arg(project)
             .args(["--listen", "127.0.0.1:0", "--data"])
             .arg(dir.path().join("data"))
             .arg("--config")
-            .arg(settings(dir.path()))
+            .arg(settings(dir.path(), more));
+        if !watch {
+            command.arg("--no-watch");
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::from(std::fs::File::create(&log).expect("log")))
             .spawn()
@@ -98,25 +113,26 @@ impl Dev {
         });
         let mut dev = Dev {
             child,
+            name: String::new(),
             url: String::new(),
             lines,
             log,
+            timeout,
             _dir: dir,
         };
         let first = dev.next_line();
         // the contract: the first stdout line, once the project is deployed
-        dev.url = first
+        let (name, url) = first
             .strip_prefix("wasmdo dev: ")
             .and_then(|rest| rest.split_once(" ready on "))
-            .map(|(_, url)| url)
-            .unwrap_or_else(|| panic!("unexpected first line {first:?}; log:\n{}", dev.log()))
-            .to_owned();
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}; log:\n{}", dev.log()));
+        (dev.name, dev.url) = (name.to_owned(), url.to_owned());
         dev
     }
 
     fn next_line(&self) -> String {
         self.lines
-            .recv_timeout(BUILD_TIMEOUT)
+            .recv_timeout(self.timeout)
             .unwrap_or_else(|e| panic!("no line from wasmdo dev ({e}); log:\n{}", self.log()))
     }
 
@@ -170,6 +186,7 @@ pub(crate) fn get_json(url: &str) -> Value {
 fn dev_runs_a_wrangler_project_and_redeploys_it_on_change() {
     let project = project_copy("counter-worker", "dev");
     let dev = Dev::start(&project);
+    assert_eq!(dev.name, "counter-worker");
     let url = &dev.url;
 
     // the Worker calls the object's RPC method through its binding, and reads a JSON var
