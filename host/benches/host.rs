@@ -30,24 +30,15 @@ use wasmdo_host::directory::{Address, Directory};
 #[path = "shared/workerd.rs"]
 mod shared;
 use shared::Workerd;
+#[path = "shared/stats.rs"]
+mod stats;
+use stats::Stats;
 
 fn quick() -> bool {
     std::env::var_os("BENCH_QUICK").is_some()
 }
 
-struct Stats {
-    samples: Vec<Duration>,
-}
-
 impl Stats {
-    fn new(mut samples: Vec<Duration>) -> Stats {
-        samples.sort();
-        Stats { samples }
-    }
-    fn pct(&self, p: f64) -> Duration {
-        let i = ((self.samples.len() as f64 - 1.0) * p).round() as usize;
-        self.samples[i]
-    }
     fn line(&self) -> String {
         format!(
             "p50 {:>8.1} µs  p99 {:>8.1} µs  (n={})",

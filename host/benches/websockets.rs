@@ -26,8 +26,11 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+#[path = "shared/esbuild.rs"]
+mod esbuild;
 #[path = "shared/workerd.rs"]
 mod shared;
+use esbuild::esbuild;
 use shared::{Workerd, start_workerd};
 
 type Client = WebSocketStream<TcpStream>;
@@ -294,16 +297,16 @@ fn start_workerd_chat() -> Option<Workerd> {
     start_workerd("chatroom.capnp", |root, dir| {
         // the example's TypeScript, as JavaScript (types erased, imports kept)
         let repo = root.join("../..");
-        let esbuild = repo.join("guest-sdk-js/node_modules/esbuild");
-        let transpile = format!(
-            "require({:?}).buildSync({{entryPoints:[{:?}],outfile:{:?},format:'esm',platform:'neutral',target:'es2022'}})",
-            esbuild.display().to_string(),
-            repo.join("examples/chatroom-js/src/chatroom.ts").display().to_string(),
-            dir.join("chatroom.js").display().to_string(),
-        );
-        let status = Command::new("node").args(["-e", &transpile]).status()?;
-        anyhow::ensure!(status.success(), "transpiling the chat room");
-        std::fs::copy(root.join("chatroom-worker.js"), dir.join("chatroom-worker.js"))?;
+        esbuild(
+            &repo,
+            &repo.join("examples/chatroom-js/src/chatroom.ts"),
+            &dir.join("chatroom.js"),
+            "",
+        )?;
+        std::fs::copy(
+            root.join("chatroom-worker.js"),
+            dir.join("chatroom-worker.js"),
+        )?;
         Ok(())
     })
     .expect("start workerd")

@@ -40,6 +40,12 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 #[path = "shared/workerd.rs"]
 mod shared;
 use shared::{Workerd, start_workerd};
+#[path = "shared/stats.rs"]
+mod stats;
+use stats::Stats;
+#[path = "shared/esbuild.rs"]
+mod esbuild;
+use esbuild::esbuild;
 
 type Socket = WebSocketStream<TcpStream>;
 
@@ -52,23 +58,6 @@ fn quick() -> bool {
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Latency samples.
-struct Stats {
-    samples: Vec<Duration>,
-}
-
-impl Stats {
-    fn new(mut samples: Vec<Duration>) -> Stats {
-        samples.sort();
-        Stats { samples }
-    }
-
-    fn pct(&self, p: f64) -> Duration {
-        let i = ((self.samples.len() as f64 - 1.0) * p).round() as usize;
-        self.samples[i]
-    }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -133,17 +122,13 @@ fn start_wasmdo() -> anyhow::Result<DevHost> {
 /// HTML left a Text module), beside bench/workerd/chat-worker.capnp.
 fn start_workerd_chat() -> anyhow::Result<Option<Workerd>> {
     start_workerd("chat-worker.capnp", |root, dir| {
-        let repo = root.join("../..");
-        let esbuild = repo.join("guest-sdk-js/node_modules/esbuild");
-        let example = repo.join("examples/chat-worker/src");
-        let bundle = format!(
-            "require({:?}).buildSync({{entryPoints:[{:?}],bundle:true,outfile:{:?},format:'esm',platform:'neutral',target:'es2022',external:['cloudflare:workers','*.html']}})",
-            esbuild.display().to_string(),
-            example.join("index.ts").display().to_string(),
-            dir.join("chat-worker.js").display().to_string(),
-        );
-        let status = Command::new("node").args(["-e", &bundle]).status()?;
-        anyhow::ensure!(status.success(), "bundling examples/chat-worker");
+        let example = root.join("../../examples/chat-worker/src");
+        esbuild(
+            &root.join("../.."),
+            &example.join("index.ts"),
+            &dir.join("chat-worker.js"),
+            "bundle:true,external:['cloudflare:workers','*.html'],",
+        )?;
         std::fs::copy(example.join("index.html"), dir.join("index.html"))?;
         Ok(())
     })
