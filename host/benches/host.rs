@@ -16,7 +16,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -30,9 +30,9 @@ use wasmdo_host::directory::{Address, Directory};
 #[path = "shared/workerd.rs"]
 mod shared;
 use shared::Workerd;
-#[path = "shared/stats.rs"]
-mod stats;
-use stats::Stats;
+#[path = "shared/load.rs"]
+mod load;
+use load::{Stats, http_load};
 
 fn quick() -> bool {
     std::env::var_os("BENCH_QUICK").is_some()
@@ -116,51 +116,6 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// `connections` keep-alive connections, each sending POSTs back to back until `duration`
-/// has passed. `path(i)` gives the path of the i-th request overall.
-async fn http_load(
-    addr: SocketAddr,
-    path: Arc<dyn Fn(usize) -> String + Send + Sync>,
-    body: &'static str,
-    connections: usize,
-    duration: Duration,
-) -> (f64, Stats) {
-    let deadline = Instant::now() + duration;
-    let counter = Arc::new(AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..connections {
-        let (path, counter) = (path.clone(), counter.clone());
-        tasks.push(tokio::spawn(async move {
-            let stream = TcpStream::connect(addr).await.unwrap();
-            stream.set_nodelay(true).unwrap();
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .unwrap();
-            tokio::spawn(conn);
-            let mut samples = Vec::new();
-            while Instant::now() < deadline {
-                let req = Request::post(path(counter.fetch_add(1, Ordering::Relaxed)))
-                    .header("host", "bench")
-                    .body(Full::new(Bytes::from_static(body.as_bytes())))
-                    .unwrap();
-                let start = Instant::now();
-                let res = sender.send_request(req).await.unwrap();
-                let status = res.status();
-                let body = res.into_body().collect().await.unwrap().to_bytes();
-                assert!(status.is_success(), "status {status}: {body:?}");
-                samples.push(start.elapsed());
-            }
-            samples
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    let rate = all.len() as f64 / duration.as_secs_f64();
-    (rate, Stats::new(all))
-}
-
 async fn trivial_server() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -200,7 +155,7 @@ async fn http_scenarios(label: &str, addr: SocketAddr, pid: u32, secs: Duration)
         let (rate, stats) = http_load(
             addr,
             Arc::new(|_| "/rpc/counter/hot/get".to_string()),
-            "[]",
+            Some("[]"),
             connections,
             secs,
         )
@@ -212,7 +167,7 @@ async fn http_scenarios(label: &str, addr: SocketAddr, pid: u32, secs: Duration)
         let (rate, stats) = http_load(
             addr,
             Arc::new(|_| "/rpc/counter/hot/increment".to_string()),
-            "[1]",
+            Some("[1]"),
             connections,
             secs,
         )
@@ -227,7 +182,7 @@ async fn http_scenarios(label: &str, addr: SocketAddr, pid: u32, secs: Duration)
     let (rate, stats) = http_load(
         addr,
         Arc::new(move |i| format!("/rpc/counter/{prefix}-{i}/increment")),
-        "[1]",
+        Some("[1]"),
         16,
         secs,
     )
@@ -791,7 +746,7 @@ async fn run() -> anyhow::Result<()> {
         let (rate, stats) = http_load(
             trivial,
             Arc::new(|_| "/".to_string()),
-            "[]",
+            Some("[]"),
             connections,
             secs,
         )

@@ -23,14 +23,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use http_body_util::{BodyExt, Empty};
-use hyper::Request;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -40,17 +35,14 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 #[path = "shared/workerd.rs"]
 mod shared;
 use shared::{Workerd, start_workerd};
-#[path = "shared/stats.rs"]
-mod stats;
-use stats::Stats;
+#[path = "shared/load.rs"]
+mod load;
+use load::{Paths, Stats, http_load};
 #[path = "shared/esbuild.rs"]
 mod esbuild;
 use esbuild::esbuild;
 
 type Socket = WebSocketStream<TcpStream>;
-
-/// The path of the i-th request of a load.
-type Paths = Arc<dyn Fn(usize) -> String + Send + Sync>;
 
 fn quick() -> bool {
     std::env::var_os("BENCH_QUICK").is_some()
@@ -132,49 +124,6 @@ fn start_workerd_chat() -> anyhow::Result<Option<Workerd>> {
         std::fs::copy(example.join("index.html"), dir.join("index.html"))?;
         Ok(())
     })
-}
-
-/// `connections` keep-alive connections, each sending `GET path(i)` back to back until
-/// `duration` has passed: requests/s and latencies.
-async fn http_load(
-    addr: SocketAddr,
-    path: Paths,
-    connections: usize,
-    duration: Duration,
-) -> (f64, Stats) {
-    let deadline = Instant::now() + duration;
-    let counter = Arc::new(AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..connections {
-        let (path, counter) = (path.clone(), counter.clone());
-        tasks.push(tokio::spawn(async move {
-            let stream = TcpStream::connect(addr).await.expect("connect");
-            stream.set_nodelay(true).expect("nodelay");
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .expect("handshake");
-            tokio::spawn(conn);
-            let mut samples = Vec::new();
-            while Instant::now() < deadline {
-                let request = Request::get(path(counter.fetch_add(1, Ordering::Relaxed)))
-                    .header("host", "bench")
-                    .body(Empty::<Bytes>::new())
-                    .expect("request");
-                let start = Instant::now();
-                let response = sender.send_request(request).await.expect("response");
-                let status = response.status();
-                let body = response.into_body().collect().await.expect("body");
-                assert!(status.is_success(), "{status}: {:?}", body.to_bytes());
-                samples.push(start.elapsed());
-            }
-            samples
-        }));
-    }
-    let mut all = Vec::new();
-    for task in tasks {
-        all.extend(task.await.expect("client task"));
-    }
-    (all.len() as f64 / duration.as_secs_f64(), Stats::new(all))
 }
 
 /// A member joining `room` through the Worker from client address `ip`, past its own `joined`.
@@ -259,7 +208,7 @@ async fn workload(label: &'static str, addr: SocketAddr, direct: bool) -> Result
         ));
     }
     for (name, path, connections) in scenarios {
-        let (rate, stats) = http_load(addr, path, connections, secs).await;
+        let (rate, stats) = http_load(addr, path, None, connections, secs).await;
         println!(
             "{label:<8} {name:<52} {rate:>7.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms",
             ms(stats.pct(0.5)),
