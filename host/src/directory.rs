@@ -310,8 +310,7 @@ impl Directory {
             reply: tx,
         };
         self.send(class, address, event)?;
-        rx.await
-            .map_err(|_| ObjectError::Internal("the object stopped before replying".into()))?
+        reply(rx).await
     }
 
     /// Calls a method on the object `key` (called `name`, if addressed by one) with component
@@ -335,8 +334,7 @@ impl Directory {
             reply: tx,
         };
         self.send_to(key, name, event)?;
-        rx.await
-            .map_err(|_| ObjectError::Internal("the object stopped before replying".into()))?
+        reply(rx).await
     }
 
     /// Delivers an HTTP request to an object's `fetch`; with `upgrade` (a WebSocket upgrade
@@ -356,8 +354,7 @@ impl Directory {
             reply: tx,
         };
         self.send(class, address, event)?;
-        rx.await
-            .map_err(|_| ObjectError::Internal("the object stopped before replying".into()))?
+        reply(rx).await
     }
 
     /// Delivers an HTTP request to the `fetch` of the object `key` (called `name`, if addressed
@@ -380,8 +377,7 @@ impl Directory {
             reply: tx,
         };
         self.send_to(key, name, event)?;
-        rx.await
-            .map_err(|_| ObjectError::Internal("the object stopped before replying".into()))?
+        reply(rx).await
     }
 
     /// Hands something that happened on one of an object's WebSockets to the object (waking it
@@ -609,4 +605,11 @@ fn check_cycle(chain: &[ObjectKey], key: &ObjectKey) -> Result<(), ObjectError> 
         "{} would re-enter an object that is waiting for this call; objects must not call back into their callers (pass data down, or have the outer object make both calls)",
         path.join(" → ")
     )))
+}
+
+/// The reply an event's sender waits for; an actor that went away without replying is an
+/// internal error.
+async fn reply<T>(rx: oneshot::Receiver<Result<T, ObjectError>>) -> Result<T, ObjectError> {
+    rx.await
+        .map_err(|_| ObjectError::Internal("the object stopped before replying".into()))?
 }
