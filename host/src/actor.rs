@@ -9,27 +9,92 @@
 //!
 //! Failure: a trap (limit or guest fault) drops the instance; the next event re-instantiates it
 //! and runs `init` again. Storage is never lost with an instance. Idle actors retire through
-//! [`Directory::retire`], which guarantees no event is lost in the race with a new sender.
+//! [`Liveness::retire`] (the directory's), which guarantees no event is lost in the race with a
+//! new sender.
+//!
+//! An actor is handed the [`Runtime`] (registry, limits, schedule, hub, databases, snapshots),
+//! its directory as [`Liveness`] (a live permit to start, retirement to stop) and the
+//! [`Router`] its object's calls to other objects go through; it never sees the directory
+//! itself.
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use wasmtime::component::Val;
 
-use crate::alarms::{AlarmKey, now_ms};
+use crate::alarms::now_ms;
 use crate::bindings::http_types::{Request, Response};
-use crate::directory::{Directory, ObjectKey, Slot};
+use crate::class::ClassVersion;
 use crate::error::ObjectError;
-use crate::instance::{Instance, ObjectState};
+use crate::ids::ObjectKey;
+use crate::instance::Instance;
+use crate::limits::Limits;
 use crate::object::ObjectCtx;
 use crate::outbound::OutboundCtx;
-use crate::registry::ClassVersion;
-use crate::rpc::calls::{CallCtx, StubMethod};
+use crate::router::{Chain, Fetched, Routed, Router, StubMethod};
+use crate::rpc::calls::CallCtx;
 use crate::rpc::{self, Reply};
+use crate::runtime::Runtime;
+use crate::state::ObjectState;
 use crate::storage::sqlite::SqliteStorage;
-use crate::websockets::{Accepted, SocketEvent, SocketId, WebSocketsCtx};
+use crate::websockets::{SocketEvent, SocketId, WebSocketsCtx};
+
+/// The directory protocol an actor follows (implemented by the directory, which starts actors):
+/// a permit among the live objects before it activates, and retirement when it stops.
+pub(crate) trait Liveness: Send + Sync {
+    /// Waits for room among the live objects (asking an idle one to retire if there is none).
+    fn acquire_live_permit(&self, key: &ObjectKey) -> Routed<OwnedSemaphorePermit>;
+
+    /// Retires the actor of `key` if no event is waiting in `rx`; false: take the next event.
+    fn retire(&self, key: &ObjectKey, slot: &Slot, rx: &mpsc::UnboundedReceiver<Event>) -> bool;
+}
+
+/// What the directory keeps per live actor, shared with the actor.
+pub(crate) struct Slot {
+    /// Distinguishes this activation from a later one of the same object.
+    generation: u64,
+    /// Events sent and not yet taken by the actor.
+    pub(crate) queued: AtomicUsize,
+    /// When the actor last finished a batch (ms since `epoch`): for LRU eviction.
+    last_active: AtomicU64,
+    epoch: Instant,
+}
+
+impl Slot {
+    /// The slot of activation number `generation`, active now.
+    pub(crate) fn new(generation: u64, epoch: Instant) -> Slot {
+        let slot = Slot {
+            generation,
+            queued: AtomicUsize::new(0),
+            last_active: AtomicU64::new(0),
+            epoch,
+        };
+        slot.touch();
+        slot
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// When the actor last finished a batch (ms since the directory started).
+    pub(crate) fn last_active(&self) -> u64 {
+        self.last_active.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn touch(&self) {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        self.last_active.store(now, Ordering::Relaxed);
+    }
+
+    /// How long since the actor last finished a batch (to the millisecond).
+    pub(crate) fn idle_for(&self) -> Duration {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(self.last_active.load(Ordering::Relaxed)))
+    }
+}
 
 /// A unit of work for an object.
 pub(crate) enum Event {
@@ -44,7 +109,7 @@ pub(crate) enum Event {
     Invoke {
         stub: Arc<StubMethod>,
         args: Vec<Val>,
-        chain: Arc<Vec<ObjectKey>>,
+        chain: Chain,
         reply: oneshot::Sender<Result<Option<Val>, ObjectError>>,
     },
     /// An HTTP request for the object's `fetch`; `upgrade`: a WebSocket upgrade request, which
@@ -53,7 +118,7 @@ pub(crate) enum Event {
         request: Request,
         upgrade: bool,
         /// The objects waiting on this request (empty for requests from outside the host).
-        chain: Arc<Vec<ObjectKey>>,
+        chain: Chain,
         reply: oneshot::Sender<Result<Fetched, ObjectError>>,
     },
     /// Something happened on one of the object's WebSockets.
@@ -65,13 +130,6 @@ pub(crate) enum Event {
     Alarm { retry: u32 },
     /// The directory needs room: retire if idle.
     Evict,
-}
-
-/// What `fetch` answered, and the WebSocket it accepted, if any (switched to once the reply is
-/// released, after the commit).
-pub(crate) struct Fetched {
-    pub(crate) response: Response,
-    pub(crate) accepted: Option<Accepted>,
 }
 
 /// A reply waiting for the batch's commit (output gate).
@@ -126,7 +184,8 @@ pub(crate) struct Actor {
     /// activation can tell the object its name).
     name: Option<String>,
     slot: Arc<Slot>,
-    directory: Arc<Directory>,
+    runtime: Arc<Runtime>,
+    home: Arc<dyn Liveness>,
     rx: mpsc::UnboundedReceiver<Event>,
     occupant: Occupant,
 }
@@ -136,17 +195,19 @@ impl Actor {
         key: ObjectKey,
         name: Option<String>,
         slot: Arc<Slot>,
-        directory: Arc<Directory>,
+        runtime: Arc<Runtime>,
+        home: Arc<dyn Liveness>,
+        router: Weak<dyn Router>,
         rx: mpsc::UnboundedReceiver<Event>,
     ) -> Actor {
-        let limits = directory.limits();
-        let mut storage = SqliteStorage::new(directory.database_path(&key), limits.storage());
+        let limits = &runtime.limits;
+        let mut storage = SqliteStorage::new(runtime.database_path(&key), limits.storage());
         // the database a previous actor of this object left open, if it still is
-        if let Some(parked) = directory.unpark_database(&key) {
+        if let Some(parked) = runtime.databases.unpark(&key) {
             storage.adopt(parked);
         }
         // what the class grants; set again from the version each activation runs
-        let class = directory.registry().get(&key.class);
+        let class = runtime.registry.get(&key.class);
         let object = ObjectCtx {
             id: key.id,
             name,
@@ -159,7 +220,7 @@ impl Actor {
                 .as_ref()
                 .map(|c| c.bindings.clone())
                 .unwrap_or_default(),
-            directory: directory.registry().directory_handle(),
+            router,
             chain: Arc::new(Vec::new()),
             resolved: Default::default(),
         };
@@ -168,13 +229,14 @@ impl Actor {
             key.id,
             class.map(|c| c.fetch.clone()).unwrap_or_default(),
         );
-        let websockets = WebSocketsCtx::new(key.clone(), directory.websockets().clone(), limits);
+        let websockets = WebSocketsCtx::new(key.clone(), runtime.websockets.clone(), limits);
         let state = ObjectState::new(object, storage, calls, outbound, websockets, limits);
         Actor {
             name: state.object.name.clone(),
             key,
             slot,
-            directory,
+            runtime,
+            home,
             rx,
             occupant: Occupant::Dormant(Box::new(state)),
         }
@@ -182,15 +244,15 @@ impl Actor {
 
     /// The event loop; returns when the object retires.
     pub(crate) async fn run(mut self) {
-        let permit = match self.directory.acquire_live_permit(&self.key).await {
+        let permit = match self.home.acquire_live_permit(&self.key).await {
             Ok(p) => p,
             Err(e) => return self.refuse_all(e).await,
         };
-        self.directory
-            .metrics()
+        self.runtime
+            .metrics
             .activations
             .fetch_add(1, Ordering::Relaxed);
-        let limits = self.directory.limits();
+        let limits = &self.runtime.limits;
         let idle = Duration::from_millis(limits.idle_timeout_ms);
         let hibernate = Duration::from_millis(limits.hibernate_after_ms);
         // One timer for the actor's life, moved on only when it fires (at least every `check`):
@@ -208,7 +270,7 @@ impl Actor {
                 },
                 () = &mut timer => {
                     // an object holding WebSockets hibernates (sooner); one without is evicted
-                    let sockets = self.directory.websockets().has_sockets(&self.key);
+                    let sockets = self.runtime.websockets.has_sockets(&self.key);
                     let wait = if sockets { hibernate } else { idle };
                     let idle_for = self.slot.idle_for();
                     let next = if idle_for < wait {
@@ -221,15 +283,15 @@ impl Actor {
                         }
                         if self.try_retire() {
                             if sockets {
-                                self.directory
-                                    .metrics()
+                                self.runtime
+                                    .metrics
                                     .hibernations
                                     .fetch_add(1, Ordering::Relaxed);
                             }
                             break;
                         }
                         // not retiring after all: the live instance goes on, its snapshot is stale
-                        self.directory.take_snapshot(&self.key);
+                        self.runtime.snapshots.take(&self.key);
                         wait
                     };
                     timer.as_mut().reset(tokio::time::Instant::now() + next);
@@ -259,16 +321,17 @@ impl Actor {
         if instance.class().snapshot.is_none() {
             return;
         }
-        let limits = self.directory.limits().clone();
+        let limits = self.runtime.limits.clone();
         let version = instance.class().version;
         let outcome = instance.snapshot(&limits).await;
         let _ = instance.state().storage.end_event(true);
         match outcome {
             Ok(Some(state)) if state.len() as u64 <= limits.max_snapshot_bytes => {
-                self.directory
-                    .keep_snapshot(self.key.clone(), version, state);
-                self.directory
-                    .metrics()
+                self.runtime
+                    .snapshots
+                    .keep(self.key.clone(), version, state);
+                self.runtime
+                    .metrics
                     .snapshots
                     .fetch_add(1, Ordering::Relaxed);
             }
@@ -295,17 +358,17 @@ impl Actor {
         // parked, not closed: the next activation adopts it (opening the file costs ~300 µs)
         let was_open = self.state_mut().storage.is_open();
         match self.state_mut().storage.park() {
-            Some(db) => self.directory.park_database(self.key.clone(), db),
+            Some(db) => self.runtime.databases.park(self.key.clone(), db),
             None if was_open => {
-                self.directory.database_opened_or_closed(false);
+                self.runtime.databases.opened_or_closed(false);
             }
             None => {}
         }
-        if self.directory.retire(&self.key, &self.slot, &self.rx) {
+        if self.home.retire(&self.key, &self.slot, &self.rx) {
             return true;
         }
         // an event slipped in: take the database back
-        if let Some(db) = self.directory.unpark_database(&self.key) {
+        if let Some(db) = self.runtime.databases.unpark(&self.key) {
             self.state_mut().storage.adopt(db);
         }
         false
@@ -317,7 +380,7 @@ impl Actor {
         let storage = &mut self.state_mut().storage;
         if storage.is_open() {
             storage.close();
-            self.directory.database_opened_or_closed(false);
+            self.runtime.databases.opened_or_closed(false);
         }
     }
 
@@ -328,15 +391,15 @@ impl Actor {
                 self.take_one();
                 if let Event::Alarm { retry } = event {
                     // the alarm was taken off the queue when dispatched: put it back for later
-                    let at = now_ms() + self.directory.limits().alarm_retry_delay_ms(1) as i64;
-                    let key = self.alarm_key();
-                    if let Err(e) = self.directory.schedule().set(&key, None, at, retry) {
+                    let at = now_ms() + self.runtime.limits.alarm_retry_delay_ms(1) as i64;
+                    let key = self.key.clone();
+                    if let Err(e) = self.runtime.schedule.set(&key, None, at, retry) {
                         tracing::error!(target: "wasmdo.alarms", "{e}");
                     }
                 }
                 reply_error(event, &error);
             }
-            if self.directory.retire(&self.key, &self.slot, &self.rx) {
+            if self.home.retire(&self.key, &self.slot, &self.rx) {
                 return;
             }
             tokio::task::yield_now().await;
@@ -348,7 +411,7 @@ impl Actor {
     }
 
     async fn run_batch(&mut self, first: Event) {
-        let limits = self.directory.limits().clone();
+        let limits = self.runtime.limits.clone();
         let was_open = self.state_mut().storage.is_open();
         let mut pending = Vec::new();
         let mut next = Some(first);
@@ -387,7 +450,7 @@ impl Actor {
         self.account_database(was_open);
         self.slot.touch();
         let fuel = self.state_mut().take_fuel_used();
-        let metrics = self.directory.metrics();
+        let metrics = &self.runtime.metrics;
         metrics.fuel.fetch_add(fuel, Ordering::Relaxed);
         metrics.events.fetch_add(count as u64, Ordering::Relaxed);
         metrics.batches.fetch_add(1, Ordering::Relaxed);
@@ -410,9 +473,9 @@ impl Actor {
             .peek_alarm()
             .map_err(|e| ObjectError::CommitFailed(e.to_string()))?;
         if let Some(time) = alarm {
-            let key = self.alarm_key();
-            self.directory
-                .schedule()
+            let key = self.key.clone();
+            self.runtime
+                .schedule
                 .set(&key, self.name.as_deref(), time, 0)
                 .map_err(ObjectError::CommitFailed)?;
         }
@@ -430,10 +493,10 @@ impl Actor {
         let _ = storage.commit_batch();
         match alarm {
             Ok(Some(time)) => {
-                let key = self.alarm_key();
+                let key = self.key.clone();
                 if let Err(e) = self
-                    .directory
-                    .schedule()
+                    .runtime
+                    .schedule
                     .set(&key, self.name.as_deref(), time, 0)
                 {
                     tracing::error!(target: "wasmdo.alarms", "{e}");
@@ -446,15 +509,8 @@ impl Actor {
         }
     }
 
-    fn alarm_key(&self) -> AlarmKey {
-        AlarmKey {
-            class: self.key.class.clone(),
-            id: self.key.id,
-        }
-    }
-
     fn unschedule_alarm(&self) {
-        if let Err(e) = self.directory.schedule().remove(&self.alarm_key()) {
+        if let Err(e) = self.runtime.schedule.remove(&self.key.clone()) {
             // the object has no alarm: the stale entry only causes a harmless wake-up later
             tracing::warn!(target: "wasmdo.alarms", "{e}");
         }
@@ -462,9 +518,9 @@ impl Actor {
 
     /// Delivers a due alarm: checks the object's own alarm, runs the handler, and settles the
     /// schedule (delete on success, retry with backoff on failure, give up after the last retry).
-    async fn alarm(&mut self, retry: u32, limits: &crate::limits::Limits) {
-        let key = self.alarm_key();
-        let schedule = self.directory.schedule().clone();
+    async fn alarm(&mut self, retry: u32, limits: &Limits) {
+        let key = self.key.clone();
+        let schedule = self.runtime.schedule.clone();
         let due = match self.state_mut().storage.get_alarm() {
             Ok(due) => due,
             Err(e) => {
@@ -494,10 +550,7 @@ impl Actor {
             }
             Some(time) => time,
         };
-        self.directory
-            .metrics()
-            .alarms
-            .fetch_add(1, Ordering::Relaxed);
+        self.runtime.metrics.alarms.fetch_add(1, Ordering::Relaxed);
         let outcome = match self.ensure_live().await {
             Ok(instance) => instance.alarm(retry, limits).await,
             Err(e) => Err((e, false)),
@@ -521,8 +574,8 @@ impl Actor {
                 let _ = self.end_event(true);
             }
             Err((e, poisoned)) => {
-                self.directory
-                    .metrics()
+                self.runtime
+                    .metrics
                     .alarm_failures
                     .fetch_add(1, Ordering::Relaxed);
                 self.after_failure(poisoned);
@@ -554,12 +607,12 @@ impl Actor {
     fn account_database(&mut self, was_open: bool) {
         let open = self.state_mut().storage.is_open();
         let over = match (was_open, open) {
-            (false, true) => self.directory.database_opened_or_closed(true),
+            (false, true) => self.runtime.databases.opened_or_closed(true),
             (true, false) => {
-                self.directory.database_opened_or_closed(false);
+                self.runtime.databases.opened_or_closed(false);
                 false
             }
-            _ => open && self.directory.too_many_open_databases(),
+            _ => open && self.runtime.databases.too_many_open(),
         };
         if over {
             self.release_database();
@@ -593,8 +646,8 @@ impl Actor {
     /// own savepoint when it is created.
     async fn ensure_live(&mut self) -> Result<&mut Instance, ObjectError> {
         let current = self
-            .directory
-            .registry()
+            .runtime
+            .registry
             .get(&self.key.class)
             .ok_or_else(|| ObjectError::UnknownClass(self.key.class.to_string()))?;
         let stale = match &self.occupant {
@@ -623,7 +676,7 @@ impl Actor {
             state.calls.bindings = class.bindings.clone();
             state.calls.resolved = Default::default();
         }
-        let limits = self.directory.limits().clone();
+        let limits = self.runtime.limits.clone();
         let mut instance = match Instance::new(class, state, &limits).await {
             Ok(instance) => instance,
             Err((e, state)) => {
@@ -634,16 +687,17 @@ impl Actor {
         };
         // a snapshot taken by this very version stands in for `init`
         let snapshot = self
-            .directory
-            .take_snapshot(&self.key)
+            .runtime
+            .snapshots
+            .take(&self.key)
             .filter(|(version, _)| *version == instance.class().version);
         let mut restored = false;
         if let Some((_, state)) = snapshot {
             match instance.restore(state, &limits).await {
                 Ok(()) => {
                     restored = instance.state().storage.end_event(true).is_ok();
-                    self.directory
-                        .metrics()
+                    self.runtime
+                        .metrics
                         .restores
                         .fetch_add(1, Ordering::Relaxed);
                 }
@@ -679,10 +733,7 @@ impl Actor {
             }
             (Err(e), _) => {
                 self.log_failure("init", &e);
-                self.directory
-                    .metrics()
-                    .traps
-                    .fetch_add(1, Ordering::Relaxed);
+                self.runtime.metrics.traps.fetch_add(1, Ordering::Relaxed);
                 self.occupant = Occupant::Dormant(Box::new(instance.into_state()));
                 Err(e)
             }
@@ -694,7 +745,7 @@ impl Actor {
     }
 
     /// Runs one event and ends its savepoint; returns the reply to hold until the commit.
-    async fn run_event(&mut self, event: Event, limits: &crate::limits::Limits) -> Option<Pending> {
+    async fn run_event(&mut self, event: Event, limits: &Limits) -> Option<Pending> {
         // the call chain is the event's: empty unless another object's call delivered it
         self.state_mut().calls.chain = match &event {
             Event::Invoke { chain, .. } | Event::Fetch { chain, .. } => chain.clone(),
@@ -746,7 +797,7 @@ impl Actor {
         &mut self,
         stub: &StubMethod,
         args: &[Val],
-        limits: &crate::limits::Limits,
+        limits: &Limits,
     ) -> Result<Option<Val>, ObjectError> {
         let instance = self.ensure_live().await?;
         let class = instance.class().clone();
@@ -758,7 +809,7 @@ impl Actor {
                 method: stub.method.clone(),
                 available: class.method_names(),
             })?;
-        let fits = rpc::calls::stub_fits(method, &stub.params, stub.result.as_ref());
+        let fits = method.fits_stub(&stub.params, stub.result.as_ref());
         if !fits {
             return Err(ObjectError::InvalidArgument(format!(
                 "the caller's stub for `{}` does not match the method's signature `{}` (version {} of class `{}`): regenerate the stub",
@@ -784,7 +835,7 @@ impl Actor {
         &mut self,
         method: &str,
         args: serde_json::Value,
-        limits: &crate::limits::Limits,
+        limits: &Limits,
     ) -> Result<serde_json::Value, ObjectError> {
         let instance = self.ensure_live().await?;
         let class = instance.class().clone();
@@ -814,11 +865,7 @@ impl Actor {
         }
     }
 
-    async fn fetch(
-        &mut self,
-        request: Request,
-        limits: &crate::limits::Limits,
-    ) -> Result<Response, ObjectError> {
+    async fn fetch(&mut self, request: Request, limits: &Limits) -> Result<Response, ObjectError> {
         let instance = self.ensure_live().await?;
         match instance.fetch(request, limits).await {
             Ok(response) => {
@@ -835,12 +882,7 @@ impl Actor {
 
     /// Something happened on one of the object's WebSockets: its handler runs as an event (no
     /// reply; a failure is logged). A close or an error forgets the socket once handled.
-    async fn websocket(
-        &mut self,
-        socket: SocketId,
-        event: SocketEvent,
-        limits: &crate::limits::Limits,
-    ) {
+    async fn websocket(&mut self, socket: SocketId, event: SocketEvent, limits: &Limits) {
         let ends = !matches!(event, SocketEvent::Message(_));
         let outcome = match self.ensure_live().await {
             Ok(instance) => instance.websocket(socket, event, limits).await,
@@ -862,7 +904,7 @@ impl Actor {
             }
         }
         if ends {
-            self.directory.websockets().forget(&self.key, socket);
+            self.runtime.websockets.forget(&self.key, socket);
         }
     }
 
@@ -888,10 +930,7 @@ impl Actor {
             tracing::error!(target: "wasmdo.actor", "rolling back a failed event: {e}");
         }
         if poisoned {
-            self.directory
-                .metrics()
-                .traps
-                .fetch_add(1, Ordering::Relaxed);
+            self.runtime.metrics.traps.fetch_add(1, Ordering::Relaxed);
             if let Occupant::Live(instance) =
                 std::mem::replace(&mut self.occupant, Occupant::Moving)
             {
@@ -901,8 +940,8 @@ impl Actor {
     }
 
     fn shut_down(&mut self) {
-        self.directory
-            .metrics()
+        self.runtime
+            .metrics
             .evictions
             .fetch_add(1, Ordering::Relaxed);
         self.release_database();

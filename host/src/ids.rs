@@ -12,6 +12,7 @@
 
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -48,6 +49,24 @@ impl fmt::Display for ObjectId {
 impl fmt::Debug for ObjectId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ObjectId({})", self.to_hex())
+    }
+}
+
+/// Identifies one object on this host: its class and its id. The key of everything kept per
+/// object (live actors, alarms, WebSockets, parked databases, snapshots).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct ObjectKey {
+    pub(crate) class: Arc<str>,
+    pub(crate) id: ObjectId,
+}
+
+impl ObjectKey {
+    /// Object `id` of `class`.
+    pub fn new(class: &str, id: ObjectId) -> ObjectKey {
+        ObjectKey {
+            class: class.into(),
+            id,
+        }
     }
 }
 

@@ -9,127 +9,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{ResourceTable, Val};
+use wasmtime::component::Val;
 use wasmtime::{Store, Trap, UpdateDeadline};
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::DurableObjectHost;
 use crate::bindings::http_types::{Request, Response};
-use crate::bindings::object_api::LogLevel;
+use crate::class::{ClassVersion, Method};
 use crate::error::ObjectError;
-use crate::limits::{FUEL_YIELD_INTERVAL, Limits, MemoryLimitExceeded, MemoryLimiter};
-use crate::object::{GuestOutput, ObjectCtx};
-use crate::outbound::OutboundCtx;
-use crate::registry::{ClassVersion, Method};
-use crate::rpc::calls::{CallCtx, ObjectsHost};
-use crate::storage::sqlite::SqliteStorage;
-use crate::websockets::{SocketEvent, SocketId, WebSocketsCtx};
-
-/// The data of an object's Store: one field per capability.
-pub(crate) struct ObjectState {
-    pub(crate) object: ObjectCtx,
-    pub(crate) storage: SqliteStorage,
-    /// Calls to other objects: bindings, the directory, the running event's call chain.
-    pub(crate) calls: CallCtx,
-    /// The object's WebSockets (held by the host's hub; this is the object's view of them).
-    pub(crate) websockets: WebSocketsCtx,
-    /// Outbound HTTP (`wasi:http`): the class's allow-list, bounded by the event's deadline.
-    pub(crate) outbound: OutboundCtx,
-    wasi: WasiCtx,
-    table: ResourceTable,
-    limiter: MemoryLimiter,
-    stderr: GuestOutput,
-    /// Whether an instance has run with this state (and left WASI resources behind).
-    used: bool,
-    /// When the running event's wall-clock time is up. Checked on every epoch tick, so time the
-    /// guest spends blocked in host calls (an outbound request, a call to another object) counts.
-    deadline: Instant,
-    /// Fuel burned by this object's guest code since the actor last took it (for metrics).
-    fuel_used: u64,
-}
-
-impl ObjectState {
-    pub(crate) fn new(
-        object: ObjectCtx,
-        storage: SqliteStorage,
-        calls: CallCtx,
-        outbound: OutboundCtx,
-        websockets: WebSocketsCtx,
-        limits: &Limits,
-    ) -> Self {
-        let stdout = GuestOutput::new(object.class.clone(), object.id, LogLevel::Info);
-        let stderr = GuestOutput::new(object.class.clone(), object.id, LogLevel::Warn);
-        ObjectState {
-            wasi: Self::wasi(&stdout, &stderr),
-            object,
-            storage,
-            calls,
-            outbound,
-            websockets,
-            table: ResourceTable::new(),
-            limiter: MemoryLimiter::new(limits.max_memory_bytes),
-            stderr,
-            used: false,
-            deadline: Instant::now(),
-            fuel_used: 0,
-        }
-    }
-
-    /// The fuel burned since the last call, resetting the count.
-    pub(crate) fn take_fuel_used(&mut self) -> u64 {
-        std::mem::take(&mut self.fuel_used)
-    }
-
-    /// No filesystem, no network, no host environment: real clocks and secure randomness only,
-    /// and stdout/stderr into the object's log.
-    fn wasi(stdout: &GuestOutput, stderr: &GuestOutput) -> WasiCtx {
-        WasiCtxBuilder::new()
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .build()
-    }
-
-    /// Resets what an instance left behind (WASI resources), keeping the object's identity and
-    /// storage, so the state can seed a fresh instance.
-    fn reset(&mut self) {
-        self.table = ResourceTable::new();
-        let stdout = GuestOutput::new(self.object.class.clone(), self.object.id, LogLevel::Info);
-        self.wasi = Self::wasi(&stdout, &self.stderr);
-    }
-}
-
-impl ObjectState {
-    /// The call context and the resource table together: a stub call reads its target from the
-    /// table and resolves it through the context.
-    pub(crate) fn calls_and_table(&mut self) -> (&mut CallCtx, &ResourceTable) {
-        (&mut self.calls, &self.table)
-    }
-
-    /// What the `objects` interface works on: calls, and the WebSockets (an upgrade passed on by
-    /// `fetch`).
-    pub(crate) fn objects(&mut self) -> ObjectsHost<'_> {
-        ObjectsHost {
-            calls: &mut self.calls,
-            websockets: &mut self.websockets,
-        }
-    }
-}
-
-impl WasiView for ObjectState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-impl WasiHttpView for ObjectState {
-    fn http(&mut self) -> WasiHttpCtxView<'_> {
-        self.outbound.view(&mut self.table)
-    }
-}
+use crate::limits::{FUEL_YIELD_INTERVAL, Limits, MemoryLimitExceeded};
+use crate::state::ObjectState;
+use crate::websockets::{SocketEvent, SocketId};
 
 /// Gives the store a fresh budget for one event: a full fuel tank (when metering) and a new
 /// wall-clock deadline. A new Store starts with no fuel and an expired deadline.

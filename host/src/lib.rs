@@ -1,27 +1,33 @@
-//! # wasmdo host
+//! # wasmdo-host
 //!
-//! Runs Durable Objects compiled to WebAssembly components. Data flows one way:
+//! The runtime library: runs Durable Objects compiled to WebAssembly components. No CLI, no
+//! file watcher, no HTTP client, no code generator (those are the `wasmdo` binary's and
+//! `wasmdo-bindgen`'s); the wire types it shares with them are `wasmdo-protocol`'s. Data flows
+//! one way, arrows pointing down:
 //!
 //! ```text
-//! gateway ─→ directory ─→ actor ─→ instance ─→ capability hosts ─→ storage
-//! (HTTP)     (id → live    (mailbox, serial     (wasmtime Store,   (object,      (one SQLite
-//!             object, one   events, implicit     limits, traps)     storage)      file per
-//!             activation)   transaction,                                           object)
-//!                           output gate)
+//! gateway ─→ router ◁── directory ─→ actor ─→ instance ─→ capabilities ─→ backends
+//! (HTTP,     (trait:    (id → live    (mailbox,  (wasmtime   (object,        (storage:
+//!  sockets)   reach an   actor, one    batch,     Store,      storage,        SQLite file
+//!             object)    activation)   output     limits,     alarms, calls,  per object;
+//!                                      gate)      traps)      websockets,     schedule; hub)
+//!                                                             outbound)
 //! ```
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`gateway`] | hyper server, routing, JSON errors → HTTP statuses |
-//! | [`registry`] | uploaded components: validation, compilation, precompiled cache, versions |
+//! | `gateway` | hyper listener, routes (`admin`, `objects`), JSON errors → HTTP statuses, one task per WebSocket connection, the entry Worker's instances |
 //! | `projects` | project deploys: a manifest's classes as one set, migrations (rename, delete), the entry Worker |
-//! | [`directory`] | object id → live actor; one activation per id; eviction |
-//! | [`actor`] | mailbox, serial events, implicit transaction, batching + output gate |
-//! | [`instance`] | the wasmtime Store of one object, calls under limits, trap classification |
-//! | [`limits`] | every cap with its default and reason |
-//! | [`object`], [`storage`], [`alarms`] | the capability hosts of the `wasmdo:object` world; `alarms` also owns the host-wide alarm schedule |
-//! | [`outbound`] | `wasi:http` outgoing requests, behind each class's allow-list (`fetch`) |
-//! | [`rpc`] | WIT types ⇄ JSON, signatures |
+//! | [`router`] | the trait every ingress and capability reaches an object through (this host: the directory) |
+//! | [`directory`] | object id → live actor; one activation per id; eviction; nothing else |
+//! | [`runtime`] | what an actor is handed: registry, limits, metrics, schedule, WebSocket hub, databases, snapshots |
+//! | [`registry`] | uploaded components: store, validation, compilation, versions; composes each capability's linker |
+//! | [`class`] | one deployed version of a class |
+//! | `actor` | mailbox, serial events, implicit transaction, batching + output gate |
+//! | `instance` | the wasmtime Store of one object, calls under limits, trap classification |
+//! | `state` | the Store's data: one context per capability |
+//! | `object`, `storage`, [`alarms`], `websockets`, `rpc`, [`outbound`] | the capabilities of the `wasmdo:object` world (and `wasi:http`), each with its backend |
+//! | [`ids`], [`limits`], [`metrics`], [`error`], [`config`] | leaves: ids and object keys, every cap with its reason, counters, errors, `wasmdo.toml` |
 //!
 //! Nothing here blocks the async runtime for long: guests yield on fuel, compilation runs on the
 //! blocking pool, and commits (fsync) run in `block_in_place`.
@@ -37,8 +43,8 @@
 
 mod actor;
 pub mod alarms;
-pub mod bindgen;
 mod bindings;
+pub mod class;
 pub mod config;
 pub mod directory;
 pub mod error;
@@ -51,9 +57,14 @@ mod object;
 pub mod outbound;
 mod projects;
 pub mod registry;
+pub mod router;
 mod rpc;
+pub mod runtime;
+mod state;
 mod storage;
 mod websockets;
+
+pub use rpc::wit::class_wit;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -69,10 +80,13 @@ use crate::limits::EPOCH_TICK_MS;
 use crate::metrics::Metrics;
 use crate::projects::Projects;
 use crate::registry::Registry;
+use crate::router::Router;
+use crate::runtime::Runtime;
 
 /// A started host: classes loaded, listener bound, not yet serving.
 pub struct Host {
     registry: Arc<Registry>,
+    runtime: Arc<Runtime>,
     directory: Arc<Directory>,
     projects: Arc<Projects>,
     listener: TcpListener,
@@ -127,24 +141,26 @@ impl Host {
             &data.join("alarms.sqlite"),
             config.limits.durable_commits,
         )?);
-        let directory = Directory::new(
+        let runtime = Arc::new(Runtime::new(
             registry.clone(),
             config.limits.clone(),
             data,
             metrics,
             schedule.clone(),
-        );
-        registry.attach_directory(&directory);
-        let projects = Projects::open(registry.clone(), directory.clone(), &config.data_dir())?;
+        ));
+        let directory = Directory::new(runtime.clone());
+        let router: Arc<dyn Router> = directory.clone();
+        let projects = Projects::open(runtime.clone(), router.clone(), &config.data_dir())?;
         // before alarms go out: a migration a crash interrupted moves or deletes some
         projects.start(config.entry.as_deref()).await;
-        tokio::spawn(schedule.run(Arc::downgrade(&directory)));
+        tokio::spawn(schedule.run(Arc::downgrade(&router)));
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
         let addr = listener.local_addr()?;
         Ok(Host {
             registry,
+            runtime,
             directory,
             projects: Arc::new(projects),
             listener,
@@ -168,11 +184,18 @@ impl Host {
         &self.directory
     }
 
+    /// What the host's objects run with (registry, limits, counters, schedule).
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
     /// Serves HTTP until the process ends.
     pub async fn serve(self) {
         let gateway = Arc::new(gateway::Gateway {
-            workers: gateway::WorkerPool::new(self.directory.limits().max_worker_instances),
+            workers: gateway::WorkerPool::new(self.runtime.limits.max_worker_instances),
             registry: self.registry,
+            router: self.directory.clone(),
+            runtime: self.runtime,
             directory: self.directory,
             projects: self.projects,
         });

@@ -2,7 +2,7 @@
 //! deployed as one unit, with its migrations.
 //!
 //! A project deploy (`PUT /_admin/projects/{name}`) names uploaded components
-//! (`PUT /_admin/components`) by hash in a [`Manifest`]. The host
+//! (`PUT /_admin/components`) by hash in a manifest (`wasmdo_protocol::manifest`). The host
 //! 1. validates the whole manifest against the deployed classes, as they will be after the new
 //!    migrations, and checks every class's component as one set (bindings between them may be
 //!    cyclic); a refusal (`InvalidManifest`, `InvalidComponent`) changes nothing;
@@ -25,11 +25,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use wasmdo_protocol::manifest::{Manifest, Migration, Rename};
+use wasmdo_protocol::stubs::binding_wit_name;
 
-use crate::directory::Directory;
+use crate::class::ClassVersion;
 use crate::error::ObjectError;
-use crate::registry::{self, ClassSpec, ClassVersion, Registry, validate_class_name};
-use crate::rpc::calls::binding_wit_name;
+use crate::registry::{self, ClassSpec, Registry, validate_class_name};
+use crate::router::Router;
+use crate::runtime::Runtime;
 
 /// How long a migration waits for the live objects of a class it renames or deletes to finish
 /// their events and stop; past it, the deploy fails (`Overloaded`) and can be retried.
@@ -41,69 +44,6 @@ const MAX_BINDING_NAME: usize = 64;
 /// WebSocket close code for the sockets of a renamed or deleted class: 1012, "service restart"
 /// (the client may reconnect).
 const CLOSE_SERVICE_RESTART: u16 = 1012;
-
-/// The body of `PUT /_admin/projects/{name}`.
-#[derive(Deserialize, Debug, Clone)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Manifest {
-    /// The project's name; if present, it must be the one in the path.
-    #[serde(default)]
-    pub(crate) name: Option<String>,
-    /// The class whose `fetch` answers every request outside the host's routes.
-    #[serde(default)]
-    pub(crate) entry: Option<String>,
-    /// Every class of the project, by name.
-    #[serde(default)]
-    pub(crate) classes: BTreeMap<String, ClassManifest>,
-    /// The project's migrations, oldest first; each is applied once.
-    #[serde(default)]
-    pub(crate) migrations: Vec<Migration>,
-}
-
-/// One class of a [`Manifest`].
-#[derive(Deserialize, Debug, Clone)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ClassManifest {
-    /// The SHA-256 (hex) of an uploaded component.
-    pub(crate) component: String,
-    /// Environment variables (`object.env`).
-    #[serde(default)]
-    pub(crate) env: BTreeMap<String, String>,
-    /// Binding name (`ROOMS`) → the class its objects may call.
-    #[serde(default)]
-    pub(crate) bindings: BTreeMap<String, String>,
-}
-
-/// One migration, as wrangler's `[[migrations]]`. Within one, classes are created, then
-/// renamed, then deleted, each list in its order.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Migration {
-    /// Names the migration; unique within the project.
-    pub(crate) tag: String,
-    /// Classes declared (SQLite-backed, as every class here).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub(crate) new_classes: Vec<String>,
-    /// Classes declared; the same as `new_classes` on this host.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub(crate) new_sqlite_classes: Vec<String>,
-    /// Classes renamed: their objects keep their ids and storage.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub(crate) renamed_classes: Vec<Rename>,
-    /// Classes deleted with every object's storage and alarm.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub(crate) deleted_classes: Vec<String>,
-}
-
-/// A class renamed by a [`Migration`].
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Rename {
-    /// The class's name before.
-    pub(crate) from: String,
-    /// Its name after.
-    pub(crate) to: String,
-}
 
 /// `projects.json`.
 #[derive(Serialize, Deserialize, Default, Clone)]
@@ -138,7 +78,8 @@ struct Pending {
 /// The projects of this host; deploys them one at a time.
 pub(crate) struct Projects {
     registry: Arc<Registry>,
-    directory: Arc<Directory>,
+    runtime: Arc<Runtime>,
+    router: Arc<dyn Router>,
     path: PathBuf,
     /// What `projects.json` holds; locked for a whole deploy.
     file: tokio::sync::Mutex<ProjectsFile>,
@@ -165,8 +106,8 @@ struct Plan {
 impl Projects {
     /// Reads `<data>/projects.json` (none yet: no projects).
     pub(crate) fn open(
-        registry: Arc<Registry>,
-        directory: Arc<Directory>,
+        runtime: Arc<Runtime>,
+        router: Arc<dyn Router>,
         data: &Path,
     ) -> anyhow::Result<Projects> {
         let path = data.join("projects.json");
@@ -177,8 +118,9 @@ impl Projects {
             Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
         };
         Ok(Projects {
-            registry,
-            directory,
+            registry: runtime.registry.clone(),
+            runtime,
+            router,
             path,
             file: tokio::sync::Mutex::new(file),
         })
@@ -518,15 +460,14 @@ impl Projects {
     /// failure the class is reachable again.
     async fn stop(&self, class: &str) -> Result<Option<Arc<ClassVersion>>, ObjectError> {
         let taken = self.registry.take_class(class);
-        if let Err(e) = self.directory.stop_class(class, STOP_WAIT).await {
+        if let Err(e) = self.router.stop_class(class, STOP_WAIT).await {
             if let Some(version) = taken {
                 self.registry.put_back(version);
             }
             return Err(e);
         }
         let reason = "the class was renamed or deleted by a migration; reconnect";
-        let closed =
-            (self.directory.websockets()).close_class(class, CLOSE_SERVICE_RESTART, reason);
+        let closed = (self.runtime.websockets).close_class(class, CLOSE_SERVICE_RESTART, reason);
         if closed > 0 {
             tracing::info!(target: "wasmdo.projects", class, closed, "closed the WebSockets of a migrated class");
         }
@@ -535,12 +476,12 @@ impl Projects {
 
     /// Renames class `from` to `to`, keeping its objects, ids, storage and alarms. Repeatable.
     async fn rename(&self, from: &str, to: &str) -> Result<(), ObjectError> {
-        let schedule = self.directory.schedule().clone();
+        let schedule = self.runtime.schedule.clone();
         // neither class's alarms go out (and get dropped) while neither name is deployed
         let _hold = schedule.hold(&[from, to]);
         let taken = self.stop(from).await?;
         // no object may live under the new name yet (its storage path would be the name's own)
-        if let Err(e) = self.directory.stop_class(to, STOP_WAIT).await {
+        if let Err(e) = self.router.stop_class(to, STOP_WAIT).await {
             if let Some(version) = taken {
                 self.registry.put_back(version);
             }
@@ -564,12 +505,12 @@ impl Projects {
 
     /// Deletes class `class`: its objects' databases, their alarms, its record. Repeatable.
     async fn delete(&self, class: &str) -> Result<(), ObjectError> {
-        let schedule = self.directory.schedule().clone();
+        let schedule = self.runtime.schedule.clone();
         let _hold = schedule.hold(&[class]);
         let taken = self.stop(class).await?;
         let registry = self.registry.clone();
         let storage = match self.registry.recorded_namespace(class) {
-            Ok(namespace) => namespace.map(|ns| self.directory.namespace_storage(&ns)),
+            Ok(namespace) => namespace.map(|ns| self.runtime.databases.namespace_dir(&ns)),
             Err(e) => {
                 if let Some(version) = taken {
                     self.registry.put_back(version);

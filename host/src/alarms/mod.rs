@@ -13,26 +13,30 @@
 
 mod schedule;
 
+pub use schedule::Schedule;
 pub(crate) use schedule::now_ms;
-pub use schedule::{AlarmKey, Schedule};
 
 use crate::bindings::alarms_api;
-use crate::storage::sqlite::SqliteStorage;
+use crate::storage::StorageView;
 
 /// Storage failures behind the alarm calls trap: the WIT functions have no error case, and a
 /// failing database is a host fault the event must not continue past.
-impl alarms_api::Host for SqliteStorage {
+impl alarms_api::Host for StorageView<'_> {
     fn set_alarm(&mut self, epoch_ms: i64) -> wasmtime::Result<()> {
-        SqliteStorage::set_alarm(self, epoch_ms)
+        self.0
+            .set_alarm(epoch_ms)
             .map_err(|e| wasmtime::format_err!("set-alarm failed: {e}"))
     }
 
     fn get_alarm(&mut self) -> wasmtime::Result<Option<i64>> {
-        SqliteStorage::get_alarm(self).map_err(|e| wasmtime::format_err!("get-alarm failed: {e}"))
+        self.0
+            .get_alarm()
+            .map_err(|e| wasmtime::format_err!("get-alarm failed: {e}"))
     }
 
     fn delete_alarm(&mut self) -> wasmtime::Result<()> {
-        SqliteStorage::delete_alarm(self)
+        self.0
+            .delete_alarm()
             .map_err(|e| wasmtime::format_err!("delete-alarm failed: {e}"))
     }
 }

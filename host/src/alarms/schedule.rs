@@ -17,25 +17,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::Connection;
 use tokio::sync::Notify;
 
-use crate::directory::Directory;
-use crate::ids::ObjectId;
-
-/// Identifies the object an alarm belongs to.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
-pub struct AlarmKey {
-    pub(crate) class: Arc<str>,
-    pub(crate) id: ObjectId,
-}
-
-impl AlarmKey {
-    /// The alarm of object `id` of `class`.
-    pub fn new(class: &str, id: ObjectId) -> AlarmKey {
-        AlarmKey {
-            class: class.into(),
-            id,
-        }
-    }
-}
+use crate::ids::{ObjectId, ObjectKey};
+use crate::router::Router;
 
 #[derive(Clone)]
 struct Pending {
@@ -46,9 +29,9 @@ struct Pending {
 
 #[derive(Default)]
 struct Queue {
-    by_key: HashMap<AlarmKey, Pending>,
+    by_key: HashMap<ObjectKey, Pending>,
     /// Not-yet-dispatched alarms by time.
-    due: BTreeSet<(i64, AlarmKey)>,
+    due: BTreeSet<(i64, ObjectKey)>,
     /// Classes whose alarms wait: a migration is renaming or deleting them.
     held: HashSet<Arc<str>>,
 }
@@ -120,7 +103,7 @@ impl Schedule {
                     tracing::warn!(target: "wasmdo.alarms", class, id, "skipping a malformed alarm row");
                     continue;
                 };
-                let key = AlarmKey {
+                let key = ObjectKey {
                     class: class.into(),
                     id,
                 };
@@ -145,7 +128,7 @@ impl Schedule {
     /// due is harmless.
     pub fn set(
         &self,
-        key: &AlarmKey,
+        key: &ObjectKey,
         name: Option<&str>,
         time: i64,
         retry: u32,
@@ -186,7 +169,7 @@ impl Schedule {
     }
 
     /// Forgets `key`'s alarm.
-    pub(crate) fn remove(&self, key: &AlarmKey) -> Result<(), String> {
+    pub(crate) fn remove(&self, key: &ObjectKey) -> Result<(), String> {
         {
             let db = self.db.lock().expect("schedule db lock");
             db.prepare_cached("DELETE FROM alarms WHERE class = ?1 AND id = ?2")
@@ -224,7 +207,7 @@ impl Schedule {
             .map_err(|e| format!("cannot write the alarm schedule: {e}"))?;
         }
         let mut queue = self.queue.lock().expect("schedule lock");
-        let moved: Vec<AlarmKey> = (queue.by_key.keys())
+        let moved: Vec<ObjectKey> = (queue.by_key.keys())
             .filter(|k| &*k.class == from)
             .cloned()
             .collect();
@@ -232,7 +215,7 @@ impl Schedule {
         for key in moved {
             let pending = queue.by_key.remove(&key).expect("listed above");
             let was_due = queue.due.remove(&(pending.time, key.clone()));
-            let renamed = AlarmKey {
+            let renamed = ObjectKey {
                 class: to.clone(),
                 id: key.id,
             };
@@ -260,7 +243,7 @@ impl Schedule {
     }
 
     /// Dispatches due alarms to their objects until the directory is gone.
-    pub(crate) async fn run(self: Arc<Self>, directory: Weak<Directory>) {
+    pub(crate) async fn run(self: Arc<Self>, router: Weak<dyn Router>) {
         loop {
             let next = {
                 let mut queue = self.queue.lock().expect("schedule lock");
@@ -292,11 +275,11 @@ impl Schedule {
                 }
                 let next = queue.due.first().map(|(t, _)| *t);
                 drop(queue);
-                let Some(directory) = directory.upgrade() else {
+                let Some(router) = router.upgrade() else {
                     return;
                 };
                 for (key, pending) in due {
-                    directory.deliver_alarm(&key, pending.name.as_deref(), pending.retry);
+                    router.deliver_alarm(&key, pending.name.as_deref(), pending.retry);
                 }
                 next
             };
@@ -332,10 +315,10 @@ mod tests {
         let id = secret.namespace("Store").id_from_name("a");
         let schedule = Schedule::open(&path, false).unwrap();
         schedule
-            .set(&AlarmKey::new("Store", id), Some("a"), 10, 0)
+            .set(&ObjectKey::new("Store", id), Some("a"), 10, 0)
             .unwrap();
         schedule
-            .set(&AlarmKey::new("Other", id), None, 20, 0)
+            .set(&ObjectKey::new("Other", id), None, 20, 0)
             .unwrap();
         schedule.rename_class("Store", "Vault").unwrap();
         assert_eq!(

@@ -1,6 +1,9 @@
 //! The HTTP gateway: one hyper listener, the routes of the user-facing contract, and nothing
-//! else. It parses and bounds requests, hands them to the [`Directory`] or the [`Registry`], and
-//! turns every outcome into a response (errors through `errors`, one status per kind).
+//! else. It parses and bounds requests, hands them to the [`Router`] (objects) or the
+//! [`Registry`] (classes), and turns every outcome into a response (errors through `errors`,
+//! one status per kind). `admin.rs`: `/_admin/…`; `objects.rs`: RPC and `fetch`;
+//! `websocket.rs`: one task per WebSocket connection; `workers.rs`: the entry Worker's
+//! instances.
 //!
 //! | route | what |
 //! |---|---|
@@ -16,34 +19,41 @@
 //! | `ANY /objects/{class}/{name}/{path…}` | the object's `fetch` |
 //! | anything else | the entry Worker's `fetch`, if one is deployed (404 otherwise) |
 
+mod admin;
 mod errors;
+mod objects;
+mod websocket;
 mod workers;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::bindings::http_types;
-use crate::directory::{Address, Directory};
+use crate::directory::Directory;
 use crate::error::ObjectError;
 use crate::limits::MAX_OBJECT_NAME_BYTES;
 use crate::registry::Registry;
+use crate::router::{Address, Router};
+use crate::runtime::Runtime;
 pub(crate) use errors::{error_response, json_response};
 pub(crate) use workers::WorkerPool;
 
 /// Shared by every connection.
 pub(crate) struct Gateway {
     pub(crate) registry: Arc<Registry>,
+    pub(crate) runtime: Arc<Runtime>,
+    /// How requests reach objects.
+    pub(crate) router: Arc<dyn Router>,
+    /// This host's live objects (for `health` and `metrics` only).
     pub(crate) directory: Arc<Directory>,
     /// The entry Worker's instances.
     pub(crate) workers: Arc<WorkerPool>,
@@ -204,138 +214,15 @@ impl Gateway {
         }
     }
 
+    /// Dispatches by the first path segment: the admin API, RPC, an object's `fetch`, or the
+    /// entry Worker.
     async fn route(&self, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, ObjectError> {
         let path = req.uri().path().to_string();
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         match (req.method(), segments.as_slice()) {
-            (&Method::GET, ["_admin", "health"]) => Ok(json_response(
-                StatusCode::OK,
-                &serde_json::json!({
-                    "status": "ok",
-                    "live_objects": self.directory.live_objects(),
-                    "classes": self.registry.list().len(),
-                }),
-            )),
-            (&Method::GET, ["_admin", "metrics"]) => {
-                let text = self.directory.metrics().render(
-                    self.directory.live_objects(),
-                    self.directory.open_databases(),
-                    self.registry.list().len(),
-                    self.directory.schedule().pending(),
-                    self.directory.websockets().open(),
-                );
-                Ok(Response::builder()
-                    .header("content-type", "text/plain; version=0.0.4")
-                    .body(Full::new(Bytes::from(text)))
-                    .expect("valid response"))
-            }
-            (&Method::GET, ["_admin", "classes"]) => {
-                let all: Vec<_> = self.registry.list().iter().map(|c| c.describe()).collect();
-                Ok(json_response(
-                    StatusCode::OK,
-                    &serde_json::Value::Array(all),
-                ))
-            }
-            (&Method::GET, ["_admin", "classes", class]) => {
-                let class = decode(class)?;
-                let version = self
-                    .registry
-                    .get(&class)
-                    .ok_or(ObjectError::UnknownClass(class))?;
-                Ok(json_response(StatusCode::OK, &version.describe()))
-            }
-            (&Method::GET, ["_admin", "classes", class, "wit"]) => {
-                let class = decode(class)?;
-                let wit = self.registry.wit(&class).await?;
-                Ok(Response::builder()
-                    .header("content-type", "text/plain; charset=utf-8")
-                    .body(Full::new(Bytes::from(wit)))
-                    .expect("valid response"))
-            }
-            (&Method::GET, ["_admin", "classes", class, "id-from-name", name]) => {
-                let (class, name) = (decode(class)?, decode(name)?);
-                let id = self.directory.id_from_name(&class, &name)?;
-                Ok(json_response(
-                    StatusCode::OK,
-                    &serde_json::json!({ "id": id.to_hex(), "name": name }),
-                ))
-            }
-            (&Method::POST, ["_admin", "classes", class, "new-unique-id"]) => {
-                let class = decode(class)?;
-                let id = self.directory.new_unique_id(&class)?;
-                Ok(json_response(
-                    StatusCode::OK,
-                    &serde_json::json!({ "id": id.to_hex() }),
-                ))
-            }
-            (&Method::GET, ["_admin", "classes", class, "id-from-string", id]) => {
-                let (class, id) = (decode(class)?, decode(id)?);
-                let id = self.directory.id_from_string(&class, &id)?;
-                Ok(json_response(
-                    StatusCode::OK,
-                    &serde_json::json!({ "id": id.to_hex() }),
-                ))
-            }
-            (&Method::PUT, ["_admin", "classes", class]) => {
-                let class = decode(class)?;
-                let limit = self.directory.limits().max_component_bytes;
-                let bytes = read_body(req.into_body(), limit).await?;
-                let version = self.registry.deploy(&class, bytes.to_vec()).await?;
-                self.directory
-                    .metrics()
-                    .deploys
-                    .fetch_add(1, Ordering::Relaxed);
-                Ok(json_response(StatusCode::CREATED, &version.describe()))
-            }
-            (&Method::PUT, ["_admin", "components"]) => {
-                let limit = self.directory.limits().max_component_bytes;
-                let bytes = read_body(req.into_body(), limit).await?;
-                let (hash, size) = self.registry.store_component(bytes.to_vec()).await?;
-                Ok(json_response(
-                    StatusCode::CREATED,
-                    &serde_json::json!({ "hash": hash, "size": size }),
-                ))
-            }
-            (&Method::PUT, ["_admin", "projects", project]) => {
-                let project = decode(project)?;
-                let limit = self.directory.limits().max_body_bytes;
-                let body = read_body(req.into_body(), limit).await?;
-                let manifest = serde_json::from_slice(&body).map_err(|e| {
-                    ObjectError::InvalidManifest(format!("the manifest is not valid: {e}"))
-                })?;
-                let (reply, deployed) = self.projects.deploy(&project, manifest).await?;
-                self.directory
-                    .metrics()
-                    .deploys
-                    .fetch_add(deployed as u64, Ordering::Relaxed);
-                Ok(json_response(StatusCode::OK, &reply))
-            }
-            (&Method::GET, ["_admin", "projects"]) => Ok(json_response(
-                StatusCode::OK,
-                &self.projects.describe(None).await?,
-            )),
-            (&Method::GET, ["_admin", "projects", project]) => {
-                let project = decode(project)?;
-                let described = self.projects.describe(Some(&project)).await?;
-                Ok(json_response(StatusCode::OK, &described))
-            }
+            (_, ["_admin", rest @ ..]) => self.admin(req, rest).await,
             (&Method::POST, ["rpc", class, name, method]) => {
-                let class = decode(class)?;
-                let address = object_name(name)?;
-                let method = decode(method)?;
-                let limit = self.directory.limits().max_body_bytes;
-                let body = read_body(req.into_body(), limit).await?;
-                let args = if body.iter().all(u8::is_ascii_whitespace) {
-                    serde_json::Value::Array(Vec::new())
-                } else {
-                    serde_json::from_slice(&body).map_err(|e| {
-                        ObjectError::InvalidArgument(format!(
-                            "the body must be a JSON array of arguments: {e}"
-                        ))
-                    })?
-                };
-                let value = self.directory.call(&class, &address, &method, args).await?;
-                Ok(json_response(StatusCode::OK, &value))
+                self.rpc(req, class, name, method).await
             }
             (_, ["rpc", ..]) if req.method() != Method::POST => Err(ObjectError::NotFound(
                 "RPC calls are `POST /rpc/{class}/{name}/{method}`".into(),
@@ -349,10 +236,6 @@ impl Gateway {
                 let rest = if rest.is_empty() { "/" } else { rest };
                 self.fetch(req, &class, &address, rest.to_string()).await
             }
-            (_, ["_admin", ..]) => Err(ObjectError::NotFound(format!(
-                "no admin route for {} {path}: see the routes in the README",
-                req.method()
-            ))),
             _ => match self.registry.entry_worker() {
                 // a Worker project: the Worker answers everything else, with the whole path
                 Some(worker) => {
@@ -366,104 +249,5 @@ impl Gateway {
                 ))),
             },
         }
-    }
-
-    async fn fetch(
-        &self,
-        mut req: Request<Incoming>,
-        class: &str,
-        address: &Address,
-        path: String,
-    ) -> Result<Response<Full<Bytes>>, ObjectError> {
-        // a WebSocket upgrade: the object may accept it during `fetch`
-        let upgrade = websocket_key(&req).map(|key| (key, hyper::upgrade::on(&mut req)));
-        let (parts, body) = req.into_parts();
-        let host = parts
-            .headers
-            .get(hyper::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("localhost");
-        let url = format!("http://{host}{}", parts.uri);
-        let headers = parts
-            .headers
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
-        let body = read_body(body, self.directory.limits().max_body_bytes).await?;
-        let request = http_types::Request {
-            method: parts.method.as_str().to_string(),
-            url,
-            path,
-            query: parts.uri.query().unwrap_or("").to_string(),
-            headers,
-            body: body.to_vec(),
-        };
-        let fetched = self
-            .directory
-            .fetch(class, address, request, upgrade.is_some())
-            .await?;
-        let response = fetched.response;
-        // an accepted socket goes with a 101 answer only: answering anything else refuses it
-        // (a Worker that passed the upgrade on may still answer an error)
-        let accepted = fetched
-            .accepted
-            .filter(|_| response.status == StatusCode::SWITCHING_PROTOCOLS.as_u16());
-        if response.status == StatusCode::SWITCHING_PROTOCOLS.as_u16() && accepted.is_none() {
-            return Err(ObjectError::FetchFailed(
-                "fetch answered 101 without a WebSocket: accept one first (`ctx.acceptWebSocket`, `wasmdo::websockets::accept`), or return the WebSocket a Durable Object's `stub.fetch` answered with".into(),
-            ));
-        }
-        if let (Some(accepted), Some((key, on_upgrade))) = (accepted, upgrade) {
-            let mut builder = Response::builder()
-                .status(StatusCode::SWITCHING_PROTOCOLS)
-                .header(hyper::header::CONNECTION, "upgrade")
-                .header(hyper::header::UPGRADE, "websocket")
-                .header(
-                    hyper::header::SEC_WEBSOCKET_ACCEPT,
-                    tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes()),
-                );
-            // the object's own headers (a chosen subprotocol, cookies) go along
-            for (name, value) in &response.headers {
-                let hop = [
-                    "connection",
-                    "upgrade",
-                    "sec-websocket-accept",
-                    "content-length",
-                ];
-                if !hop.contains(&name.to_ascii_lowercase().as_str()) {
-                    builder = builder.header(name.as_str(), value.as_str());
-                }
-            }
-            let directory = self.directory.clone();
-            tokio::spawn(async move {
-                match on_upgrade.await {
-                    Ok(upgraded) => crate::websockets::serve(directory, accepted, upgraded).await,
-                    Err(e) => tracing::debug!(target: "wasmdo.websockets", "upgrade failed: {e}"),
-                }
-            });
-            return builder.body(Full::new(Bytes::new())).map_err(|e| {
-                ObjectError::FetchFailed(format!("fetch returned an invalid header: {e}"))
-            });
-        }
-        let status = StatusCode::from_u16(response.status).map_err(|_| {
-            ObjectError::FetchFailed(format!(
-                "fetch returned an invalid HTTP status {}",
-                response.status
-            ))
-        })?;
-        let mut builder = Response::builder().status(status);
-        for (name, value) in &response.headers {
-            builder = builder.header(name.as_str(), value.as_str());
-        }
-        builder
-            .body(Full::new(Bytes::from(response.body)))
-            .map_err(|e| {
-                ObjectError::FetchFailed(format!("fetch returned an invalid response: {e}"))
-            })
     }
 }

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::directory::Address;
+use crate::router::Address;
 
 /// Requests in flight per Worker instance.
 pub(crate) struct WorkerPool {

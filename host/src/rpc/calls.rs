@@ -17,20 +17,18 @@
 //!   would deadlock.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Weak};
 
 use wasmtime::Engine;
 use wasmtime::component::types::{ComponentFunc, ComponentItem, Type};
-use wasmtime::component::{Component, HasData, Linker, Resource, ResourceType, Val};
-use wasmtime_wasi::WasiView;
+use wasmtime::component::{Component, HasData, Linker, Resource, ResourceTable, ResourceType, Val};
 
 use crate::bindings::http_types::{Request, Response};
 use crate::bindings::objects_api::{self, CallError, Failure};
-use crate::directory::{Address, Directory, ObjectKey};
 use crate::error::ObjectError;
-use crate::instance::ObjectState;
+use crate::ids::ObjectKey;
 use crate::limits::MAX_REMEMBERED_ADDRESSES;
-use crate::registry::Method;
+use crate::router::{Address, Chain, Router, StubMethod};
 use crate::websockets::WebSocketsCtx;
 
 /// The package prefix of the stub interfaces a caller imports.
@@ -39,44 +37,31 @@ pub(crate) const STUB_PACKAGE: &str = "binding:";
 /// What a stub resource stands for: its target object (of the class its interface is bound to).
 pub(crate) struct StubTarget(Address);
 
-/// One method of a stub interface, as linked: the bound class and method it calls, and the types
-/// the stub promises (its parameters after the stub itself, the `ok` of its result), worked out
-/// once at link time. The callee checks them against the method it actually runs, on every
-/// call: the bound class may have been redeployed with another signature.
-pub(crate) struct StubMethod {
-    pub(crate) class: String,
-    pub(crate) method: String,
-    pub(crate) params: Vec<Type>,
-    pub(crate) result: Option<Type>,
-}
-
-/// The directory, once it exists (it is created after the registry that links the stubs).
-pub(crate) type DirectoryHandle = Arc<OnceLock<Weak<Directory>>>;
-
-/// The directory, unless the host is shutting down (or not yet started).
-fn live_directory(handle: &DirectoryHandle) -> Result<Arc<Directory>, CallError> {
-    handle
-        .get()
-        .and_then(Weak::upgrade)
+/// The router, unless the host is shutting down.
+fn live_router(router: &Weak<dyn Router>) -> Result<Arc<dyn Router>, CallError> {
+    router
+        .upgrade()
         .ok_or_else(|| CallError::Unavailable("the host is shutting down".into()))
 }
 
-/// A binding name as configured (`COUNTER`, `my_counter`) in its WIT form (`counter`,
-/// `my-counter`).
-pub(crate) fn binding_wit_name(name: &str) -> String {
-    name.to_ascii_lowercase().replace('_', "-")
+/// What the stub functions need of a Store's data: the calling object's [`CallCtx`] and the
+/// resource table its stubs live in.
+pub(crate) trait CallsView: Send {
+    fn calls_and_table(&mut self) -> (&mut CallCtx, &mut ResourceTable);
 }
 
-/// What an object needs to call others: its bindings, the directory, and the chain of objects
+pub(crate) use wasmdo_protocol::stubs::binding_wit_name;
+
+/// What an object needs to call others: its bindings, the router, and the chain of objects
 /// waiting on the event it is running.
 pub(crate) struct CallCtx {
     pub(crate) caller: ObjectKey,
     /// Binding (WIT form) → bound class.
     pub(crate) bindings: Arc<BTreeMap<String, String>>,
-    pub(crate) directory: DirectoryHandle,
+    pub(crate) router: Weak<dyn Router>,
     /// The objects waiting, in this event's call chain, for the call that delivered it (empty
     /// for requests from outside the host).
-    pub(crate) chain: Arc<Vec<ObjectKey>>,
+    pub(crate) chain: Chain,
     /// Objects this object called recently.
     pub(crate) resolved: ResolvedAddresses,
 }
@@ -157,12 +142,12 @@ impl CallCtx {
             })
     }
 
-    fn directory(&self) -> Result<Arc<Directory>, CallError> {
-        live_directory(&self.directory)
+    fn router(&self) -> Result<Arc<dyn Router>, CallError> {
+        live_router(&self.router)
     }
 
     /// The call chain of a call this object makes: the event's chain with the caller added.
-    fn chain_with_caller(&self) -> Arc<Vec<ObjectKey>> {
+    fn chain_with_caller(&self) -> Chain {
         let mut chain = Vec::with_capacity(self.chain.len() + 1);
         chain.extend(self.chain.iter().cloned());
         chain.push(self.caller.clone());
@@ -172,7 +157,7 @@ impl CallCtx {
     /// Resolves `address` in `class`, remembering it.
     fn resolve(
         &mut self,
-        directory: &Directory,
+        router: &dyn Router,
         class: &str,
         address: &Address,
     ) -> Result<Resolved, CallError> {
@@ -181,7 +166,7 @@ impl CallCtx {
         if let Some(to) = self.resolved.get(class, address) {
             return Ok(to.clone());
         }
-        let (key, name) = directory.resolve(class, address).map_err(call_error)?;
+        let (key, name) = router.resolve(class, address).map_err(call_error)?;
         let to = (key, name.map(Arc::from));
         self.resolved.insert(class, address.clone(), to.clone());
         Ok(to)
@@ -191,10 +176,10 @@ impl CallCtx {
     /// bound as `binding`) and the call chain.
     fn start_fetch(&mut self, binding: &str, id: &str) -> Result<Fetch, CallError> {
         let class = self.class_of(binding)?.to_string();
-        let directory = self.directory()?;
-        let to = self.resolve(&directory, &class, &Address::Id(id.to_string()))?;
+        let router = self.router()?;
+        let to = self.resolve(&*router, &class, &Address::Id(id.to_string()))?;
         Ok(Fetch {
-            directory,
+            router,
             to,
             chain: self.chain_with_caller(),
         })
@@ -225,7 +210,7 @@ impl objects_api::Host for ObjectsHost<'_> {
         Ok((|| {
             let class = calls.class_of(&binding)?.to_string();
             let hex = calls
-                .directory()?
+                .router()?
                 .id_from_name(&class, &name)
                 .map_err(call_error)?
                 .to_hex();
@@ -238,10 +223,7 @@ impl objects_api::Host for ObjectsHost<'_> {
         let calls = &*self.calls;
         Ok((|| {
             let class = calls.class_of(&binding)?;
-            let id = calls
-                .directory()?
-                .new_unique_id(class)
-                .map_err(call_error)?;
+            let id = calls.router()?.new_unique_id(class).map_err(call_error)?;
             Ok(id.to_hex())
         })())
     }
@@ -255,7 +237,7 @@ impl objects_api::Host for ObjectsHost<'_> {
         Ok((|| {
             let class = calls.class_of(&binding)?;
             let id = calls
-                .directory()?
+                .router()?
                 .id_from_string(class, &id)
                 .map_err(call_error)?;
             Ok(id.to_hex())
@@ -276,7 +258,7 @@ impl objects_api::Host for ObjectsHost<'_> {
         let upgrade = is_websocket_upgrade(&request) && self.websockets.upgrade_pending();
         let (key, name) = fetch.to;
         let fetched = fetch
-            .directory
+            .router
             .fetch_object(key, name.as_deref(), request, upgrade, fetch.chain)
             .await;
         Ok(match fetched {
@@ -303,9 +285,9 @@ fn is_websocket_upgrade(request: &Request) -> bool {
 
 /// A `fetch` to another object ready to go (see [`CallCtx::start_fetch`]).
 struct Fetch {
-    directory: Arc<Directory>,
+    router: Arc<dyn Router>,
     to: Resolved,
-    chain: Arc<Vec<ObjectKey>>,
+    chain: Chain,
 }
 
 /// The `call-error` a failed call reports to its caller.
@@ -397,19 +379,8 @@ pub(crate) fn same_type(a: &Type, b: &Type) -> bool {
     }
 }
 
-/// Whether a stub function promising `params` and `result` (see [`stub_signature`]) fits
-/// `method`: the same parameter types in order and the same result type.
-pub(crate) fn stub_fits(method: &Method, params: &[Type], result: Option<&Type>) -> bool {
-    method.params.len() == params.len()
-        && method
-            .params
-            .iter()
-            .zip(params)
-            .all(|((_, a), b)| same_type(a, b))
-        && same_optional(method.result.as_ref(), result)
-}
-
-fn same_optional(a: Option<&Type>, b: Option<&Type>) -> bool {
+/// Whether two optional types are both absent or structurally the same.
+pub(crate) fn same_optional(a: Option<&Type>, b: Option<&Type>) -> bool {
     match (a, b) {
         (None, None) => true,
         (Some(a), Some(b)) => same_type(a, b),
@@ -437,15 +408,15 @@ pub(crate) fn stub_signature(stub: &ComponentFunc) -> Result<(Vec<Type>, Option<
 /// to its class; an import of an unknown binding is an error naming the fix. `check` verifies the
 /// bound classes exist and the stubs match their methods (at deploy; classes loaded at start-up
 /// were checked when deployed).
-pub(crate) fn link_stubs(
-    linker: &mut Linker<ObjectState>,
+pub(crate) fn link_stubs<T: CallsView + 'static>(
+    linker: &mut Linker<T>,
     engine: &Engine,
     component: &Component,
     class: &str,
     bindings: &BTreeMap<String, String>,
     check: &dyn Fn(&str, &str, &ComponentFunc) -> Result<(), String>,
 ) -> Result<(), String> {
-    let resource = crate::bindgen::STUB_RESOURCE;
+    let resource = wasmdo_protocol::stubs::STUB_RESOURCE;
     let (constructor, by_name, method_prefix) = (
         format!("[constructor]{resource}"),
         format!("[static]{resource}.get-by-name"),
@@ -475,11 +446,8 @@ pub(crate) fn link_stubs(
                         resource,
                         ResourceType::host::<StubTarget>(),
                         |mut store, rep| {
-                            store
-                                .data_mut()
-                                .ctx()
-                                .table
-                                .delete(Resource::<StubTarget>::new_own(rep))?;
+                            let (_, table) = store.data_mut().calls_and_table();
+                            table.delete(Resource::<StubTarget>::new_own(rep))?;
                             Ok(())
                         },
                     )
@@ -492,7 +460,8 @@ pub(crate) fn link_stubs(
                                 true => Address::Id(s),
                                 false => Address::Name(s),
                             };
-                            Ok((store.data_mut().ctx().table.push(StubTarget(address))?,))
+                            let (_, table) = store.data_mut().calls_and_table();
+                            Ok((table.push(StubTarget(address))?,))
                         })
                         .map_err(|e| link_err(name, e))?
                 }
@@ -537,18 +506,18 @@ pub(crate) fn link_stubs(
 /// A stub call ready to go: everything it needs, owned (the store's state is not `Sync`, and the
 /// call awaits).
 struct Call {
-    directory: Arc<Directory>,
+    router: Arc<dyn Router>,
     to: Resolved,
     stub: Arc<StubMethod>,
     args: Vec<Val>,
-    chain: Arc<Vec<ObjectKey>>,
+    chain: Chain,
 }
 
 /// The part of a stub call that needs the caller's store: the target object (resolved, or
 /// remembered from an earlier call), the arguments after the stub, and the call chain with the
 /// caller added. An error is the call's (`Ok(Err)`), or a trap for a malformed call.
-fn start_call(
-    store: &mut wasmtime::StoreContextMut<'_, ObjectState>,
+fn start_call<T: CallsView>(
+    store: &mut wasmtime::StoreContextMut<'_, T>,
     stub: &Result<Arc<StubMethod>, String>,
     params: &[Val],
 ) -> wasmtime::Result<Result<Call, CallError>> {
@@ -560,18 +529,18 @@ fn start_call(
         Ok(stub) => stub.clone(),
         Err(why) => return Ok(Err(CallError::BadCall(why.clone()))),
     };
-    let directory = match live_directory(&store.data().calls.directory) {
-        Ok(directory) => directory,
+    let (calls, table) = store.data_mut().calls_and_table();
+    let router = match calls.router() {
+        Ok(router) => router,
         Err(e) => return Ok(Err(e)),
     };
-    let (calls, table) = store.data_mut().calls_and_table();
     let address = &table.get(&target)?.0;
-    let to = match calls.resolve(&directory, &stub.class, address) {
+    let to = match calls.resolve(&*router, &stub.class, address) {
         Ok(to) => to,
         Err(e) => return Ok(Err(e)),
     };
     Ok(Ok(Call {
-        directory,
+        router,
         to,
         stub,
         args: params[1..].to_vec(),
@@ -585,7 +554,7 @@ impl Call {
     async fn finish(self) -> Val {
         let (key, name) = self.to;
         let outcome = self
-            .directory
+            .router
             .invoke(key, name.as_deref(), self.stub, self.args, self.chain)
             .await
             .map_err(call_error);

@@ -8,7 +8,7 @@ use wit_parser::{PackageId, WorldItem};
 
 /// The WIT of the class's own exported interfaces; the `wasmdo:object` handlers and WASI are
 /// left out (they are the same for every class). Empty when the class exports none.
-pub(crate) fn class_wit(component: &[u8]) -> anyhow::Result<String> {
+pub fn class_wit(component: &[u8]) -> anyhow::Result<String> {
     let DecodedWasm::Component(resolve, world) = wit_component::decode(component)? else {
         anyhow::bail!("not a component");
     };

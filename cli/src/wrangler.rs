@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
 use serde_json::{Map, Value};
+use wasmdo_protocol::manifest::{Migration, Rename};
 
 /// The config file names wasmdo looks for in a project directory, in wrangler's order of
 /// preference.
@@ -334,23 +334,6 @@ pub(crate) struct Binding {
     pub(crate) class_name: String,
     /// Its key path, for messages (`durable_objects.bindings[0]`).
     pub(crate) path: String,
-}
-
-/// One `[[migrations]]` entry, as the host's project manifest takes it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub(crate) struct Migration {
-    pub(crate) tag: String,
-    pub(crate) new_classes: Vec<String>,
-    pub(crate) new_sqlite_classes: Vec<String>,
-    pub(crate) renamed_classes: Vec<Rename>,
-    pub(crate) deleted_classes: Vec<String>,
-}
-
-/// `renamed_classes[i]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(crate) struct Rename {
-    pub(crate) from: String,
-    pub(crate) to: String,
 }
 
 /// One `[[rules]]` entry: modules matching `globs` are imported as `kind`.

@@ -7,7 +7,7 @@
 //!    that `main` exports it (a missing class is reported at the config key that names it) and
 //!    gives the class's WIT;
 //! 2. **stubs**: for every binding `B → C`, the stub package `stubs/B.wit` from C's WIT
-//!    ([`wasmdo_host::bindgen::wit_stub`]), so every class and the Worker get typed RPC stubs
+//!    ([`wasmdo_bindgen::wit_stub`]), so every class and the Worker get typed RPC stubs
 //!    and `fetch` for every binding (Cloudflare's `env` is shared by the whole project; a class
 //!    may bind itself);
 //! 3. **build**: `wasmdo-js build` of every class (`classes/C.wasm`) and of the Worker
@@ -26,8 +26,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use wasmdo_protocol::manifest::{ClassManifest, Manifest};
+
+use crate::client::{Admin, encode};
 use crate::wrangler::{self, ClassUse, ConfigErrors, Project};
 
 /// The address `wasmdo dev` listens on by default, as `wrangler dev` does.
@@ -287,7 +290,7 @@ fn stub_bindings(
             arguments.push(binding.name.clone());
             continue;
         }
-        match wasmdo_host::bindgen::wit_stub(&wit, &binding.class_name, &binding.name) {
+        match wasmdo_bindgen::wit_stub(&wit, &binding.class_name, &binding.name) {
             Ok(stub) => {
                 let file = workspace
                     .out
@@ -300,8 +303,9 @@ fn stub_bindings(
                 let warning = project.diagnostic(
                     &binding.path,
                     format!(
-                        "env.{} gets fetch only, no RPC methods: {e:#}",
-                        binding.name
+                        "env.{} gets fetch only, no RPC methods: {:#}",
+                        binding.name,
+                        anyhow::Error::from(e)
                     ),
                 );
                 eprintln!("warning: {warning}");
@@ -495,86 +499,33 @@ fn write_if_changed(file: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 
 /// The host's project manifest for `project` whose components were uploaded as `hashes`
 /// (class → content hash; the Worker under its own name).
-pub(crate) fn manifest(project: &Project, hashes: &BTreeMap<String, String>) -> Value {
-    let env: BTreeMap<&str, String> = project
+pub(crate) fn manifest(project: &Project, hashes: &BTreeMap<String, String>) -> Manifest {
+    let env: BTreeMap<String, String> = project
         .vars
         .iter()
-        .map(|(name, var)| (name.as_str(), var.as_env()))
+        .map(|(name, var)| (name.clone(), var.as_env()))
         .collect();
-    let bindings: BTreeMap<&str, &str> = project
+    let bindings: BTreeMap<String, String> = project
         .bindings
         .iter()
-        .map(|b| (b.name.as_str(), b.class_name.as_str()))
+        .map(|b| (b.name.clone(), b.class_name.clone()))
         .collect();
-    let classes: serde_json::Map<String, Value> = hashes
+    let classes = hashes
         .iter()
         .map(|(class, hash)| {
-            (
-                class.clone(),
-                json!({ "component": hash, "env": env, "bindings": bindings }),
-            )
+            let class_manifest = ClassManifest {
+                component: hash.clone(),
+                env: env.clone(),
+                bindings: bindings.clone(),
+            };
+            (class.clone(), class_manifest)
         })
         .collect();
-    json!({
-        "name": project.name,
-        "entry": project.name,
-        "classes": classes,
-        "migrations": project.migrations,
-    })
-}
-
-/// A client of a host's admin API.
-struct Admin {
-    base: String,
-    agent: ureq::Agent,
-}
-
-impl Admin {
-    fn new(server: &str) -> Admin {
-        Admin {
-            base: server.trim_end_matches('/').to_owned(),
-            agent: ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                // the host compiles every new component before it answers
-                .timeout_global(Some(Duration::from_secs(600)))
-                .build()
-                .into(),
-        }
-    }
-
-    /// Sends a request; the JSON reply, or the host's JSON error as the error's message.
-    fn send(
-        &self,
-        method: &str,
-        path: &str,
-        content_type: &str,
-        body: &[u8],
-    ) -> anyhow::Result<Value> {
-        let url = format!("{}{path}", self.base);
-        let request = ureq::http::Request::builder()
-            .method(method)
-            .uri(&url)
-            .header("content-type", content_type)
-            .body(body.to_vec())?;
-        let response = self
-            .agent
-            .run(request)
-            .with_context(|| format!("cannot reach {url} (is `wasmdo serve` running?)"))?;
-        let status = response.status();
-        let text = response.into_body().read_to_string()?;
-        let body: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        if status.is_success() {
-            Ok(body)
-        } else {
-            let message = body["error"]
-                .as_str()
-                .map_or_else(|| body.to_string(), str::to_owned);
-            let kind = body["kind"]
-                .as_str()
-                .map(|k| format!(" ({k})"))
-                .unwrap_or_default();
-            bail!("{method} {url}: HTTP {status}: {message}{kind}")
-        }
+    Manifest {
+        name: Some(project.name.clone()),
+        entry: Some(project.name.clone()),
+        classes,
+        migrations: project.migrations.clone(),
     }
 }
 
@@ -603,12 +554,12 @@ pub(crate) fn deploy(server: &str, built: &Built) -> anyhow::Result<Value> {
         .into_iter()
         .collect::<anyhow::Result<BTreeMap<_, _>>>()?;
     let manifest = manifest(project, &hashes);
-    let path = format!("/_admin/projects/{}", crate::encode(&project.name));
+    let path = format!("/_admin/projects/{}", encode(&project.name));
     admin.send(
         "PUT",
         &path,
         "application/json",
-        manifest.to_string().as_bytes(),
+        &serde_json::to_vec(&manifest)?,
     )
 }
 
@@ -807,6 +758,7 @@ fn changed_files(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn the_class_package_is_the_wit_without_its_world() {
@@ -817,7 +769,7 @@ mod tests {
         let package = class_package(wit);
         assert!(package.starts_with("package js:chat-room;"), "{package}");
         assert!(!package.contains("world"), "{package}");
-        let stub = wasmdo_host::bindgen::wit_stub(&package, "ChatRoom", "ROOMS").unwrap();
+        let stub = wasmdo_bindgen::wit_stub(&package, "ChatRoom", "ROOMS").unwrap();
         assert!(stub.contains("package binding:rooms;"), "{stub}");
         assert!(
             stub.contains("post: func(text: string) -> result<result<_, js-error>, call-error>;"),
@@ -887,7 +839,7 @@ migrations = [{ tag = "v1", new_sqlite_classes = ["ChatRoom"] }]
             c
         };
         assert_eq!(
-            manifest(&project, &hashes),
+            serde_json::to_value(manifest(&project, &hashes)).unwrap(),
             json!({
                 "name": "chat",
                 "entry": "chat",

@@ -25,7 +25,8 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
-use wasmdo_host::directory::{Address, Directory};
+use wasmdo_host::directory::Directory;
+use wasmdo_host::router::Address;
 
 #[path = "shared/workerd.rs"]
 mod shared;
@@ -97,13 +98,13 @@ async fn warm_calls(
     n: usize,
 ) -> anyhow::Result<(Stats, u64)> {
     let mut samples = Vec::with_capacity(n);
-    let fuel_before = directory.metrics().fuel.load(Ordering::Relaxed);
+    let fuel_before = directory.runtime().metrics().fuel.load(Ordering::Relaxed);
     for _ in 0..n {
         let start = Instant::now();
         directory.call(class, address, method, args.clone()).await?;
         samples.push(start.elapsed());
     }
-    let fuel = directory.metrics().fuel.load(Ordering::Relaxed) - fuel_before;
+    let fuel = directory.runtime().metrics().fuel.load(Ordering::Relaxed) - fuel_before;
     Ok((Stats::new(samples), fuel / n.max(1) as u64))
 }
 
@@ -476,6 +477,7 @@ async fn fuel_overhead(metered: &Arc<Directory>, dir: &Path) -> anyhow::Result<(
     .await?;
     let unmetered = host.directory().clone();
     metered
+        .runtime()
         .registry()
         .deploy("runaway", std::fs::read(runaway)?)
         .await
@@ -592,12 +594,12 @@ async fn alarm_lag(dir: &Path, pending: usize) -> anyhow::Result<()> {
     )
     .await?;
     let directory = host.directory().clone();
-    let schedule = directory.schedule().clone();
+    let schedule = directory.runtime().schedule().clone();
     let far = now_ms() + 3_600_000;
     let me = std::process::id();
     let rss_before = rss_kib(me);
     for i in 1..pending {
-        let key = wasmdo_host::alarms::AlarmKey::new(
+        let key = wasmdo_host::ids::ObjectKey::new(
             "probe",
             directory.id_from_name("probe", &format!("filler-{i}"))?,
         );
@@ -761,7 +763,7 @@ async fn run() -> anyhow::Result<()> {
     if let Some(workerd) = start_workerd("config.capnp", "counter.js")? {
         http_scenarios("workerd", workerd.addr, workerd.child.id(), secs).await;
     }
-    let metrics = directory.metrics();
+    let metrics = directory.runtime().metrics();
     let events = metrics.events.load(Ordering::Relaxed);
     let commits = metrics.batches.load(Ordering::Relaxed);
     println!(

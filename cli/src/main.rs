@@ -1,6 +1,7 @@
 //! The `wasmdo` command: `serve` a host, `deploy` a component (or a Worker project) to one,
 //! `call` an object's method, `dev` a Worker project.
 
+mod client;
 mod dev;
 mod wrangler;
 
@@ -9,6 +10,8 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use wasmdo_host::config::Config;
+
+use crate::client::{encode, request, wit_url};
 
 /// A self-hosted runtime for Durable Objects written in any WebAssembly language.
 #[derive(Parser)]
@@ -198,7 +201,7 @@ fn main() -> anyhow::Result<()> {
                 Some(file) => {
                     let bytes = std::fs::read(&file)
                         .with_context(|| format!("cannot read {}", file.display()))?;
-                    wasmdo_host::bindgen::component_wit(&bytes)
+                    wasmdo_host::class_wit(&bytes)
                         .with_context(|| format!("cannot read the WIT of {}", file.display()))?
                 }
                 None => {
@@ -210,23 +213,17 @@ fn main() -> anyhow::Result<()> {
                 }
             };
             let code = match lang.as_str() {
-                "rust" => wasmdo_host::bindgen::rust(&wit, &class)?,
-                "wit-stub" => wasmdo_host::bindgen::wit_stub(
-                    &wit,
-                    &class,
-                    binding.as_deref().unwrap_or(&class),
-                )?,
-                "ts-stub" => wasmdo_host::bindgen::ts_stub(
-                    &wit,
-                    &class,
-                    binding.as_deref().unwrap_or(&class),
-                )?,
-                "rust-stub" => wasmdo_host::bindgen::rust_stub(
-                    &wit,
-                    &class,
-                    binding.as_deref().unwrap_or(&class),
-                )?,
-                _ => wasmdo_host::bindgen::typescript(&wit, &class)?,
+                "rust" => wasmdo_bindgen::rust(&wit, &class)?,
+                "wit-stub" => {
+                    wasmdo_bindgen::wit_stub(&wit, &class, binding.as_deref().unwrap_or(&class))?
+                }
+                "ts-stub" => {
+                    wasmdo_bindgen::ts_stub(&wit, &class, binding.as_deref().unwrap_or(&class))?
+                }
+                "rust-stub" => {
+                    wasmdo_bindgen::rust_stub(&wit, &class, binding.as_deref().unwrap_or(&class))?
+                }
+                _ => wasmdo_bindgen::typescript(&wit, &class)?,
             };
             match out {
                 Some(path) => std::fs::write(&path, code)
@@ -317,61 +314,4 @@ fn report(result: anyhow::Result<()>) -> anyhow::Result<()> {
     let Err(e) = result else { return Ok(()) };
     dev::print_error(&e);
     std::process::exit(1);
-}
-
-/// Percent-encodes a path segment.
-fn encode(segment: &str) -> String {
-    let mut out = String::new();
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// Sends the request and prints the JSON reply; a non-2xx reply is printed to stderr and fails.
-/// Where a host describes `class` in WIT.
-fn wit_url(server: &str, class: &str) -> String {
-    format!(
-        "{}/_admin/classes/{}/wit",
-        server.trim_end_matches('/'),
-        encode(class)
-    )
-}
-
-fn request(method: &str, url: &str, body: Vec<u8>) -> anyhow::Result<()> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let response = match method {
-        "GET" => agent.get(url).call(),
-        "PUT" => agent
-            .put(url)
-            .header("content-type", "application/wasm")
-            .send(&body[..]),
-        _ => agent
-            .post(url)
-            .header("content-type", "application/json")
-            .send(&body[..]),
-    }
-    .with_context(|| format!("cannot reach {url} (is `wasmdo serve` running?)"))?;
-    let status = response.status();
-    let text = response.into_body().read_to_string()?;
-    let pretty = serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| serde_json::to_string_pretty(&v).ok())
-        .unwrap_or(text);
-    if status.is_success() {
-        println!("{}", pretty.trim_end());
-        Ok(())
-    } else {
-        // the JSON error is the message: no anyhow report (or backtrace) on top of it
-        eprintln!("{pretty}");
-        eprintln!("({method} {url}: HTTP {status})");
-        std::process::exit(1);
-    }
 }

@@ -1,0 +1,137 @@
+//! The admin API (`/_admin/…`): health and metrics, classes (deploy, describe, WIT, ids),
+//! components and project deploys.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+
+use super::{Gateway, decode, json_response, read_body};
+use crate::error::ObjectError;
+
+impl Gateway {
+    /// `/_admin/{rest…}`.
+    pub(super) async fn admin(
+        &self,
+        req: Request<Incoming>,
+        rest: &[&str],
+    ) -> Result<Response<Full<Bytes>>, ObjectError> {
+        match (req.method(), rest) {
+            (&Method::GET, ["health"]) => Ok(json_response(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "status": "ok",
+                    "live_objects": self.directory.live_objects(),
+                    "classes": self.registry.list().len(),
+                }),
+            )),
+            (&Method::GET, ["metrics"]) => {
+                let text = self.runtime.metrics.render(
+                    self.directory.live_objects(),
+                    self.runtime.open_databases(),
+                    self.registry.list().len(),
+                    self.runtime.schedule.pending(),
+                    self.runtime.websockets.open(),
+                );
+                Ok(Response::builder()
+                    .header("content-type", "text/plain; version=0.0.4")
+                    .body(Full::new(Bytes::from(text)))
+                    .expect("valid response"))
+            }
+            (&Method::GET, ["classes"]) => {
+                let all: Vec<_> = self.registry.list().iter().map(|c| c.describe()).collect();
+                Ok(json_response(
+                    StatusCode::OK,
+                    &serde_json::Value::Array(all),
+                ))
+            }
+            (&Method::GET, ["classes", class]) => {
+                let class = decode(class)?;
+                let version = self
+                    .registry
+                    .get(&class)
+                    .ok_or(ObjectError::UnknownClass(class))?;
+                Ok(json_response(StatusCode::OK, &version.describe()))
+            }
+            (&Method::GET, ["classes", class, "wit"]) => {
+                let class = decode(class)?;
+                let wit = self.registry.wit(&class).await?;
+                Ok(Response::builder()
+                    .header("content-type", "text/plain; charset=utf-8")
+                    .body(Full::new(Bytes::from(wit)))
+                    .expect("valid response"))
+            }
+            (&Method::GET, ["classes", class, "id-from-name", name]) => {
+                let (class, name) = (decode(class)?, decode(name)?);
+                let id = self.router.id_from_name(&class, &name)?;
+                Ok(json_response(
+                    StatusCode::OK,
+                    &serde_json::json!({ "id": id.to_hex(), "name": name }),
+                ))
+            }
+            (&Method::POST, ["classes", class, "new-unique-id"]) => {
+                let class = decode(class)?;
+                let id = self.router.new_unique_id(&class)?;
+                Ok(json_response(
+                    StatusCode::OK,
+                    &serde_json::json!({ "id": id.to_hex() }),
+                ))
+            }
+            (&Method::GET, ["classes", class, "id-from-string", id]) => {
+                let (class, id) = (decode(class)?, decode(id)?);
+                let id = self.router.id_from_string(&class, &id)?;
+                Ok(json_response(
+                    StatusCode::OK,
+                    &serde_json::json!({ "id": id.to_hex() }),
+                ))
+            }
+            (&Method::PUT, ["classes", class]) => {
+                let class = decode(class)?;
+                let limit = self.runtime.limits.max_component_bytes;
+                let bytes = read_body(req.into_body(), limit).await?;
+                let version = self.registry.deploy(&class, bytes.to_vec()).await?;
+                self.runtime.metrics.deploys.fetch_add(1, Ordering::Relaxed);
+                Ok(json_response(StatusCode::CREATED, &version.describe()))
+            }
+            (&Method::PUT, ["components"]) => {
+                let limit = self.runtime.limits.max_component_bytes;
+                let bytes = read_body(req.into_body(), limit).await?;
+                let (hash, size) = self.registry.store_component(bytes.to_vec()).await?;
+                Ok(json_response(
+                    StatusCode::CREATED,
+                    &serde_json::json!({ "hash": hash, "size": size }),
+                ))
+            }
+            (&Method::PUT, ["projects", project]) => {
+                let project = decode(project)?;
+                let limit = self.runtime.limits.max_body_bytes;
+                let body = read_body(req.into_body(), limit).await?;
+                let manifest = serde_json::from_slice(&body).map_err(|e| {
+                    ObjectError::InvalidManifest(format!("the manifest is not valid: {e}"))
+                })?;
+                let (reply, deployed) = self.projects.deploy(&project, manifest).await?;
+                self.runtime
+                    .metrics
+                    .deploys
+                    .fetch_add(deployed as u64, Ordering::Relaxed);
+                Ok(json_response(StatusCode::OK, &reply))
+            }
+            (&Method::GET, ["projects"]) => Ok(json_response(
+                StatusCode::OK,
+                &self.projects.describe(None).await?,
+            )),
+            (&Method::GET, ["projects", project]) => {
+                let project = decode(project)?;
+                let described = self.projects.describe(Some(&project)).await?;
+                Ok(json_response(StatusCode::OK, &described))
+            }
+            _ => Err(ObjectError::NotFound(format!(
+                "no admin route for {} {}: see the routes in the README",
+                req.method(),
+                req.uri().path()
+            ))),
+        }
+    }
+}

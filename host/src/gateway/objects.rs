@@ -1,0 +1,143 @@
+//! Objects over HTTP: typed RPC (`POST /rpc/{class}/{name}/{method}`) and an object's (or the
+//! entry Worker's) `fetch`, WebSocket upgrades included. Both reach the object through the
+//! [`Router`](crate::router::Router).
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+
+use super::{Gateway, decode, json_response, object_name, read_body, websocket, websocket_key};
+use crate::bindings::http_types;
+use crate::error::ObjectError;
+use crate::router::Address;
+
+impl Gateway {
+    /// `POST /rpc/{class}/{name}/{method}`: the body is a JSON array of arguments.
+    pub(super) async fn rpc(
+        &self,
+        req: Request<Incoming>,
+        class: &str,
+        name: &str,
+        method: &str,
+    ) -> Result<Response<Full<Bytes>>, ObjectError> {
+        let class = decode(class)?;
+        let address = object_name(name)?;
+        let method = decode(method)?;
+        let limit = self.runtime.limits.max_body_bytes;
+        let body = read_body(req.into_body(), limit).await?;
+        let args = if body.iter().all(u8::is_ascii_whitespace) {
+            serde_json::Value::Array(Vec::new())
+        } else {
+            serde_json::from_slice(&body).map_err(|e| {
+                ObjectError::InvalidArgument(format!(
+                    "the body must be a JSON array of arguments: {e}"
+                ))
+            })?
+        };
+        let value = self.router.call(&class, &address, &method, args).await?;
+        Ok(json_response(StatusCode::OK, &value))
+    }
+
+    pub(super) async fn fetch(
+        &self,
+        mut req: Request<Incoming>,
+        class: &str,
+        address: &Address,
+        path: String,
+    ) -> Result<Response<Full<Bytes>>, ObjectError> {
+        // a WebSocket upgrade: the object may accept it during `fetch`
+        let upgrade = websocket_key(&req).map(|key| (key, hyper::upgrade::on(&mut req)));
+        let (parts, body) = req.into_parts();
+        let host = parts
+            .headers
+            .get(hyper::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
+        let url = format!("http://{host}{}", parts.uri);
+        let headers = parts
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let body = read_body(body, self.runtime.limits.max_body_bytes).await?;
+        let request = http_types::Request {
+            method: parts.method.as_str().to_string(),
+            url,
+            path,
+            query: parts.uri.query().unwrap_or("").to_string(),
+            headers,
+            body: body.to_vec(),
+        };
+        let fetched = self
+            .router
+            .fetch(class, address, request, upgrade.is_some())
+            .await?;
+        let response = fetched.response;
+        // an accepted socket goes with a 101 answer only: answering anything else refuses it
+        // (a Worker that passed the upgrade on may still answer an error)
+        let accepted = fetched
+            .accepted
+            .filter(|_| response.status == StatusCode::SWITCHING_PROTOCOLS.as_u16());
+        if response.status == StatusCode::SWITCHING_PROTOCOLS.as_u16() && accepted.is_none() {
+            return Err(ObjectError::FetchFailed(
+                "fetch answered 101 without a WebSocket: accept one first (`ctx.acceptWebSocket`, `wasmdo::websockets::accept`), or return the WebSocket a Durable Object's `stub.fetch` answered with".into(),
+            ));
+        }
+        if let (Some(accepted), Some((key, on_upgrade))) = (accepted, upgrade) {
+            let mut builder = Response::builder()
+                .status(StatusCode::SWITCHING_PROTOCOLS)
+                .header(hyper::header::CONNECTION, "upgrade")
+                .header(hyper::header::UPGRADE, "websocket")
+                .header(
+                    hyper::header::SEC_WEBSOCKET_ACCEPT,
+                    tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes()),
+                );
+            // the object's own headers (a chosen subprotocol, cookies) go along
+            for (name, value) in &response.headers {
+                let hop = [
+                    "connection",
+                    "upgrade",
+                    "sec-websocket-accept",
+                    "content-length",
+                ];
+                if !hop.contains(&name.to_ascii_lowercase().as_str()) {
+                    builder = builder.header(name.as_str(), value.as_str());
+                }
+            }
+            let router = self.router.clone();
+            let max_message_bytes = self.runtime.limits.max_websocket_message_bytes;
+            tokio::spawn(async move {
+                match on_upgrade.await {
+                    Ok(upgraded) => {
+                        websocket::serve(router, max_message_bytes, accepted, upgraded).await
+                    }
+                    Err(e) => tracing::debug!(target: "wasmdo.websockets", "upgrade failed: {e}"),
+                }
+            });
+            return builder.body(Full::new(Bytes::new())).map_err(|e| {
+                ObjectError::FetchFailed(format!("fetch returned an invalid header: {e}"))
+            });
+        }
+        let status = StatusCode::from_u16(response.status).map_err(|_| {
+            ObjectError::FetchFailed(format!(
+                "fetch returned an invalid HTTP status {}",
+                response.status
+            ))
+        })?;
+        let mut builder = Response::builder().status(status);
+        for (name, value) in &response.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        builder
+            .body(Full::new(Bytes::from(response.body)))
+            .map_err(|e| {
+                ObjectError::FetchFailed(format!("fetch returned an invalid response: {e}"))
+            })
+    }
+}

@@ -1,0 +1,72 @@
+//! The engine every class runs on and the linker every instance is made with: the linker
+//! composes every capability's `add_to_linker` (WASI, `wasi:http` outgoing requests, and the
+//! `wasmdo:object` capability hosts). The stub imports of classes that call other objects are
+//! linked per class, into a clone of this linker, when the class is inspected (`inspect`).
+
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::bindings;
+use crate::limits::Limits;
+use crate::object::ObjectCtx;
+use crate::outbound;
+use crate::rpc::calls;
+use crate::state::ObjectState;
+use crate::storage::{StorageApi, StorageView};
+use crate::websockets::WebSocketsCtx;
+
+/// The engine every class runs on: async, fuel and epoch interruption on, pooling allocator
+/// sized for `max_live_objects`.
+pub(crate) fn new_engine(limits: &Limits) -> anyhow::Result<Engine> {
+    let mut config = wasmtime::Config::new();
+    config
+        .wasm_component_model(true)
+        .consume_fuel(limits.fuel_metering)
+        .epoch_interruption(true)
+        .max_wasm_stack(limits.max_wasm_stack)
+        // the async stack must hold the wasm stack plus host frames
+        .async_stack_size(limits.max_wasm_stack + 1024 * 1024);
+    let live = limits.max_live_objects.max(1);
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(live)
+        // a Rust component has ~3 core instances, a JS one a few more
+        .total_core_instances(live.saturating_mul(8))
+        .max_core_instances_per_component(32)
+        .total_memories(live.saturating_mul(2))
+        .max_memories_per_component(4)
+        .total_tables(live.saturating_mul(4))
+        .max_tables_per_component(8)
+        .total_stacks(live)
+        .max_memory_size(usize::try_from(limits.max_memory_bytes).unwrap_or(usize::MAX))
+        // component and core instance metadata of a 12 MB JS component exceed the defaults
+        .max_component_instance_size(1 << 20)
+        .max_core_instance_size(1 << 20);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&config).map_err(|e| anyhow::anyhow!("cannot create the wasm engine: {e}"))
+}
+
+/// The linker of every class: WASI, `wasi:http` outgoing requests and the `wasmdo:object`
+/// capability hosts, each added by its own `add_to_linker`.
+pub(super) fn new_linker(engine: &Engine) -> anyhow::Result<Linker<ObjectState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    outbound::add_to_linker(&mut linker)?;
+    bindings::object_api::add_to_linker::<ObjectState, HasSelf<ObjectCtx>>(&mut linker, |s| {
+        &mut s.object
+    })?;
+    bindings::websockets_api::add_to_linker::<ObjectState, HasSelf<WebSocketsCtx>>(
+        &mut linker,
+        |s| &mut s.websockets,
+    )?;
+    bindings::storage_api::add_to_linker::<ObjectState, StorageApi>(&mut linker, |s| {
+        StorageView(&mut s.storage)
+    })?;
+    bindings::alarms_api::add_to_linker::<ObjectState, StorageApi>(&mut linker, |s| {
+        StorageView(&mut s.storage)
+    })?;
+    bindings::objects_api::add_to_linker::<ObjectState, calls::ObjectsApi>(
+        &mut linker,
+        ObjectState::objects,
+    )?;
+    Ok(linker)
+}

@@ -1,0 +1,240 @@
+//! The hub: every object's WebSockets, held by the host so they outlive instances and actors
+//! (hibernation). Per socket: its tags, its attachment, and the outbox its connection task
+//! drains; per object: its auto-response pair. [`Accepted`] is a socket registered by a `fetch`
+//! whose event has not committed yet.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+use crate::bindings::websockets_api::{Error, Message};
+use crate::ids::ObjectKey;
+
+/// A socket's id: unique in the host for its lifetime.
+pub(crate) type SocketId = u64;
+
+/// What an event asks of a socket's connection.
+pub(crate) enum Outgoing {
+    Message(WsMessage),
+    Close(u16, String),
+}
+
+/// What happened on a socket, for the object's handler.
+pub(crate) enum SocketEvent {
+    Message(Message),
+    Close {
+        code: u16,
+        reason: String,
+        clean: bool,
+    },
+    Error(String),
+}
+
+/// A socket's outgoing messages, from the object's events to its connection task. Allocates
+/// nothing while empty: an idle socket should cost little more than its connection.
+#[derive(Default)]
+pub(crate) struct Outbox {
+    queue: Mutex<VecDeque<Outgoing>>,
+    ready: Notify,
+    closed: AtomicBool,
+}
+
+impl Outbox {
+    pub(super) fn push(&self, out: Outgoing) {
+        if !self.closed.load(Ordering::Acquire) {
+            self.queue.lock().expect("outbox lock").push_back(out);
+            self.ready.notify_one();
+        }
+    }
+
+    /// The next message; `None` once the hub forgot the socket.
+    pub(crate) async fn pop(&self) -> Option<Outgoing> {
+        loop {
+            if let Some(out) = self.queue.lock().expect("outbox lock").pop_front() {
+                return Some(out);
+            }
+            if self.closed.load(Ordering::Acquire) {
+                return None;
+            }
+            // a push between the check and here leaves a permit: no wake-up is lost
+            self.ready.notified().await;
+        }
+    }
+
+    pub(super) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.ready.notify_one();
+    }
+}
+
+pub(super) struct Socket {
+    pub(super) tags: Vec<String>,
+    pub(super) attachment: Vec<u8>,
+    pub(super) outbox: Arc<Outbox>,
+    /// The client closed it (or the connection ended): no longer listed, no longer sent to, but
+    /// its tags and attachment stay readable until its close event has run.
+    pub(super) closed: bool,
+}
+
+#[derive(Default)]
+pub(super) struct ObjectSockets {
+    pub(super) sockets: BTreeMap<SocketId, Socket>,
+    pub(super) auto_response: Option<(String, String)>,
+}
+
+/// Every object's sockets.
+#[derive(Default)]
+pub(crate) struct Hub {
+    pub(super) objects: Mutex<HashMap<ObjectKey, ObjectSockets>>,
+    pub(super) next_id: AtomicU64,
+    pub(super) open: AtomicU64,
+}
+
+impl Hub {
+    pub(super) fn with<R>(
+        &self,
+        key: &ObjectKey,
+        f: impl FnOnce(&mut ObjectSockets) -> R,
+    ) -> Option<R> {
+        let mut objects = self.objects.lock().expect("websocket hub lock");
+        objects.get_mut(key).map(f)
+    }
+
+    pub(super) fn socket<R>(
+        &self,
+        key: &ObjectKey,
+        id: SocketId,
+        f: impl FnOnce(&mut Socket) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        self.with(key, |o| match o.sockets.get_mut(&id) {
+            Some(socket) => f(socket),
+            None => Err(Error::UnknownSocket(id)),
+        })
+        .unwrap_or(Err(Error::UnknownSocket(id)))
+    }
+
+    /// Sockets open now, in the whole host.
+    pub(crate) fn open(&self) -> u64 {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Whether the object holds any socket (then it hibernates instead of being evicted).
+    pub(crate) fn has_sockets(&self, key: &ObjectKey) -> bool {
+        self.with(key, |o| !o.sockets.is_empty()).unwrap_or(false)
+    }
+
+    pub(super) fn register(
+        &self,
+        key: &ObjectKey,
+        tags: Vec<String>,
+        max: u32,
+    ) -> Result<(SocketId, Arc<Outbox>), Error> {
+        let mut objects = self.objects.lock().expect("websocket hub lock");
+        let object = objects.entry(key.clone()).or_default();
+        if object.sockets.len() >= max as usize {
+            return Err(Error::TooManySockets(max));
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let outbox = Arc::new(Outbox::default());
+        object.sockets.insert(
+            id,
+            Socket {
+                tags,
+                attachment: Vec::new(),
+                outbox: outbox.clone(),
+                closed: false,
+            },
+        );
+        self.open.fetch_add(1, Ordering::Relaxed);
+        Ok((id, outbox))
+    }
+
+    /// Removes a socket (its connection ended and its close was handled, or it never connected).
+    pub(crate) fn forget(&self, key: &ObjectKey, id: SocketId) {
+        let mut objects = self.objects.lock().expect("websocket hub lock");
+        if let Some(object) = objects.get_mut(key) {
+            if let Some(socket) = object.sockets.remove(&id) {
+                socket.outbox.close();
+                self.open.fetch_sub(1, Ordering::Relaxed);
+            }
+            if object.sockets.is_empty() {
+                objects.remove(key);
+            }
+        }
+    }
+
+    /// Closes every socket of `class`'s objects with `code` and `reason`, and forgets them: a
+    /// migration is deleting or renaming the class, whose objects could no longer get their
+    /// events. Returns how many were closed.
+    pub(crate) fn close_class(&self, class: &str, code: u16, reason: &str) -> usize {
+        let mut objects = self.objects.lock().expect("websocket hub lock");
+        let keys: Vec<ObjectKey> = (objects.keys())
+            .filter(|k| &*k.class == class)
+            .cloned()
+            .collect();
+        let mut closed = 0;
+        for key in keys {
+            for (_, socket) in objects.remove(&key).map(|o| o.sockets).unwrap_or_default() {
+                // the connection task sends the close, then ends (the outbox is closed)
+                socket.outbox.push(Outgoing::Close(code, reason.to_owned()));
+                socket.outbox.close();
+                self.open.fetch_sub(1, Ordering::Relaxed);
+                closed += 1;
+            }
+        }
+        closed
+    }
+
+    pub(crate) fn mark_closed(&self, key: &ObjectKey, id: SocketId) {
+        self.with(key, |o| {
+            if let Some(socket) = o.sockets.get_mut(&id) {
+                socket.closed = true;
+            }
+        });
+    }
+
+    pub(crate) fn auto_response(&self, key: &ObjectKey, text: &str) -> Option<String> {
+        self.with(key, |o| match &o.auto_response {
+            Some((request, response)) if request == text => Some(response.clone()),
+            _ => None,
+        })
+        .flatten()
+    }
+
+    pub(super) fn deliver(&self, key: &ObjectKey, id: SocketId, out: Outgoing) {
+        // a socket that closed meanwhile just misses it, as on Cloudflare
+        let _ = self.socket(key, id, |s| {
+            s.outbox.push(out);
+            Ok(())
+        });
+    }
+}
+
+/// A socket accepted by a `fetch` whose event has not committed yet. Dropped without being
+/// connected (the event rolled back, the commit failed, the client left), it forgets the socket.
+pub(crate) struct Accepted {
+    pub(super) key: ObjectKey,
+    pub(super) id: SocketId,
+    pub(super) outbox: Option<Arc<Outbox>>,
+    pub(super) hub: Arc<Hub>,
+}
+
+impl Accepted {
+    /// Hands the socket to its connection task: its key, id, hub and outbox; `None` if it was
+    /// handed over already.
+    pub(crate) fn connect(mut self) -> Option<(ObjectKey, SocketId, Arc<Hub>, Arc<Outbox>)> {
+        let outbox = self.outbox.take()?;
+        Some((self.key.clone(), self.id, self.hub.clone(), outbox))
+    }
+}
+
+impl Drop for Accepted {
+    fn drop(&mut self) {
+        if self.outbox.is_some() {
+            self.hub.forget(&self.key, self.id);
+        }
+    }
+}
