@@ -202,6 +202,7 @@ fn main() -> anyhow::Result<()> {
                     let bytes = std::fs::read(&file)
                         .with_context(|| format!("cannot read {}", file.display()))?;
                     wasmdo_host::class_wit(&bytes)
+                        .map_err(anyhow::Error::from_boxed)
                         .with_context(|| format!("cannot read the WIT of {}", file.display()))?
                 }
                 None => {

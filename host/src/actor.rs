@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use wasmtime::component::Val;
 
-use crate::alarms::now_ms;
 use crate::bindings::http_types::{Request, Response};
 use crate::class::ClassVersion;
+use crate::clock::now_ms;
 use crate::error::ObjectError;
 use crate::ids::ObjectKey;
 use crate::instance::Instance;
@@ -739,7 +739,7 @@ impl Actor {
             }
             (Ok(()), Err(e)) => {
                 self.occupant = Occupant::Dormant(Box::new(instance.into_state()));
-                Err(ObjectError::Internal(format!("storage after init: {e}")))
+                Err(ObjectError::internal_from("storage after init", e))
             }
         }
     }
@@ -811,7 +811,7 @@ impl Actor {
             })?;
         let fits = method.fits_stub(&stub.params, stub.result.as_ref());
         if !fits {
-            return Err(ObjectError::InvalidArgument(format!(
+            return Err(ObjectError::StaleStub(format!(
                 "the caller's stub for `{}` does not match the method's signature `{}` (version {} of class `{}`): regenerate the stub",
                 method.name, method.signature, class.version, class.name
             )));
@@ -913,7 +913,7 @@ impl Actor {
         self.state_mut()
             .storage
             .end_event(keep)
-            .map_err(|e| ObjectError::Internal(format!("ending the event's transaction: {e}")))
+            .map_err(|e| ObjectError::internal_from("ending the event's transaction", e))
     }
 
     /// Rolls the failed event back and, if the instance is poisoned, drops it.

@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::error::StartError;
 use crate::limits::Limits;
 use crate::outbound::AllowList;
 
@@ -88,11 +89,16 @@ impl Default for Config {
 
 impl Config {
     /// Reads a config file; relative component paths are resolved against the file's directory.
-    pub fn load(path: &Path) -> anyhow::Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
-        let mut config: Config = toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("invalid config {}: {e}", path.display()))?;
+    pub fn load(path: &Path) -> Result<Config, StartError> {
+        let text = std::fs::read_to_string(path).map_err(|source| StartError::ReadConfig {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config: Config =
+            toml::from_str(&text).map_err(|source| StartError::InvalidConfig {
+                path: path.to_owned(),
+                source,
+            })?;
         let base = path.parent().unwrap_or(Path::new("."));
         for class in config.classes.values_mut() {
             if let Some(component) = &class.component

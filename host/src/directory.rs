@@ -108,7 +108,7 @@ impl Directory {
             Some(entry) => entry,
             None => {
                 let Some(me) = self.me.upgrade() else {
-                    let closed = ObjectError::Internal("the host is shutting down".into());
+                    let closed = ObjectError::internal("the host is shutting down");
                     return Err(Box::new((closed, event)));
                 };
                 let (tx, rx) = mpsc::unbounded_channel();
@@ -140,7 +140,7 @@ impl Directory {
         }
         entry.slot.queued.fetch_add(1, Ordering::Relaxed);
         entry.tx.send(event).map_err(|back| {
-            let closed = ObjectError::Internal("the object's mailbox is closed".into());
+            let closed = ObjectError::internal("the object's mailbox is closed");
             Box::new((closed, back.0))
         })
     }
@@ -193,7 +193,7 @@ impl Liveness for Directory {
         let key = key.clone();
         Box::pin(async move {
             let Some(directory) = me else {
-                return Err(ObjectError::Internal("host shutting down".into()));
+                return Err(ObjectError::internal("host shutting down"));
             };
             if let Ok(permit) = directory.permits.clone().try_acquire_owned() {
                 return Ok(permit);
@@ -206,7 +206,7 @@ impl Liveness for Directory {
                 match tokio::time::timeout(wait, directory.permits.clone().acquire_owned()).await {
                     Ok(Ok(permit)) => return Ok(permit),
                     Ok(Err(_closed)) => {
-                        return Err(ObjectError::Internal("host shutting down".into()));
+                        return Err(ObjectError::internal("host shutting down"));
                     }
                     Err(_) if Instant::now() >= deadline => {
                         return Err(ObjectError::Overloaded(format!(
@@ -356,7 +356,7 @@ impl Router for Directory {
         if let Err(e) = self.send_to(key.clone(), name, Event::Alarm { retry }) {
             // a full mailbox: try again shortly, keeping the alarm
             tracing::warn!(target: "wasmdo.alarms", class = &*key.class, id = %key.id, "alarm not delivered: {e}");
-            let retry_at = crate::alarms::now_ms() + 100;
+            let retry_at = crate::clock::now_ms() + 100;
             let _ = schedule.set(key, name, retry_at, retry);
         }
     }
@@ -370,7 +370,7 @@ impl Router for Directory {
         let class = class.to_owned();
         Box::pin(async move {
             let Some(directory) = me else {
-                return Err(ObjectError::Internal("host shutting down".into()));
+                return Err(ObjectError::internal("host shutting down"));
             };
             let deadline = Instant::now() + wait;
             loop {
@@ -401,5 +401,5 @@ async fn reply<T>(
 ) -> Result<T, ObjectError> {
     sent?;
     rx.await
-        .map_err(|_| ObjectError::Internal("the object stopped before replying".into()))?
+        .map_err(|_| ObjectError::internal("the object stopped before replying"))?
 }

@@ -2,7 +2,17 @@
 //! caller; the same name is the JSON `kind` the gateway returns, and the gateway maps each kind to
 //! one HTTP status (`gateway::status_of`).
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
 use thiserror::Error;
+
+/// The cause of a host-side failure, kept as the error's `source` so it can be traced; shared,
+/// because one error is cloned into every reply of a batch.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync>;
+
+/// An error of any kind, boxed: what the internal steps of loading and compiling report.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Why a call to an object (RPC or fetch) or an admin request failed.
 #[derive(Debug, Clone, Error)]
@@ -82,12 +92,53 @@ pub enum ObjectError {
     /// A route that does not exist.
     #[error("{0}")]
     NotFound(String),
-    /// A host-side failure (I/O, a bug); the message says what.
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// A caller's stub for a method no longer matches the method (the callee's class was
+    /// redeployed with another signature): the caller must regenerate its stub.
+    #[error("{0}")]
+    StaleStub(String),
+    /// A host-side failure (I/O, a bug): what failed, and why (the source, when there is one).
+    #[error("internal error: {what}")]
+    Internal {
+        /// What the host was doing.
+        what: String,
+        /// Why it failed.
+        #[source]
+        source: Option<Cause>,
+    },
 }
 
 impl ObjectError {
+    /// A host-side failure with no underlying error (a broken invariant, a host shutting down).
+    pub(crate) fn internal(what: impl Into<String>) -> ObjectError {
+        ObjectError::Internal {
+            what: what.into(),
+            source: None,
+        }
+    }
+
+    /// A host-side failure: what the host was doing, and the error that stopped it.
+    pub(crate) fn internal_from(
+        what: impl Into<String>,
+        source: impl Into<BoxError>,
+    ) -> ObjectError {
+        ObjectError::Internal {
+            what: what.into(),
+            source: Some(Arc::from(source.into())),
+        }
+    }
+
+    /// The error with its causes, `outer: inner: …`: what a caller is told.
+    pub fn message(&self) -> String {
+        let mut message = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        message
+    }
+
     /// The JSON `kind` of this error: the variant's name.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -111,7 +162,8 @@ impl ObjectError {
             ObjectError::InvalidName(_) => "InvalidName",
             ObjectError::InvalidManifest(_) => "InvalidManifest",
             ObjectError::NotFound(_) => "NotFound",
-            ObjectError::Internal(_) => "Internal",
+            ObjectError::StaleStub(_) => "StaleStub",
+            ObjectError::Internal { .. } => "Internal",
         }
     }
 }
@@ -133,5 +185,108 @@ fn method_error_message(value: &serde_json::Value) -> String {
     match text {
         Some(text) => format!("the method returned an error: {text}"),
         None => "the method returned an error".to_owned(),
+    }
+}
+
+/// Why a host could not start: each variant names the file or setting at fault; the source says
+/// why.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The configuration file cannot be read.
+    #[error("cannot read config {}", .path.display())]
+    ReadConfig {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The configuration file is not valid `wasmdo.toml`.
+    #[error("invalid config {}", .path.display())]
+    InvalidConfig {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and where.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// The data directory (or a file in it) cannot be created, read or written.
+    #[error("{what} {}", .path.display())]
+    DataDir {
+        /// What the host was doing.
+        what: &'static str,
+        /// The directory or file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: Cause,
+    },
+    /// Another host holds the data directory.
+    #[error(
+        "data dir {} is in use by another wasmdo host; stop it or pick another --data",
+        .path.display()
+    )]
+    DataDirInUse {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// The WebAssembly engine cannot be created with the configured limits.
+    #[error("cannot create the wasm engine")]
+    Engine(#[source] Cause),
+    /// A class deployed before no longer loads (its stored component, or this host's world).
+    #[error("class `{class}` no longer loads")]
+    ClassNoLongerLoads {
+        /// The class.
+        class: String,
+        /// Why.
+        #[source]
+        source: Cause,
+    },
+    /// The component the config names for a class cannot be read.
+    #[error("class `{class}`: cannot read {}", .component.display())]
+    ReadComponent {
+        /// The class.
+        class: String,
+        /// The file.
+        component: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The component the config names for a class was refused.
+    #[error("class `{class}` ({})", .component.display())]
+    Deploy {
+        /// The class.
+        class: String,
+        /// The file.
+        component: PathBuf,
+        /// Why.
+        #[source]
+        source: ObjectError,
+    },
+    /// The listener cannot be bound.
+    #[error("cannot listen on {addr}")]
+    Listen {
+        /// The configured address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl StartError {
+    /// A failure on `path` in the data directory.
+    pub(crate) fn data_dir(
+        what: &'static str,
+        path: &std::path::Path,
+        source: impl Into<BoxError>,
+    ) -> StartError {
+        StartError::DataDir {
+            what,
+            path: path.to_owned(),
+            source: Arc::from(source.into()),
+        }
     }
 }

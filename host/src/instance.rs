@@ -26,7 +26,7 @@ fn arm(store: &mut Store<ObjectState>, limits: &Limits) -> Result<(), ObjectErro
     if limits.fuel_metering {
         store
             .set_fuel(limits.fuel_per_event)
-            .map_err(|e| ObjectError::Internal(e.to_string()))?;
+            .map_err(|e| ObjectError::internal_from("setting the event's fuel", e))?;
     }
     let state = store.data_mut();
     state.deadline = Instant::now() + Duration::from_millis(limits.wall_clock_ms);
@@ -84,7 +84,9 @@ impl Instance {
                 // with fuel, yield far more often than the epoch does (~1 ms of guest CPU)
                 store
                     .fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL))
-                    .map_err(|e| ObjectError::Internal(e.to_string()))?;
+                    .map_err(|e| {
+                        ObjectError::internal_from("setting the fuel yield interval", e)
+                    })?;
             }
             Ok(())
         });
@@ -202,12 +204,7 @@ impl Instance {
         let func = self
             .instance
             .get_func(&mut self.store, index)
-            .ok_or_else(|| {
-                (
-                    ObjectError::Internal("the alarm handler vanished".into()),
-                    false,
-                )
-            })?;
+            .ok_or_else(|| (ObjectError::internal("the alarm handler vanished"), false))?;
         let info = Val::Record(vec![
             ("retry-count".to_string(), Val::U32(retry_count)),
             ("is-retry".to_string(), Val::Bool(retry_count > 0)),
@@ -225,7 +222,7 @@ impl Instance {
                     other => Err((ObjectError::AlarmFailed(format!("{other:?}")), false)),
                 },
                 other => Err((
-                    ObjectError::Internal(format!("the alarm handler returned {other:?}")),
+                    ObjectError::internal(format!("the alarm handler returned {other:?}")),
                     false,
                 )),
             },
@@ -299,7 +296,7 @@ impl Instance {
         let func = self
             .instance
             .get_typed_func::<(), (Option<Vec<u8>>,)>(&mut self.store, index)
-            .map_err(|e| ObjectError::Internal(format!("the snapshot handler: {e}")))?;
+            .map_err(|e| ObjectError::internal_from("the snapshot handler", e))?;
         let outcome = func.call_async(&mut self.store, ()).await;
         account_fuel(&mut self.store, limits);
         match outcome {
@@ -316,15 +313,13 @@ impl Instance {
         limits: &Limits,
     ) -> Result<(), ObjectError> {
         let Some((_, index)) = self.class.snapshot else {
-            return Err(ObjectError::Internal(
-                "the class has no snapshot handler".into(),
-            ));
+            return Err(ObjectError::internal("the class has no snapshot handler"));
         };
         self.arm(limits)?;
         let func = self
             .instance
             .get_typed_func::<(Vec<u8>,), (Result<(), String>,)>(&mut self.store, index)
-            .map_err(|e| ObjectError::Internal(format!("the restore handler: {e}")))?;
+            .map_err(|e| ObjectError::internal_from("the restore handler", e))?;
         let outcome = func.call_async(&mut self.store, (state,)).await;
         account_fuel(&mut self.store, limits);
         match outcome {
@@ -348,7 +343,7 @@ impl Instance {
             .get_func(&mut self.store, method.index)
             .ok_or_else(|| {
                 (
-                    ObjectError::Internal(format!("method `{}` vanished", method.name)),
+                    ObjectError::internal(format!("method `{}` vanished", method.name)),
                     false,
                 )
             })?;

@@ -33,7 +33,7 @@
 //! blocking pool, and commits (fsync) run in `block_in_place`.
 //!
 //! ```no_run
-//! # async fn run() -> anyhow::Result<()> {
+//! # async fn run() -> Result<(), wasmdo_host::error::StartError> {
 //! let config = wasmdo_host::config::Config::default();
 //! let host = wasmdo_host::Host::start(config).await?;
 //! println!("listening on {}", host.addr());
@@ -45,6 +45,7 @@ mod actor;
 pub mod alarms;
 mod bindings;
 pub mod class;
+mod clock;
 pub mod config;
 pub mod directory;
 pub mod error;
@@ -75,6 +76,7 @@ use tokio::net::TcpListener;
 use crate::alarms::Schedule;
 use crate::config::Config;
 use crate::directory::Directory;
+use crate::error::StartError;
 use crate::ids::HostSecret;
 use crate::limits::EPOCH_TICK_MS;
 use crate::metrics::Metrics;
@@ -98,26 +100,28 @@ pub struct Host {
 impl Host {
     /// Opens the data directory, loads every class, deploys the components named in the config,
     /// starts the epoch ticker and binds the listener.
-    pub async fn start(config: Config) -> anyhow::Result<Host> {
+    pub async fn start(config: Config) -> Result<Host, StartError> {
         let data = config.data_dir();
         std::fs::create_dir_all(&data)
-            .map_err(|e| anyhow::anyhow!("cannot create data dir {}: {e}", data.display()))?;
-        let data_lock = std::fs::File::create(data.join("host.lock"))?;
-        data_lock.try_lock().map_err(|_| {
-            anyhow::anyhow!(
-                "data dir {} is in use by another wasmdo host; stop it or pick another --data",
-                data.display()
-            )
-        })?;
-        let secret = HostSecret::load_or_create(&data.join("host.key"))?;
+            .map_err(|e| StartError::data_dir("cannot create data dir", &data, e))?;
+        let lock_path = data.join("host.lock");
+        let data_lock = std::fs::File::create(&lock_path)
+            .map_err(|e| StartError::data_dir("cannot create", &lock_path, e))?;
+        data_lock
+            .try_lock()
+            .map_err(|_| StartError::DataDirInUse { path: data.clone() })?;
+        let secret_path = data.join("host.key");
+        let secret = HostSecret::load_or_create(&secret_path)
+            .map_err(|e| StartError::data_dir("cannot read or create", &secret_path, e))?;
         let engine = registry::new_engine(&config.limits)?;
         let registry = {
-            let (engine, data, cache) = (engine.clone(), data.clone(), config.compile_cache_dir());
+            let (engine, dir, cache) = (engine.clone(), data.clone(), config.compile_cache_dir());
             let classes = config.classes.clone();
             tokio::task::spawn_blocking(move || {
-                Registry::open(engine, &data, &cache, secret, &classes)
+                Registry::open(engine, &dir, &cache, secret, &classes)
             })
-            .await??
+            .await
+            .map_err(|e| StartError::data_dir("cannot load the classes of", &data, e))??
         };
         let registry = Arc::new(registry);
         if config.entry.is_some() {
@@ -126,21 +130,28 @@ impl Host {
         for class in deploy_order(&config) {
             let settings = &config.classes[class];
             if let Some(path) = &settings.component {
-                let bytes = std::fs::read(path).map_err(|e| {
-                    anyhow::anyhow!("class `{class}`: cannot read {}: {e}", path.display())
+                let bytes = std::fs::read(path).map_err(|source| StartError::ReadComponent {
+                    class: class.to_owned(),
+                    component: path.clone(),
+                    source,
                 })?;
-                registry
-                    .deploy_if_changed(class, bytes)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("class `{class}` ({}): {e}", path.display()))?;
+                (registry.deploy_if_changed(class, bytes).await).map_err(|source| {
+                    StartError::Deploy {
+                        class: class.to_owned(),
+                        component: path.clone(),
+                        source,
+                    }
+                })?;
             }
         }
         start_epoch_ticker(registry.engine());
         let metrics = Arc::new(Metrics::default());
-        let schedule = Arc::new(Schedule::open(
-            &data.join("alarms.sqlite"),
-            config.limits.durable_commits,
-        )?);
+        let schedule_path = data.join("alarms.sqlite");
+        let schedule =
+            Schedule::open(&schedule_path, config.limits.durable_commits).map_err(|e| {
+                StartError::data_dir("cannot open the alarm schedule", &schedule_path, e)
+            })?;
+        let schedule = Arc::new(schedule);
         let runtime = Arc::new(Runtime::new(
             registry.clone(),
             config.limits.clone(),
@@ -154,10 +165,12 @@ impl Host {
         // before alarms go out: a migration a crash interrupted moves or deletes some
         projects.start(config.entry.as_deref()).await;
         tokio::spawn(schedule.run(Arc::downgrade(&router)));
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
-        let addr = listener.local_addr()?;
+        let listen = |source| StartError::Listen {
+            addr: config.listen,
+            source,
+        };
+        let listener = TcpListener::bind(config.listen).await.map_err(listen)?;
+        let addr = listener.local_addr().map_err(listen)?;
         Ok(Host {
             registry,
             runtime,

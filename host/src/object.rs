@@ -203,3 +203,11 @@ impl tokio::io::AsyncWrite for GuestOutput {
         std::task::Poll::Ready(Ok(()))
     }
 }
+
+/// Adds the `object` interface to `linker`, over the [`ObjectCtx`] `get` returns.
+pub(crate) fn add_to_linker<T: Send + 'static>(
+    linker: &mut wasmtime::component::Linker<T>,
+    get: fn(&mut T) -> &mut ObjectCtx,
+) -> wasmtime::Result<()> {
+    object_api::add_to_linker::<T, wasmtime::component::HasSelf<ObjectCtx>>(linker, get)
+}

@@ -14,7 +14,6 @@
 mod schedule;
 
 pub use schedule::Schedule;
-pub(crate) use schedule::now_ms;
 
 use crate::bindings::alarms_api;
 use crate::storage::StorageView;
@@ -39,4 +38,13 @@ impl alarms_api::Host for StorageView<'_> {
             .delete_alarm()
             .map_err(|e| wasmtime::format_err!("delete-alarm failed: {e}"))
     }
+}
+
+/// Adds the `alarms` interface to `linker`, over the backend `get` returns (the alarm is a row
+/// of the object's own storage).
+pub(crate) fn add_to_linker<T: Send + 'static>(
+    linker: &mut wasmtime::component::Linker<T>,
+    get: fn(&mut T) -> StorageView<'_>,
+) -> wasmtime::Result<()> {
+    alarms_api::add_to_linker::<T, crate::storage::StorageApi>(linker, get)
 }

@@ -12,11 +12,12 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rusqlite::Connection;
 use tokio::sync::Notify;
 
+use crate::clock::now_ms;
 use crate::ids::{ObjectId, ObjectKey};
 use crate::router::Router;
 
@@ -63,18 +64,10 @@ pub struct Schedule {
     changed: Notify,
 }
 
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 impl Schedule {
     /// Opens (or creates) the schedule at `path` and loads every pending alarm. `durable`: fsync
     /// each change (the host's `durable-commits`).
-    pub(crate) fn open(path: &Path, durable: bool) -> anyhow::Result<Schedule> {
+    pub(crate) fn open(path: &Path, durable: bool) -> rusqlite::Result<Schedule> {
         let conn = Connection::open(path)?;
         let synchronous = if durable { "FULL" } else { "NORMAL" };
         conn.execute_batch(&format!("PRAGMA synchronous = {synchronous}"))?;

@@ -30,13 +30,14 @@ pub(crate) fn status_of(error: &ObjectError) -> StatusCode {
         | ObjectError::Trap(_)
         | ObjectError::InitFailed(_)
         | ObjectError::CommitFailed(_)
-        | ObjectError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        | ObjectError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        ObjectError::StaleStub(_) => StatusCode::CONFLICT,
     }
 }
 
 /// The JSON error response for `error`.
 pub(crate) fn error_response(error: &ObjectError) -> Response<Full<Bytes>> {
-    let mut body = serde_json::json!({ "error": error.to_string(), "kind": error.kind() });
+    let mut body = serde_json::json!({ "error": error.message(), "kind": error.kind() });
     if let ObjectError::MethodError(value) = error {
         body["value"] = value.clone();
     }

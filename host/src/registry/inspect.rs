@@ -172,14 +172,14 @@ impl Registry {
             };
             let iface_index = component
                 .get_export_index(None, interface)
-                .ok_or_else(|| ObjectError::Internal(format!("export `{interface}` vanished")))?;
+                .ok_or_else(|| ObjectError::internal(format!("export `{interface}` vanished")))?;
             for (name, item) in instance.exports(&self.engine) {
                 let ComponentItem::ComponentFunc(func) = item.ty else {
                     continue;
                 };
                 let index = component
                     .get_export_index(Some(&iface_index), name)
-                    .ok_or_else(|| ObjectError::Internal(format!("export `{name}` vanished")))?;
+                    .ok_or_else(|| ObjectError::internal(format!("export `{name}` vanished")))?;
                 all.push(method(interface, name, &func, index)?);
             }
         }

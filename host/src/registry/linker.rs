@@ -3,21 +3,21 @@
 //! `wasmdo:object` capability hosts). The stub imports of classes that call other objects are
 //! linked per class, into a clone of this linker, when the class is inspected (`inspect`).
 
-use wasmtime::component::{HasSelf, Linker};
+use std::sync::Arc;
+
+use wasmtime::component::Linker;
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::bindings;
+use crate::error::{BoxError, StartError};
 use crate::limits::Limits;
-use crate::object::ObjectCtx;
-use crate::outbound;
 use crate::rpc::calls;
 use crate::state::ObjectState;
-use crate::storage::{StorageApi, StorageView};
-use crate::websockets::WebSocketsCtx;
+use crate::storage::{self, StorageView};
+use crate::{alarms, object, outbound, websockets};
 
 /// The engine every class runs on: async, fuel and epoch interruption on, pooling allocator
 /// sized for `max_live_objects`.
-pub(crate) fn new_engine(limits: &Limits) -> anyhow::Result<Engine> {
+pub(crate) fn new_engine(limits: &Limits) -> Result<Engine, StartError> {
     let mut config = wasmtime::Config::new();
     config
         .wasm_component_model(true)
@@ -42,31 +42,19 @@ pub(crate) fn new_engine(limits: &Limits) -> anyhow::Result<Engine> {
         .max_component_instance_size(1 << 20)
         .max_core_instance_size(1 << 20);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    Engine::new(&config).map_err(|e| anyhow::anyhow!("cannot create the wasm engine: {e}"))
+    Engine::new(&config).map_err(|e| StartError::Engine(Arc::from(BoxError::from(e))))
 }
 
 /// The linker of every class: WASI, `wasi:http` outgoing requests and the `wasmdo:object`
 /// capability hosts, each added by its own `add_to_linker`.
-pub(super) fn new_linker(engine: &Engine) -> anyhow::Result<Linker<ObjectState>> {
-    let mut linker = Linker::new(engine);
+pub(super) fn new_linker(engine: &Engine) -> wasmtime::Result<Linker<ObjectState>> {
+    let mut linker: Linker<ObjectState> = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     outbound::add_to_linker(&mut linker)?;
-    bindings::object_api::add_to_linker::<ObjectState, HasSelf<ObjectCtx>>(&mut linker, |s| {
-        &mut s.object
-    })?;
-    bindings::websockets_api::add_to_linker::<ObjectState, HasSelf<WebSocketsCtx>>(
-        &mut linker,
-        |s| &mut s.websockets,
-    )?;
-    bindings::storage_api::add_to_linker::<ObjectState, StorageApi>(&mut linker, |s| {
-        StorageView(&mut s.storage)
-    })?;
-    bindings::alarms_api::add_to_linker::<ObjectState, StorageApi>(&mut linker, |s| {
-        StorageView(&mut s.storage)
-    })?;
-    bindings::objects_api::add_to_linker::<ObjectState, calls::ObjectsApi>(
-        &mut linker,
-        ObjectState::objects,
-    )?;
+    object::add_to_linker(&mut linker, |s| &mut s.object)?;
+    websockets::add_to_linker(&mut linker, |s| &mut s.websockets)?;
+    storage::add_to_linker(&mut linker, |s| StorageView(&mut s.storage))?;
+    alarms::add_to_linker(&mut linker, |s| StorageView(&mut s.storage))?;
+    calls::add_to_linker(&mut linker, ObjectState::objects)?;
     Ok(linker)
 }

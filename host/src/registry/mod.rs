@@ -47,13 +47,13 @@ pub(crate) use linker::new_engine;
 pub(crate) use store::{is_sha256_hex, write_durably};
 
 use crate::config::ClassConfig;
-use crate::error::ObjectError;
+use crate::error::{BoxError, Cause, ObjectError, StartError};
 use crate::ids::HostSecret;
 use crate::outbound::AllowList;
 use crate::rpc::calls;
 use crate::state::ObjectState;
 use inspect::in_class;
-use store::{ClassRecord, free_namespace, free_namespace_among, now_ms};
+use store::{ClassRecord, free_namespace, free_namespace_among};
 use store::{check_preamble, invalid};
 
 /// Longest class name; class names are also directory names.
@@ -125,8 +125,9 @@ impl Registry {
         compile_cache: &Path,
         secret: HostSecret,
         classes: &BTreeMap<String, ClassConfig>,
-    ) -> anyhow::Result<Registry> {
-        let linker = linker::new_linker(&engine)?;
+    ) -> Result<Registry, StartError> {
+        let linker = linker::new_linker(&engine)
+            .map_err(|e| StartError::Engine(Arc::from(BoxError::from(e))))?;
         let env = classes
             .iter()
             .map(|(class, config)| (class.clone(), config.env.clone()))
@@ -149,8 +150,10 @@ impl Registry {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let engine_tag = format!("{:016x}", hasher.finish());
-        std::fs::create_dir_all(data.join("components"))?;
-        std::fs::create_dir_all(compile_cache)?;
+        for dir in [&data.join("components"), compile_cache] {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StartError::data_dir("cannot create", dir, e))?;
+        }
         let registry = Registry {
             engine,
             linker,
@@ -165,14 +168,22 @@ impl Registry {
             entry: RwLock::new(None),
             deploy_lock: tokio::sync::Mutex::new(()),
         };
-        let records = registry.read_records()?;
+        let records = (registry.read_records())
+            .map_err(|e| StartError::data_dir("cannot read", &registry.records_path(), e))?;
         for (name, record) in records {
-            let bytes = std::fs::read(registry.component_path(&record.hash))?;
-            let component = registry.load_or_compile(&record.hash, &bytes)?;
+            let path = registry.component_path(&record.hash);
+            let bytes =
+                std::fs::read(&path).map_err(|e| StartError::data_dir("cannot read", &path, e))?;
+            let no_longer_loads = |source: Cause| StartError::ClassNoLongerLoads {
+                class: name.clone(),
+                source,
+            };
+            let component = (registry.load_or_compile(&record.hash, &bytes))
+                .map_err(|e| no_longer_loads(Arc::from(e)))?;
             // checked against the bound classes when deployed; they may load after this one
             let class = registry
                 .inspect(&name, component, &record, bytes.len() as u64, None)
-                .map_err(|e| anyhow::anyhow!("class `{name}` no longer loads: {e}"))?;
+                .map_err(|e| no_longer_loads(Arc::new(e)))?;
             registry.insert(class);
         }
         Ok(registry)
@@ -232,7 +243,7 @@ impl Registry {
         // compiling takes seconds for big components: keep it off the async workers
         tokio::task::spawn_blocking(move || registry.deploy_blocking(&class_name, &hash, bytes))
             .await
-            .map_err(|e| ObjectError::Internal(format!("deploy task failed: {e}")))?
+            .map_err(|e| ObjectError::internal_from("deploy task failed", e))?
     }
 
     /// Deploys `bytes` as `class` unless they already are its current version (start-up deploys
@@ -260,19 +271,19 @@ impl Registry {
             .map_err(|e| invalid(format!("the component does not validate or compile: {e}")))?;
         let mut records = self
             .read_records()
-            .map_err(|e| ObjectError::Internal(format!("cannot read classes.json: {e}")))?;
+            .map_err(|e| ObjectError::internal_from("cannot read classes.json", e))?;
         // a new version keeps the class's namespace and the settings of its last project deploy
         let record = match records.get(class) {
             Some(current) => ClassRecord {
                 version: current.version + 1,
                 hash: hash.to_string(),
-                deployed_at_ms: now_ms(),
+                deployed_at_ms: deployed_now(),
                 ..current.clone()
             },
             None => ClassRecord {
                 version: 1,
                 hash: hash.to_string(),
-                deployed_at_ms: now_ms(),
+                deployed_at_ms: deployed_now(),
                 namespace: free_namespace(&records, class),
                 env: BTreeMap::new(),
                 bindings: BTreeMap::new(),
@@ -282,7 +293,7 @@ impl Registry {
         let deployed = |target: &str| self.get(target);
         let class_version = self.inspect(class, component, &record, size, Some(&deployed))?;
         let internal =
-            |e: std::io::Error| ObjectError::Internal(format!("cannot store the component: {e}"));
+            |e: std::io::Error| ObjectError::internal_from("cannot store the component", e);
         let path = self.component_path(hash);
         if !path.exists() {
             write_durably(&path, &bytes).map_err(internal)?;
@@ -309,7 +320,7 @@ impl Registry {
     ) -> Result<(), ObjectError> {
         let records = self
             .read_records()
-            .map_err(|e| ObjectError::Internal(format!("cannot read classes.json: {e}")))?;
+            .map_err(|e| ObjectError::internal_from("cannot read classes.json", e))?;
         self.prepare_set(specs, &records, other).map(drop)
     }
 
@@ -326,7 +337,7 @@ impl Registry {
         let _guard = self.deploy_lock.blocking_lock();
         let mut records = self
             .read_records()
-            .map_err(|e| ObjectError::Internal(format!("cannot read classes.json: {e}")))?;
+            .map_err(|e| ObjectError::internal_from("cannot read classes.json", e))?;
         let deployed = |target: &str| self.get(target);
         let prepared = self.prepare_set(specs, &records, &deployed)?;
         let changed = prepared.iter().any(|(_, record)| record.is_some());
@@ -337,7 +348,7 @@ impl Registry {
                 }
             }
             self.write_records(&records)
-                .map_err(|e| ObjectError::Internal(format!("cannot write classes.json: {e}")))?;
+                .map_err(|e| ObjectError::internal_from("cannot write classes.json", e))?;
         }
         let mut classes = self.classes.write().expect("registry lock");
         let mut out = Vec::with_capacity(prepared.len());
@@ -390,7 +401,7 @@ impl Registry {
             let record = ClassRecord {
                 version: current.map_or(1, |r| r.version + 1),
                 hash: spec.hash.clone(),
-                deployed_at_ms: now_ms(),
+                deployed_at_ms: deployed_now(),
                 namespace,
                 env: spec.env.clone(),
                 bindings: spec.bindings.clone(),
@@ -428,12 +439,12 @@ impl Registry {
         let _guard = self.deploy_lock.blocking_lock();
         let mut records = self
             .read_records()
-            .map_err(|e| ObjectError::Internal(format!("cannot read classes.json: {e}")))?;
+            .map_err(|e| ObjectError::internal_from("cannot read classes.json", e))?;
         let Some(mut record) = records.remove(from) else {
             return Ok(());
         };
         if records.contains_key(to) {
-            return Err(ObjectError::Internal(format!(
+            return Err(ObjectError::internal(format!(
                 "cannot rename class `{from}` to `{to}`: `{to}` exists"
             )));
         }
@@ -445,7 +456,7 @@ impl Registry {
             .map_err(|e| in_class(to, e))?;
         records.insert(to.to_string(), record);
         self.write_records(&records)
-            .map_err(|e| ObjectError::Internal(format!("cannot write classes.json: {e}")))?;
+            .map_err(|e| ObjectError::internal_from("cannot write classes.json", e))?;
         let mut classes = self.classes.write().expect("registry lock");
         classes.remove(from);
         classes.insert(to.to_string(), Arc::new(version));
@@ -459,10 +470,10 @@ impl Registry {
         let _guard = self.deploy_lock.blocking_lock();
         let mut records = self
             .read_records()
-            .map_err(|e| ObjectError::Internal(format!("cannot read classes.json: {e}")))?;
+            .map_err(|e| ObjectError::internal_from("cannot read classes.json", e))?;
         if records.remove(class).is_some() {
             self.write_records(&records)
-                .map_err(|e| ObjectError::Internal(format!("cannot write classes.json: {e}")))?;
+                .map_err(|e| ObjectError::internal_from("cannot write classes.json", e))?;
         }
         self.classes.write().expect("registry lock").remove(class);
         tracing::info!(target: "wasmdo.registry", class, "class deleted");
@@ -473,7 +484,7 @@ impl Registry {
     pub(crate) fn recorded_namespace(&self, class: &str) -> Result<Option<String>, ObjectError> {
         let records = self
             .read_records()
-            .map_err(|e| ObjectError::Internal(format!("cannot read classes.json: {e}")))?;
+            .map_err(|e| ObjectError::internal_from("cannot read classes.json", e))?;
         Ok(records
             .get(class)
             .map(|r| r.namespace_name(class).to_string()))
@@ -512,13 +523,12 @@ impl Registry {
         let path = self.component_path(&version.hash);
         tokio::task::spawn_blocking(move || {
             let bytes = std::fs::read(&path)
-                .map_err(|e| ObjectError::Internal(format!("cannot read the component: {e}")))?;
-            crate::rpc::wit::class_wit(&bytes).map_err(|e| {
-                ObjectError::Internal(format!("cannot decode the component's WIT: {e:#}"))
-            })
+                .map_err(|e| ObjectError::internal_from("cannot read the component", e))?;
+            crate::rpc::wit::class_wit(&bytes)
+                .map_err(|e| ObjectError::internal_from("cannot decode the component's WIT", e))
         })
         .await
-        .map_err(|e| ObjectError::Internal(e.to_string()))?
+        .map_err(|e| ObjectError::internal_from("WIT task failed", e))?
     }
 
     fn insert(&self, class: ClassVersion) {
@@ -527,4 +537,9 @@ impl Registry {
             .expect("registry lock")
             .insert(class.name.to_string(), Arc::new(class));
     }
+}
+
+/// A deploy's time, as `classes.json` records it.
+fn deployed_now() -> u64 {
+    u64::try_from(crate::clock::now_ms()).unwrap_or(0)
 }

@@ -5,14 +5,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
 use super::Registry;
-use crate::error::ObjectError;
+use crate::error::{BoxError, ObjectError};
 
 /// One class in `classes.json`.
 #[derive(Serialize, Deserialize, Clone)]
@@ -39,13 +38,6 @@ impl ClassRecord {
     }
 }
 
-pub(super) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 impl Registry {
     pub(super) fn component_path(&self, hash: &str) -> PathBuf {
         self.dir.join("components").join(format!("{hash}.wasm"))
@@ -56,11 +48,11 @@ impl Registry {
             .join(format!("{hash}-{}.cwasm", self.engine_tag))
     }
 
-    fn records_path(&self) -> PathBuf {
+    pub(super) fn records_path(&self) -> PathBuf {
         self.dir.join("classes.json")
     }
 
-    pub(super) fn read_records(&self) -> anyhow::Result<BTreeMap<String, ClassRecord>> {
+    pub(super) fn read_records(&self) -> Result<BTreeMap<String, ClassRecord>, BoxError> {
         match std::fs::read(self.records_path()) {
             Ok(bytes) => Ok(serde_json::from_slice(&bytes)?),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
@@ -79,7 +71,7 @@ impl Registry {
     }
 
     /// Loads the precompiled artifact for `hash`, compiling (and caching) it if absent or stale.
-    pub(super) fn load_or_compile(&self, hash: &str, bytes: &[u8]) -> anyhow::Result<Component> {
+    pub(super) fn load_or_compile(&self, hash: &str, bytes: &[u8]) -> Result<Component, BoxError> {
         let compiled = self.compiled_path(hash);
         if compiled.exists() {
             // SAFETY: the file was written by `Component::serialize` of this engine build (the
@@ -94,9 +86,10 @@ impl Registry {
                 ),
             }
         }
+        // the whole chain in one message: it is the reason a deploy is refused
         let component =
-            Component::from_binary(&self.engine, bytes).map_err(|e| anyhow::anyhow!("{e:#}"))?;
-        let serialized = component.serialize().map_err(|e| anyhow::anyhow!("{e}"))?;
+            Component::from_binary(&self.engine, bytes).map_err(|e| format!("{e:#}"))?;
+        let serialized = component.serialize()?;
         write_durably(&compiled, &serialized)?;
         Ok(component)
     }
@@ -121,14 +114,13 @@ impl Registry {
                 .map_err(|e| invalid(format!("the component does not validate or compile: {e}")))?;
             let path = registry.component_path(&stored);
             if !path.exists() {
-                write_durably(&path, &bytes).map_err(|e| {
-                    ObjectError::Internal(format!("cannot store the component: {e}"))
-                })?;
+                write_durably(&path, &bytes)
+                    .map_err(|e| ObjectError::internal_from("cannot store the component", e))?;
             }
             Ok::<_, ObjectError>(())
         })
         .await
-        .map_err(|e| ObjectError::Internal(format!("upload task failed: {e}")))??;
+        .map_err(|e| ObjectError::internal_from("upload task failed", e))??;
         tracing::info!(target: "wasmdo.registry", hash, size, "component stored");
         Ok((hash, size))
     }
@@ -140,8 +132,9 @@ impl Registry {
 
     /// Reads and loads the uploaded component `hash`.
     pub(super) fn load_stored(&self, hash: &str) -> Result<(Component, u64), ObjectError> {
-        let bytes = std::fs::read(self.component_path(hash))
-            .map_err(|e| ObjectError::Internal(format!("cannot read the component {hash}: {e}")))?;
+        let bytes = std::fs::read(self.component_path(hash)).map_err(|e| {
+            ObjectError::internal_from(format!("cannot read the component {hash}"), e)
+        })?;
         let component = self
             .load_or_compile(hash, &bytes)
             .map_err(|e| invalid(format!("the component does not validate or compile: {e}")))?;

@@ -273,6 +273,15 @@ impl objects_api::Host for ObjectsHost<'_> {
     }
 }
 
+/// Adds the `objects` interface to `linker`, over the [`ObjectsHost`] `get` returns (a class's
+/// stub imports are linked per class: [`link_stubs`]).
+pub(crate) fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> ObjectsHost<'_>,
+) -> wasmtime::Result<()> {
+    objects_api::add_to_linker::<T, ObjectsApi>(linker, get)
+}
+
 /// Whether a request asks for a WebSocket (`upgrade: websocket`).
 fn is_websocket_upgrade(request: &Request) -> bool {
     request.headers.iter().any(|(name, value)| {
@@ -295,15 +304,15 @@ fn call_error(e: ObjectError) -> CallError {
     match e {
         ObjectError::CallCycle(m) => CallError::Cycle(m),
         ObjectError::InvalidName(m) => CallError::InvalidId(m),
-        ObjectError::UnknownMethod { .. } | ObjectError::InvalidArgument(_) => {
-            CallError::BadCall(e.to_string())
-        }
+        ObjectError::UnknownMethod { .. }
+        | ObjectError::InvalidArgument(_)
+        | ObjectError::StaleStub(_) => CallError::BadCall(e.to_string()),
         ObjectError::UnknownClass(_) | ObjectError::Overloaded(_) => {
             CallError::Unavailable(e.to_string())
         }
         other => CallError::CalleeFailed(Failure {
             kind: other.kind().to_string(),
-            message: other.to_string(),
+            message: other.message(),
         }),
     }
 }

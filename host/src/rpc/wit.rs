@@ -6,11 +6,13 @@
 use wit_component::{DecodedWasm, WitPrinter};
 use wit_parser::{PackageId, WorldItem};
 
+use crate::error::BoxError;
+
 /// The WIT of the class's own exported interfaces; the `wasmdo:object` handlers and WASI are
 /// left out (they are the same for every class). Empty when the class exports none.
-pub fn class_wit(component: &[u8]) -> anyhow::Result<String> {
+pub fn class_wit(component: &[u8]) -> Result<String, BoxError> {
     let DecodedWasm::Component(resolve, world) = wit_component::decode(component)? else {
-        anyhow::bail!("not a component");
+        return Err("not a component".into());
     };
     let mut packages: Vec<PackageId> = Vec::new();
     for item in resolve.worlds[world].exports.values() {

@@ -139,3 +139,11 @@ impl storage_api::Host for StorageView<'_> {
         outcome(self.0.rollback_transaction())
     }
 }
+
+/// Adds the `storage` interface to `linker`, over the backend `get` returns.
+pub(crate) fn add_to_linker<T: Send + 'static>(
+    linker: &mut wasmtime::component::Linker<T>,
+    get: fn(&mut T) -> StorageView<'_>,
+) -> wasmtime::Result<()> {
+    storage_api::add_to_linker::<T, StorageApi>(linker, get)
+}

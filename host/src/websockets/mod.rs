@@ -255,3 +255,11 @@ impl websockets_api::Host for WebSocketsCtx {
         Ok(())
     }
 }
+
+/// Adds the `websockets` interface to `linker`, over the [`WebSocketsCtx`] `get` returns.
+pub(crate) fn add_to_linker<T: Send + 'static>(
+    linker: &mut wasmtime::component::Linker<T>,
+    get: fn(&mut T) -> &mut WebSocketsCtx,
+) -> wasmtime::Result<()> {
+    websockets_api::add_to_linker::<T, wasmtime::component::HasSelf<WebSocketsCtx>>(linker, get)
+}

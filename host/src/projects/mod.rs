@@ -18,28 +18,28 @@
 //! replaced atomically, like `classes.json`. A migration is first written there as *pending*
 //! and recorded as applied once done; each of its steps can be repeated, so a migration a crash
 //! interrupted is finished at the next start (before any alarm is delivered) or deploy.
+//!
+//! `validate.rs` checks a manifest (phase 1); this file applies it (phases 2 and 3).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+mod validate;
+
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use wasmdo_protocol::manifest::{Manifest, Migration, Rename};
-use wasmdo_protocol::stubs::binding_wit_name;
 
 use crate::class::ClassVersion;
-use crate::error::ObjectError;
-use crate::registry::{self, ClassSpec, Registry, validate_class_name};
+use crate::error::{ObjectError, StartError};
+use crate::registry::{self, Registry};
 use crate::router::Router;
 use crate::runtime::Runtime;
 
 /// How long a migration waits for the live objects of a class it renames or deletes to finish
 /// their events and stop; past it, the deploy fails (`Overloaded`) and can be retried.
 const STOP_WAIT: Duration = Duration::from_secs(10);
-
-/// Longest binding name.
-const MAX_BINDING_NAME: usize = 64;
 
 /// WebSocket close code for the sockets of a renamed or deleted class: 1012, "service restart"
 /// (the client may reconnect).
@@ -85,22 +85,12 @@ pub(crate) struct Projects {
     file: tokio::sync::Mutex<ProjectsFile>,
 }
 
-fn refuse(message: impl Into<String>) -> ObjectError {
+pub(super) fn refuse(message: impl Into<String>) -> ObjectError {
     ObjectError::InvalidManifest(message.into())
 }
 
 fn internal(what: &str) -> impl Fn(std::io::Error) -> ObjectError + '_ {
-    move |e| ObjectError::Internal(format!("{what}: {e}"))
-}
-
-/// What a validated manifest asks for.
-struct Plan {
-    /// The migrations not applied yet, in order.
-    migrations: Vec<Migration>,
-    classes: Vec<ClassSpec>,
-    /// Every class after the migrations → the deployed class it is now (`None`: created by a
-    /// migration).
-    after: BTreeMap<String, Option<String>>,
+    move |e| ObjectError::internal_from(what, e)
 }
 
 impl Projects {
@@ -109,13 +99,13 @@ impl Projects {
         runtime: Arc<Runtime>,
         router: Arc<dyn Router>,
         data: &Path,
-    ) -> anyhow::Result<Projects> {
+    ) -> Result<Projects, StartError> {
         let path = data.join("projects.json");
         let file = match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| anyhow::anyhow!("{} is not valid: {e}", path.display()))?,
+                .map_err(|e| StartError::data_dir("invalid projects file", &path, e))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => ProjectsFile::default(),
-            Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+            Err(e) => return Err(StartError::data_dir("cannot read", &path, e)),
         };
         Ok(Projects {
             registry: runtime.registry.clone(),
@@ -178,7 +168,10 @@ impl Projects {
     ) -> Result<(serde_json::Value, usize), ObjectError> {
         let mut file = self.file.lock().await;
         self.finish_pending(&mut file).await?;
-        let plan = self.validate(name, &manifest, &file)?;
+        let applied = (file.projects.get(name))
+            .map(|p| p.migrations.as_slice())
+            .unwrap_or_default();
+        let plan = validate::validate(&self.registry, name, &manifest, applied)?;
         // every component, linked as it will be after the migrations: refused now, nothing has
         // changed yet
         let registry = self.registry.clone();
@@ -191,7 +184,7 @@ impl Projects {
             registry.check_set(&classes, &other).map(|()| classes)
         })
         .await
-        .map_err(|e| ObjectError::Internal(format!("deploy task failed: {e}")))??;
+        .map_err(|e| ObjectError::internal_from("deploy task failed", e))??;
         let mut applied = Vec::new();
         for migration in plan.migrations {
             let tag = migration.tag.clone();
@@ -206,7 +199,7 @@ impl Projects {
         let registry = self.registry.clone();
         let deployed = tokio::task::spawn_blocking(move || registry.deploy_set(&classes))
             .await
-            .map_err(|e| ObjectError::Internal(format!("deploy task failed: {e}")))??;
+            .map_err(|e| ObjectError::internal_from("deploy task failed", e))??;
         // the entry: this project's, or none if this project's was the entry and it has none now
         let before = file.projects.get(name).and_then(|p| p.entry.clone());
         let entry_before = file.entry.clone();
@@ -247,193 +240,6 @@ impl Projects {
     fn write(&self, file: &ProjectsFile) -> Result<(), ObjectError> {
         let bytes = serde_json::to_vec_pretty(file).expect("projects serialize");
         registry::write_durably(&self.path, &bytes).map_err(internal("cannot write projects.json"))
-    }
-
-    /// Checks everything the manifest says against the classes as they are and as the new
-    /// migrations will leave them; nothing is changed.
-    fn validate(
-        &self,
-        name: &str,
-        manifest: &Manifest,
-        file: &ProjectsFile,
-    ) -> Result<Plan, ObjectError> {
-        validate_class_name(name)
-            .map_err(|_| refuse(format!("invalid project name `{name}`: use 1-64 letters, digits, `-` or `_`, starting with a letter or digit")))?;
-        if let Some(named) = manifest.name.as_deref().filter(|n| *n != name) {
-            return Err(refuse(format!(
-                "the manifest names the project `{named}`, but it is deployed as `{name}` (PUT /_admin/projects/{name})"
-            )));
-        }
-        // migrations: unique tags, the applied ones first and unchanged
-        let mut tags = BTreeSet::new();
-        for migration in &manifest.migrations {
-            if migration.tag.is_empty() {
-                return Err(refuse("a migration has an empty `tag`"));
-            }
-            if !tags.insert(migration.tag.as_str()) {
-                return Err(refuse(format!(
-                    "two migrations have the tag `{}`: tags must be unique",
-                    migration.tag
-                )));
-            }
-        }
-        let applied = file
-            .projects
-            .get(name)
-            .map(|p| p.migrations.as_slice())
-            .unwrap_or_default();
-        let listed: Vec<&str> = manifest.migrations.iter().map(|m| m.tag.as_str()).collect();
-        if listed.len() < applied.len() || listed[..applied.len()] != *applied {
-            return Err(refuse(format!(
-                "project `{name}` has applied the migrations [{}], but the manifest lists [{}]: applied migrations must stay, in order, at the start of the list; add new ones after them",
-                applied.join(", "),
-                listed.join(", ")
-            )));
-        }
-        let new = &manifest.migrations[applied.len()..];
-        // the classes after the new migrations: name → the deployed class it is now
-        let mut after: BTreeMap<String, Option<String>> = (self.registry.list().iter())
-            .map(|v| (v.name.to_string(), Some(v.name.to_string())))
-            .collect();
-        // classes a new migration removed (deleted or renamed away), with why
-        let mut gone: HashMap<String, String> = HashMap::new();
-        for migration in new {
-            let tag = &migration.tag;
-            let check = |class: &str| {
-                validate_class_name(class).map_err(|e| refuse(format!("migration `{tag}`: {e}")))
-            };
-            for class in migration
-                .new_classes
-                .iter()
-                .chain(&migration.new_sqlite_classes)
-            {
-                check(class)?;
-                // declaring a deployed class adopts it and its objects
-                after.entry(class.clone()).or_insert(None);
-                gone.remove(class);
-            }
-            for Rename { from, to } in &migration.renamed_classes {
-                check(from)?;
-                check(to)?;
-                if from == to {
-                    return Err(refuse(format!(
-                        "migration `{tag}` renames class `{from}` to itself"
-                    )));
-                }
-                let Some(was) = after.remove(from) else {
-                    return Err(refuse(format!(
-                        "migration `{tag}` renames class `{from}`, which does not exist (it is neither deployed nor created by an earlier migration)"
-                    )));
-                };
-                if after.contains_key(to) {
-                    return Err(refuse(format!(
-                        "migration `{tag}` renames class `{from}` to `{to}`, which already exists: delete `{to}` in an earlier migration, or pick another name"
-                    )));
-                }
-                after.insert(to.clone(), was);
-                gone.remove(to);
-                gone.insert(
-                    from.clone(),
-                    format!("migration `{tag}` renames class `{from}` to `{to}`"),
-                );
-            }
-            for class in &migration.deleted_classes {
-                check(class)?;
-                if after.remove(class).is_none() {
-                    return Err(refuse(format!(
-                        "migration `{tag}` deletes class `{class}`, which does not exist (it is neither deployed nor created by an earlier migration)"
-                    )));
-                }
-                gone.insert(
-                    class.clone(),
-                    format!(
-                        "migration `{tag}` deletes class `{class}` (with its objects' storage)"
-                    ),
-                );
-            }
-        }
-        for class in manifest.classes.keys() {
-            if let Some(why) = gone.get(class) {
-                return Err(refuse(format!(
-                    "{why}, but `classes` still lists `{class}`: remove it from `classes`"
-                )));
-            }
-        }
-        for (class, deployed) in &after {
-            if deployed.is_none() && !manifest.classes.contains_key(class) {
-                return Err(refuse(format!(
-                    "a migration creates class `{class}`, but `classes` does not list it: add it with its component, or delete it in a later migration"
-                )));
-            }
-        }
-        // classes: names, components, bindings
-        let mut classes = Vec::with_capacity(manifest.classes.len());
-        for (class, spec) in &manifest.classes {
-            validate_class_name(class).map_err(|e| refuse(e.to_string()))?;
-            if !registry::is_sha256_hex(&spec.component) {
-                return Err(refuse(format!(
-                    "class `{class}`: `component` must be the SHA-256 of an uploaded component (64 lowercase hex characters), not `{}`",
-                    spec.component
-                )));
-            }
-            if !self.registry.has_component(&spec.component) {
-                return Err(refuse(format!(
-                    "class `{class}`: component {} has not been uploaded: upload it first (PUT /_admin/components)",
-                    spec.component
-                )));
-            }
-            if spec.env.keys().any(String::is_empty) {
-                return Err(refuse(format!(
-                    "class `{class}` has an environment variable with an empty name"
-                )));
-            }
-            let mut wit_names: HashMap<String, &str> = HashMap::new();
-            for (binding, target) in &spec.bindings {
-                let valid = !binding.is_empty()
-                    && binding.len() <= MAX_BINDING_NAME
-                    && binding
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-                if !valid {
-                    return Err(refuse(format!(
-                        "class `{class}`: invalid binding name `{binding}`: use 1-{MAX_BINDING_NAME} letters, digits, `_` or `-`"
-                    )));
-                }
-                if let Some(other) = wit_names.insert(binding_wit_name(binding), binding) {
-                    return Err(refuse(format!(
-                        "class `{class}`: the bindings `{other}` and `{binding}` are the same name to a component (`{}`): rename one",
-                        binding_wit_name(binding)
-                    )));
-                }
-                if !manifest.classes.contains_key(target) && !after.contains_key(target) {
-                    let why = match gone.get(target) {
-                        Some(why) => format!(" ({why})"),
-                        None => String::new(),
-                    };
-                    return Err(refuse(format!(
-                        "class `{class}`: the binding `{binding}` names class `{target}`, which is neither in the manifest's `classes` nor deployed{why}"
-                    )));
-                }
-            }
-            classes.push(ClassSpec {
-                name: class.clone(),
-                hash: spec.component.clone(),
-                env: spec.env.clone(),
-                bindings: spec.bindings.clone(),
-            });
-        }
-        if let Some(entry) = &manifest.entry
-            && !manifest.classes.contains_key(entry)
-        {
-            return Err(refuse(format!(
-                "the entry `{entry}` is not one of the manifest's `classes`"
-            )));
-        }
-        Ok(Plan {
-            migrations: new.to_vec(),
-            classes,
-            after,
-        })
     }
 
     /// Finishes the pending migration, if any, and records it as applied.
@@ -491,7 +297,7 @@ impl Projects {
         let (old, new) = (from.to_string(), to.to_string());
         let renamed = tokio::task::spawn_blocking(move || registry.rename_class(&old, &new))
             .await
-            .map_err(|e| ObjectError::Internal(format!("rename task failed: {e}")))?;
+            .map_err(|e| ObjectError::internal_from("rename task failed", e))?;
         if let Err(e) = renamed {
             if let Some(version) = taken {
                 self.registry.put_back(version);
@@ -500,7 +306,7 @@ impl Projects {
         }
         schedule
             .rename_class(from, to)
-            .map_err(ObjectError::Internal)
+            .map_err(ObjectError::internal)
     }
 
     /// Deletes class `class`: its objects' databases, their alarms, its record. Repeatable.
@@ -521,15 +327,15 @@ impl Projects {
         // the files first and the record last: an interrupted delete is found and finished
         let removed = tokio::task::spawn_blocking(move || match storage {
             Some(storage) => match std::fs::remove_dir_all(&storage) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ObjectError::Internal(
-                    format!("cannot delete {}: {e}", storage.display()),
-                )),
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(
+                    ObjectError::internal_from(format!("cannot delete {}", storage.display()), e),
+                ),
                 _ => Ok(()),
             },
             None => Ok(()),
         })
         .await
-        .map_err(|e| ObjectError::Internal(format!("delete task failed: {e}")))
+        .map_err(|e| ObjectError::internal_from("delete task failed", e))
         .and_then(|r| r);
         if let Err(e) = removed {
             if let Some(version) = taken {
@@ -540,9 +346,9 @@ impl Projects {
         let name = class.to_string();
         schedule
             .remove_class(class)
-            .map_err(ObjectError::Internal)?;
+            .map_err(ObjectError::internal)?;
         tokio::task::spawn_blocking(move || registry.remove_class(&name))
             .await
-            .map_err(|e| ObjectError::Internal(format!("delete task failed: {e}")))?
+            .map_err(|e| ObjectError::internal_from("delete task failed", e))?
     }
 }
