@@ -3,7 +3,7 @@
 //! fails at once, and bindings are checked at deploy.
 
 use serde_json::json;
-use wasmdo_test_artifacts::{EXAMPLE_COUNTER, RPC_CALLS, RPC_TYPES};
+use wasmdo_test_artifacts::{EXAMPLE_BATCHER, EXAMPLE_COUNTER, RPC_CALLS, RPC_TYPES};
 
 use crate::harness::TestHost;
 
@@ -53,6 +53,27 @@ fn call_errors_are_data_for_the_caller() {
             .contains("has no binding `nope`; add it under [classes.calls.bindings]"),
         "{err}"
     );
+}
+
+#[test]
+fn a_stub_stale_after_its_callee_was_redeployed_is_a_bad_call_naming_the_fix() {
+    let host = host();
+    assert_eq!(host.call("calls", "a", "add-remote", json!(["x", 2, 3])), 5);
+    // `types` is redeployed as a class whose `add` takes a string: the caller's stub for `add`
+    // (two s32s) no longer fits, and the call says so instead of passing wrong values
+    host.deploy("types", EXAMPLE_BATCHER).expect(201);
+    let err = host
+        .rpc("calls", "a", "add-remote", json!(["x", 2, 3]))
+        .expect(422);
+    let message = err["value"].as_str().unwrap();
+    assert!(message.starts_with("bad-call: "), "{err}");
+    assert!(
+        message.contains("does not match the method's signature")
+            && message.contains("regenerate the stub"),
+        "{err}"
+    );
+    // the caller goes on
+    assert_eq!(host.call("calls", "a", "ping", json!([])), "pong");
 }
 
 #[test]
