@@ -235,7 +235,8 @@ impl Schedule {
         Ok(())
     }
 
-    /// Dispatches due alarms to their objects until the directory is gone.
+    /// Dispatches due alarms to their objects through `router` until it is gone (the host
+    /// stopped).
     pub(crate) async fn run(self: Arc<Self>, router: Weak<dyn Router>) {
         loop {
             let next = {

@@ -141,7 +141,7 @@ fn decode(segment: &str) -> Result<String, ObjectError> {
 }
 
 /// An object path segment: `id:<64 hex>` addresses the object with that id (checked against the
-/// class's namespace by the directory); anything else is a name (`id-from-name`).
+/// class's namespace by the router); anything else is a name (`id-from-name`).
 fn object_name(segment: &str) -> Result<Address, ObjectError> {
     let name = decode(segment)?;
     if let Some(id) = name.strip_prefix(ID_PREFIX) {

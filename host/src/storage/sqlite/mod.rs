@@ -174,19 +174,19 @@ impl Default for StorageLimits {
     }
 }
 
-/// The storage of one object: one SQLite database, opened lazily, used by one thread at a time.
-///
-/// Result sizes ([`StorageLimits::max_result_bytes`]) count approximate host memory: the payload
-/// bytes of every key, value, text, blob and column name, plus the in-memory size of each value,
-/// row and entry (`size_of`), so a million NULLs cost what they take.
-#[derive(Debug)]
 /// An object's open database connection (with the guard state its hooks share), kept between
 /// one actor of the object and the next: opening the file again costs ~300 µs.
+#[derive(Debug)]
 pub(crate) struct ParkedDatabase {
     conn: Connection,
     gate: Arc<GuestSqlGate>,
 }
 
+/// The storage of one object: one SQLite database, opened lazily, used by one thread at a time.
+///
+/// Result sizes ([`StorageLimits::max_result_bytes`]) count approximate host memory: the payload
+/// bytes of every key, value, text, blob and column name, plus the in-memory size of each value,
+/// row and entry (`size_of`), so a million NULLs cost what they take.
 pub(crate) struct SqliteStorage {
     path: PathBuf,
     limits: StorageLimits,
