@@ -66,7 +66,7 @@ impl Directory {
     }
 
     /// Calls `method` on an object with JSON arguments; the reply is the JSON result (the same
-    /// as [`Router::call`], for embedders).
+    /// as [`Router::call`], for embedders, without boxing the wait).
     pub async fn call(
         &self,
         class: &str,
@@ -74,13 +74,56 @@ impl Directory {
         method: &str,
         args: serde_json::Value,
     ) -> Result<serde_json::Value, ObjectError> {
-        Router::call(self, class, address, method, args).await
+        let (tx, rx) = oneshot::channel();
+        let event = Event::Call {
+            method: method.to_string(),
+            args,
+            reply: tx,
+        };
+        self.send(class, address, event)?;
+        wait(rx).await
     }
 
     /// The id `name` addresses in `class` (`idFromName`; the same as [`Router::id_from_name`],
     /// for embedders).
     pub fn id_from_name(&self, class: &str, name: &str) -> Result<ObjectId, ObjectError> {
         Router::id_from_name(self, class, name)
+    }
+
+    /// Queues the event `make` builds around its reply channel for the object `address` names in
+    /// `class`; the reply to wait for.
+    fn send_for_reply<T: Send + 'static>(
+        &self,
+        class: &str,
+        address: &Address,
+        make: impl FnOnce(oneshot::Sender<Result<T, ObjectError>>) -> Event,
+    ) -> Routed<T> {
+        let (tx, rx) = oneshot::channel();
+        let waiting = waiting(rx);
+        match self.send(class, address, make(tx)) {
+            Ok(()) => waiting,
+            Err(e) => Box::pin(std::future::ready(Err(e))),
+        }
+    }
+
+    /// [`Directory::send_for_reply`] from another object: to the object `key` (called `name`),
+    /// unless its call `chain` already holds it.
+    fn send_in_chain<T: Send + 'static>(
+        &self,
+        key: ObjectKey,
+        name: Option<&str>,
+        chain: Chain,
+        make: impl FnOnce(oneshot::Sender<Result<T, ObjectError>>, Chain) -> Event,
+    ) -> Routed<T> {
+        if let Err(e) = check_cycle(&chain, &key) {
+            return Box::pin(std::future::ready(Err(e)));
+        }
+        let (tx, rx) = oneshot::channel();
+        let waiting = waiting(rx);
+        match self.send_to(key, name, make(tx, chain)) {
+            Ok(()) => waiting,
+            Err(e) => Box::pin(std::future::ready(Err(e))),
+        }
     }
 
     /// Queues `event` for the object `address` names in `class`.
@@ -255,14 +298,12 @@ impl Router for Directory {
         method: &str,
         args: serde_json::Value,
     ) -> Routed<serde_json::Value> {
-        let (tx, rx) = oneshot::channel();
-        let event = Event::Call {
-            method: method.to_string(),
+        let method = method.to_string();
+        self.send_for_reply(class, address, |reply| Event::Call {
+            method,
             args,
-            reply: tx,
-        };
-        let sent = self.send(class, address, event);
-        Box::pin(reply(sent, rx))
+            reply,
+        })
     }
 
     fn fetch(
@@ -272,15 +313,12 @@ impl Router for Directory {
         request: Request,
         upgrade: bool,
     ) -> Routed<Fetched> {
-        let (tx, rx) = oneshot::channel();
-        let event = Event::Fetch {
+        self.send_for_reply(class, address, |reply| Event::Fetch {
             request,
             upgrade,
             chain: Arc::new(Vec::new()),
-            reply: tx,
-        };
-        let sent = self.send(class, address, event);
-        Box::pin(reply(sent, rx))
+            reply,
+        })
     }
 
     fn invoke(
@@ -291,17 +329,12 @@ impl Router for Directory {
         args: Vec<Val>,
         chain: Chain,
     ) -> Routed<Option<Val>> {
-        let (tx, rx) = oneshot::channel();
-        let sent = check_cycle(&chain, &key).and_then(|()| {
-            let event = Event::Invoke {
-                stub,
-                args,
-                chain,
-                reply: tx,
-            };
-            self.send_to(key, name, event)
-        });
-        Box::pin(reply(sent, rx))
+        self.send_in_chain(key, name, chain, |reply, chain| Event::Invoke {
+            stub,
+            args,
+            chain,
+            reply,
+        })
     }
 
     fn fetch_object(
@@ -312,17 +345,12 @@ impl Router for Directory {
         upgrade: bool,
         chain: Chain,
     ) -> Routed<Fetched> {
-        let (tx, rx) = oneshot::channel();
-        let sent = check_cycle(&chain, &key).and_then(|()| {
-            let event = Event::Fetch {
-                request,
-                upgrade,
-                chain,
-                reply: tx,
-            };
-            self.send_to(key, name, event)
-        });
-        Box::pin(reply(sent, rx))
+        self.send_in_chain(key, name, chain, |reply, chain| Event::Fetch {
+            request,
+            upgrade,
+            chain,
+            reply,
+        })
     }
 
     fn deliver_websocket(
@@ -393,13 +421,16 @@ impl Router for Directory {
     }
 }
 
-/// The reply an event's sender waits for, if the event was queued; an actor that went away
-/// without replying is an internal error.
-async fn reply<T>(
-    sent: Result<(), ObjectError>,
-    rx: oneshot::Receiver<Result<T, ObjectError>>,
-) -> Result<T, ObjectError> {
-    sent?;
+/// The reply an event's sender waits for; an actor that went away without replying is an
+/// internal error.
+async fn wait<T>(rx: oneshot::Receiver<Result<T, ObjectError>>) -> Result<T, ObjectError> {
     rx.await
         .map_err(|_| ObjectError::internal("the object stopped before replying"))?
+}
+
+/// [`wait`], boxed before the event is sent: the send wakes the object's actor, and the less
+/// the sender does between that and waiting, the likelier the actor runs on the sender's
+/// worker thread instead of being stolen by the other one.
+fn waiting<T: Send + 'static>(rx: oneshot::Receiver<Result<T, ObjectError>>) -> Routed<T> {
+    Box::pin(wait(rx))
 }
