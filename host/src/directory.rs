@@ -1,6 +1,6 @@
 //! The directory: object key → its live actor. It guarantees at most one activation per object
 //! id on this host, creates actors on first use, caps how many are live at once, and lets idle
-//! actors retire without losing an event. It is this host's [`Router`]; nothing else lives here
+//! actors retire without losing an event. It is this host's `Router`; nothing else lives here
 //! (what actors are handed — registry, hub, schedule, databases — is the [`Runtime`]).
 //!
 //! The protocol that makes retirement safe: events are sent while holding the directory lock, and
@@ -66,7 +66,7 @@ impl Directory {
     }
 
     /// Calls `method` on an object with JSON arguments; the reply is the JSON result (the same
-    /// as [`Router::call`], for embedders, without boxing the wait).
+    /// as `Router::call`, for embedders, without boxing the wait).
     pub async fn call(
         &self,
         class: &str,
@@ -84,7 +84,7 @@ impl Directory {
         wait(rx).await
     }
 
-    /// The id `name` addresses in `class` (`idFromName`; the same as [`Router::id_from_name`],
+    /// The id `name` addresses in `class` (`idFromName`; the same as `Router::id_from_name`,
     /// for embedders).
     pub fn id_from_name(&self, class: &str, name: &str) -> Result<ObjectId, ObjectError> {
         Router::id_from_name(self, class, name)

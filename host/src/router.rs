@@ -2,7 +2,7 @@
 //! WebSocket upgrades), a WebSocket's connection task (its frames), the alarm dispatcher (a due
 //! alarm) and an object calling another (a stub call, `stub.fetch`).
 //!
-//! [`Router`] is a small trait that sits low, so none of those imports the concrete directory
+//! `Router` is a small trait that sits low, so none of those imports the concrete directory
 //! (arrows point down). On one host the [`crate::directory::Directory`] implements it: the
 //! object's actor on this host, activated on first use. A cluster implements it by forwarding to
 //! the object's owner.
