@@ -92,7 +92,7 @@ impl Slot {
     /// How long since the actor last finished a batch (to the millisecond).
     pub(crate) fn idle_for(&self) -> Duration {
         let now = self.epoch.elapsed().as_millis() as u64;
-        Duration::from_millis(now.saturating_sub(self.last_active.load(Ordering::Relaxed)))
+        Duration::from_millis(now.saturating_sub(self.last_active()))
     }
 }
 
@@ -645,11 +645,7 @@ impl Actor {
     /// Makes sure a live instance of the class's current version exists, running `init` in its
     /// own savepoint when it is created.
     async fn ensure_live(&mut self) -> Result<&mut Instance, ObjectError> {
-        let current = self
-            .runtime
-            .registry
-            .get(&self.key.class)
-            .ok_or_else(|| ObjectError::UnknownClass(self.key.class.to_string()))?;
+        let current = self.runtime.registry.deployed(&self.key.class)?;
         let stale = match &self.occupant {
             Occupant::Live(instance) => instance.class().version != current.version,
             _ => true,

@@ -17,12 +17,12 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub(crate) use wasmdo::object::alarms as alarms_api;
-pub(crate) use wasmdo::object::http_types;
-pub(crate) use wasmdo::object::object as object_api;
-pub(crate) use wasmdo::object::objects as objects_api;
-pub(crate) use wasmdo::object::storage as storage_api;
-pub(crate) use wasmdo::object::websockets as websockets_api;
+pub(crate) use self::wasmdo::object::alarms as alarms_api;
+pub(crate) use self::wasmdo::object::http_types;
+pub(crate) use self::wasmdo::object::object as object_api;
+pub(crate) use self::wasmdo::object::objects as objects_api;
+pub(crate) use self::wasmdo::object::storage as storage_api;
+pub(crate) use self::wasmdo::object::websockets as websockets_api;
 
 /// Name of the exported handler interface every class must provide.
 pub(crate) const HANDLER_INTERFACE: &str = "wasmdo:object/handler@0.1.0";

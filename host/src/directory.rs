@@ -55,6 +55,13 @@ impl Directory {
         })
     }
 
+    /// This directory, owned, to hand to an actor or a task; fails once the host is dropped.
+    fn me(&self) -> Result<Arc<Directory>, ObjectError> {
+        self.me
+            .upgrade()
+            .ok_or_else(|| ObjectError::internal("host shutting down"))
+    }
+
     /// What the objects of this host run with.
     pub fn runtime(&self) -> &Arc<Runtime> {
         &self.runtime
@@ -102,7 +109,7 @@ impl Directory {
         let waiting = waiting(rx);
         match self.send(class, address, make(tx)) {
             Ok(()) => waiting,
-            Err(e) => Box::pin(std::future::ready(Err(e))),
+            Err(e) => refused(e),
         }
     }
 
@@ -116,13 +123,13 @@ impl Directory {
         make: impl FnOnce(oneshot::Sender<Result<T, ObjectError>>, Chain) -> Event,
     ) -> Routed<T> {
         if let Err(e) = check_cycle(&chain, &key) {
-            return Box::pin(std::future::ready(Err(e)));
+            return refused(e);
         }
         let (tx, rx) = oneshot::channel();
         let waiting = waiting(rx);
         match self.send_to(key, name, make(tx, chain)) {
             Ok(()) => waiting,
-            Err(e) => Box::pin(std::future::ready(Err(e))),
+            Err(e) => refused(e),
         }
     }
 
@@ -150,9 +157,9 @@ impl Directory {
         let entry = match live.get(&key) {
             Some(entry) => entry,
             None => {
-                let Some(me) = self.me.upgrade() else {
-                    let closed = ObjectError::internal("the host is shutting down");
-                    return Err(Box::new((closed, event)));
+                let me = match self.me() {
+                    Ok(me) => me,
+                    Err(closed) => return Err(Box::new((closed, event))),
                 };
                 let (tx, rx) = mpsc::unbounded_channel();
                 let slot = Arc::new(Slot::new(
@@ -232,12 +239,10 @@ impl Liveness for Directory {
     /// Waits for room among the live objects, asking the least recently used idle object to
     /// retire when there is none.
     fn acquire_live_permit(&self, key: &ObjectKey) -> Routed<OwnedSemaphorePermit> {
-        let me = self.me.upgrade();
+        let me = self.me();
         let key = key.clone();
         Box::pin(async move {
-            let Some(directory) = me else {
-                return Err(ObjectError::internal("host shutting down"));
-            };
+            let directory = me?;
             if let Ok(permit) = directory.permits.clone().try_acquire_owned() {
                 return Ok(permit);
             }
@@ -270,8 +275,7 @@ impl Router for Directory {
         class: &str,
         address: &Address,
     ) -> Result<(ObjectKey, Option<String>), ObjectError> {
-        let version = (self.runtime.registry.get(class))
-            .ok_or_else(|| ObjectError::UnknownClass(class.to_string()))?;
+        let version = self.runtime.registry.deployed(class)?;
         let namespace = &version.namespace;
         let (id, name) = match address {
             Address::Name(name) => (namespace.id_from_name(name), Some(name.clone())),
@@ -286,9 +290,12 @@ impl Router for Directory {
     }
 
     fn new_unique_id(&self, class: &str) -> Result<ObjectId, ObjectError> {
-        let version = (self.runtime.registry.get(class))
-            .ok_or_else(|| ObjectError::UnknownClass(class.to_string()))?;
-        Ok(version.namespace.new_unique_id())
+        Ok(self
+            .runtime
+            .registry
+            .deployed(class)?
+            .namespace
+            .new_unique_id())
     }
 
     fn call(
@@ -394,12 +401,10 @@ impl Router for Directory {
     /// class unreachable first (`Registry::take_class`), so the events still queued fail and no
     /// new activation starts.
     fn stop_class(&self, class: &str, wait: Duration) -> Routed<()> {
-        let me = self.me.upgrade();
+        let me = self.me();
         let class = class.to_owned();
         Box::pin(async move {
-            let Some(directory) = me else {
-                return Err(ObjectError::internal("host shutting down"));
-            };
+            let directory = me?;
             let deadline = Instant::now() + wait;
             loop {
                 let live = directory.evict_class(&class);
@@ -433,4 +438,9 @@ async fn wait<T>(rx: oneshot::Receiver<Result<T, ObjectError>>) -> Result<T, Obj
 /// worker thread instead of being stolen by the other one.
 fn waiting<T: Send + 'static>(rx: oneshot::Receiver<Result<T, ObjectError>>) -> Routed<T> {
     Box::pin(wait(rx))
+}
+
+/// A routed event refused before it was queued: its reply is the error.
+fn refused<T: Send + 'static>(e: ObjectError) -> Routed<T> {
+    Box::pin(std::future::ready(Err(e)))
 }

@@ -87,7 +87,6 @@ use crate::runtime::Runtime;
 
 /// A started host: classes loaded, listener bound, not yet serving.
 pub struct Host {
-    registry: Arc<Registry>,
     runtime: Arc<Runtime>,
     directory: Arc<Directory>,
     projects: Arc<Projects>,
@@ -172,7 +171,6 @@ impl Host {
         let listener = TcpListener::bind(config.listen).await.map_err(listen)?;
         let addr = listener.local_addr().map_err(listen)?;
         Ok(Host {
-            registry,
             runtime,
             directory,
             projects: Arc::new(projects),
@@ -189,7 +187,7 @@ impl Host {
 
     /// The class registry.
     pub fn registry(&self) -> &Arc<Registry> {
-        &self.registry
+        &self.runtime.registry
     }
 
     /// The directory of live objects.
@@ -206,7 +204,6 @@ impl Host {
     pub async fn serve(self) {
         let gateway = Arc::new(gateway::Gateway {
             workers: gateway::WorkerPool::new(self.runtime.limits.max_worker_instances),
-            registry: self.registry,
             router: self.directory.clone(),
             runtime: self.runtime,
             directory: self.directory,

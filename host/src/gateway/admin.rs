@@ -24,14 +24,14 @@ impl Gateway {
                 &serde_json::json!({
                     "status": "ok",
                     "live_objects": self.directory.live_objects(),
-                    "classes": self.registry.list().len(),
+                    "classes": self.runtime.registry.list().len(),
                 }),
             )),
             (&Method::GET, ["metrics"]) => {
                 let text = self.runtime.metrics.render(
                     self.directory.live_objects(),
                     self.runtime.open_databases(),
-                    self.registry.list().len(),
+                    self.runtime.registry.list().len(),
                     self.runtime.schedule.pending(),
                     self.runtime.websockets.open(),
                 );
@@ -41,7 +41,13 @@ impl Gateway {
                     .expect("valid response"))
             }
             (&Method::GET, ["classes"]) => {
-                let all: Vec<_> = self.registry.list().iter().map(|c| c.describe()).collect();
+                let all: Vec<_> = self
+                    .runtime
+                    .registry
+                    .list()
+                    .iter()
+                    .map(|c| c.describe())
+                    .collect();
                 Ok(json_response(
                     StatusCode::OK,
                     &serde_json::Value::Array(all),
@@ -49,15 +55,12 @@ impl Gateway {
             }
             (&Method::GET, ["classes", class]) => {
                 let class = decode(class)?;
-                let version = self
-                    .registry
-                    .get(&class)
-                    .ok_or(ObjectError::UnknownClass(class))?;
+                let version = self.runtime.registry.deployed(&class)?;
                 Ok(json_response(StatusCode::OK, &version.describe()))
             }
             (&Method::GET, ["classes", class, "wit"]) => {
                 let class = decode(class)?;
-                let wit = self.registry.wit(&class).await?;
+                let wit = self.runtime.registry.wit(&class).await?;
                 Ok(Response::builder()
                     .header("content-type", "text/plain; charset=utf-8")
                     .body(Full::new(Bytes::from(wit)))
@@ -91,14 +94,18 @@ impl Gateway {
                 let class = decode(class)?;
                 let limit = self.runtime.limits.max_component_bytes;
                 let bytes = read_body(req.into_body(), limit).await?;
-                let version = self.registry.deploy(&class, bytes.to_vec()).await?;
+                let version = self.runtime.registry.deploy(&class, bytes.to_vec()).await?;
                 self.runtime.metrics.deploys.fetch_add(1, Ordering::Relaxed);
                 Ok(json_response(StatusCode::CREATED, &version.describe()))
             }
             (&Method::PUT, ["components"]) => {
                 let limit = self.runtime.limits.max_component_bytes;
                 let bytes = read_body(req.into_body(), limit).await?;
-                let (hash, size) = self.registry.store_component(bytes.to_vec()).await?;
+                let (hash, size) = self
+                    .runtime
+                    .registry
+                    .store_component(bytes.to_vec())
+                    .await?;
                 Ok(json_response(
                     StatusCode::CREATED,
                     &serde_json::json!({ "hash": hash, "size": size }),

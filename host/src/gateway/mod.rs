@@ -41,7 +41,6 @@ use tokio::net::TcpListener;
 use crate::directory::Directory;
 use crate::error::ObjectError;
 use crate::limits::MAX_OBJECT_NAME_BYTES;
-use crate::registry::Registry;
 use crate::router::{Address, Router};
 use crate::runtime::Runtime;
 pub(crate) use errors::{error_response, json_response};
@@ -49,7 +48,7 @@ pub(crate) use workers::WorkerPool;
 
 /// Shared by every connection.
 pub(crate) struct Gateway {
-    pub(crate) registry: Arc<Registry>,
+    /// What objects run with: the class registry among it.
     pub(crate) runtime: Arc<Runtime>,
     /// How requests reach objects.
     pub(crate) router: Arc<dyn Router>,
@@ -236,7 +235,7 @@ impl Gateway {
                 let rest = if rest.is_empty() { "/" } else { rest };
                 self.fetch(req, &class, &address, rest.to_string()).await
             }
-            _ => match self.registry.entry_worker() {
+            _ => match self.runtime.registry.entry_worker() {
                 // a Worker project: the Worker answers everything else, with the whole path
                 Some(worker) => {
                     let slot = self.workers.pick();

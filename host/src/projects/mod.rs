@@ -33,7 +33,7 @@ use wasmdo_protocol::manifest::{Manifest, Migration, Rename};
 
 use crate::class::ClassVersion;
 use crate::error::{ObjectError, StartError};
-use crate::registry::{self, Registry};
+use crate::registry;
 use crate::router::Router;
 use crate::runtime::Runtime;
 
@@ -77,7 +77,6 @@ struct Pending {
 
 /// The projects of this host; deploys them one at a time.
 pub(crate) struct Projects {
-    registry: Arc<Registry>,
     runtime: Arc<Runtime>,
     router: Arc<dyn Router>,
     path: PathBuf,
@@ -108,7 +107,6 @@ impl Projects {
             Err(e) => return Err(StartError::data_dir("cannot read", &path, e)),
         };
         Ok(Projects {
-            registry: runtime.registry.clone(),
             runtime,
             router,
             path,
@@ -125,7 +123,7 @@ impl Projects {
                 "an interrupted migration could not be finished (retried at the next project deploy): {e}");
         }
         if config_entry.is_none() && file.entry.is_some() {
-            self.registry.set_entry_worker(file.entry.clone());
+            self.runtime.registry.set_entry_worker(file.entry.clone());
         }
     }
 
@@ -171,10 +169,10 @@ impl Projects {
         let applied = (file.projects.get(name))
             .map(|p| p.migrations.as_slice())
             .unwrap_or_default();
-        let plan = validate::validate(&self.registry, name, &manifest, applied)?;
+        let plan = validate::validate(&self.runtime.registry, name, &manifest, applied)?;
         // every component, linked as it will be after the migrations: refused now, nothing has
         // changed yet
-        let registry = self.registry.clone();
+        let registry = self.runtime.registry.clone();
         let (classes, after) = (plan.classes, plan.after);
         let classes = tokio::task::spawn_blocking(move || {
             let other = |class: &str| match after.get(class) {
@@ -196,7 +194,7 @@ impl Projects {
             self.finish_pending(&mut file).await?;
             applied.push(tag);
         }
-        let registry = self.registry.clone();
+        let registry = self.runtime.registry.clone();
         let deployed = tokio::task::spawn_blocking(move || registry.deploy_set(&classes))
             .await
             .map_err(|e| ObjectError::internal_from("deploy task failed", e))??;
@@ -209,7 +207,7 @@ impl Projects {
             None => {}
         }
         if manifest.entry.is_some() || before.is_some() {
-            self.registry.set_entry_worker(file.entry.clone());
+            self.runtime.registry.set_entry_worker(file.entry.clone());
         }
         let entry_changed = file.entry != entry_before;
         let record = file.projects.entry(name.to_string()).or_default();
@@ -265,10 +263,10 @@ impl Projects {
     /// Makes `class` unreachable and stops its live objects, closing their WebSockets; on
     /// failure the class is reachable again.
     async fn stop(&self, class: &str) -> Result<Option<Arc<ClassVersion>>, ObjectError> {
-        let taken = self.registry.take_class(class);
+        let taken = self.runtime.registry.take_class(class);
         if let Err(e) = self.router.stop_class(class, STOP_WAIT).await {
             if let Some(version) = taken {
-                self.registry.put_back(version);
+                self.runtime.registry.put_back(version);
             }
             return Err(e);
         }
@@ -289,18 +287,18 @@ impl Projects {
         // no object may live under the new name yet (its storage path would be the name's own)
         if let Err(e) = self.router.stop_class(to, STOP_WAIT).await {
             if let Some(version) = taken {
-                self.registry.put_back(version);
+                self.runtime.registry.put_back(version);
             }
             return Err(e);
         }
-        let registry = self.registry.clone();
+        let registry = self.runtime.registry.clone();
         let (old, new) = (from.to_string(), to.to_string());
         let renamed = tokio::task::spawn_blocking(move || registry.rename_class(&old, &new))
             .await
             .map_err(|e| ObjectError::internal_from("rename task failed", e))?;
         if let Err(e) = renamed {
             if let Some(version) = taken {
-                self.registry.put_back(version);
+                self.runtime.registry.put_back(version);
             }
             return Err(e);
         }
@@ -314,12 +312,12 @@ impl Projects {
         let schedule = self.runtime.schedule.clone();
         let _hold = schedule.hold(&[class]);
         let taken = self.stop(class).await?;
-        let registry = self.registry.clone();
-        let storage = match self.registry.recorded_namespace(class) {
+        let registry = self.runtime.registry.clone();
+        let storage = match self.runtime.registry.recorded_namespace(class) {
             Ok(namespace) => namespace.map(|ns| self.runtime.databases.namespace_dir(&ns)),
             Err(e) => {
                 if let Some(version) = taken {
-                    self.registry.put_back(version);
+                    self.runtime.registry.put_back(version);
                 }
                 return Err(e);
             }
@@ -339,7 +337,7 @@ impl Projects {
         .and_then(|r| r);
         if let Err(e) = removed {
             if let Some(version) = taken {
-                self.registry.put_back(version);
+                self.runtime.registry.put_back(version);
             }
             return Err(e);
         }

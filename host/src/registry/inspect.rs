@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use wasmdo_protocol::stubs::binding_wit_name;
 use wasmtime::component::types::{ComponentFunc, ComponentItem, Type};
 use wasmtime::component::{Component, ComponentExportIndex};
 
@@ -38,7 +39,7 @@ impl Registry {
         let mut bindings: BTreeMap<String, String> = record
             .bindings
             .iter()
-            .map(|(name, target)| (calls::binding_wit_name(name), target.clone()))
+            .map(|(name, target)| (binding_wit_name(name), target.clone()))
             .collect();
         bindings.extend(self.bindings.get(class).cloned().unwrap_or_default());
         let bindings = Arc::new(bindings);

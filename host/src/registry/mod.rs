@@ -39,6 +39,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use sha2::{Digest, Sha256};
+use wasmdo_protocol::stubs::binding_wit_name;
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
@@ -50,7 +51,6 @@ use crate::config::ClassConfig;
 use crate::error::{BoxError, Cause, ObjectError, StartError};
 use crate::ids::HostSecret;
 use crate::outbound::AllowList;
-use crate::rpc::calls;
 use crate::state::ObjectState;
 use inspect::in_class;
 use store::{ClassRecord, free_namespace, free_namespace_among};
@@ -138,7 +138,7 @@ impl Registry {
                 let b = config
                     .bindings
                     .iter()
-                    .map(|(name, target)| (calls::binding_wit_name(name), target.clone()))
+                    .map(|(name, target)| (binding_wit_name(name), target.clone()))
                     .collect();
                 (class.clone(), b)
             })
@@ -201,6 +201,12 @@ impl Registry {
             .expect("registry lock")
             .get(class)
             .cloned()
+    }
+
+    /// The current version of `class`, or `UnknownClass`.
+    pub fn deployed(&self, class: &str) -> Result<Arc<ClassVersion>, ObjectError> {
+        self.get(class)
+            .ok_or_else(|| ObjectError::UnknownClass(class.to_string()))
     }
 
     /// The entry Worker's current version: the class whose `fetch` answers every request
@@ -517,9 +523,7 @@ impl Registry {
     /// stored component; decoding a 12 MB component takes a few milliseconds, off the async
     /// workers).
     pub async fn wit(&self, class: &str) -> Result<String, ObjectError> {
-        let version = self
-            .get(class)
-            .ok_or_else(|| ObjectError::UnknownClass(class.to_string()))?;
+        let version = self.deployed(class)?;
         let path = self.component_path(&version.hash);
         tokio::task::spawn_blocking(move || {
             let bytes = std::fs::read(&path)

@@ -19,6 +19,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Weak};
 
+use wasmdo_protocol::stubs::binding_wit_name;
 use wasmtime::Engine;
 use wasmtime::component::types::{ComponentFunc, ComponentItem, Type};
 use wasmtime::component::{Component, HasData, Linker, Resource, ResourceTable, ResourceType, Val};
@@ -37,20 +38,11 @@ pub(crate) const STUB_PACKAGE: &str = "binding:";
 /// What a stub resource stands for: its target object (of the class its interface is bound to).
 pub(crate) struct StubTarget(Address);
 
-/// The router, unless the host is shutting down.
-fn live_router(router: &Weak<dyn Router>) -> Result<Arc<dyn Router>, CallError> {
-    router
-        .upgrade()
-        .ok_or_else(|| CallError::Unavailable("the host is shutting down".into()))
-}
-
 /// What the stub functions need of a Store's data: the calling object's [`CallCtx`] and the
 /// resource table its stubs live in.
 pub(crate) trait CallsView: Send {
     fn calls_and_table(&mut self) -> (&mut CallCtx, &mut ResourceTable);
 }
-
-pub(crate) use wasmdo_protocol::stubs::binding_wit_name;
 
 /// What an object needs to call others: its bindings, the router, and the chain of objects
 /// waiting on the event it is running.
@@ -142,8 +134,10 @@ impl CallCtx {
             })
     }
 
+    /// The router, unless the host is shutting down.
     fn router(&self) -> Result<Arc<dyn Router>, CallError> {
-        live_router(&self.router)
+        (self.router.upgrade())
+            .ok_or_else(|| CallError::Unavailable("the host is shutting down".into()))
     }
 
     /// The call chain of a call this object makes: the event's chain with the caller added.
