@@ -38,7 +38,6 @@ use crate::rpc::calls::CallCtx;
 use crate::rpc::{self, Reply};
 use crate::runtime::Runtime;
 use crate::state::ObjectState;
-use crate::storage::sqlite::SqliteStorage;
 use crate::websockets::{SocketEvent, SocketId, WebSocketsCtx};
 
 /// The directory protocol an actor follows (implemented by the directory, which starts actors):
@@ -201,7 +200,7 @@ impl Actor {
         rx: mpsc::UnboundedReceiver<Event>,
     ) -> Actor {
         let limits = &runtime.limits;
-        let mut storage = SqliteStorage::new(runtime.database_path(&key), limits.storage());
+        let mut storage = runtime.storage(&key);
         // the database a previous actor of this object left open, if it still is
         if let Some(parked) = runtime.databases.unpark(&key) {
             storage.adopt(parked);
@@ -433,7 +432,7 @@ impl Actor {
         let alarm = self.sync_alarm_before_commit();
         let commit = match alarm {
             Ok(alarm) => {
-                let commit = self.commit();
+                let commit = self.commit().await;
                 if commit.is_ok() && alarm == Some(None) {
                     self.unschedule_alarm();
                 }
@@ -619,17 +618,28 @@ impl Actor {
         }
     }
 
-    /// Commits the batch durably. A commit with writes fsyncs, so it runs in `block_in_place`
-    /// (the worker's other tasks move elsewhere); a read-only batch commits without I/O.
-    fn commit(&mut self) -> Result<(), ObjectError> {
+    /// Commits the batch and waits until it is durable (the output gate): with the commit
+    /// journal, the wait is for the journal's next fsync, which covers every object's batches
+    /// waiting with this one. If the journal cannot keep the batch, the storage takes it back out
+    /// of the database and the live instance is dropped, since its memory may hold what was
+    /// taken back.
+    async fn commit(&mut self) -> Result<(), ObjectError> {
         let storage = &mut self.state_mut().storage;
-        let result = if storage.has_pending_writes() {
-            tokio::task::block_in_place(|| storage.commit_batch())
-        } else {
-            storage.commit_batch()
+        let committed = storage.commit_batch().map(|_| storage.take_durable());
+        let outcome = match committed {
+            Ok(None) => Ok(()),
+            Ok(Some(durable)) => {
+                let outcome = durable.wait().await;
+                let settled = self.state_mut().storage.settle(outcome);
+                if settled.is_err() {
+                    self.drop_instance();
+                }
+                settled
+            }
+            Err(e) => Err(e),
         };
-        result.map(|_| ()).map_err(|e| {
-            tracing::error!(target: "wasmdo.actor", "commit failed: {e}");
+        outcome.map_err(|e| {
+            tracing::error!(target: "wasmdo.actor", class = &*self.key.class, id = %self.key.id, "commit failed: {e}");
             ObjectError::CommitFailed(e.to_string())
         })
     }
@@ -927,12 +937,17 @@ impl Actor {
         }
         if poisoned {
             self.runtime.metrics.traps.fetch_add(1, Ordering::Relaxed);
-            if let Occupant::Live(instance) =
-                std::mem::replace(&mut self.occupant, Occupant::Moving)
-            {
-                self.occupant = Occupant::Dormant(Box::new(instance.into_state()));
-            }
+            self.drop_instance();
         }
+    }
+
+    /// Drops the live instance, keeping the object's state (storage, sockets, context); the next
+    /// event activates a new one.
+    fn drop_instance(&mut self) {
+        self.occupant = match std::mem::replace(&mut self.occupant, Occupant::Moving) {
+            Occupant::Live(instance) => Occupant::Dormant(Box::new(instance.into_state())),
+            other => other,
+        };
     }
 
     fn shut_down(&mut self) {

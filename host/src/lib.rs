@@ -84,6 +84,8 @@ use crate::projects::Projects;
 use crate::registry::Registry;
 use crate::router::Router;
 use crate::runtime::Runtime;
+use crate::storage::commit::CommitLog;
+use crate::storage::journal::Journal;
 
 /// A started host: classes loaded, listener bound, not yet serving.
 pub struct Host {
@@ -109,6 +111,18 @@ impl Host {
         data_lock
             .try_lock()
             .map_err(|_| StartError::DataDirInUse { path: data.clone() })?;
+        // before anything reads an object file: bring every one up to date from the journal
+        let recovered = {
+            let dir = data.clone();
+            tokio::task::spawn_blocking(move || storage::journal::recover(&dir))
+                .await
+                .map_err(|e| {
+                    StartError::data_dir("cannot recover the commit journal of", &data, e)
+                })?
+                .map_err(|e| {
+                    StartError::data_dir("cannot recover the commit journal of", &data, e)
+                })?
+        };
         let secret_path = data.join("host.key");
         let secret = HostSecret::load_or_create(&secret_path)
             .map_err(|e| StartError::data_dir("cannot read or create", &secret_path, e))?;
@@ -151,12 +165,27 @@ impl Host {
                 StartError::data_dir("cannot open the alarm schedule", &schedule_path, e)
             })?;
         let schedule = Arc::new(schedule);
+        let journal: Option<Arc<dyn CommitLog>> = match config.limits.durable_commits {
+            true => Some(Arc::new(
+                Journal::start(
+                    &data,
+                    recovered.next_segment,
+                    config.limits.journal_segment_bytes,
+                    metrics.clone(),
+                )
+                .map_err(|e| {
+                    StartError::data_dir("cannot start the commit journal in", &data, e)
+                })?,
+            )),
+            false => None,
+        };
         let runtime = Arc::new(Runtime::new(
             registry.clone(),
             config.limits.clone(),
             data,
             metrics,
             schedule.clone(),
+            journal,
         ));
         let directory = Directory::new(runtime.clone());
         let router: Arc<dyn Router> = directory.clone();

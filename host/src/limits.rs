@@ -9,7 +9,7 @@
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::storage::sqlite::{Durability, StorageLimits};
+use crate::storage::sqlite::StorageLimits;
 
 /// Fuel granted to one event. Fuel burns at roughly 10 units per nanosecond of guest CPU on the
 /// reference machine, so 3e11 ≈ 30 s, Cloudflare's default CPU limit per request.
@@ -120,8 +120,13 @@ pub struct Limits {
     pub max_database_bytes: u64,
     /// Bytes one storage call may return to a guest.
     pub max_result_bytes: u64,
-    /// `true`: every commit is fsynced (survives power loss); `false`: survives process crashes only.
+    /// `true`: no reply leaves before the writes it depends on are on disk (the host-wide commit
+    /// journal: one fsync for every object's batches waiting at that moment; survives power
+    /// loss); `false`: commits survive a crash of the process, not of the machine.
     pub durable_commits: bool,
+    /// Size at which a commit journal segment is checkpointed (object files synced, the segment
+    /// deleted); also bounds how much recovery replays after a crash.
+    pub journal_segment_bytes: u64,
     /// Retries of a failing alarm before it is dropped.
     pub alarm_max_retries: u32,
     /// First retry delay of a failed alarm in milliseconds (doubling each retry).
@@ -162,6 +167,7 @@ impl Default for Limits {
             max_database_bytes: storage.max_database_bytes,
             max_result_bytes: storage.max_result_bytes,
             durable_commits: true,
+            journal_segment_bytes: crate::storage::journal::DEFAULT_SEGMENT_BYTES,
             fuel_metering: true,
             alarm_max_retries: DEFAULT_ALARM_MAX_RETRIES,
             alarm_retry_base_ms: DEFAULT_ALARM_RETRY_BASE_MS,
@@ -183,11 +189,6 @@ impl Limits {
             max_bound_parameters: self.max_bound_parameters,
             max_database_bytes: self.max_database_bytes,
             max_result_bytes: self.max_result_bytes,
-            durability: if self.durable_commits {
-                Durability::Full
-            } else {
-                Durability::Normal
-            },
         }
     }
 

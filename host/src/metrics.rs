@@ -28,6 +28,14 @@ pub struct Metrics {
     pub snapshots: AtomicU64,
     /// Activations that restored a snapshot instead of running `init`.
     pub restores: AtomicU64,
+    /// Syncs of the commit journal (each makes every batch waiting at that moment durable).
+    pub journal_syncs: AtomicU64,
+    /// Batches the commit journal made durable.
+    pub journal_batches: AtomicU64,
+    /// Bytes appended to the commit journal.
+    pub journal_bytes: AtomicU64,
+    /// Journal checkpoints (object files synced, old segments deleted).
+    pub journal_checkpoints: AtomicU64,
     /// Fuel burned by guest code (with fuel metering on): exact, deterministic CPU accounting.
     pub fuel: AtomicU64,
 }
@@ -82,6 +90,30 @@ impl Metrics {
             "Batches committed.",
             "counter",
             get(&self.batches),
+        );
+        gauge(
+            "journal_syncs_total",
+            "Syncs of the commit journal (each covers every batch waiting at that moment).",
+            "counter",
+            get(&self.journal_syncs),
+        );
+        gauge(
+            "journal_batches_total",
+            "Batches made durable by the commit journal.",
+            "counter",
+            get(&self.journal_batches),
+        );
+        gauge(
+            "journal_bytes_total",
+            "Bytes appended to the commit journal.",
+            "counter",
+            get(&self.journal_bytes),
+        );
+        gauge(
+            "journal_checkpoints_total",
+            "Commit journal checkpoints.",
+            "counter",
+            get(&self.journal_checkpoints),
         );
         gauge(
             "traps_total",

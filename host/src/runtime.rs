@@ -15,7 +15,8 @@ use crate::ids::ObjectKey;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
-use crate::storage::sqlite::Databases;
+use crate::storage::commit::CommitLog;
+use crate::storage::sqlite::{Databases, SqliteStorage};
 use crate::websockets::Hub;
 
 /// The shared state of one host's objects.
@@ -32,6 +33,8 @@ pub struct Runtime {
     pub(crate) databases: Databases,
     /// Snapshots of hibernated objects' in-memory state.
     pub(crate) snapshots: Snapshots,
+    /// Where every object's commits become durable (`None`: `durable-commits = false`).
+    pub(crate) journal: Option<Arc<dyn CommitLog>>,
 }
 
 impl Runtime {
@@ -41,6 +44,7 @@ impl Runtime {
         data: PathBuf,
         metrics: Arc<Metrics>,
         schedule: Arc<Schedule>,
+        journal: Option<Arc<dyn CommitLog>>,
     ) -> Runtime {
         Runtime {
             registry,
@@ -50,6 +54,7 @@ impl Runtime {
             schedule,
             websockets: Arc::new(Hub::default()),
             snapshots: Snapshots::default(),
+            journal,
         }
     }
 
@@ -78,11 +83,28 @@ impl Runtime {
         self.databases.open()
     }
 
-    /// The database file of the object `key` (under its class's namespace name, which is the
-    /// class name unless the class was renamed).
-    pub(crate) fn database_path(&self, key: &ObjectKey) -> PathBuf {
+    /// The storage of the object `key`: its database, journaled when commits are durable.
+    pub(crate) fn storage(&self, key: &ObjectKey) -> SqliteStorage {
         let namespace = self.registry.namespace_name(&key.class);
-        self.databases.path(&namespace, key.id)
+        let storage = SqliteStorage::new(
+            self.databases.path(&namespace, key.id),
+            self.limits.storage(),
+        );
+        match &self.journal {
+            Some(journal) => {
+                storage.journaled(journal.clone(), self.databases.name(&namespace, key.id))
+            }
+            None => storage,
+        }
+    }
+
+    /// Makes every commit so far durable in the object files themselves (before files are
+    /// deleted: a later recovery must not bring them back). A no-op without a journal.
+    pub(crate) fn checkpoint(&self) -> Result<(), String> {
+        match &self.journal {
+            Some(journal) => journal.checkpoint(),
+            None => Ok(()),
+        }
     }
 }
 

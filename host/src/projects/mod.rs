@@ -322,15 +322,21 @@ impl Projects {
                 return Err(e);
             }
         };
-        // the files first and the record last: an interrupted delete is found and finished
-        let removed = tokio::task::spawn_blocking(move || match storage {
-            Some(storage) => match std::fs::remove_dir_all(&storage) {
+        // the files first and the record last: an interrupted delete is found and finished.
+        // Before the files go, the journal lets go of their batches (a checkpoint), so recovery
+        // after a crash cannot make them again.
+        let runtime = self.runtime.clone();
+        let removed = tokio::task::spawn_blocking(move || {
+            let Some(storage) = storage else {
+                return Ok(());
+            };
+            runtime.checkpoint().map_err(ObjectError::internal)?;
+            match std::fs::remove_dir_all(&storage) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(
                     ObjectError::internal_from(format!("cannot delete {}", storage.display()), e),
                 ),
                 _ => Ok(()),
-            },
-            None => Ok(()),
+            }
         })
         .await
         .map_err(|e| ObjectError::internal_from("delete task failed", e))

@@ -8,6 +8,8 @@
 //! trap: a guest that hits a limit decides what to do.
 
 pub(crate) mod backend;
+pub(crate) mod commit;
+pub(crate) mod journal;
 pub(crate) mod sqlite;
 
 pub(crate) use backend::{StorageBackend, StorageError};

@@ -44,10 +44,13 @@ impl Databases {
     /// millions of files. The namespace name is the class name unless the class was renamed
     /// (it keeps its predecessor's, and so its objects' files).
     pub(crate) fn path(&self, namespace: &str, id: ObjectId) -> PathBuf {
+        self.data.join(&*self.name(namespace, id))
+    }
+
+    /// The database's name in the commit journal: its path under the data directory.
+    pub(crate) fn name(&self, namespace: &str, id: ObjectId) -> std::sync::Arc<str> {
         let hex = id.to_hex();
-        self.namespace_dir(namespace)
-            .join(&hex[..2])
-            .join(format!("{hex}.sqlite"))
+        format!("objects/{namespace}/{}/{hex}.sqlite", &hex[..2]).into()
     }
 
     /// `<data>/objects/<namespace>`: the databases of every object of one namespace.

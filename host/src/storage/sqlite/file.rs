@@ -8,11 +8,12 @@ use rusqlite::config::DbConfig;
 use rusqlite::limits::Limit;
 
 use super::{
-    BUSY_TIMEOUT, Durability, MIN_ENGINE_SQL_LENGTH, MIN_ENGINE_VARIABLES, QUOTA_HEADROOM_BYTES,
+    BUSY_TIMEOUT, COMMIT_TABLE, MIN_ENGINE_SQL_LENGTH, MIN_ENGINE_VARIABLES, QUOTA_HEADROOM_BYTES,
     RECORD_HEADER_SLACK, STATEMENT_CACHE_CAPACITY, StorageLimits,
 };
 
-/// An empty database already in WAL mode: one page, made once per process by SQLite itself.
+/// An empty database already in WAL mode, with batch number 0 in [`COMMIT_TABLE`]: two pages,
+/// made once per process by SQLite itself.
 static TEMPLATE: std::sync::OnceLock<Result<Vec<u8>, String>> = std::sync::OnceLock::new();
 
 fn template(dir: &Path) -> Result<&'static [u8], String> {
@@ -24,6 +25,10 @@ fn template(dir: &Path) -> Result<&'static [u8], String> {
                 let _: String = conn
                     .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
                     .map_err(|e| e.to_string())?;
+                conn.execute_batch(&format!(
+                    "CREATE TABLE {COMMIT_TABLE} (seq INTEGER NOT NULL); INSERT INTO {COMMIT_TABLE} VALUES (0)"
+                ))
+                .map_err(|e| e.to_string())?;
                 conn.close().map_err(|(_, e)| e.to_string())?;
                 std::fs::read(&path).map_err(|e| e.to_string())
             })();
@@ -37,19 +42,20 @@ fn template(dir: &Path) -> Result<&'static [u8], String> {
         .map_err(Clone::clone)
 }
 
-/// Creates a new object's database by writing the template (then fsync, then rename, so a crash
-/// leaves no half-written file). Converting a fresh file to WAL through SQLite costs four fsyncs
-/// (rollback journal, its directory, journal header, database); this costs one. The directory
-/// entry becomes durable with the first commit: SQLite fsyncs the directory when it creates the
-/// WAL, and a database that never committed holds nothing to lose.
-pub(super) fn create_from_template(path: &Path) -> std::io::Result<()> {
+/// Creates a new object's database (and its directories) by writing the template to a temporary
+/// name and renaming it, so no reader ever sees half a file. Nothing is synced: converting a fresh
+/// file to WAL through SQLite would cost four fsyncs, and this costs none. With the journal on,
+/// the file becomes durable at the next checkpoint, and until then recovery can make it again
+/// from the template (the journal holds its whole history).
+pub(crate) fn create_database(path: &Path) -> std::io::Result<()> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
     let bytes = template(dir).map_err(std::io::Error::other)?;
     let tmp = path.with_extension("sqlite-new");
     let mut file = std::fs::File::create(&tmp)?;
     file.write_all(bytes)?;
-    file.sync_all()?;
+    drop(file);
     std::fs::rename(&tmp, path)
 }
 
@@ -78,19 +84,14 @@ pub(super) fn configure(conn: &Connection, limits: &StorageLimits) -> rusqlite::
     // calls per transaction fewer. (An outside tool opening a live object's file waits until the
     // object is evicted.)
     conn.query_row("PRAGMA locking_mode = EXCLUSIVE", [], |_| Ok(()))?;
-    // WAL: a commit appends to the log (one fsync with synchronous=FULL) instead of writing the
-    // rollback journal and the database.
+    // WAL: a commit appends to the log instead of writing the rollback journal and the database.
+    // NORMAL: commits do not sync (the host's commit journal makes them durable, many objects
+    // per fsync); checkpoints do, so the file never depends on a log SQLite has restarted.
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         tracing::warn!(target: "wasmdo.storage", mode, "WAL unavailable; using this journal mode");
     }
-    let synchronous = match limits.durability {
-        Durability::Full => "FULL",
-        Durability::Normal => "NORMAL",
-    };
-    conn.execute_batch(&format!(
-        "PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON"
-    ))?;
+    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON")?;
     // The backstop behind the quota check (see QUOTA_HEADROOM_BYTES): past max_page_count SQLite
     // fails with SQLITE_FULL (→ QuotaExceeded). It cannot go below the current size, so lowering
     // the limit never breaks an existing database.
@@ -125,31 +126,25 @@ pub(super) fn configure(conn: &Connection, limits: &StorageLimits) -> rusqlite::
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::storage::sqlite::test_support::*;
 
     #[test]
-    fn durability_sets_synchronous() {
-        for (durability, expected) in [(Durability::Full, 2), (Durability::Normal, 1)] {
-            let (_dir, mut s) = storage_with(StorageLimits {
-                durability,
-                ..Default::default()
-            });
-            s.put("x", b"1").unwrap();
-            let conn = s.conn.as_ref().unwrap();
-            let synchronous: i64 = conn
-                .query_row("PRAGMA synchronous", [], |r| r.get(0))
-                .unwrap();
-            assert_eq!(synchronous, expected, "{durability:?}");
-            let journal: String = conn
-                .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-                .unwrap();
-            assert_eq!(journal, "wal");
-            let locking: String = conn
-                .query_row("PRAGMA locking_mode", [], |r| r.get(0))
-                .unwrap();
-            assert_eq!(locking, "exclusive");
-        }
+    fn connections_use_wal_exclusive_and_do_not_sync_commits() {
+        let (_dir, mut s) = storage();
+        s.put("x", b"1").unwrap();
+        let conn = s.conn.as_ref().unwrap();
+        let synchronous: i64 = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(synchronous, 1, "NORMAL");
+        let journal: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(journal, "wal");
+        let locking: String = conn
+            .query_row("PRAGMA locking_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(locking, "exclusive");
     }
 
     #[test]

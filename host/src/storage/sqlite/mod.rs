@@ -57,6 +57,15 @@
 //!   and engine limits of a freshly opened connection.
 //! - [`databases`]: every object database of the host: where each file lives, how many are open,
 //!   and the connections parked for a next activation.
+//! - [`wal`]: what a commit wrote to the WAL, read back for the commit journal (and taken back
+//!   when the journal could not keep it).
+//!
+//! **Durability** is not this file's: a commit goes to the database's WAL without an fsync
+//! (`synchronous=NORMAL`), and with a [`CommitLog`] attached (the host's journal; `durable-commits`)
+//! its frames go to the log, which makes them durable for many objects at once. Each journaled
+//! batch also stamps its number into `_wasmdo_commit` ([`COMMIT_TABLE`]), so recovery knows which
+//! batches a file already holds. The actor awaits [`SqliteStorage::take_durable`] before it
+//! releases replies, then calls [`SqliteStorage::settle`].
 //!
 //! [`READ_ONLY_PRAGMAS`]: authorizer::READ_ONLY_PRAGMAS
 
@@ -66,8 +75,10 @@ mod databases;
 mod file;
 mod kv;
 mod sql;
+mod wal;
 
 pub(crate) use databases::Databases;
+pub(crate) use file::create_database;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -78,8 +89,10 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionState};
 pub(crate) use crate::storage::backend::{
     Entry, ListOptions, SqlResult, SqlValue, StorageBackend, StorageError,
 };
+use crate::storage::commit::{CommitLog, Durable};
 use authorizer::{GuestSqlGate, install_hooks};
-use file::{configure, create_from_template};
+use file::configure;
+use wal::WalTail;
 
 /// Largest key + value (Cloudflare's SQLite-backed objects: 2 MB per entry and per row).
 pub(crate) const DEFAULT_MAX_ENTRY_BYTES: u64 = 2 * 1024 * 1024;
@@ -128,20 +141,15 @@ const QUOTA_HEADROOM_BYTES: u64 = 64 * 1024 * 1024;
 /// shapes.
 const STATEMENT_CACHE_CAPACITY: usize = 32;
 
+/// The one-row table holding the number of the last journaled batch the database contains.
+pub(crate) const COMMIT_TABLE: &str = "_wasmdo_commit";
+/// A batch that wrote more than this much is made durable by syncing its own WAL instead of
+/// copying it into the journal (one fsync of its own beats holding it twice in memory).
+const MAX_JOURNAL_RECORD_BYTES: usize = 64 * 1024 * 1024;
+
 const EVENT_SAVEPOINT: &str = "_wasmdo_event";
 const TX_SAVEPOINT_PREFIX: &str = "_wasmdo_tx_";
 const CALL_SAVEPOINT: &str = "_wasmdo_call";
-
-/// How hard a commit is pushed to disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) enum Durability {
-    /// `PRAGMA synchronous=FULL`: the WAL is fsynced at every commit; a commit survives power loss.
-    #[default]
-    Full,
-    /// `PRAGMA synchronous=NORMAL`: fsync only at checkpoints; a commit survives a process crash
-    /// but the last commits may be lost on power loss.
-    Normal,
-}
 
 /// The limits of one object's storage. `Default` gives Cloudflare's values.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,8 +165,6 @@ pub(crate) struct StorageLimits {
     /// Approximate host memory one call's result may take (see [`SqliteStorage`] on how it is
     /// counted).
     pub(crate) max_result_bytes: u64,
-    /// How commits reach the disk.
-    pub(crate) durability: Durability,
 }
 
 impl Default for StorageLimits {
@@ -169,7 +175,6 @@ impl Default for StorageLimits {
             max_bound_parameters: DEFAULT_MAX_BOUND_PARAMETERS,
             max_database_bytes: DEFAULT_MAX_DATABASE_BYTES,
             max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
-            durability: Durability::Full,
         }
     }
 }
@@ -180,6 +185,8 @@ impl Default for StorageLimits {
 pub(crate) struct ParkedDatabase {
     conn: Connection,
     gate: Arc<GuestSqlGate>,
+    wal: Option<WalTail>,
+    seq: Option<u64>,
 }
 
 /// The storage of one object: one SQLite database, opened lazily, used by one thread at a time.
@@ -209,6 +216,20 @@ pub(crate) struct SqliteStorage {
     /// An alarm call (or `delete_all`) ran since the actor last looked: the host-wide schedule
     /// must be brought in line with this database.
     alarm_touched: bool,
+    /// Where committed batches become durable; `None` (`durable-commits = false`): commits
+    /// survive a crash of the process, not of the machine.
+    journal: Option<Arc<dyn CommitLog>>,
+    /// The database's name in the journal (its path under the data directory).
+    object: Arc<str>,
+    /// The WAL as far as the journal has taken it (journaled, open databases only).
+    wal: Option<WalTail>,
+    /// The number of the last journaled batch the database holds, once read.
+    seq: Option<u64>,
+    /// The last commit's durability, for the actor to await.
+    durable: Option<Durable>,
+    /// The next journaled commit must also sync the WAL itself: a commit the journal refused
+    /// could not be taken back out of it.
+    sync_wal_once: bool,
 }
 
 impl SqliteStorage {
@@ -228,7 +249,20 @@ impl SqliteStorage {
             kv_ready: false,
             lost_batch: None,
             alarm_touched: false,
+            journal: None,
+            object: Arc::from(""),
+            wal: None,
+            seq: None,
+            durable: None,
+            sync_wal_once: false,
         }
+    }
+
+    /// Makes every commit durable through `journal`, where this database is called `object`.
+    pub(crate) fn journaled(mut self, journal: Arc<dyn CommitLog>, object: Arc<str>) -> Self {
+        self.journal = Some(journal);
+        self.object = object;
+        self
     }
 
     /// Whether the database connection is open.
@@ -330,10 +364,13 @@ impl SqliteStorage {
         result.map_err(|e| self.lose_batch(format!("ending the event failed: {e}")))
     }
 
-    /// Commits the batch (every event since the last commit) durably. `Ok(true)` if something was
+    /// Commits the batch (every event since the last commit). `Ok(true)` if something was
     /// committed, `Ok(false)` if no transaction was open. An event still open is rolled back
     /// first (only events ended with `keep` are committed). On error the batch is rolled back;
     /// a batch lost earlier is reported here as `Internal`.
+    ///
+    /// The commit is in the database but not yet durable: with a journal, its promise waits in
+    /// [`SqliteStorage::take_durable`], and the replies it covers must wait for it.
     pub(crate) fn commit_batch(&mut self) -> Result<bool, StorageError> {
         if let Some(reason) = self.lost_batch.take() {
             return Err(StorageError::Internal(reason));
@@ -348,6 +385,18 @@ impl SqliteStorage {
                 return Err(e);
             }
         }
+        let journaled = self.journal.is_some() && self.has_pending_writes();
+        let stamped = match journaled {
+            true => match self.stamp_batch() {
+                Ok(seq) => Some(seq),
+                Err(error) => {
+                    tracing::error!(target: "wasmdo.storage", path = %self.path.display(), "numbering the batch failed: {error}");
+                    self.rollback_batch();
+                    return Err(error);
+                }
+            },
+            false => None,
+        };
         let Some(conn) = self.conn.as_ref() else {
             self.batch_open = false;
             return Err(StorageError::Internal(
@@ -357,6 +406,10 @@ impl SqliteStorage {
         match conn.execute_batch("COMMIT") {
             Ok(()) => {
                 self.batch_open = false;
+                if let Some(seq) = stamped {
+                    self.seq = Some(seq);
+                    self.durable = Some(self.hand_to_journal(seq));
+                }
                 Ok(true)
             }
             Err(e) => {
@@ -368,6 +421,91 @@ impl SqliteStorage {
         }
     }
 
+    /// The durability of the last commit, if it has to be waited for (journaled commits only);
+    /// once it settles, pass the outcome to [`SqliteStorage::settle`].
+    pub(crate) fn take_durable(&mut self) -> Option<Durable> {
+        self.durable.take()
+    }
+
+    /// Finishes a journaled commit. `Ok`: the journal holds it; the WAL is folded into the
+    /// database when long enough (SQLite syncs both then, off the request path of other objects).
+    /// `Err`: the journal could not keep it, so it is taken back out of the database — the
+    /// connection is closed and the WAL cut before the commit's frames — and the error says why.
+    pub(crate) fn settle(&mut self, outcome: Result<(), String>) -> Result<(), StorageError> {
+        match outcome {
+            Ok(()) => {
+                let Some(wal) = self.wal.as_mut() else {
+                    return Ok(());
+                };
+                wal.settled();
+                if wal.wants_checkpoint()
+                    && let Some(conn) = self.conn.as_ref()
+                {
+                    let folded = tokio::task::block_in_place(|| {
+                        conn.wal_checkpoint_v2(None::<&str>, rusqlite::wal::CheckpointMode::PASSIVE)
+                    });
+                    if let Err(e) = folded {
+                        tracing::warn!(target: "wasmdo.storage", path = %self.path.display(), "checkpointing the WAL: {e}");
+                    }
+                }
+                Ok(())
+            }
+            Err(reason) => {
+                let wal = self.wal.take();
+                self.close();
+                self.seq = None;
+                if let Some(wal) = wal
+                    && let Err(e) = wal.take_back()
+                {
+                    tracing::error!(target: "wasmdo.storage", path = %self.path.display(),
+                        "cannot take a commit the journal refused back out of the WAL ({e}); the next commit syncs the WAL itself");
+                    self.sync_wal_once = true;
+                }
+                Err(StorageError::Internal(format!(
+                    "the batch could not be made durable: {reason}"
+                )))
+            }
+        }
+    }
+
+    /// Writes the batch's number into the database, inside the batch (see [`COMMIT_TABLE`]).
+    fn stamp_batch(&mut self) -> Result<u64, StorageError> {
+        let Some(conn) = self.conn.as_ref() else {
+            return Err(StorageError::Internal("the database is not open".into()));
+        };
+        let fail = |e| map_error(e, &self.limits, None, self.sql_time_limit);
+        let last = match self.seq {
+            Some(seq) => seq,
+            None => read_batch_number(conn).map_err(fail)?,
+        };
+        let next = last + 1;
+        conn.prepare_cached(&format!("UPDATE {COMMIT_TABLE} SET seq = ?1"))
+            .and_then(|mut stmt| stmt.execute([next as i64]))
+            .map_err(fail)?;
+        Ok(next)
+    }
+
+    /// Hands the commit just made to the journal; its durability promise.
+    fn hand_to_journal(&mut self, seq: u64) -> Durable {
+        let (Some(journal), Some(wal)) = (self.journal.as_ref(), self.wal.as_mut()) else {
+            return Durable::ready(Err("the database has no WAL to journal".into()));
+        };
+        let sync_wal = std::mem::take(&mut self.sync_wal_once);
+        match wal.take(self.object.clone(), seq) {
+            Ok(changes) if !sync_wal && changes.frames.len() <= MAX_JOURNAL_RECORD_BYTES => {
+                journal.append(changes)
+            }
+            // too large to copy, or the WAL holds a commit the journal never got: the WAL itself
+            // is made durable (the file then holds everything up to this batch)
+            Ok(_) => Durable::ready(tokio::task::block_in_place(|| wal.sync())),
+            Err(e) => {
+                tracing::warn!(target: "wasmdo.storage", path = %self.path.display(),
+                    "cannot read the commit back from the WAL ({e}); syncing the WAL instead");
+                wal.forget_position();
+                Durable::ready(tokio::task::block_in_place(|| wal.sync()))
+            }
+        }
+    }
     /// Rolls back the whole batch (used when the instance died and the actor gives up on it), and
     /// forgets a lost batch.
     pub(crate) fn rollback_batch(&mut self) {
@@ -381,9 +519,13 @@ impl SqliteStorage {
     pub(crate) fn park(&mut self) -> Option<ParkedDatabase> {
         self.rollback_batch();
         let conn = self.conn.take()?;
+        let wal = self.wal.take();
+        let seq = self.seq.take();
         conn.is_autocommit().then(|| ParkedDatabase {
             conn,
             gate: self.gate.clone(),
+            wal,
+            seq,
         })
     }
 
@@ -392,6 +534,8 @@ impl SqliteStorage {
         self.close();
         self.conn = Some(parked.conn);
         self.gate = parked.gate;
+        self.wal = parked.wal;
+        self.seq = parked.seq;
         self.kv_ready = false;
     }
 
@@ -399,6 +543,8 @@ impl SqliteStorage {
     /// re-opens the database lazily.
     pub(crate) fn close(&mut self) {
         self.rollback_batch();
+        self.wal = None;
+        self.seq = None;
         if let Some(conn) = self.conn.take()
             && let Err((_, e)) = conn.close()
         {
@@ -448,16 +594,10 @@ impl SqliteStorage {
     /// set.
     fn begin_event(&mut self) -> Result<(), StorageError> {
         if !self.is_open() {
-            // Creating a new object's database costs fsyncs: let the async runtime move its other
-            // tasks off this thread meanwhile, so objects being created do not queue behind each
-            // other. Opening an existing one (~0.1 ms, no fsync) is cheaper than that hand-off.
-            // Outside a runtime (unit tests) `block_in_place` just runs the closure.
-            let conn = if self.path.exists() {
-                self.open()?
-            } else {
-                tokio::task::block_in_place(|| self.open())?
-            };
+            // no fsync here, even for a new database: it becomes durable with the journal
+            let (conn, wal) = self.open()?;
             self.conn = Some(conn);
+            self.wal = wal;
         }
         let Some(conn) = self.conn.as_ref() else {
             return Err(StorageError::Internal("the database is not open".into()));
@@ -477,16 +617,12 @@ impl SqliteStorage {
         Ok(())
     }
 
-    fn open(&self) -> Result<Connection, StorageError> {
+    fn open(&self) -> Result<(Connection, Option<WalTail>), StorageError> {
         let internal = |what: &str, e: &dyn std::fmt::Display| {
             StorageError::Internal(format!("{what} {}: {e}", self.path.display()))
         };
         if !self.path.exists() {
-            if let Some(parent) = self.path.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| internal("cannot create the directory of", &e))?;
-            }
-            create_from_template(&self.path).map_err(|e| internal("cannot create", &e))?;
+            create_database(&self.path).map_err(|e| internal("cannot create", &e))?;
         }
         // No SQLITE_OPEN_URI: the path is a file name, never a URI with options.
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -496,8 +632,15 @@ impl SqliteStorage {
             .map_err(|e| internal("cannot open", &e))?;
         configure(&conn, &self.limits).map_err(|e| internal("cannot configure", &e))?;
         install_hooks(&mut conn, &self.gate).map_err(|e| internal("cannot configure", &e))?;
+        let wal = match self.journal {
+            Some(_) => Some(
+                WalTail::attach(&mut conn, &self.path)
+                    .map_err(|e| internal("cannot read the WAL of", &e))?,
+            ),
+            None => None,
+        };
         tracing::debug!(target: "wasmdo.storage", path = %self.path.display(), "opened");
-        Ok(conn)
+        Ok((conn, wal))
     }
 
     /// Marks the batch lost and rolls back whatever SQLite still holds of it; returns the error
@@ -577,6 +720,21 @@ fn map_error(
         }
         _ => StorageError::Sql(message),
     }
+}
+
+/// The number of the last journaled batch the database holds; creates [`COMMIT_TABLE`] (inside
+/// the caller's transaction) in a database made before it existed.
+fn read_batch_number(conn: &Connection) -> rusqlite::Result<u64> {
+    if !file::table_exists(conn, COMMIT_TABLE)? {
+        conn.execute_batch(&format!(
+            "CREATE TABLE {COMMIT_TABLE} (seq INTEGER NOT NULL); INSERT INTO {COMMIT_TABLE} VALUES (0)"
+        ))?;
+        return Ok(0);
+    }
+    let seq: i64 = conn
+        .prepare_cached(&format!("SELECT seq FROM {COMMIT_TABLE}"))?
+        .query_row([], |row| row.get(0))?;
+    Ok(u64::try_from(seq).unwrap_or(0))
 }
 
 /// One storage call's view of the open database.

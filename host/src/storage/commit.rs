@@ -1,0 +1,98 @@
+//! The commit seam: how a batch an object has committed becomes durable before its replies leave
+//! (the output gate).
+//!
+//! An object's database commits each batch to its own write-ahead log *without* syncing it, then
+//! hands the pages that commit wrote ([`Changes`]) to the host's [`CommitLog`], and releases the
+//! batch's replies only once the log says they are durable ([`Durable`]). Today's log is the
+//! host-wide [`Journal`](super::journal::Journal): one append-only file, one fsync for every
+//! batch waiting at that moment, whichever objects they come from (group commit). A cluster store
+//! is meant to be another implementation of the same trait.
+//!
+//! Pages, not statements: what is shipped is exactly what SQLite wrote (the frames of its WAL), so
+//! replaying it needs no SQL, is deterministic whatever the guest's SQL did (`random()`, triggers,
+//! DDL), and brings the file to the very state the acknowledged commit left.
+
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+
+/// The pages one batch commit of one object wrote, in the order SQLite wrote them.
+pub(crate) struct Changes {
+    /// The object's database, relative to the data directory (`objects/<namespace>/<xx>/<id>.sqlite`).
+    pub(crate) object: Arc<str>,
+    /// The object's commit number: 1 for its first journaled batch, +1 for each one after. The
+    /// database holds the number of the last batch it contains (`_wasmdo_commit`), which is how
+    /// recovery knows which batches a file already has.
+    pub(crate) seq: u64,
+    /// SQLite's page size for this database.
+    pub(crate) page_size: u32,
+    /// The size of the database in pages after the commit.
+    pub(crate) db_pages: u32,
+    /// The WAL frames of the commit, as SQLite wrote them: each a 24-byte frame header (page
+    /// number first, big-endian) followed by the page.
+    pub(crate) frames: Vec<u8>,
+}
+
+impl Changes {
+    /// Bytes of one frame: the 24-byte header and the page.
+    pub(crate) fn frame_size(page_size: u32) -> usize {
+        WAL_FRAME_HEADER + page_size as usize
+    }
+
+    /// The pages, in order: (page number, page bytes).
+    pub(crate) fn pages(&self) -> impl Iterator<Item = (u32, &[u8])> {
+        self.frames
+            .chunks_exact(Self::frame_size(self.page_size))
+            .map(|frame| {
+                let number = u32::from_be_bytes(frame[..4].try_into().expect("4 bytes"));
+                (number, &frame[WAL_FRAME_HEADER..])
+            })
+    }
+}
+
+/// Size of a WAL frame header (SQLite's file format, section 4.1).
+pub(crate) const WAL_FRAME_HEADER: usize = 24;
+
+/// A batch's durability, to be awaited before its replies are released.
+pub(crate) struct Durable(oneshot::Receiver<Result<(), String>>);
+
+impl Durable {
+    /// A durability promise and the sender that keeps it.
+    pub(crate) fn new() -> (oneshot::Sender<Result<(), String>>, Durable) {
+        let (tx, rx) = oneshot::channel();
+        (tx, Durable(rx))
+    }
+
+    /// Already decided.
+    pub(crate) fn ready(outcome: Result<(), String>) -> Durable {
+        let (tx, durable) = Durable::new();
+        let _ = tx.send(outcome);
+        durable
+    }
+
+    /// [`Durable::wait`] for a thread outside the async runtime.
+    #[cfg(test)]
+    pub(crate) fn wait_blocking(self) -> Result<(), String> {
+        self.0
+            .blocking_recv()
+            .unwrap_or_else(|_| Err("the commit journal stopped".into()))
+    }
+
+    /// Waits until the batch is durable; `Err` says why it is not (it must then be undone).
+    pub(crate) async fn wait(self) -> Result<(), String> {
+        self.0
+            .await
+            .unwrap_or_else(|_| Err("the commit journal stopped".into()))
+    }
+}
+
+/// Where committed batches become durable.
+pub(crate) trait CommitLog: Send + Sync {
+    /// Makes `changes` durable. The returned promise settles once they are (or cannot be).
+    fn append(&self, changes: Changes) -> Durable;
+
+    /// Blocks until everything appended so far is durable in the object files themselves, and
+    /// no longer needed in the log: called before object files are deleted, so that a later
+    /// recovery cannot bring them back.
+    fn checkpoint(&self) -> Result<(), String>;
+}
