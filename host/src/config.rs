@@ -6,6 +6,7 @@
 //! listen = "127.0.0.1:8080"
 //! data = "./data"
 //! compile-cache = "./data/compiled"   # precompiled components; hosts may share one
+//! journal-dir = "/fast-disk/journal"   # the commit journal (default <data>/journal)
 //! entry = "front"                      # the entry Worker: answers requests outside the host's routes
 //!
 //! [limits]
@@ -44,6 +45,10 @@ pub struct Config {
     /// `<data>/compiled`. Hosts may share one: entries are written atomically and never change,
     /// which spares each host the seconds a big (JavaScript, Python) component takes to compile.
     pub compile_cache: Option<PathBuf>,
+    /// Directory of the commit journal, which every durable commit is fsynced to. Default
+    /// `<data>/journal`; a separate (fast, low-latency) disk helps, as a database's WAL does.
+    /// Never share one between hosts.
+    pub journal_dir: Option<PathBuf>,
     /// The entry Worker: the class whose `fetch` answers every request outside `/_admin/`,
     /// `/rpc/` and `/objects/`. A project deploy sets it too, until the next start: the entry
     /// named here wins at every start; without one, the last project deploy's is restored.
@@ -80,6 +85,7 @@ impl Default for Config {
             listen: DEFAULT_LISTEN.parse().expect("valid default address"),
             data: None,
             compile_cache: None,
+            journal_dir: None,
             entry: None,
             limits: Limits::default(),
             classes: BTreeMap::new(),
@@ -117,12 +123,24 @@ impl Config {
         {
             config.compile_cache = Some(base.join(cache));
         }
+        if let Some(journal) = &config.journal_dir
+            && journal.is_relative()
+        {
+            config.journal_dir = Some(base.join(journal));
+        }
         Ok(config)
     }
 
     /// The data directory in effect.
     pub fn data_dir(&self) -> PathBuf {
         self.data.clone().unwrap_or_else(|| PathBuf::from("./data"))
+    }
+
+    /// The directory of the commit journal in effect.
+    pub fn journal_dir(&self) -> PathBuf {
+        self.journal_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir().join("journal"))
     }
 
     /// The directory of precompiled components in effect.

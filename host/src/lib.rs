@@ -112,9 +112,10 @@ impl Host {
             .try_lock()
             .map_err(|_| StartError::DataDirInUse { path: data.clone() })?;
         // before anything reads an object file: bring every one up to date from the journal
+        let journal_dir = config.journal_dir();
         let recovered = {
-            let dir = data.clone();
-            tokio::task::spawn_blocking(move || storage::journal::recover(&dir))
+            let (dir, journal) = (data.clone(), journal_dir.clone());
+            tokio::task::spawn_blocking(move || storage::journal::recover(&dir, &journal))
                 .await
                 .map_err(|e| {
                     StartError::data_dir("cannot recover the commit journal of", &data, e)
@@ -169,6 +170,7 @@ impl Host {
             true => Some(Arc::new(
                 Journal::start(
                     &data,
+                    &journal_dir,
                     recovered.next_segment,
                     config.limits.journal_segment_bytes,
                     metrics.clone(),

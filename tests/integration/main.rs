@@ -8,6 +8,7 @@ mod alarms_basic;
 mod bindgen;
 mod chat_worker;
 mod cli;
+mod durability;
 mod entry_worker;
 mod examples;
 mod http_outbound;

@@ -52,11 +52,6 @@ pub(crate) const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
 /// Most batches one write + fsync covers (bounds the memory of one group).
 const MAX_GROUP: usize = 4096;
 
-/// The journal directory of a data directory.
-pub(crate) fn journal_dir(data: &Path) -> PathBuf {
-    data.join("journal")
-}
-
 enum Job {
     Append(Changes, oneshot::Sender<Result<(), String>>),
     Checkpoint(mpsc::Sender<Result<(), String>>),
@@ -68,15 +63,17 @@ pub(crate) struct Journal {
 }
 
 impl Journal {
-    /// Starts a journal in `<data>/journal` with a fresh segment numbered `next` (one past any
-    /// segment recovery saw), and its writer and checkpointer threads.
+    /// Starts a journal in `dir` for the object files under `data`, with a fresh segment
+    /// numbered `next` (one past any segment recovery saw), and its writer and checkpointer
+    /// threads.
     pub(crate) fn start(
         data: &Path,
+        dir: &Path,
         next: u64,
         segment_bytes: u64,
         metrics: Arc<Metrics>,
     ) -> Result<Journal, String> {
-        let dir = journal_dir(data);
+        let dir = dir.to_path_buf();
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let file = create_segment(&dir, next)?;

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::{describe, format, journal_dir, sync_dir, sync_file_system};
+use super::{describe, format, sync_dir, sync_file_system};
 use crate::storage::commit::Changes;
 use crate::storage::sqlite::{COMMIT_TABLE, create_database};
 
@@ -38,12 +38,11 @@ pub(crate) struct Recovered {
     pub(crate) objects: usize,
 }
 
-/// Replays `<data>/journal` into the object files under `data`, makes them durable and clears
-/// the journal. Nothing may have the object files open.
-pub(crate) fn recover(data: &Path) -> Result<Recovered, String> {
-    let dir = journal_dir(data);
+/// Replays the journal in `dir` into the object files under `data`, makes them durable and
+/// clears the journal. Nothing may have the object files open.
+pub(crate) fn recover(data: &Path, dir: &Path) -> Result<Recovered, String> {
     let segments =
-        format::segments(&dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+        format::segments(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
     let mut recovered = Recovered {
         next_segment: segments.last().map_or(1, |(n, _)| n + 1),
         ..Recovered::default()
@@ -89,7 +88,7 @@ pub(crate) fn recover(data: &Path) -> Result<Recovered, String> {
     for (_, path) in &segments {
         std::fs::remove_file(path).map_err(|e| format!("cannot delete {}: {e}", path.display()))?;
     }
-    sync_dir(&dir).map_err(|e| format!("cannot sync {}: {e}", dir.display()))?;
+    sync_dir(dir).map_err(|e| format!("cannot sync {}: {e}", dir.display()))?;
     if recovered.batches > 0 {
         tracing::info!(target: "wasmdo.journal",
             "recovered from the journal: {} batches, {} written into {} object databases",

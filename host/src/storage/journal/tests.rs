@@ -16,6 +16,10 @@ use crate::storage::sqlite::{SqliteStorage, StorageLimits};
 
 const OBJECT: &str = "objects/counter/ab/ab01.sqlite";
 
+fn journal_dir(data: &Path) -> PathBuf {
+    data.join("journal")
+}
+
 struct Host {
     dir: TempDir,
     journal: Arc<Journal>,
@@ -28,10 +32,11 @@ impl Host {
     }
 
     fn start_in(dir: TempDir, segment_bytes: u64) -> Host {
-        let recovered = recover(dir.path()).expect("recovery");
+        let recovered = recover(dir.path(), &journal_dir(dir.path())).expect("recovery");
         let metrics = Arc::new(Metrics::default());
         let journal = Journal::start(
             dir.path(),
+            &journal_dir(dir.path()),
             recovered.next_segment,
             segment_bytes,
             metrics.clone(),
@@ -344,7 +349,7 @@ fn a_gap_between_file_and_journal_stops_recovery_and_keeps_the_journal() {
     // the file lost batch 1 although a checkpoint said it was durable (a lying disk)
     std::fs::remove_file(dir.path().join(OBJECT)).unwrap();
     let _ = std::fs::remove_file(dir.path().join(format!("{OBJECT}-wal")));
-    let error = recover(dir.path()).unwrap_err();
+    let error = recover(dir.path(), &journal_dir(dir.path())).unwrap_err();
     assert!(error.contains(OBJECT), "{error}");
     assert!(error.contains("kept"), "{error}");
     assert_eq!(segment_files(dir.path()).len(), 1);
