@@ -9,7 +9,8 @@
 //!   (`npm ci --prefix bench/workerd`) — workerd serving the same counter as a Cloudflare Durable
 //!   Object, in the same run: hot-object reads and durable writes, new-object creation.
 //!
-//! `BENCH_QUICK=1` for a short run; `BENCH_ONLY=js` for the JavaScript counter and workerd only,
+//! `BENCH_QUICK=1` for a short run; `BENCH_ONLY=http` for the HTTP rows of the Rust counter and
+//! workerd only; `BENCH_ONLY=js` for the JavaScript counter and workerd only,
 //! `BENCH_ONLY=calls` for object-to-object calls only (beside workerd's DO-to-DO RPC when
 //! installed).
 
@@ -149,9 +150,27 @@ fn start_workerd(config: &str, module: &str) -> anyhow::Result<Option<Workerd>> 
     })
 }
 
+/// Counts the durable syncs a target has issued so far (wasmdo: its commit journal's).
+type Syncs<'a> = Option<&'a (dyn Fn() -> u64 + Sync)>;
+
+/// " 1234 fsyncs/s (5.6 commits each)" over a load of `requests` that ran `secs`, when the target
+/// reports its syncs.
+fn sync_rate(syncs: Syncs<'_>, before: u64, requests: usize, secs: Duration) -> String {
+    let Some(syncs) = syncs else {
+        return String::new();
+    };
+    let issued = syncs().saturating_sub(before);
+    format!(
+        "  {:.0} fsyncs/s ({:.1} writes each)",
+        issued as f64 / secs.as_secs_f64(),
+        requests as f64 / issued.max(1) as f64
+    )
+}
+
 /// The HTTP scenarios, run identically against each target.
-async fn http_scenarios(label: &str, addr: SocketAddr, pid: u32, secs: Duration) {
+async fn http_scenarios(label: &str, addr: SocketAddr, pid: u32, secs: Duration, syncs: Syncs<'_>) {
     let label = label.to_owned();
+    let synced = || syncs.map_or(0, |f| f());
     for connections in [1, 16] {
         let (rate, stats) = http_load(
             addr,
@@ -165,6 +184,7 @@ async fn http_scenarios(label: &str, addr: SocketAddr, pid: u32, secs: Duration)
             "{label:<9} hot object, read,          {connections:>2} conns: {rate:>8.0} req/s  {}",
             stats.line()
         );
+        let before = synced();
         let (rate, stats) = http_load(
             addr,
             Arc::new(|_| "/rpc/counter/hot/increment".to_string()),
@@ -174,12 +194,14 @@ async fn http_scenarios(label: &str, addr: SocketAddr, pid: u32, secs: Duration)
         )
         .await;
         println!(
-            "{label:<9} hot object, durable write, {connections:>2} conns: {rate:>8.0} req/s  {}",
-            stats.line()
+            "{label:<9} hot object, durable write, {connections:>2} conns: {rate:>8.0} req/s  {}{}",
+            stats.line(),
+            sync_rate(syncs, before, stats.samples.len(), secs)
         );
     }
     let prefix = format!("fresh-{label}-{}", std::process::id());
     let before = mem(pid);
+    let synced_before = synced();
     let (rate, stats) = http_load(
         addr,
         Arc::new(move |i| format!("/rpc/counter/{prefix}-{i}/increment")),
@@ -190,9 +212,37 @@ async fn http_scenarios(label: &str, addr: SocketAddr, pid: u32, secs: Duration)
     .await;
     let after = mem(pid);
     println!(
-        "{label:<9} new objects (write each),   16 conns: {rate:>8.0} objects/s  {}  {}",
+        "{label:<9} new objects (write each),   16 conns: {rate:>8.0} objects/s  {}  {}{}",
         stats.line(),
-        per_object(before, after, stats.samples.len())
+        per_object(before, after, stats.samples.len()),
+        sync_rate(syncs, synced_before, stats.samples.len(), secs)
+    );
+    // many warm objects writing at once: each request a durable write to one of 1,000 objects,
+    // every one of them activated (and written once) before the clock starts
+    const WARM: usize = 1_000;
+    let prefix = format!("warm-{label}-{}", std::process::id());
+    let paths: load::Paths = {
+        let prefix = prefix.clone();
+        Arc::new(move |i| format!("/rpc/counter/{prefix}-{}/increment", i % WARM))
+    };
+    let mut warmed = 0;
+    while warmed < WARM {
+        let (_, stats) = http_load(
+            addr,
+            paths.clone(),
+            Some("[1]"),
+            16,
+            Duration::from_millis(500),
+        )
+        .await;
+        warmed += stats.samples.len();
+    }
+    let synced_before = synced();
+    let (rate, stats) = http_load(addr, paths, Some("[1]"), 16, secs).await;
+    println!(
+        "{label:<9} 1,000 warm objects, writes, 16 conns: {rate:>8.0} commits/s  {}{}",
+        stats.line(),
+        sync_rate(syncs, synced_before, stats.samples.len(), secs)
     );
 }
 
@@ -288,8 +338,10 @@ async fn js_counter(dir: &Path, secs: Duration) -> anyhow::Result<()> {
         );
     }
     let addr = host.addr();
+    let metrics = host.runtime().clone();
     tokio::spawn(host.serve());
-    http_scenarios("wasmdo-js", addr, me, secs).await;
+    let syncs = move || metrics.metrics().journal_syncs.load(Ordering::Relaxed);
+    http_scenarios("wasmdo-js", addr, me, secs, Some(&syncs)).await;
     Ok(())
 }
 
@@ -669,7 +721,7 @@ async fn run() -> anyhow::Result<()> {
         let secs = Duration::from_secs(if quick() { 2 } else { 10 });
         js_counter(dir.path(), secs).await?;
         if let Some(workerd) = start_workerd("config.capnp", "counter.js")? {
-            http_scenarios("workerd", workerd.addr, workerd.child.id(), secs).await;
+            http_scenarios("workerd", workerd.addr, workerd.child.id(), secs, None).await;
         }
         return Ok(());
     }
@@ -687,6 +739,17 @@ async fn run() -> anyhow::Result<()> {
     let addr = host.addr();
     tokio::spawn(host.serve());
     let me = std::process::id();
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("http") {
+        // the HTTP rows only: the Rust counter beside workerd, in the same run
+        let secs = Duration::from_secs(if quick() { 2 } else { 10 });
+        let runtime = directory.runtime().clone();
+        let syncs = move || runtime.metrics().journal_syncs.load(Ordering::Relaxed);
+        http_scenarios("wasmdo", addr, me, secs, Some(&syncs)).await;
+        if let Some(workerd) = start_workerd("config.capnp", "counter.js")? {
+            http_scenarios("workerd", workerd.addr, workerd.child.id(), secs, None).await;
+        }
+        return Ok(());
+    }
 
     println!(
         "machine: {} cores; wasmdo {}",
@@ -758,10 +821,12 @@ async fn run() -> anyhow::Result<()> {
             stats.line()
         );
     }
-    http_scenarios("wasmdo", addr, me, secs).await;
+    let runtime = directory.runtime().clone();
+    let syncs = move || runtime.metrics().journal_syncs.load(Ordering::Relaxed);
+    http_scenarios("wasmdo", addr, me, secs, Some(&syncs)).await;
     js_counter(dir.path(), secs).await?;
     if let Some(workerd) = start_workerd("config.capnp", "counter.js")? {
-        http_scenarios("workerd", workerd.addr, workerd.child.id(), secs).await;
+        http_scenarios("workerd", workerd.addr, workerd.child.id(), secs, None).await;
     }
     let metrics = directory.runtime().metrics();
     let events = metrics.events.load(Ordering::Relaxed);

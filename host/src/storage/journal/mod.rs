@@ -52,9 +52,14 @@ pub(crate) const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
 /// Most batches one write + fsync covers (bounds the memory of one group).
 const MAX_GROUP: usize = 4096;
 
+/// Someone waiting for a checkpoint: told its outcome.
+type Waiter = mpsc::Sender<Result<(), String>>;
+/// A closed segment for the checkpointer, with those waiting for it.
+type Closed = (u64, Vec<Waiter>);
+
 enum Job {
     Append(Changes, oneshot::Sender<Result<(), String>>),
-    Checkpoint(mpsc::Sender<Result<(), String>>),
+    Checkpoint(Waiter),
 }
 
 /// The host-wide commit journal (see the module docs).
@@ -168,7 +173,7 @@ struct Writer {
     segment_bytes: u64,
     /// Set when a failed write could not be taken back: the journal accepts nothing more.
     broken: Option<String>,
-    checkpoints: mpsc::Sender<(u64, Vec<mpsc::Sender<Result<(), String>>>)>,
+    checkpoints: mpsc::Sender<Closed>,
     metrics: Arc<Metrics>,
     buffer: Vec<u8>,
 }
@@ -270,7 +275,7 @@ impl Writer {
 
     /// Starts the next segment and hands the full one to the checkpointer (with anyone waiting
     /// for a checkpoint).
-    fn rotate(&mut self, waiting: Vec<mpsc::Sender<Result<(), String>>>) {
+    fn rotate(&mut self, waiting: Vec<Waiter>) {
         if let Some(reason) = &self.broken {
             for tx in waiting {
                 let _ = tx.send(Err(reason.clone()));
@@ -309,7 +314,7 @@ struct Checkpointer {
 }
 
 impl Checkpointer {
-    fn run(self, requests: mpsc::Receiver<(u64, Vec<mpsc::Sender<Result<(), String>>>)>) {
+    fn run(self, requests: mpsc::Receiver<Closed>) {
         while let Ok((mut full, mut waiting)) = requests.recv() {
             // a checkpoint covers every segment closed before it started
             while let Ok((later, more)) = requests.try_recv() {

@@ -138,9 +138,8 @@ fn replay(data: &Path, object: &str, records: &[Changes]) -> Result<usize, Strin
         .write(true)
         .open(&path)
         .map_err(|e| format!("cannot open: {e}"))?;
-    let mut expected = at + 1;
     let mut size = None;
-    for record in records.iter().filter(|r| r.seq > at) {
+    for (expected, record) in (at + 1..).zip(records.iter().filter(|r| r.seq > at)) {
         if record.seq != expected {
             return Err(format!(
                 "the file holds batch {at} and the journal has batch {} but not batch {expected}",
@@ -153,7 +152,6 @@ fn replay(data: &Path, object: &str, records: &[Changes]) -> Result<usize, Strin
                 .map_err(|e| format!("cannot write page {number}: {}", describe(&e)))?;
         }
         size = Some(u64::from(record.db_pages) * u64::from(record.page_size));
-        expected += 1;
     }
     if let Some(size) = size {
         file.set_len(size)
