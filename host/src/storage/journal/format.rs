@@ -9,9 +9,11 @@
 //! ```
 //! All integers are little-endian except inside the frames, which are SQLite's own bytes.
 //!
-//! A record is complete when its whole payload is present and its checksum matches. Reading
-//! stops at the first record that is not: that is the torn tail a crash during a write leaves,
-//! and no batch in it was ever acknowledged (replies wait for the fsync that covers them).
+//! Segments are written with zeros ahead of their records (preallocated): zeros where the next
+//! record would start end the segment cleanly. Otherwise a record is complete when its whole
+//! payload is present and its checksum matches. Reading stops at the first record that is not:
+//! that is the torn tail a crash during a write leaves, and no batch in it was ever acknowledged
+//! (replies wait for the fsync that covers them).
 
 use std::path::{Path, PathBuf};
 
@@ -84,6 +86,8 @@ pub(crate) fn encode(changes: &Changes, out: &mut Vec<u8>) {
 /// What reading a segment found.
 pub(crate) struct Segment {
     pub(crate) records: Vec<Changes>,
+    /// Where the last complete record ends.
+    pub(crate) end: usize,
     /// Bytes after the last complete record (a torn tail), with the reason reading stopped.
     pub(crate) torn: Option<(u64, String)>,
 }
@@ -95,6 +99,7 @@ pub(crate) fn decode(bytes: &[u8], number: u64) -> Result<Segment, String> {
         // created, but the header never reached the disk: nothing in it was acknowledged
         return Ok(Segment {
             records: Vec::new(),
+            end: 0,
             torn: (!bytes.is_empty()).then(|| (bytes.len() as u64, "a short header".into())),
         });
     }
@@ -105,7 +110,8 @@ pub(crate) fn decode(bytes: &[u8], number: u64) -> Result<Segment, String> {
     let mut at = SEGMENT_HEADER;
     let torn = loop {
         let rest = &bytes[at..];
-        if rest.is_empty() {
+        if rest.iter().all(|b| *b == 0) {
+            // the end, or the zeros written ahead of the records
             break None;
         }
         match decode_record(rest) {
@@ -116,7 +122,11 @@ pub(crate) fn decode(bytes: &[u8], number: u64) -> Result<Segment, String> {
             Err(reason) => break Some((rest.len() as u64, reason)),
         }
     };
-    Ok(Segment { records, torn })
+    Ok(Segment {
+        records,
+        end: at,
+        torn,
+    })
 }
 
 fn decode_record(bytes: &[u8]) -> Result<(Changes, usize), String> {
@@ -232,6 +242,21 @@ mod tests {
         let segment = decode(&flipped, 3).unwrap();
         assert_eq!(segment.records.len(), 2);
         assert!(segment.torn.unwrap().1.contains("checksum"));
+    }
+
+    #[test]
+    fn zeros_after_the_records_end_a_segment_cleanly() {
+        let mut bytes = segment_header(1).to_vec();
+        encode(&changes(1, &[(1, 0xaa)]), &mut bytes);
+        bytes.extend_from_slice(&[0; 4096]);
+        let segment = decode(&bytes, 1).unwrap();
+        assert_eq!(segment.records.len(), 1);
+        assert!(segment.torn.is_none());
+        // but not zeros followed by something else
+        bytes.push(7);
+        let segment = decode(&bytes, 1).unwrap();
+        assert_eq!(segment.records.len(), 1);
+        assert_eq!(segment.torn.unwrap().0, 4097);
     }
 
     #[test]

@@ -66,7 +66,12 @@ pub(super) fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bo
 }
 
 /// Sets up a freshly opened connection: journal, durability, quotas and SQLite's own limits.
-pub(super) fn configure(conn: &Connection, limits: &StorageLimits) -> rusqlite::Result<()> {
+/// `journaled`: the host's commit journal makes commits durable (see `synchronous` below).
+pub(super) fn configure(
+    conn: &Connection,
+    limits: &StorageLimits,
+    journaled: bool,
+) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
     // Defensive mode: no writable_schema, no direct writes to shadow tables; a guest cannot
@@ -85,13 +90,19 @@ pub(super) fn configure(conn: &Connection, limits: &StorageLimits) -> rusqlite::
     // object is evicted.)
     conn.query_row("PRAGMA locking_mode = EXCLUSIVE", [], |_| Ok(()))?;
     // WAL: a commit appends to the log instead of writing the rollback journal and the database.
-    // NORMAL: commits do not sync (the host's commit journal makes them durable, many objects
-    // per fsync); checkpoints do, so the file never depends on a log SQLite has restarted.
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         tracing::warn!(target: "wasmdo.storage", mode, "WAL unavailable; using this journal mode");
     }
-    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON")?;
+    // Journaled, OFF: SQLite never syncs — not at commits (the journal makes them durable, many
+    // objects per fsync), not even the WAL header of a new or restarted log (with NORMAL, one
+    // fsync per new object). The one sync a file still needs, after a WAL checkpoint and before
+    // the log restarts, the storage does itself (`SqliteStorage::settle`). Without the journal,
+    // NORMAL: commits survive a crash of the process, and checkpoints sync.
+    let synchronous = if journaled { "OFF" } else { "NORMAL" };
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON"
+    ))?;
     // The backstop behind the quota check (see QUOTA_HEADROOM_BYTES): past max_page_count SQLite
     // fails with SQLITE_FULL (→ QuotaExceeded). It cannot go below the current size, so lowering
     // the limit never breaks an existing database.
@@ -136,7 +147,7 @@ mod tests {
         let synchronous: i64 = conn
             .query_row("PRAGMA synchronous", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(synchronous, 1, "NORMAL");
+        assert_eq!(synchronous, 1, "NORMAL without the journal");
         let journal: String = conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();

@@ -441,11 +441,25 @@ impl SqliteStorage {
                 if wal.wants_checkpoint()
                     && let Some(conn) = self.conn.as_ref()
                 {
+                    // Fold the WAL into the database, then sync the database before the next
+                    // commit restarts the log over the frames just folded (SQLite, with
+                    // synchronous=OFF, would not).
+                    let path = &self.path;
                     let folded = tokio::task::block_in_place(|| {
                         conn.wal_checkpoint_v2(None::<&str>, rusqlite::wal::CheckpointMode::PASSIVE)
+                            .map_err(|e| e.to_string())
+                            .and_then(|_| {
+                                std::fs::File::open(path)
+                                    .and_then(|f| f.sync_data())
+                                    .map_err(|e| e.to_string())
+                            })
                     });
                     if let Err(e) = folded {
-                        tracing::warn!(target: "wasmdo.storage", path = %self.path.display(), "checkpointing the WAL: {e}");
+                        // The log must not restart over pages the database may not hold: closing
+                        // the connection forgets that they were folded in (the next open reads
+                        // the log as it is, and folds it again later).
+                        tracing::warn!(target: "wasmdo.storage", path = %self.path.display(), "checkpointing the WAL: {e}; closing the database");
+                        self.close();
                     }
                 }
                 Ok(())
@@ -630,7 +644,8 @@ impl SqliteStorage {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let mut conn = Connection::open_with_flags(&self.path, flags)
             .map_err(|e| internal("cannot open", &e))?;
-        configure(&conn, &self.limits).map_err(|e| internal("cannot configure", &e))?;
+        configure(&conn, &self.limits, self.journal.is_some())
+            .map_err(|e| internal("cannot configure", &e))?;
         install_hooks(&mut conn, &self.gate).map_err(|e| internal("cannot configure", &e))?;
         let wal = match self.journal {
             Some(_) => Some(
