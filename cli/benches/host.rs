@@ -6,7 +6,7 @@
 //!   never-seen objects, RSS per live object, and fuel metering's cost on CPU-bound guest code;
 //! - over HTTP on loopback, with the same load generator for every target: a trivial hyper
 //!   handler (this machine's ceiling), wasmdo, and — when `bench/workerd` is installed
-//!   (`npm ci --prefix bench/workerd`) — workerd serving the same counter as a Cloudflare Durable
+//!   (`scripts/npm-deps bench/workerd`) — workerd serving the same counter as a Cloudflare Durable
 //!   Object, in the same run: hot-object reads and durable writes, new-object creation.
 //!
 //! `BENCH_QUICK=1` for a short run; `BENCH_ONLY=http` for the HTTP rows of the Rust counter and

@@ -5,7 +5,7 @@
 //! The app is examples/chat-worker, unmodified: on wasmdo as `wasmdo dev` runs it (the release
 //! binary builds it with wasmdo-js and serves it), on workerd as wrangler would (its TypeScript
 //! bundled by esbuild, the page a Text module; bench/workerd/chat-worker.capnp), when
-//! bench/workerd is installed (`npm ci --prefix bench/workerd`). One target runs at a time, so
+//! bench/workerd is installed (`scripts/npm-deps bench/workerd`). One target runs at a time, so
 //! each has the machine to itself. The same clients in this process drive both:
 //! - HTTP through the Worker to an object: `GET /api/rooms/<room>/history` (the Worker's fetch
 //!   calls the room's fetch, which lists 20 stored messages), N keep-alive connections for a

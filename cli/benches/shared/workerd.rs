@@ -30,7 +30,7 @@ pub(crate) fn start_workerd(
     let binary = root.join("node_modules/.bin/workerd");
     if !binary.exists() {
         println!(
-            "(workerd not installed: `npm ci --prefix bench/workerd` to compare side by side)"
+            "(workerd not installed: `scripts/npm-deps bench/workerd` to compare side by side)"
         );
         return Ok(None);
     }

@@ -59,7 +59,7 @@ pub(crate) fn recover(data: &Path, dir: &Path) -> Result<Recovered, String> {
             .map_err(|e| format!("{}: {e}; move it aside to start", path.display()))?;
         if let Some((bytes, reason)) = &segment.torn {
             tracing::warn!(target: "wasmdo.journal", segment = number,
-                "ignoring the last {bytes} bytes of journal segment {number} ({reason}): a crash cut that write short, so none of its batches was acknowledged");
+                "ignoring the last {bytes} bytes of journal segment {number}, from byte {} ({reason}): a crash cut that write short, so none of its batches was acknowledged", segment.end);
         }
         for changes in segment.records {
             recovered.batches += 1;

@@ -609,9 +609,13 @@ impl SqliteStorage {
     fn begin_event(&mut self) -> Result<(), StorageError> {
         if !self.is_open() {
             // no fsync here, even for a new database: it becomes durable with the journal
-            let (conn, wal) = self.open()?;
+            let (conn, wal, created) = self.open()?;
             self.conn = Some(conn);
             self.wal = wal;
+            if created {
+                // the template's batch number: no need to read it
+                self.seq = Some(0);
+            }
         }
         let Some(conn) = self.conn.as_ref() else {
             return Err(StorageError::Internal("the database is not open".into()));
@@ -631,11 +635,14 @@ impl SqliteStorage {
         Ok(())
     }
 
-    fn open(&self) -> Result<(Connection, Option<WalTail>), StorageError> {
+    /// Opens (creating it from the template if there is none) the database; with the WAL's tail
+    /// when journaled, and whether the file was created.
+    fn open(&self) -> Result<(Connection, Option<WalTail>, bool), StorageError> {
         let internal = |what: &str, e: &dyn std::fmt::Display| {
             StorageError::Internal(format!("{what} {}: {e}", self.path.display()))
         };
-        if !self.path.exists() {
+        let created = !self.path.exists();
+        if created {
             create_database(&self.path).map_err(|e| internal("cannot create", &e))?;
         }
         // No SQLITE_OPEN_URI: the path is a file name, never a URI with options.
@@ -649,13 +656,13 @@ impl SqliteStorage {
         install_hooks(&mut conn, &self.gate).map_err(|e| internal("cannot configure", &e))?;
         let wal = match self.journal {
             Some(_) => Some(
-                WalTail::attach(&mut conn, &self.path)
+                WalTail::attach(&mut conn, &self.path, created)
                     .map_err(|e| internal("cannot read the WAL of", &e))?,
             ),
             None => None,
         };
         tracing::debug!(target: "wasmdo.storage", path = %self.path.display(), "opened");
-        Ok((conn, wal))
+        Ok((conn, wal, created))
     }
 
     /// Marks the batch lost and rolls back whatever SQLite still holds of it; returns the error

@@ -43,17 +43,27 @@ pub(super) struct WalTail {
 
 impl WalTail {
     /// Installs the WAL hook on a freshly opened connection to the database at `db`, and counts
-    /// the frames already in its log.
-    pub(super) fn attach(conn: &mut Connection, db: &Path) -> rusqlite::Result<WalTail> {
+    /// the frames already in its log (none in a database just `created` from the template).
+    pub(super) fn attach(
+        conn: &mut Connection,
+        db: &Path,
+        created: bool,
+    ) -> rusqlite::Result<WalTail> {
         let hooked = Arc::new(AtomicU32::new(0));
         let hook = hooked.clone();
         conn.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, frames| {
             hook.store(u32::try_from(frames).unwrap_or(0), Ordering::Relaxed);
             Ok(())
         }))?;
-        // NOOP: only report how many frames the log holds
-        let frames: i64 = conn.query_row("PRAGMA wal_checkpoint(NOOP)", [], |row| row.get(1))?;
-        let frames = u32::try_from(frames).unwrap_or(0);
+        let frames = match created {
+            true => 0,
+            // NOOP: only report how many frames the log holds
+            false => {
+                let frames: i64 =
+                    conn.query_row("PRAGMA wal_checkpoint(NOOP)", [], |row| row.get(1))?;
+                u32::try_from(frames).unwrap_or(0)
+            }
+        };
         hooked.store(frames, Ordering::Relaxed);
         let mut path = db.as_os_str().to_owned();
         path.push("-wal");
