@@ -29,7 +29,8 @@ pub(crate) struct Changes {
     /// The size of the database in pages after the commit.
     pub(crate) db_pages: u32,
     /// The WAL frames of the commit, as SQLite wrote them: each a 24-byte frame header (page
-    /// number first, big-endian) followed by the page.
+    /// number first, big-endian) followed by the page. (Read back from a journal, only the page
+    /// number of each header is kept.)
     pub(crate) frames: Vec<u8>,
 }
 
