@@ -97,3 +97,11 @@ pub(crate) trait CommitLog: Send + Sync {
     /// recovery cannot bring them back.
     fn checkpoint(&self) -> Result<(), String>;
 }
+
+/// An I/O error as an operator should read it.
+pub(crate) fn describe(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::StorageFull => format!("the disk is full ({e})"),
+        _ => e.to_string(),
+    }
+}

@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use crate::metrics::Metrics;
-use crate::storage::commit::{Changes, CommitLog, Durable};
+use crate::storage::commit::{Changes, CommitLog, Durable, describe};
 
 /// Default size at which a segment is closed and checkpointed.
 pub(crate) const DEFAULT_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
@@ -158,14 +158,6 @@ fn create_segment(dir: &Path, number: u64) -> Result<File, String> {
 /// Makes a directory's entries (files created, renamed or deleted in it) durable.
 pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
-}
-
-/// An I/O error as an operator should read it.
-pub(crate) fn describe(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::StorageFull => format!("the disk is full ({e})"),
-        _ => e.to_string(),
-    }
 }
 
 struct Writer {

@@ -21,8 +21,8 @@ use std::sync::Arc;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::{describe, format, sync_dir, sync_file_system};
-use crate::storage::commit::Changes;
+use super::{format, sync_dir, sync_file_system};
+use crate::storage::commit::{Changes, describe};
 use crate::storage::sqlite::{COMMIT_TABLE, create_database};
 
 /// What recovery did.

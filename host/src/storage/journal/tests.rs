@@ -373,3 +373,28 @@ fn exec_sql(s: &mut SqliteStorage, sql: &str) {
 fn sql_value(s: &mut SqliteStorage, sql: &str) -> crate::storage::sqlite::SqlValue {
     s.exec(sql, &[]).unwrap().rows.remove(0).remove(0)
 }
+
+#[test]
+fn a_batch_too_large_for_the_journal_syncs_its_own_wal_and_later_batches_replay_over_it() {
+    let host = Host::start();
+    let mut s = host.storage(OBJECT).with_max_journal_record(16 * 1024);
+    put(&mut s, "small", "1");
+    // ~40 KiB of pages: made durable by syncing the object's WAL, not copied to the journal
+    s.put("big", &vec![7u8; 40_000]).unwrap();
+    commit(&mut s);
+    assert_eq!(host.metrics.journal_batches.load(Ordering::Relaxed), 1);
+    s.close();
+    let after_big = copy_files(host.data(), OBJECT);
+    put(&mut s, "after", "2");
+    assert_eq!(host.metrics.journal_batches.load(Ordering::Relaxed), 2);
+    s.close();
+    // the power goes: the file keeps what its WAL sync made durable, and loses the rest
+    let dir = host.crash();
+    restore_files(&after_big);
+    let host = Host::start_in(dir, DEFAULT_SEGMENT_BYTES);
+    assert_eq!(integrity(host.data(), OBJECT), "ok");
+    let mut s = host.storage(OBJECT);
+    assert_eq!(value(&mut s, "small").as_deref(), Some("1"));
+    assert_eq!(s.get("big").unwrap(), Some(vec![7u8; 40_000]));
+    assert_eq!(value(&mut s, "after").as_deref(), Some("2"));
+}

@@ -230,6 +230,8 @@ pub(crate) struct SqliteStorage {
     /// The next journaled commit must also sync the WAL itself: a commit the journal refused
     /// could not be taken back out of it.
     sync_wal_once: bool,
+    /// [`MAX_JOURNAL_RECORD_BYTES`] except in tests.
+    max_journal_record: usize,
 }
 
 impl SqliteStorage {
@@ -255,7 +257,15 @@ impl SqliteStorage {
             seq: None,
             durable: None,
             sync_wal_once: false,
+            max_journal_record: MAX_JOURNAL_RECORD_BYTES,
         }
+    }
+
+    /// Batches that wrote more than `bytes` sync their own WAL instead of going to the journal.
+    #[cfg(test)]
+    pub(crate) fn with_max_journal_record(mut self, bytes: usize) -> Self {
+        self.max_journal_record = bytes;
+        self
     }
 
     /// Makes every commit durable through `journal`, where this database is called `object`.
@@ -506,7 +516,7 @@ impl SqliteStorage {
         };
         let sync_wal = std::mem::take(&mut self.sync_wal_once);
         match wal.take(self.object.clone(), seq) {
-            Ok(changes) if !sync_wal && changes.frames.len() <= MAX_JOURNAL_RECORD_BYTES => {
+            Ok(changes) if !sync_wal && changes.frames.len() <= self.max_journal_record => {
                 journal.append(changes)
             }
             // too large to copy, or the WAL holds a commit the journal never got: the WAL itself

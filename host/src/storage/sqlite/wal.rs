@@ -134,7 +134,7 @@ impl WalTail {
         self.file().and_then(File::sync_data).map_err(|e| {
             format!(
                 "cannot sync {path}: {}",
-                crate::storage::journal::describe(&e)
+                crate::storage::commit::describe(&e)
             )
         })
     }
