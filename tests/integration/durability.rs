@@ -76,6 +76,18 @@ fn databases(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// The number of the newest journal segment in `dir`.
+fn last_segment(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".journal")?.parse().ok()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 fn integrity_check(db: &Path) -> String {
     let conn = rusqlite::Connection::open(db).unwrap();
     conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))
@@ -86,11 +98,12 @@ fn integrity_check(db: &Path) -> String {
 fn kill_9_under_a_many_objects_write_load_loses_no_acknowledged_write() {
     // small segments: checkpoints run all the time, so kills land in them too
     let mut host =
-        TestHost::with_config("[limits]\njournal-segment-bytes = 262144\nmax-live-objects = 64\n");
+        TestHost::with_config("[limits]\njournal-segment-bytes = 65536\nmax-live-objects = 64\n");
     host.deploy("kv", STORAGE_KV).expect(201);
     let cycles = 6;
     let objects = 120;
     let mut all: Vec<(String, String)> = Vec::new();
+    let mut highest_segment = 0;
     for cycle in 0..cycles {
         let run_for = Duration::from_millis(300 + 150 * (cycle as u64 % 4));
         let acknowledged = write_until_killed(&mut host, cycle, objects, 8, run_for);
@@ -101,6 +114,7 @@ fn kill_9_under_a_many_objects_write_load_loses_no_acknowledged_write() {
         );
         eprintln!("cycle {cycle}: {} writes acknowledged", acknowledged.len());
         all.extend(acknowledged);
+        highest_segment = highest_segment.max(last_segment(&host.data.join("journal")));
         // the host is down: every object file must be a sound database as the crash left it
         for db in databases(&host.data.join("objects")) {
             // (recovery runs at start; a file here may lag the journal, but never be corrupt)
@@ -125,6 +139,12 @@ fn kill_9_under_a_many_objects_write_load_loses_no_acknowledged_write() {
     assert!(
         host.log().contains("recovered from the journal"),
         "restarts replay the journal"
+    );
+    // segments were filled and checkpointed all along (a restart starts one more), so kills
+    // landed among checkpoints too
+    assert!(
+        highest_segment > 2 * cycles as u64,
+        "only {highest_segment} segments in {cycles} cycles"
     );
     host.kill();
     let dbs = databases(&host.data.join("objects"));

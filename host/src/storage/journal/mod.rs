@@ -259,7 +259,9 @@ impl Writer {
         if end <= self.allocated {
             return;
         }
-        let target = end.div_ceil(PREALLOCATE_BYTES) * PREALLOCATE_BYTES;
+        // (never much past a small segment's end: it is checkpointed once it is full)
+        let chunk = PREALLOCATE_BYTES.min(self.segment_bytes.max(64 * 1024));
+        let target = end.div_ceil(chunk) * chunk;
         let zeros = vec![0; (target - self.allocated) as usize];
         let written = self
             .file

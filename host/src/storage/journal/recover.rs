@@ -53,8 +53,12 @@ pub(crate) fn recover(data: &Path, dir: &Path) -> Result<Recovered, String> {
     let mut order: Vec<Arc<str>> = Vec::new();
     let mut by_object: HashMap<Arc<str>, Vec<Changes>> = HashMap::new();
     for (number, path) in &segments {
-        let bytes =
-            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            // deleted since it was listed: a checkpoint had made it redundant
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        };
         let segment = format::decode(&bytes, *number)
             .map_err(|e| format!("{}: {e}; move it aside to start", path.display()))?;
         if let Some((bytes, reason)) = &segment.torn {
@@ -86,7 +90,12 @@ pub(crate) fn recover(data: &Path, dir: &Path) -> Result<Recovered, String> {
     sync_file_system(data)
         .map_err(|e| format!("cannot sync {}: {}", data.display(), describe(&e)))?;
     for (_, path) in &segments {
-        std::fs::remove_file(path).map_err(|e| format!("cannot delete {}: {e}", path.display()))?;
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(format!("cannot delete {}: {e}", path.display()));
+            }
+            _ => {}
+        }
     }
     sync_dir(dir).map_err(|e| format!("cannot sync {}: {e}", dir.display()))?;
     if recovered.batches > 0 {

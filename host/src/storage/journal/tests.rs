@@ -398,3 +398,34 @@ fn a_batch_too_large_for_the_journal_syncs_its_own_wal_and_later_batches_replay_
     assert_eq!(s.get("big").unwrap(), Some(vec![7u8; 40_000]));
     assert_eq!(value(&mut s, "after").as_deref(), Some("2"));
 }
+
+#[test]
+fn a_database_from_before_the_journal_is_numbered_in_its_first_journaled_batch() {
+    let host = Host::start();
+    // a file as an earlier version left it: WAL mode, `_cf_KV`, no `_wasmdo_commit`
+    let path = host.data().join(OBJECT);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             CREATE TABLE _cf_KV (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+             INSERT INTO _cf_KV VALUES ('old', CAST('kept' AS BLOB));",
+        )
+        .unwrap();
+    }
+    let before_upgrade = copy_files(host.data(), OBJECT);
+    let mut s = host.storage(OBJECT);
+    assert_eq!(value(&mut s, "old").as_deref(), Some("kept"));
+    put(&mut s, "new", "1");
+    put(&mut s, "newer", "2");
+    s.close();
+    let dir = host.crash();
+    restore_files(&before_upgrade);
+    let host = Host::start_in(dir, DEFAULT_SEGMENT_BYTES);
+    assert_eq!(integrity(host.data(), OBJECT), "ok");
+    let mut s = host.storage(OBJECT);
+    assert_eq!(value(&mut s, "old").as_deref(), Some("kept"));
+    assert_eq!(value(&mut s, "new").as_deref(), Some("1"));
+    assert_eq!(value(&mut s, "newer").as_deref(), Some("2"));
+}
