@@ -10,7 +10,8 @@
 //!   Object, in the same run: hot-object reads and durable writes, new-object creation.
 //!
 //! `BENCH_QUICK=1` for a short run; `BENCH_ONLY=http` for the HTTP rows of the Rust counter and
-//! workerd only; `BENCH_ONLY=js` for the JavaScript counter and workerd only,
+//! workerd only; `BENCH_JOURNAL_DIR=<dir>` puts the commit journal there (e.g. on a tmpfs, to see
+//! what its fsyncs cost); `BENCH_ONLY=js` for the JavaScript counter and workerd only,
 //! `BENCH_ONLY=calls` for object-to-object calls only (beside workerd's DO-to-DO RPC when
 //! installed).
 
@@ -585,6 +586,8 @@ async fn start_host(
     let mut config = wasmdo_host::config::Config {
         listen: "127.0.0.1:0".parse()?,
         data: Some(data),
+        // BENCH_JOURNAL_DIR: the commit journal elsewhere (a tmpfs shows what its fsyncs cost)
+        journal_dir: std::env::var_os("BENCH_JOURNAL_DIR").map(Into::into),
         ..Default::default()
     };
     tune(&mut config.limits);
