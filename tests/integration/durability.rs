@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::json;
 use wasmdo_test_artifacts::STORAGE_KV;
 
-use crate::harness::TestHost;
+use crate::harness::{TestHost, walk};
 
 /// Writers, each putting distinct keys into objects round-robin, until the host dies. Returns
 /// every acknowledged (object, key).
@@ -60,20 +60,12 @@ fn write_until_killed(
     Arc::try_unwrap(acknowledged).unwrap().into_inner().unwrap()
 }
 
+/// The object databases under `dir`.
 fn databases(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return found;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            found.extend(databases(&path));
-        } else if path.extension().is_some_and(|e| e == "sqlite") {
-            found.push(path);
-        }
-    }
-    found
+    walk(dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "sqlite"))
+        .collect()
 }
 
 /// The number of the newest journal segment in `dir`.

@@ -364,3 +364,17 @@ pub(crate) fn ws_text(ws: &mut WsClient) -> String {
         }
     }
 }
+
+/// Every file under `dir`, at any depth.
+pub(crate) fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

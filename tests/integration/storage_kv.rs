@@ -4,7 +4,7 @@
 use serde_json::json;
 use wasmdo_test_artifacts::STORAGE_KV;
 
-use crate::harness::{TestHost, post_concurrently};
+use crate::harness::{TestHost, post_concurrently, walk};
 
 pub(crate) const COVERS: () = ();
 
@@ -259,17 +259,4 @@ fn live_objects_beyond_the_open_database_cap_close_their_files_between_batches()
         .filter(|p| p.extension().is_some_and(|e| e == "sqlite"))
         .count();
     assert_eq!(databases, 300, "one database per object that wrote");
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }

@@ -23,7 +23,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::{format, sync_dir, sync_file_system};
 use crate::storage::commit::{Changes, describe};
-use crate::storage::sqlite::{COMMIT_TABLE, create_database};
+use crate::storage::sqlite::{batch_number, create_database};
 
 /// What recovery did.
 #[derive(Debug, Default)]
@@ -195,16 +195,8 @@ fn file_batch(path: &Path) -> Result<Option<u64>, String> {
     let read = || -> rusqlite::Result<u64> {
         conn.query_row("PRAGMA locking_mode = EXCLUSIVE", [], |_| Ok(()))?;
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        let exists: bool = conn
-            .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")?
-            .exists([COMMIT_TABLE])?;
-        if !exists {
-            return Ok(0);
-        }
-        let seq: i64 = conn.query_row(&format!("SELECT seq FROM {COMMIT_TABLE}"), [], |row| {
-            row.get(0)
-        })?;
-        Ok(u64::try_from(seq).unwrap_or(0))
+        // a database older than the table holds no journaled batch
+        Ok(batch_number(&conn)?.unwrap_or(0))
     };
     let seq = read().map_err(|e| format!("cannot read: {e}"))?;
     conn.close()

@@ -65,6 +65,24 @@ impl Host {
     }
 }
 
+/// Starts the host again on `dir` (recovering its journal), checks that [`OBJECT`]'s database is
+/// sound, and returns the host and the object's storage.
+fn restart(dir: TempDir) -> (Host, SqliteStorage) {
+    let host = Host::start_in(dir, DEFAULT_SEGMENT_BYTES);
+    assert_eq!(integrity(host.data(), OBJECT), "ok");
+    let storage = host.storage(OBJECT);
+    (host, storage)
+}
+
+/// Cuts a segment file to `len` bytes (a crash in the middle of a write, or before it).
+fn cut(segment: &Path, len: u64) {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(segment)
+        .unwrap();
+    file.set_len(len).unwrap();
+}
+
 /// Ends the event, commits the batch and waits for the journal, as the actor does.
 fn commit(s: &mut SqliteStorage) {
     s.end_event(true).unwrap();
@@ -191,9 +209,7 @@ fn a_new_object_whose_file_was_lost_is_made_again_from_the_journal() {
     // the file's creation never reached the disk
     std::fs::write(dir.path().join(OBJECT), b"").unwrap();
     let _ = std::fs::remove_file(dir.path().join(format!("{OBJECT}-wal")));
-    let host = Host::start_in(dir, DEFAULT_SEGMENT_BYTES);
-    assert_eq!(integrity(host.data(), OBJECT), "ok");
-    let mut s = host.storage(OBJECT);
+    let (_host, mut s) = restart(dir);
     assert_eq!(value(&mut s, "a").as_deref(), Some("1"));
     assert_eq!(value(&mut s, "b").as_deref(), Some("2"));
 }
@@ -215,16 +231,9 @@ fn a_torn_tail_is_ignored_up_to_the_last_complete_batch() {
     let segment = segment_files(dir.path()).remove(0);
     let full = records_end(&segment);
     assert!(full > complete);
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&segment)
-        .unwrap();
-    file.set_len(complete + (full - complete) / 2).unwrap();
-    drop(file);
+    cut(&segment, complete + (full - complete) / 2);
 
-    let host = Host::start_in(dir, DEFAULT_SEGMENT_BYTES);
-    assert_eq!(integrity(host.data(), OBJECT), "ok");
-    let mut s = host.storage(OBJECT);
+    let (_host, mut s) = restart(dir);
     assert_eq!(value(&mut s, "k1").as_deref(), Some("one"));
     assert_eq!(value(&mut s, "k2").as_deref(), Some("two"));
     assert_eq!(
@@ -248,15 +257,8 @@ fn a_file_ahead_of_the_journal_keeps_its_whole_last_commit() {
     s.close();
     let dir = host.crash();
     // the journal never got batch 3
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&segment)
-        .unwrap();
-    file.set_len(through_k2).unwrap();
-    drop(file);
-    let host = Host::start_in(dir, DEFAULT_SEGMENT_BYTES);
-    assert_eq!(integrity(host.data(), OBJECT), "ok");
-    let mut s = host.storage(OBJECT);
+    cut(&segment, through_k2);
+    let (_host, mut s) = restart(dir);
     assert_eq!(value(&mut s, "k2").as_deref(), Some("two"));
     assert_eq!(value(&mut s, "k3").as_deref(), Some("three"));
     put(&mut s, "k4", "four");
@@ -289,9 +291,7 @@ fn a_checkpoint_interrupted_anywhere_loses_nothing() {
     // that lost everything since batch 1 (the sync never finished)...
     std::fs::write(&first_segment, &first_bytes).unwrap();
     restore_files(&at_first);
-    let host = Host::start_in(dir, DEFAULT_SEGMENT_BYTES);
-    assert_eq!(integrity(host.data(), OBJECT), "ok");
-    let mut s = host.storage(OBJECT);
+    let (host, mut s) = restart(dir);
     for (k, v) in [
         ("k1", "one"),
         ("k2", "two"),
@@ -306,9 +306,7 @@ fn a_checkpoint_interrupted_anywhere_loses_nothing() {
     let dir = host.crash();
     restore_files(&current);
     std::fs::write(&first_segment, &first_bytes).unwrap();
-    let host = Host::start_in(dir, DEFAULT_SEGMENT_BYTES);
-    assert_eq!(integrity(host.data(), OBJECT), "ok");
-    let mut s = host.storage(OBJECT);
+    let (_host, mut s) = restart(dir);
     for (k, v) in [
         ("k1", "one"),
         ("k2", "two"),
@@ -391,9 +389,7 @@ fn a_batch_too_large_for_the_journal_syncs_its_own_wal_and_later_batches_replay_
     // the power goes: the file keeps what its WAL sync made durable, and loses the rest
     let dir = host.crash();
     restore_files(&after_big);
-    let host = Host::start_in(dir, DEFAULT_SEGMENT_BYTES);
-    assert_eq!(integrity(host.data(), OBJECT), "ok");
-    let mut s = host.storage(OBJECT);
+    let (_host, mut s) = restart(dir);
     assert_eq!(value(&mut s, "small").as_deref(), Some("1"));
     assert_eq!(s.get("big").unwrap(), Some(vec![7u8; 40_000]));
     assert_eq!(value(&mut s, "after").as_deref(), Some("2"));
@@ -422,9 +418,7 @@ fn a_database_from_before_the_journal_is_numbered_in_its_first_journaled_batch()
     s.close();
     let dir = host.crash();
     restore_files(&before_upgrade);
-    let host = Host::start_in(dir, DEFAULT_SEGMENT_BYTES);
-    assert_eq!(integrity(host.data(), OBJECT), "ok");
-    let mut s = host.storage(OBJECT);
+    let (_host, mut s) = restart(dir);
     assert_eq!(value(&mut s, "old").as_deref(), Some("kept"));
     assert_eq!(value(&mut s, "new").as_deref(), Some("1"));
     assert_eq!(value(&mut s, "newer").as_deref(), Some("2"));

@@ -8,11 +8,11 @@ use rusqlite::config::DbConfig;
 use rusqlite::limits::Limit;
 
 use super::{
-    BUSY_TIMEOUT, COMMIT_TABLE, MIN_ENGINE_SQL_LENGTH, MIN_ENGINE_VARIABLES, QUOTA_HEADROOM_BYTES,
-    RECORD_HEADER_SLACK, STATEMENT_CACHE_CAPACITY, StorageLimits,
+    BUSY_TIMEOUT, CREATE_COMMIT_TABLE, MIN_ENGINE_SQL_LENGTH, MIN_ENGINE_VARIABLES,
+    QUOTA_HEADROOM_BYTES, RECORD_HEADER_SLACK, STATEMENT_CACHE_CAPACITY, StorageLimits,
 };
 
-/// An empty database already in WAL mode, with batch number 0 in [`COMMIT_TABLE`]: two pages,
+/// An empty database already in WAL mode, with batch number 0 in [`COMMIT_TABLE`](super::COMMIT_TABLE): two pages,
 /// made once per process by SQLite itself.
 static TEMPLATE: std::sync::OnceLock<Result<Vec<u8>, String>> = std::sync::OnceLock::new();
 
@@ -25,10 +25,8 @@ fn template(dir: &Path) -> Result<&'static [u8], String> {
                 let _: String = conn
                     .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
                     .map_err(|e| e.to_string())?;
-                conn.execute_batch(&format!(
-                    "CREATE TABLE {COMMIT_TABLE} (seq INTEGER NOT NULL); INSERT INTO {COMMIT_TABLE} VALUES (0)"
-                ))
-                .map_err(|e| e.to_string())?;
+                conn.execute_batch(CREATE_COMMIT_TABLE)
+                    .map_err(|e| e.to_string())?;
                 conn.close().map_err(|(_, e)| e.to_string())?;
                 std::fs::read(&path).map_err(|e| e.to_string())
             })();

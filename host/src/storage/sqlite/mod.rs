@@ -61,7 +61,7 @@
 //!   when the journal could not keep it).
 //!
 //! **Durability** is not this file's: a commit goes to the database's WAL without an fsync
-//! (`synchronous=NORMAL`), and with a [`CommitLog`] attached (the host's journal; `durable-commits`)
+//! (`synchronous=OFF` with a journal, `NORMAL` without), and with a [`CommitLog`] attached (the host's journal; `durable-commits`)
 //! its frames go to the log, which makes them durable for many objects at once. Each journaled
 //! batch also stamps its number into `_wasmdo_commit` ([`COMMIT_TABLE`]), so recovery knows which
 //! batches a file already holds. The actor awaits [`SqliteStorage::take_durable`] before it
@@ -143,6 +143,9 @@ const STATEMENT_CACHE_CAPACITY: usize = 32;
 
 /// The one-row table holding the number of the last journaled batch the database contains.
 pub(crate) const COMMIT_TABLE: &str = "_wasmdo_commit";
+/// Makes [`COMMIT_TABLE`] with batch number 0 (in the template, and in databases older than it).
+const CREATE_COMMIT_TABLE: &str =
+    "CREATE TABLE _wasmdo_commit (seq INTEGER NOT NULL); INSERT INTO _wasmdo_commit VALUES (0)";
 /// A batch that wrote more than this much is made durable by syncing its own WAL instead of
 /// copying it into the journal (one fsync of its own beats holding it twice in memory).
 const MAX_JOURNAL_RECORD_BYTES: usize = 64 * 1024 * 1024;
@@ -477,7 +480,6 @@ impl SqliteStorage {
             Err(reason) => {
                 let wal = self.wal.take();
                 self.close();
-                self.seq = None;
                 if let Some(wal) = wal
                     && let Err(e) = wal.take_back()
                 {
@@ -530,6 +532,7 @@ impl SqliteStorage {
             }
         }
     }
+
     /// Rolls back the whole batch (used when the instance died and the actor gives up on it), and
     /// forgets a lost batch.
     pub(crate) fn rollback_batch(&mut self) {
@@ -754,19 +757,25 @@ fn map_error(
     }
 }
 
-/// The number of the last journaled batch the database holds; creates [`COMMIT_TABLE`] (inside
-/// the caller's transaction) in a database made before it existed.
-fn read_batch_number(conn: &Connection) -> rusqlite::Result<u64> {
+/// The number of the last journaled batch the database holds; `None` in a database made before
+/// [`COMMIT_TABLE`] existed.
+pub(crate) fn batch_number(conn: &Connection) -> rusqlite::Result<Option<u64>> {
     if !file::table_exists(conn, COMMIT_TABLE)? {
-        conn.execute_batch(&format!(
-            "CREATE TABLE {COMMIT_TABLE} (seq INTEGER NOT NULL); INSERT INTO {COMMIT_TABLE} VALUES (0)"
-        ))?;
-        return Ok(0);
+        return Ok(None);
     }
     let seq: i64 = conn
         .prepare_cached(&format!("SELECT seq FROM {COMMIT_TABLE}"))?
         .query_row([], |row| row.get(0))?;
-    Ok(u64::try_from(seq).unwrap_or(0))
+    Ok(Some(u64::try_from(seq).unwrap_or(0)))
+}
+
+/// [`batch_number`], creating [`COMMIT_TABLE`] (inside the caller's transaction) in a database
+/// made before it existed.
+fn read_batch_number(conn: &Connection) -> rusqlite::Result<u64> {
+    match batch_number(conn)? {
+        Some(seq) => Ok(seq),
+        None => conn.execute_batch(CREATE_COMMIT_TABLE).map(|()| 0),
+    }
 }
 
 /// One storage call's view of the open database.
