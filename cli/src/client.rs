@@ -2,11 +2,57 @@
 //! (`deploy CLASS FILE`, `call`, `wit`), and [`Admin`], the client `dev` and `deploy --project`
 //! upload components and manifests with. Error bodies are read as `wasmdo_protocol`'s.
 
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde_json::Value;
+use wasmdo_host::config::{Config, Token};
 use wasmdo_protocol::error::ErrorBody;
+
+/// The control plane's tokens as a client finds them: `WASMDO_ADMIN_TOKEN` /
+/// `WASMDO_CALL_TOKEN`, else the `admin-token` / `call-token` of the config file given with
+/// `--config` (the host's own `wasmdo.toml`).
+pub(crate) struct Tokens {
+    admin: Option<Token>,
+    call: Option<Token>,
+}
+
+impl Tokens {
+    pub(crate) fn load(config: Option<&Path>) -> anyhow::Result<Tokens> {
+        let mut config = match config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        config.tokens_from_env();
+        Ok(Tokens {
+            admin: config.admin_token,
+            call: config.call_token,
+        })
+    }
+
+    /// The token for deploys and admin routes (with only a call token, that one: the host then
+    /// says it needs the admin token, which helps more than "no token").
+    pub(crate) fn admin(&self) -> Option<&Token> {
+        self.admin.as_ref().or(self.call.as_ref())
+    }
+
+    /// The token for calls: the call token, or the admin token (which covers calls too).
+    pub(crate) fn call(&self) -> Option<&Token> {
+        self.call.as_ref().or(self.admin.as_ref())
+    }
+}
+
+/// `Authorization: Bearer …`, when there is a token.
+fn authorize<B>(
+    request: ureq::RequestBuilder<B>,
+    token: Option<&Token>,
+) -> ureq::RequestBuilder<B> {
+    match token {
+        Some(token) => request.header("authorization", format!("Bearer {}", token.expose())),
+        None => request,
+    }
+}
 
 /// Percent-encodes a path segment.
 pub(crate) fn encode(segment: &str) -> String {
@@ -31,19 +77,22 @@ pub(crate) fn wit_url(server: &str, class: &str) -> String {
 }
 
 /// Sends the request and prints the JSON reply; a non-2xx reply is printed to stderr and fails.
-pub(crate) fn request(method: &str, url: &str, body: Vec<u8>) -> anyhow::Result<()> {
+pub(crate) fn request(
+    method: &str,
+    url: &str,
+    body: Vec<u8>,
+    token: Option<&Token>,
+) -> anyhow::Result<()> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
         .into();
     let response = match method {
-        "GET" => agent.get(url).call(),
-        "PUT" => agent
-            .put(url)
+        "GET" => authorize(agent.get(url), token).call(),
+        "PUT" => authorize(agent.put(url), token)
             .header("content-type", "application/wasm")
             .send(&body[..]),
-        _ => agent
-            .post(url)
+        _ => authorize(agent.post(url), token)
             .header("content-type", "application/json")
             .send(&body[..]),
     }
@@ -68,13 +117,15 @@ pub(crate) fn request(method: &str, url: &str, body: Vec<u8>) -> anyhow::Result<
 /// A client of a host's admin API.
 pub(crate) struct Admin {
     base: String,
+    token: Option<Token>,
     agent: ureq::Agent,
 }
 
 impl Admin {
-    pub(crate) fn new(server: &str) -> Admin {
+    pub(crate) fn new(server: &str, token: Option<Token>) -> Admin {
         Admin {
             base: server.trim_end_matches('/').to_owned(),
+            token,
             agent: ureq::Agent::config_builder()
                 .http_status_as_error(false)
                 // the host compiles every new component before it answers
@@ -93,11 +144,14 @@ impl Admin {
         body: &[u8],
     ) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.base);
-        let request = ureq::http::Request::builder()
+        let mut request = ureq::http::Request::builder()
             .method(method)
             .uri(&url)
-            .header("content-type", content_type)
-            .body(body.to_vec())?;
+            .header("content-type", content_type);
+        if let Some(token) = &self.token {
+            request = request.header("authorization", format!("Bearer {}", token.expose()));
+        }
+        let request = request.body(body.to_vec())?;
         let response = self
             .agent
             .run(request)

@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use wasmdo_host::config::Config;
 
-use crate::client::{encode, request, wit_url};
+use crate::client::{Tokens, encode, request, wit_url};
 
 /// A self-hosted runtime for Durable Objects written in any WebAssembly language.
 #[derive(Parser)]
@@ -19,6 +19,24 @@ use crate::client::{encode, request, wit_url};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// Which host a client command talks to, and with what token.
+#[derive(clap::Args)]
+struct Remote {
+    /// The host's URL.
+    #[arg(long, env = "WASMDO_SERVER", default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// The host's `wasmdo.toml`, for its `admin-token` / `call-token` (WASMDO_ADMIN_TOKEN and
+    /// WASMDO_CALL_TOKEN take precedence).
+    #[arg(long, env = "WASMDO_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+impl Remote {
+    fn tokens(&self) -> anyhow::Result<Tokens> {
+        Tokens::load(self.config.as_deref())
+    }
 }
 
 #[derive(Subcommand)]
@@ -55,9 +73,8 @@ enum Command {
         /// With --project: the wrangler environment (`[env.<NAME>]`) to deploy.
         #[arg(long, short, value_name = "NAME", requires = "project")]
         env: Option<String>,
-        /// The host's URL.
-        #[arg(long, env = "WASMDO_SERVER", default_value = "http://127.0.0.1:8080")]
-        server: String,
+        #[command(flatten)]
+        remote: Remote,
     },
     /// Run a Worker project (wrangler.toml / wrangler.jsonc / wrangler.json) locally: build its
     /// Worker and Durable Object classes with wasmdo-js, serve them on a host of its own, and
@@ -90,9 +107,8 @@ enum Command {
         method: String,
         /// Arguments as a JSON array, e.g. '[5]' [default: []].
         args: Option<String>,
-        /// The host's URL.
-        #[arg(long, env = "WASMDO_SERVER", default_value = "http://127.0.0.1:8080")]
-        server: String,
+        #[command(flatten)]
+        remote: Remote,
     },
     /// Generate a typed client for a deployed class (from its WIT): `--lang ts` writes a
     /// TypeScript module over `fetch`, `--lang rust` a Rust module over `ureq`, `--lang wit-stub`
@@ -114,17 +130,15 @@ enum Command {
         /// Read the class's WIT from this component file instead of asking the host.
         #[arg(long)]
         wasm: Option<PathBuf>,
-        /// The host's URL.
-        #[arg(long, env = "WASMDO_SERVER", default_value = "http://127.0.0.1:8080")]
-        server: String,
+        #[command(flatten)]
+        remote: Remote,
     },
     /// Print the WIT of a deployed class's RPC interfaces (for `wit-bindgen`, `jco types`, …).
     Wit {
         /// The class.
         class: String,
-        /// The host's URL.
-        #[arg(long, env = "WASMDO_SERVER", default_value = "http://127.0.0.1:8080")]
-        server: String,
+        #[command(flatten)]
+        remote: Remote,
     },
 }
 
@@ -139,13 +153,20 @@ fn main() -> anyhow::Result<()> {
         Command::Deploy {
             project: Some(dir),
             env,
-            server,
+            remote,
             ..
-        } => report(dev::deploy_project(&dir, &server, env.as_deref())),
+        } => report(remote.tokens().and_then(|tokens| {
+            dev::deploy_project(
+                &dir,
+                &remote.server,
+                env.as_deref(),
+                tokens.admin().cloned(),
+            )
+        })),
         Command::Deploy {
             class,
             file,
-            server,
+            remote,
             ..
         } => {
             let (Some(class), Some(file)) = (class, file) else {
@@ -157,16 +178,16 @@ fn main() -> anyhow::Result<()> {
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let url = format!(
                 "{}/_admin/classes/{}",
-                server.trim_end_matches('/'),
+                remote.server.trim_end_matches('/'),
                 encode(&class)
             );
-            request("PUT", &url, bytes)
+            request("PUT", &url, bytes, remote.tokens()?.admin())
         }
         Command::Call {
             object,
             method,
             args,
-            server,
+            remote,
         } => {
             let Some((class, name)) = object.split_once('/') else {
                 bail!("the object is `class/name`, e.g. `counter/alice`");
@@ -177,12 +198,12 @@ fn main() -> anyhow::Result<()> {
             })?;
             let url = format!(
                 "{}/rpc/{}/{}/{}",
-                server.trim_end_matches('/'),
+                remote.server.trim_end_matches('/'),
                 encode(class),
                 encode(name),
                 encode(&method)
             );
-            request("POST", &url, args.into_bytes())
+            request("POST", &url, args.into_bytes(), remote.tokens()?.call())
         }
         Command::Bindgen {
             class,
@@ -190,7 +211,7 @@ fn main() -> anyhow::Result<()> {
             out,
             binding,
             wasm,
-            server,
+            remote,
         } => {
             if !["ts", "rust", "wit-stub", "rust-stub", "ts-stub"].contains(&lang.as_str()) {
                 bail!(
@@ -206,8 +227,12 @@ fn main() -> anyhow::Result<()> {
                         .with_context(|| format!("cannot read the WIT of {}", file.display()))?
                 }
                 None => {
-                    let url = wit_url(&server, &class);
-                    let response = ureq::get(&url)
+                    let url = wit_url(&remote.server, &class);
+                    let mut get = ureq::get(&url);
+                    if let Some(token) = remote.tokens()?.call() {
+                        get = get.header("authorization", format!("Bearer {}", token.expose()));
+                    }
+                    let response = get
                         .call()
                         .with_context(|| format!("cannot get the WIT of `{class}` from {url}"))?;
                     response.into_body().read_to_string()?
@@ -248,9 +273,9 @@ fn main() -> anyhow::Result<()> {
             config,
             watch: !no_watch,
         })),
-        Command::Wit { class, server } => {
-            let url = wit_url(&server, &class);
-            request("GET", &url, Vec::new())
+        Command::Wit { class, remote } => {
+            let url = wit_url(&remote.server, &class);
+            request("GET", &url, Vec::new(), remote.tokens()?.call())
         }
     }
 }
@@ -271,6 +296,7 @@ fn serve(
     if let Some(data) = data {
         config.data = Some(data);
     }
+    config.tokens_from_env();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -278,6 +304,9 @@ fn serve(
         let host = wasmdo_host::Host::start(config).await?;
         // the first line on stdout is the contract scripts and tests wait for
         println!("wasmdo listening on http://{}", host.addr());
+        if let Some(public) = host.public_addr() {
+            println!("  public (entry Worker only) on http://{public}");
+        }
         for class in host.registry().list() {
             println!(
                 "  class {} v{} ({} methods)",

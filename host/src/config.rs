@@ -3,7 +3,10 @@
 //! objects it may call, hosts it may send HTTP requests to).
 //!
 //! ```toml
-//! listen = "127.0.0.1:8080"
+//! listen = "127.0.0.1:8080"          # the control plane: /_admin, /rpc, /objects (and the Worker)
+//! public-listen = "0.0.0.0:8787"      # optional: a listener that serves only the entry Worker
+//! admin-token = "…"                    # or WASMDO_ADMIN_TOKEN: deploy and admin (and calls)
+//! call-token = "…"                     # or WASMDO_CALL_TOKEN: /rpc and /objects only
 //! data = "./data"
 //! compile-cache = "./data/compiled"   # precompiled components; hosts may share one
 //! journal-dir = "/fast-disk/journal"   # the commit journal (default <data>/journal)
@@ -32,12 +35,30 @@ use crate::outbound::AllowList;
 /// The default listen address of `wasmdo serve`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
+/// The environment variable that sets `admin-token` (over the config file's).
+pub const ADMIN_TOKEN_ENV: &str = "WASMDO_ADMIN_TOKEN";
+/// The environment variable that sets `call-token` (over the config file's).
+pub const CALL_TOKEN_ENV: &str = "WASMDO_CALL_TOKEN";
+
 /// Host configuration; every field has a default so an empty file (or none) is valid.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Config {
-    /// Address to listen on; port 0 picks a free port (printed at start-up).
+    /// Address of the control plane: `/_admin`, `/rpc`, `/objects`, and the entry Worker for
+    /// every other path. Port 0 picks a free port (printed at start-up). Off loopback it needs an
+    /// `admin-token`.
     pub listen: SocketAddr,
+    /// Address of the public plane, if any: every request there goes to the entry Worker (404
+    /// without one), whatever its path; objects are reachable only through the Worker, as on
+    /// Cloudflare. Needs no token.
+    pub public_listen: Option<SocketAddr>,
+    /// The credential of the control plane's admin scope (deploys, projects, components,
+    /// metrics, and everything the call scope allows), sent as `Authorization: Bearer <token>`.
+    /// Without one the control plane is open, which the host allows only on loopback.
+    pub admin_token: Option<Token>,
+    /// The credential of the call scope: `/rpc`, `/objects`, and reading classes and ids. Needs
+    /// an `admin-token` too.
+    pub call_token: Option<Token>,
     /// Data directory: object databases, uploaded components, compiled artifacts. Relative paths
     /// in a config file are relative to the file; the default is `./data`.
     pub data: Option<PathBuf>,
@@ -57,6 +78,32 @@ pub struct Config {
     pub limits: Limits,
     /// Per-class settings, by class name.
     pub classes: BTreeMap<String, ClassConfig>,
+}
+
+/// A bearer token: kept out of `Debug` output (and so out of logs).
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Token(String);
+
+impl Token {
+    /// Shortest token the host accepts: 16 bytes of base64 or hex are 96–128 bits.
+    pub const MIN_BYTES: usize = 16;
+
+    /// A token from its text.
+    pub fn new(token: impl Into<String>) -> Token {
+        Token(token.into())
+    }
+
+    /// The token's text: for a client to send, never to print.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(redacted)")
+    }
 }
 
 /// Settings of one class.
@@ -83,6 +130,9 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: DEFAULT_LISTEN.parse().expect("valid default address"),
+            public_listen: None,
+            admin_token: None,
+            call_token: None,
             data: None,
             compile_cache: None,
             journal_dir: None,
@@ -129,6 +179,59 @@ impl Config {
             config.journal_dir = Some(base.join(journal));
         }
         Ok(config)
+    }
+
+    /// Takes the tokens from the environment where it sets them (`WASMDO_ADMIN_TOKEN`,
+    /// `WASMDO_CALL_TOKEN`): a secret is better kept out of a file that is checked in.
+    pub fn tokens_from_env(&mut self) {
+        for (var, token) in [
+            (ADMIN_TOKEN_ENV, &mut self.admin_token),
+            (CALL_TOKEN_ENV, &mut self.call_token),
+        ] {
+            if let Ok(value) = std::env::var(var)
+                && !value.is_empty()
+            {
+                *token = Some(Token::new(value));
+            }
+        }
+    }
+
+    /// Refuses settings that would put the control plane on a network unprotected, or protect
+    /// it with a guessable token.
+    pub fn check_planes(&self) -> Result<(), StartError> {
+        for (setting, token) in [
+            ("admin-token", &self.admin_token),
+            ("call-token", &self.call_token),
+        ] {
+            let Some(token) = token else { continue };
+            let text = token.expose();
+            let why = if text.len() < Token::MIN_BYTES {
+                Some(format!("it is shorter than {} bytes", Token::MIN_BYTES))
+            } else if !text.bytes().all(|b| b.is_ascii_graphic()) {
+                Some("it may hold only visible ASCII characters (no spaces)".to_owned())
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(StartError::BadToken { setting, why });
+            }
+        }
+        if self.call_token.is_some() && self.admin_token.is_none() {
+            return Err(StartError::BadToken {
+                setting: "call-token",
+                why: "it needs an admin-token too (or deploys would be open to anyone)".into(),
+            });
+        }
+        if self.call_token.is_some() && self.call_token == self.admin_token {
+            return Err(StartError::BadToken {
+                setting: "call-token",
+                why: "it is the admin-token: callers would be able to deploy".into(),
+            });
+        }
+        if !self.listen.ip().is_loopback() && self.admin_token.is_none() {
+            return Err(StartError::OpenControlPlane { addr: self.listen });
+        }
+        Ok(())
     }
 
     /// The data directory in effect.

@@ -92,6 +92,18 @@ pub enum ObjectError {
     /// A route that does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// A control route was asked for without a valid token.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The token is valid but its scope does not cover the route (a call token deploying).
+    #[error("{0}")]
+    Forbidden(String),
+    /// A malformed request: a bad `Host` or header, or a framing proxies could disagree on.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// The client took too long to send its request.
+    #[error("{0}")]
+    RequestTimeout(String),
     /// A caller's stub for a method no longer matches the method (the callee's class was
     /// redeployed with another signature): the caller must regenerate its stub.
     #[error("{0}")]
@@ -162,6 +174,10 @@ impl ObjectError {
             ObjectError::InvalidName(_) => "InvalidName",
             ObjectError::InvalidManifest(_) => "InvalidManifest",
             ObjectError::NotFound(_) => "NotFound",
+            ObjectError::Unauthorized(_) => "Unauthorized",
+            ObjectError::Forbidden(_) => "Forbidden",
+            ObjectError::InvalidRequest(_) => "InvalidRequest",
+            ObjectError::RequestTimeout(_) => "RequestTimeout",
             ObjectError::StaleStub(_) => "StaleStub",
             ObjectError::Internal { .. } => "Internal",
         }
@@ -264,6 +280,22 @@ pub enum StartError {
         /// Why.
         #[source]
         source: ObjectError,
+    },
+    /// The control plane would listen off loopback with no token.
+    #[error(
+        "refusing to serve the control plane (deploys, /rpc, /objects) on {addr} without a token: set `admin-token` in wasmdo.toml or WASMDO_ADMIN_TOKEN (and `call-token` / WASMDO_CALL_TOKEN for callers), or listen on loopback and serve users the entry Worker with `public-listen`"
+    )]
+    OpenControlPlane {
+        /// The configured control address.
+        addr: std::net::SocketAddr,
+    },
+    /// A token setting is refused.
+    #[error("`{setting}` is refused: {why}")]
+    BadToken {
+        /// `admin-token` or `call-token`.
+        setting: &'static str,
+        /// Why.
+        why: String,
     },
     /// The listener cannot be bound.
     #[error("cannot listen on {addr}")]

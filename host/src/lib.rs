@@ -94,6 +94,10 @@ pub struct Host {
     projects: Arc<Projects>,
     listener: TcpListener,
     addr: SocketAddr,
+    /// The public plane's listener (the entry Worker only), if configured.
+    public: Option<(TcpListener, SocketAddr)>,
+    /// The control plane's tokens.
+    credentials: gateway::Credentials,
     /// Held (locked) while the host runs: two hosts on one data dir would corrupt it.
     data_lock: std::fs::File,
 }
@@ -102,6 +106,7 @@ impl Host {
     /// Opens the data directory, loads every class, deploys the components named in the config,
     /// starts the epoch ticker and binds the listener.
     pub async fn start(config: Config) -> Result<Host, StartError> {
+        config.check_planes()?;
         let data = config.data_dir();
         std::fs::create_dir_all(&data)
             .map_err(|e| StartError::data_dir("cannot create data dir", &data, e))?;
@@ -201,12 +206,29 @@ impl Host {
         };
         let listener = TcpListener::bind(config.listen).await.map_err(listen)?;
         let addr = listener.local_addr().map_err(listen)?;
+        let public = match config.public_listen {
+            Some(public) => {
+                let listen = |source| StartError::Listen {
+                    addr: public,
+                    source,
+                };
+                let listener = TcpListener::bind(public).await.map_err(listen)?;
+                let addr = listener.local_addr().map_err(listen)?;
+                Some((listener, addr))
+            }
+            None => None,
+        };
         Ok(Host {
             runtime,
             directory,
             projects: Arc::new(projects),
             listener,
             addr,
+            public,
+            credentials: gateway::Credentials::new(
+                config.admin_token.as_ref(),
+                config.call_token.as_ref(),
+            ),
             data_lock,
         })
     }
@@ -214,6 +236,11 @@ impl Host {
     /// The bound address (useful with port 0).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The public plane's bound address, if it has one.
+    pub fn public_addr(&self) -> Option<SocketAddr> {
+        self.public.as_ref().map(|(_, addr)| *addr)
     }
 
     /// The class registry.
@@ -233,16 +260,46 @@ impl Host {
 
     /// Serves HTTP until the process ends.
     pub async fn serve(self) {
+        let limits = &self.runtime.limits;
+        let (max_connections, per_peer) = connection_caps(limits);
         let gateway = Arc::new(gateway::Gateway {
-            workers: gateway::WorkerPool::new(self.runtime.limits.max_worker_instances),
+            workers: gateway::WorkerPool::new(limits.max_worker_instances),
+            bodies: Arc::new(tokio::sync::Semaphore::new(
+                usize::try_from(limits.max_buffered_body_bytes)
+                    .unwrap_or(usize::MAX)
+                    .min(tokio::sync::Semaphore::MAX_PERMITS),
+            )),
+            credentials: self.credentials,
             router: self.directory.clone(),
             runtime: self.runtime,
             directory: self.directory,
             projects: self.projects,
         });
         let _held = self.data_lock;
-        gateway::serve(self.listener, gateway).await;
+        let caps = || gateway::Connections::new(max_connections, per_peer);
+        if let Some((public, _)) = self.public {
+            let plane = gateway::Plane::Public;
+            tokio::spawn(gateway::serve(public, gateway.clone(), plane, caps()));
+        }
+        gateway::serve(self.listener, gateway, gateway::Plane::Control, caps()).await;
     }
+}
+
+/// The connection caps in effect: the configured ones, lowered so that sockets can take at most
+/// half of the process's file descriptors (the rest are databases, WALs, the journal), and one
+/// client address at most a quarter of that.
+fn connection_caps(limits: &limits::Limits) -> (usize, usize) {
+    let files = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(usize::MAX);
+    let total = limits.max_connections.min(files / 2).max(1);
+    let per_peer = limits.max_connections_per_peer.min(total / 4).max(1);
+    if total < limits.max_connections {
+        tracing::info!(target: "wasmdo.gateway",
+            "max-connections lowered to {total} (half of the open-file limit {files})");
+    }
+    (total, per_peer)
 }
 
 /// Advances the engine's epoch every tick so wall-clock deadlines fire; stops with the engine.

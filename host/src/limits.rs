@@ -28,6 +28,21 @@ pub const DEFAULT_MAX_WASM_STACK: usize = 1024 * 1024;
 /// Largest request body the gateway buffers for `fetch` or RPC (axum's default is 2 MB; objects
 /// commonly take uploads, Cloudflare allows 100 MB).
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 32 * 1024 * 1024;
+/// Request bodies buffered at once, host-wide: past it a request is refused with `Overloaded`
+/// (503) instead of the host's memory growing with every slow or parallel upload.
+pub const DEFAULT_MAX_BUFFERED_BODY_BYTES: u64 = 256 * 1024 * 1024;
+/// Time a client has to send a whole request head; a keep-alive connection waiting for its next
+/// request is closed after it too (slowloris; nginx's `client_header_timeout` is 60 s).
+pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 10_000;
+/// Time a client has to send a whole request body (`RequestTimeout`, 408): a body trickled in
+/// never holds its buffer for longer.
+pub const DEFAULT_BODY_READ_TIMEOUT_MS: u64 = 60_000;
+/// Connections one listener holds at once; past it a new one is answered 503 and closed. The
+/// host lowers it to half its open-file limit, so sockets never starve databases of descriptors.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Connections one client address may hold on one listener (also lowered to a quarter of the
+/// effective `max-connections`), so one client cannot take every slot.
+pub const DEFAULT_MAX_CONNECTIONS_PER_PEER: usize = 1_000;
 /// Largest component upload (a JS component is ~12 MB; Python ~18 MB).
 pub const DEFAULT_MAX_COMPONENT_BYTES: u64 = 100 * 1024 * 1024;
 /// Events waiting in one object's mailbox before new ones are refused with `Overloaded`
@@ -100,6 +115,17 @@ pub struct Limits {
     pub max_body_bytes: u64,
     /// Component upload limit in bytes.
     pub max_component_bytes: u64,
+    /// Request bodies buffered at once, host-wide, in bytes (`Overloaded`, 503).
+    pub max_buffered_body_bytes: u64,
+    /// Milliseconds a client has to send a request head (and an idle keep-alive connection
+    /// stays open).
+    pub header_read_timeout_ms: u64,
+    /// Milliseconds a client has to send a request body (`RequestTimeout`, 408).
+    pub body_read_timeout_ms: u64,
+    /// Connections per listener.
+    pub max_connections: usize,
+    /// Connections per client address, per listener.
+    pub max_connections_per_peer: usize,
     /// Mailbox depth per object (`Overloaded`, 503).
     pub max_queued_events: usize,
     /// Events coalesced into one commit.
@@ -156,6 +182,11 @@ impl Default for Limits {
             max_wasm_stack: DEFAULT_MAX_WASM_STACK,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_component_bytes: DEFAULT_MAX_COMPONENT_BYTES,
+            max_buffered_body_bytes: DEFAULT_MAX_BUFFERED_BODY_BYTES,
+            header_read_timeout_ms: DEFAULT_HEADER_READ_TIMEOUT_MS,
+            body_read_timeout_ms: DEFAULT_BODY_READ_TIMEOUT_MS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_peer: DEFAULT_MAX_CONNECTIONS_PER_PEER,
             max_queued_events: DEFAULT_MAX_QUEUED_EVENTS,
             max_batch: DEFAULT_MAX_BATCH,
             max_live_objects: DEFAULT_MAX_LIVE_OBJECTS,

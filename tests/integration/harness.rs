@@ -12,6 +12,10 @@ use serde_json::Value;
 pub(crate) struct TestHost {
     child: Option<Child>,
     pub(crate) url: String,
+    /// The public plane's URL, when the config sets `public-listen`.
+    pub(crate) public_url: Option<String>,
+    /// Sent as `Authorization: Bearer …` with every request that sets no header of its own.
+    pub(crate) token: Option<String>,
     pub(crate) data: PathBuf,
     config: PathBuf,
     _dir: tempfile::TempDir,
@@ -76,6 +80,14 @@ impl TestHost {
         TestHost::with_config("")
     }
 
+    /// A host with this `wasmdo.toml` content and `admin-token = token`; requests send the
+    /// token unless they set `authorization` themselves.
+    pub(crate) fn with_admin_token(config: &str, token: &str) -> TestHost {
+        let mut host = TestHost::with_config(&format!("admin-token = {token:?}\n{config}"));
+        host.token = Some(token.to_owned());
+        host
+    }
+
     /// A host with this `wasmdo.toml` content.
     pub(crate) fn with_config(config: &str) -> TestHost {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -101,6 +113,8 @@ impl TestHost {
         let mut host = TestHost {
             child: None,
             url: String::new(),
+            public_url: None,
+            token: None,
             data,
             config: config_path,
             _dir: dir,
@@ -136,6 +150,15 @@ impl TestHost {
             .strip_prefix("wasmdo listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
             .to_string();
+        let config = std::fs::read_to_string(&self.config).unwrap_or_default();
+        if config.contains("public-listen") {
+            let line = lines.next().and_then(Result::ok).unwrap_or_default();
+            let public = line
+                .trim()
+                .strip_prefix("public (entry Worker only) on ")
+                .unwrap_or_else(|| panic!("unexpected second line {line:?}"));
+            self.public_url = Some(public.to_owned());
+        }
         // keep draining stdout so the host never blocks on a full pipe
         std::thread::spawn(move || for _ in lines {});
         self.url = url;
@@ -183,10 +206,29 @@ impl TestHost {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Reply {
-        let url = format!("{}{path}", self.url);
+        self.request_to(&self.url, method, path, headers, body)
+    }
+
+    /// A request to `base` (the control or the public URL).
+    pub(crate) fn request_to(
+        &self,
+        base: &str,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Reply {
+        let url = format!("{base}{path}");
         let mut builder = ureq::http::Request::builder().method(method).uri(&url);
         for (k, v) in headers {
             builder = builder.header(*k, *v);
+        }
+        if let Some(token) = &self.token
+            && !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        {
+            builder = builder.header("authorization", format!("Bearer {token}"));
         }
         let request = builder.body(body.to_vec()).expect("request");
         let response = self

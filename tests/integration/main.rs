@@ -8,6 +8,8 @@ mod alarms_basic;
 mod bindgen;
 mod chat_worker;
 mod cli;
+mod connections;
+mod control_plane;
 mod durability;
 mod entry_worker;
 mod examples;

@@ -29,6 +29,8 @@ use serde_json::Value;
 
 use wasmdo_protocol::manifest::{ClassManifest, Manifest};
 
+use wasmdo_host::config::Token;
+
 use crate::client::{Admin, encode};
 use crate::wrangler::{self, ConfigErrors, Project};
 
@@ -146,8 +148,8 @@ pub(crate) fn manifest(project: &Project, hashes: &BTreeMap<String, String>) -> 
 
 /// Uploads the components of `built` and deploys the project to the host at `server`; the
 /// host's reply.
-fn deploy(server: &str, built: &Built) -> anyhow::Result<Value> {
-    let admin = Admin::new(server);
+fn deploy(server: &str, token: Option<&Token>, built: &Built) -> anyhow::Result<Value> {
+    let admin = Admin::new(server, token.cloned());
     let project = &built.project;
     let components: Vec<(&str, &PathBuf)> = built
         .classes
@@ -179,12 +181,17 @@ fn deploy(server: &str, built: &Built) -> anyhow::Result<Value> {
 }
 
 /// `wasmdo deploy --project DIR`.
-pub(crate) fn deploy_project(dir: &Path, server: &str, env: Option<&str>) -> anyhow::Result<()> {
+pub(crate) fn deploy_project(
+    dir: &Path,
+    server: &str,
+    env: Option<&str>,
+    token: Option<Token>,
+) -> anyhow::Result<()> {
     let project = load(dir, env)?;
     let sdk = find_sdk(&project.dir)?;
     let built = build(project, &sdk)?;
     eprintln!("wasmdo: deploying {} to {server}", built.project.name);
-    let reply = deploy(server, &built)?;
+    let reply = deploy(server, token.as_ref(), &built)?;
     println!("{}", serde_json::to_string_pretty(&reply)?);
     Ok(())
 }
@@ -229,6 +236,8 @@ pub(crate) fn dev(options: DevOptions) -> anyhow::Result<()> {
     } else if config.data.is_none() {
         config.data = Some(project.dir.join(".wasmdo/data"));
     }
+    config.tokens_from_env();
+    let token = config.admin_token.clone();
     let data = config.data_dir();
     // the host writes there all the time: never a reason to rebuild
     let host_dirs = [data.clone(), config.compile_cache_dir()];
@@ -253,7 +262,11 @@ pub(crate) fn dev(options: DevOptions) -> anyhow::Result<()> {
         );
         let deployed = {
             let server = server.clone();
-            tokio::task::spawn_blocking(move || deploy(&server, &built).map(|_| built)).await??
+            let token = token.clone();
+            tokio::task::spawn_blocking(move || {
+                deploy(&server, token.as_ref(), &built).map(|_| built)
+            })
+            .await??
         };
         // the first line on stdout is the contract scripts and tests wait for
         println!("wasmdo dev: {} ready on {server}", deployed.project.name);
@@ -261,7 +274,8 @@ pub(crate) fn dev(options: DevOptions) -> anyhow::Result<()> {
         std::io::stdout().flush()?;
         if options.watch {
             tokio::task::spawn_blocking(move || {
-                watch(deployed, &sdk, options.env.as_deref(), &server, &host_dirs)
+                let target = (server.as_str(), token.as_ref());
+                watch(deployed, &sdk, options.env.as_deref(), target, &host_dirs)
             })
             .await?
         } else {

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use wasmdo_host::config::Token;
+
 use super::build::{Built, build};
 use super::{deploy, load, print_error};
 
@@ -19,7 +21,7 @@ pub(super) fn watch(
     current: Built,
     sdk: &Path,
     env: Option<&str>,
-    server: &str,
+    (server, token): (&str, Option<&Token>),
     host_dirs: &[PathBuf],
 ) -> anyhow::Result<()> {
     let mut name = current.project.name;
@@ -53,7 +55,7 @@ pub(super) fn watch(
         let result = load(&config_file, env)
             .and_then(|project| build(project, sdk))
             .and_then(|built| {
-                deploy(server, &built)?;
+                deploy(server, token, &built)?;
                 Ok(built)
             });
         match result {

@@ -8,7 +8,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 
-use super::{Gateway, decode, json_response, read_body};
+use super::{Gateway, decode, json_response};
 use crate::error::ObjectError;
 
 impl Gateway {
@@ -93,14 +93,14 @@ impl Gateway {
             (&Method::PUT, ["classes", class]) => {
                 let class = decode(class)?;
                 let limit = self.runtime.limits.max_component_bytes;
-                let bytes = read_body(req.into_body(), limit).await?;
+                let bytes = self.read_body(req.into_body(), limit).await?;
                 let version = self.runtime.registry.deploy(&class, bytes.to_vec()).await?;
                 self.runtime.metrics.deploys.fetch_add(1, Ordering::Relaxed);
                 Ok(json_response(StatusCode::CREATED, &version.describe()))
             }
             (&Method::PUT, ["components"]) => {
                 let limit = self.runtime.limits.max_component_bytes;
-                let bytes = read_body(req.into_body(), limit).await?;
+                let bytes = self.read_body(req.into_body(), limit).await?;
                 let (hash, size) = self
                     .runtime
                     .registry
@@ -114,7 +114,7 @@ impl Gateway {
             (&Method::PUT, ["projects", project]) => {
                 let project = decode(project)?;
                 let limit = self.runtime.limits.max_body_bytes;
-                let body = read_body(req.into_body(), limit).await?;
+                let body = self.read_body(req.into_body(), limit).await?;
                 let manifest = serde_json::from_slice(&body).map_err(|e| {
                     ObjectError::InvalidManifest(format!("the manifest is not valid: {e}"))
                 })?;

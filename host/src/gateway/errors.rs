@@ -16,7 +16,11 @@ pub(crate) fn status_of(error: &ObjectError) -> StatusCode {
         ObjectError::InvalidArgument(_)
         | ObjectError::InvalidComponent(_)
         | ObjectError::InvalidName(_)
-        | ObjectError::InvalidManifest(_) => StatusCode::BAD_REQUEST,
+        | ObjectError::InvalidManifest(_)
+        | ObjectError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+        ObjectError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+        ObjectError::Forbidden(_) => StatusCode::FORBIDDEN,
+        ObjectError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
         ObjectError::MethodError(_) => StatusCode::UNPROCESSABLE_ENTITY,
         ObjectError::CallCycle(_) => StatusCode::CONFLICT,
         ObjectError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

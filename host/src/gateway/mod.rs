@@ -20,6 +20,8 @@
 //! | anything else | the entry Worker's `fetch`, if one is deployed (404 otherwise) |
 
 mod admin;
+mod auth;
+mod connections;
 mod errors;
 mod objects;
 mod websocket;
@@ -28,6 +30,7 @@ mod workers;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -35,18 +38,23 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::directory::Directory;
 use crate::error::ObjectError;
 use crate::limits::MAX_OBJECT_NAME_BYTES;
 use crate::router::{Address, Router};
 use crate::runtime::Runtime;
+pub(crate) use auth::Credentials;
+use auth::Scope;
+use connections::AcceptErrors;
+pub(crate) use connections::Connections;
 pub(crate) use errors::{error_response, json_response};
 pub(crate) use workers::WorkerPool;
 
-/// Shared by every connection.
+/// Shared by every connection of both listeners.
 pub(crate) struct Gateway {
     /// What objects run with: the class registry among it.
     pub(crate) runtime: Arc<Runtime>,
@@ -58,28 +66,60 @@ pub(crate) struct Gateway {
     pub(crate) workers: Arc<WorkerPool>,
     /// Project deploys.
     pub(crate) projects: Arc<crate::projects::Projects>,
+    /// Who may use the control plane.
+    pub(crate) credentials: Credentials,
+    /// Bytes of request bodies buffered host-wide: one permit per byte held.
+    pub(crate) bodies: Arc<Semaphore>,
+}
+
+/// What a listener serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Plane {
+    /// `/_admin`, `/rpc`, `/objects` (behind the tokens), and the entry Worker for the rest.
+    Control,
+    /// The entry Worker only, for every path: objects are reachable only through it.
+    Public,
 }
 
 /// Accepts connections until the listener fails.
-pub(crate) async fn serve(listener: TcpListener, gateway: Arc<Gateway>) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    plane: Plane,
+    connections: Arc<Connections>,
+) {
+    let header_timeout = Duration::from_millis(gateway.runtime.limits.header_read_timeout_ms);
+    let mut accept_errors = AcceptErrors::new();
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(conn) => conn,
             Err(e) => {
                 // e.g. out of file descriptors: back off instead of spinning
-                tracing::warn!(target: "wasmdo.gateway", "accept failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                accept_errors.failed(&e);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let admitted = match connections.admit(peer.ip()) {
+            Ok(admitted) => Arc::new(admitted),
+            Err(why) => {
+                tokio::spawn(connections::refuse(stream, why));
                 continue;
             }
         };
         let _ = stream.set_nodelay(true);
         let gateway = gateway.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
+            let connection = admitted.clone();
+            let service = service_fn(move |mut req: Request<Incoming>| {
                 let gateway = gateway.clone();
-                async move { Ok::<_, Infallible>(gateway.handle(req, peer).await) }
+                // an upgraded WebSocket keeps the connection's slot
+                req.extensions_mut().insert(connection.clone());
+                async move { Ok::<_, Infallible>(gateway.handle(req, peer, plane).await) }
             });
             if let Err(e) = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), service)
                 // WebSocket upgrades of `/objects/…` requests
@@ -88,6 +128,7 @@ pub(crate) async fn serve(listener: TcpListener, gateway: Arc<Gateway>) {
             {
                 tracing::debug!(target: "wasmdo.gateway", "connection from {peer}: {e}");
             }
+            drop(admitted);
         });
     }
 }
@@ -166,46 +207,112 @@ const ID_PREFIX: &str = "id:";
 /// them see a broken pipe instead of the JSON error. Past this, the connection is closed.
 const MAX_DISCARDED_BODY: u64 = 64 * 1024 * 1024;
 
-/// Reads a whole request body of at most `limit` bytes. An oversize body is drained (up to
-/// [`MAX_DISCARDED_BODY`]) so the client gets its `BodyTooLarge` reply.
-async fn read_body(mut body: Incoming, limit: u64) -> Result<Bytes, ObjectError> {
-    let mut buffer = bytes::BytesMut::new();
-    let mut seen: u64 = 0;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
-            ObjectError::InvalidArgument(format!("could not read the request body: {e}"))
-        })?;
-        let Ok(data) = frame.into_data() else {
-            continue; // trailers
-        };
-        seen += data.len() as u64;
-        if seen > limit {
-            if seen > limit.saturating_add(MAX_DISCARDED_BODY) {
-                return Err(ObjectError::BodyTooLarge(limit));
-            }
-            // keep draining, store nothing
-            buffer.clear();
-            continue;
-        }
-        buffer.extend_from_slice(&data);
+/// A request body held in memory, and its share of the host-wide body budget (given back
+/// when the request is done with it).
+pub(crate) struct Body {
+    bytes: Bytes,
+    _budget: Option<OwnedSemaphorePermit>,
+}
+
+impl std::ops::Deref for Body {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes
     }
-    if seen > limit {
-        return Err(ObjectError::BodyTooLarge(limit));
-    }
-    Ok(buffer.freeze())
 }
 
 impl Gateway {
-    async fn handle(&self, req: Request<Incoming>, _peer: SocketAddr) -> Response<Full<Bytes>> {
-        match self.route(req).await {
+    /// Reads a whole request body of at most `limit` bytes, within the body-read timeout and the
+    /// host-wide budget of buffered bodies. An oversize body is drained (up to
+    /// [`MAX_DISCARDED_BODY`]) so the client gets its `BodyTooLarge` reply.
+    async fn read_body(&self, mut body: Incoming, limit: u64) -> Result<Body, ObjectError> {
+        let timeout = Duration::from_millis(self.runtime.limits.body_read_timeout_ms);
+        let read = async {
+            let mut buffer = bytes::BytesMut::new();
+            let mut budget: Option<OwnedSemaphorePermit> = None;
+            let mut seen: u64 = 0;
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| {
+                    ObjectError::InvalidArgument(format!("could not read the request body: {e}"))
+                })?;
+                let Ok(data) = frame.into_data() else {
+                    continue; // trailers
+                };
+                seen += data.len() as u64;
+                if seen > limit {
+                    if seen > limit.saturating_add(MAX_DISCARDED_BODY) {
+                        return Err(ObjectError::BodyTooLarge(limit));
+                    }
+                    // keep draining, store nothing
+                    buffer = bytes::BytesMut::new();
+                    budget = None;
+                    continue;
+                }
+                let share = u32::try_from(data.len())
+                    .ok()
+                    .and_then(|n| self.bodies.clone().try_acquire_many_owned(n).ok())
+                    .ok_or_else(|| {
+                        ObjectError::Overloaded(format!(
+                            "the host is buffering {} bytes of request bodies, its limit (max-buffered-body-bytes); retry later",
+                            self.runtime.limits.max_buffered_body_bytes
+                        ))
+                    })?;
+                match &mut budget {
+                    Some(held) => held.merge(share),
+                    None => budget = Some(share),
+                }
+                buffer.extend_from_slice(&data);
+            }
+            if seen > limit {
+                return Err(ObjectError::BodyTooLarge(limit));
+            }
+            Ok(Body {
+                bytes: buffer.freeze(),
+                _budget: budget,
+            })
+        };
+        tokio::time::timeout(timeout, read).await.map_err(|_| {
+            ObjectError::RequestTimeout(format!(
+                "the request body did not arrive within {} ms (body-read-timeout-ms)",
+                timeout.as_millis()
+            ))
+        })?
+    }
+
+    async fn handle(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        plane: Plane,
+    ) -> Response<Full<Bytes>> {
+        let result = match check_host(&req) {
+            Ok(()) => self.route(req, peer, plane).await,
+            Err(e) => Err(e),
+        };
+        match result {
             Ok(response) => response,
             Err(e) => {
                 let mut response = error_response(&e);
-                if matches!(e, ObjectError::BodyTooLarge(_)) {
+                let headers = response.headers_mut();
+                if matches!(
+                    e,
+                    ObjectError::BodyTooLarge(_)
+                        | ObjectError::RequestTimeout(_)
+                        | ObjectError::InvalidRequest(_)
+                        | ObjectError::Overloaded(_)
+                        | ObjectError::Unauthorized(_)
+                        | ObjectError::Forbidden(_)
+                ) {
                     // the body may not have been read to its end: do not reuse the connection
-                    response.headers_mut().insert(
+                    headers.insert(
                         hyper::header::CONNECTION,
                         hyper::header::HeaderValue::from_static("close"),
+                    );
+                }
+                if matches!(e, ObjectError::Unauthorized(_)) {
+                    headers.insert(
+                        hyper::header::WWW_AUTHENTICATE,
+                        hyper::header::HeaderValue::from_static("Bearer realm=\"wasmdo\""),
                     );
                 }
                 response
@@ -214,39 +321,140 @@ impl Gateway {
     }
 
     /// Dispatches by the first path segment: the admin API, RPC, an object's `fetch`, or the
-    /// entry Worker.
-    async fn route(&self, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, ObjectError> {
+    /// entry Worker. On the public plane, everything goes to the entry Worker.
+    async fn route(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        plane: Plane,
+    ) -> Result<Response<Full<Bytes>>, ObjectError> {
         let path = req.uri().path().to_string();
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        if plane == Plane::Public {
+            return self.worker(req, peer, path.clone()).await;
+        }
         match (req.method(), segments.as_slice()) {
-            (_, ["_admin", rest @ ..]) => self.admin(req, rest).await,
-            (&Method::POST, ["rpc", class, name, method]) => {
-                self.rpc(req, class, name, method).await
+            (_, ["_admin", rest @ ..]) => {
+                let scope = admin_scope(req.method(), rest);
+                let req = self.authorize(req, scope).await?;
+                self.admin(req, rest).await
             }
-            (_, ["rpc", ..]) if req.method() != Method::POST => Err(ObjectError::NotFound(
-                "RPC calls are `POST /rpc/{class}/{name}/{method}`".into(),
-            )),
+            (_, ["rpc", ..]) => {
+                let req = self.authorize(req, Scope::Call).await?;
+                match (req.method(), &segments[1..]) {
+                    (&Method::POST, [class, name, method]) => {
+                        self.rpc(req, class, name, method).await
+                    }
+                    _ => Err(ObjectError::NotFound(
+                        "RPC calls are `POST /rpc/{class}/{name}/{method}`".into(),
+                    )),
+                }
+            }
             (_, ["objects", class, name, ..]) => {
+                let req = self.authorize(req, Scope::Call).await?;
                 let class = decode(class)?;
                 let address = object_name(name)?;
                 let prefix_len =
                     1 + "objects".len() + 1 + segments[1].len() + 1 + segments[2].len();
                 let rest = &path[prefix_len..];
                 let rest = if rest.is_empty() { "/" } else { rest };
-                self.fetch(req, &class, &address, rest.to_string()).await
+                self.fetch(req, peer, &class, &address, rest.to_string())
+                    .await
             }
-            _ => match self.runtime.registry.entry_worker() {
-                // a Worker project: the Worker answers everything else, with the whole path
-                Some(worker) => {
-                    let slot = self.workers.pick();
-                    self.fetch(req, &worker.name, &slot.address(), path.clone())
-                        .await
-                }
-                None => Err(ObjectError::NotFound(format!(
-                    "no route for {} {path}: see `/rpc/{{class}}/{{name}}/{{method}}`, `/objects/{{class}}/{{name}}/…` and `/_admin/…` (or deploy a project with an entry Worker)",
-                    req.method()
-                ))),
-            },
+            _ => self.worker(req, peer, path.clone()).await,
         }
+    }
+
+    /// The request, if its credential covers `scope`. A refused request's body is read and
+    /// discarded first (as an oversize one's): a client uploading a component learns it lacks
+    /// the token instead of seeing a broken pipe.
+    async fn authorize(
+        &self,
+        req: Request<Incoming>,
+        scope: Scope,
+    ) -> Result<Request<Incoming>, ObjectError> {
+        let Err(refused) = self.credentials.check(req.headers(), scope) else {
+            return Ok(req);
+        };
+        let mut body = req.into_body();
+        let drain = async {
+            let mut seen: u64 = 0;
+            while let Some(Ok(frame)) = body.frame().await {
+                seen += frame.data_ref().map_or(0, |d| d.len() as u64);
+                if seen > MAX_DISCARDED_BODY {
+                    break;
+                }
+            }
+        };
+        let timeout = Duration::from_millis(self.runtime.limits.body_read_timeout_ms);
+        let _ = tokio::time::timeout(timeout, drain).await;
+        Err(refused)
+    }
+
+    /// The entry Worker answers with the whole path, if one is deployed.
+    async fn worker(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        path: String,
+    ) -> Result<Response<Full<Bytes>>, ObjectError> {
+        match self.runtime.registry.entry_worker() {
+            Some(worker) => {
+                let slot = self.workers.pick();
+                self.fetch(req, peer, &worker.name, &slot.address(), path)
+                    .await
+            }
+            None => Err(ObjectError::NotFound(format!(
+                "no route for {} {path}: see `/rpc/{{class}}/{{name}}/{{method}}`, `/objects/{{class}}/{{name}}/…` and `/_admin/…` (or deploy a project with an entry Worker)",
+                req.method()
+            ))),
+        }
+    }
+}
+
+/// The scope an admin route needs: health is open (liveness probes); reading classes and ids is
+/// what a caller needs; the rest (deploys, projects, components, metrics) is the admin's.
+fn admin_scope(method: &Method, rest: &[&str]) -> Scope {
+    match (method, rest) {
+        (&Method::GET, ["health"]) => Scope::Open,
+        (&Method::GET, ["classes", ..]) | (&Method::POST, ["classes", _, "new-unique-id"]) => {
+            Scope::Call
+        }
+        _ => Scope::Admin,
+    }
+}
+
+/// Refuses a `Host` that is not an authority (or two of them, or none in HTTP/1.1) before any
+/// route runs: a guest builds its request URL from it.
+///
+/// The framing shapes of request smuggling are hyper's to refuse, and it does: conflicting
+/// `Content-Length`s and a `Transfer-Encoding` that does not end in `chunked` are 400; with both
+/// `Content-Length` and `Transfer-Encoding`, the body is read as chunked and the connection closed
+/// after the reply (RFC 9112 §6.1), so no second request can hide in the body.
+fn check_host(req: &Request<Incoming>) -> Result<(), ObjectError> {
+    let headers = req.headers();
+    let mut hosts = headers.get_all(hyper::header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(_), Some(_)) => Err(ObjectError::InvalidRequest(
+            "the request has more than one Host header".into(),
+        )),
+        (Some(host), None) => {
+            let valid = host
+                .to_str()
+                .ok()
+                .and_then(|h| h.parse::<hyper::http::uri::Authority>().ok())
+                .is_some_and(|a| !a.as_str().contains('@'));
+            match valid {
+                true => Ok(()),
+                false => Err(ObjectError::InvalidRequest(format!(
+                    "the Host header `{}` is not a host[:port]",
+                    String::from_utf8_lossy(host.as_bytes())
+                ))),
+            }
+        }
+        (None, _) if req.version() == hyper::Version::HTTP_11 => Err(ObjectError::InvalidRequest(
+            "an HTTP/1.1 request needs a Host header (RFC 9112 §3.2)".into(),
+        )),
+        (None, _) => Ok(()),
     }
 }

@@ -7,7 +7,11 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 
-use super::{Gateway, decode, json_response, object_name, read_body, websocket, websocket_key};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::connections::Admitted;
+use super::{Gateway, decode, json_response, object_name, websocket, websocket_key};
 use crate::bindings::http_types;
 use crate::error::ObjectError;
 use crate::router::Address;
@@ -25,7 +29,7 @@ impl Gateway {
         let address = object_name(name)?;
         let method = decode(method)?;
         let limit = self.runtime.limits.max_body_bytes;
-        let body = read_body(req.into_body(), limit).await?;
+        let body = self.read_body(req.into_body(), limit).await?;
         let args = if body.iter().all(u8::is_ascii_whitespace) {
             serde_json::Value::Array(Vec::new())
         } else {
@@ -42,30 +46,26 @@ impl Gateway {
     pub(super) async fn fetch(
         &self,
         mut req: Request<Incoming>,
+        peer: SocketAddr,
         class: &str,
         address: &Address,
         path: String,
     ) -> Result<Response<Full<Bytes>>, ObjectError> {
         // a WebSocket upgrade: the object may accept it during `fetch`
         let upgrade = websocket_key(&req).map(|key| (key, hyper::upgrade::on(&mut req)));
+        let connection = req.extensions().get::<Arc<Admitted>>().cloned();
         let (parts, body) = req.into_parts();
+        // checked by the gateway: one Host, a valid authority
         let host = parts
             .headers
             .get(hyper::header::HOST)
             .and_then(|h| h.to_str().ok())
             .unwrap_or("localhost");
         let url = format!("http://{host}{}", parts.uri);
-        let headers = parts
-            .headers
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
-        let body = read_body(body, self.runtime.limits.max_body_bytes).await?;
+        let headers = guest_headers(&parts.headers, peer)?;
+        let body = self
+            .read_body(body, self.runtime.limits.max_body_bytes)
+            .await?;
         let request = http_types::Request {
             method: parts.method.as_str().to_string(),
             url,
@@ -115,7 +115,9 @@ impl Gateway {
             tokio::spawn(async move {
                 match on_upgrade.await {
                     Ok(upgraded) => {
-                        websocket::serve(router, max_message_bytes, accepted, upgraded).await
+                        websocket::serve(router, max_message_bytes, accepted, upgraded).await;
+                        // the socket's slot among the listener's connections, freed now
+                        drop(connection);
                     }
                     Err(e) => tracing::debug!(target: "wasmdo.websockets", "upgrade failed: {e}"),
                 }
@@ -140,4 +142,29 @@ impl Gateway {
                 ObjectError::FetchFailed(format!("fetch returned an invalid response: {e}"))
             })
     }
+}
+
+/// The request's headers as a guest sees them: every value must be UTF-8 (a guest's `Headers`
+/// could not hold it otherwise), and `CF-Connecting-IP` is the peer's address, whatever the
+/// client sent (`X-Real-IP` too, unless a proxy in front set it).
+fn guest_headers(
+    headers: &hyper::HeaderMap,
+    peer: SocketAddr,
+) -> Result<Vec<(String, String)>, ObjectError> {
+    let mut out = Vec::with_capacity(headers.len() + 2);
+    for (name, value) in headers {
+        if name == "cf-connecting-ip" {
+            continue;
+        }
+        let value = std::str::from_utf8(value.as_bytes()).map_err(|_| {
+            ObjectError::InvalidRequest(format!("the value of header `{name}` is not UTF-8"))
+        })?;
+        out.push((name.as_str().to_owned(), value.to_owned()));
+    }
+    let ip = peer.ip().to_canonical().to_string();
+    if !headers.contains_key("x-real-ip") {
+        out.push(("x-real-ip".to_owned(), ip.clone()));
+    }
+    out.push(("cf-connecting-ip".to_owned(), ip));
+    Ok(out)
 }

@@ -103,6 +103,12 @@ pub(crate) async fn serve(
                             let _ = ws.close(Some(frame)).await;
                             format!("message too large: {c}")
                         }
+                        WsError::Utf8(u) => {
+                            // RFC 6455 §8.1: a text message that is not UTF-8 fails the connection with 1007
+                            let frame = CloseFrame { code: CloseCode::Invalid, reason: "invalid UTF-8 in a text message".into() };
+                            let _ = ws.close(Some(frame)).await;
+                            format!("invalid UTF-8 in a text message: {u}")
+                        }
                         WsError::Protocol(p) => {
                             let frame = CloseFrame { code: CloseCode::Protocol, reason: "protocol error".into() };
                             let _ = ws.close(Some(frame)).await;
