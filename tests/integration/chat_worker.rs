@@ -107,11 +107,20 @@ impl DevHost {
             "{}/api/rooms/{room}/websocket?name={name}",
             self.url.replace("http://", "ws://")
         );
-        let mut request = url.into_client_request().expect("request");
-        request
-            .headers_mut()
-            .insert("cf-connecting-ip", ip.parse().expect("header"));
-        let (mut ws, response) = tungstenite::connect(request)?;
+        let request = url.into_client_request().expect("request");
+        // the client's address is the connection's: the host sets CF-Connecting-IP from it
+        let host_addr = self
+            .url
+            .strip_prefix("http://")
+            .expect("url")
+            .parse()
+            .expect("addr");
+        let stream = crate::harness::connect_from(ip, host_addr);
+        let (mut ws, response) = tungstenite::client(request, MaybeTlsStream::Plain(stream))
+            .map_err(|e| match e {
+                tungstenite::HandshakeError::Failure(e) => e,
+                tungstenite::HandshakeError::Interrupted(_) => unreachable!("a blocking stream"),
+            })?;
         assert_eq!(response.status(), 101);
         if let MaybeTlsStream::Plain(s) = ws.get_mut() {
             s.set_read_timeout(Some(Duration::from_secs(30)))
@@ -258,7 +267,7 @@ fn two_people_chat_in_headless_chromium() {
 #[test]
 fn members_chat_through_sockets_the_worker_passed_on_and_the_room_keeps_its_history() {
     let host = DevHost::start("");
-    let ip = "10.0.0.1";
+    let ip = "127.0.10.1";
 
     let (status, page, content_type) = host.get("/");
     assert_eq!(status, 200);
@@ -318,7 +327,7 @@ fn the_rate_limiter_refuses_joins_from_one_address_past_its_bucket() {
     let mut joined = Vec::new();
     let refused = loop {
         assert!(joined.len() < 40, "40 joins from one address, none refused");
-        match host.try_join("busy", &format!("m{}", joined.len()), "10.0.1.1") {
+        match host.try_join("busy", &format!("m{}", joined.len()), "127.0.11.1") {
             Ok(ws) => joined.push(ws),
             Err(tungstenite::Error::Http(response)) => break response,
             Err(e) => panic!("join {}: {e}; log:\n{}", joined.len(), host.log()),
@@ -335,13 +344,13 @@ fn the_rate_limiter_refuses_joins_from_one_address_past_its_bucket() {
     let body = String::from_utf8_lossy(refused.body().as_deref().unwrap_or_default()).to_string();
     assert!(body.contains("too many joins"), "{body}");
     // another address has a bucket of its own
-    host.join("calm", "other", "10.0.1.2", &["other"]);
+    host.join("calm", "other", "127.0.11.2", &["other"]);
 }
 
 #[test]
 fn a_room_hibernates_with_its_members_connected_and_chats_on_when_woken() {
     let host = DevHost::start("[limits]\nhibernate-after-ms = 300\n");
-    let ip = "10.0.2.1";
+    let ip = "127.0.12.1";
     let (mut ann, _) = host.join("sleepy", "ann", ip, &["ann"]);
     let (mut bob, _) = host.join("sleepy", "bob", ip, &["ann", "bob"]);
     ann.sees_join("bob", &["ann", "bob"]);

@@ -22,33 +22,7 @@ fn addr(host: &TestHost) -> SocketAddr {
 
 /// A connection from `local` (a loopback address) to the host.
 fn connect_from(host: &TestHost, local: &str) -> TcpStream {
-    if local == "127.0.0.1" {
-        return TcpStream::connect_timeout(&addr(host), Duration::from_secs(5)).expect("connect");
-    }
-    // another loopback source address: another client, as far as the host can tell
-    bind_connect(local, addr(host))
-}
-
-/// Connects to `to` from the loopback address `from` (127.0.0.0/8 is all local on Linux).
-fn bind_connect(from: &str, to: SocketAddr) -> TcpStream {
-    let socket = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .unwrap()
-        .block_on(async {
-            let socket = tokio::net::TcpSocket::new_v4().unwrap();
-            socket
-                .bind(format!("{from}:0").parse().unwrap())
-                .expect("bind a loopback source address");
-            socket
-                .connect(to)
-                .await
-                .expect("connect")
-                .into_std()
-                .unwrap()
-        });
-    socket.set_nonblocking(false).unwrap();
-    socket
+    crate::harness::connect_from(local, addr(host))
 }
 
 /// Sends `request` as is and reads the reply until the host closes the connection (or 10 s):

@@ -420,3 +420,26 @@ pub(crate) fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// A TCP connection to `to` from the loopback address `from` (all of 127.0.0.0/8 is local on
+/// Linux): another client, as far as the host can tell.
+pub(crate) fn connect_from(from: &str, to: std::net::SocketAddr) -> std::net::TcpStream {
+    let socket = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+            socket
+                .bind(format!("{from}:0").parse().expect("address"))
+                .expect("bind a loopback source address");
+            socket
+                .connect(to)
+                .await
+                .expect("connect")
+                .into_std()
+                .expect("std socket")
+        });
+    socket.set_nonblocking(false).expect("blocking");
+    socket
+}
