@@ -675,6 +675,15 @@ impl Actor {
             Occupant::Live(instance) => instance.into_state(),
             Occupant::Moving => unreachable!("occupant is restored before any await returns"),
         };
+        // a class at its object quota takes no new object (one with no database yet)
+        if let Some(usage) = &self.runtime.usage
+            && state.storage.absent()
+            && let Some(why) =
+                usage.objects_full(&self.runtime.registry.namespace_name(&self.key.class))
+        {
+            self.occupant = Occupant::Dormant(Box::new(state));
+            return Err(ObjectError::QuotaExceeded(why));
+        }
         state.object.env = class.env.clone();
         state.outbound.set_allowed(class.fetch.clone());
         if !Arc::ptr_eq(&state.calls.bindings, &class.bindings) {

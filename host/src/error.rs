@@ -76,6 +76,9 @@ pub enum ObjectError {
     /// The event's writes could not be committed durably; nothing was acknowledged.
     #[error("storage commit failed: {0}")]
     CommitFailed(String),
+    /// A storage quota across objects is used up (`max-objects-per-class`): nothing was created.
+    #[error("quota exceeded: {0}")]
+    QuotaExceeded(String),
     /// A request body exceeds the configured limit.
     #[error("request body too large: the limit is {0} bytes")]
     BodyTooLarge(u64),
@@ -170,6 +173,7 @@ impl ObjectError {
             ObjectError::Overloaded(_) => "Overloaded",
             ObjectError::CommitFailed(_) => "CommitFailed",
             ObjectError::BodyTooLarge(_) => "BodyTooLarge",
+            ObjectError::QuotaExceeded(_) => "QuotaExceeded",
             ObjectError::InvalidComponent(_) => "InvalidComponent",
             ObjectError::InvalidName(_) => "InvalidName",
             ObjectError::InvalidManifest(_) => "InvalidManifest",

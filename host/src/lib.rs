@@ -186,6 +186,10 @@ impl Host {
             )),
             false => None,
         };
+        // after recovery: the files hold every commit
+        let usage = storage::sqlite::Usage::scan(&data, config.limits.quotas())
+            .map_err(|e| StartError::data_dir("cannot measure the object databases in", &data, e))?
+            .map(Arc::new);
         let runtime = Arc::new(Runtime::new(
             registry.clone(),
             config.limits.clone(),
@@ -193,6 +197,7 @@ impl Host {
             metrics,
             schedule.clone(),
             journal,
+            usage,
         ));
         let directory = Directory::new(runtime.clone());
         let router: Arc<dyn Router> = directory.clone();

@@ -144,6 +144,13 @@ pub struct Limits {
     pub max_bound_parameters: u32,
     /// Database size per object in bytes.
     pub max_database_bytes: u64,
+    /// Objects (databases) per class; 0: no limit. A new object of a full class is refused
+    /// (`QuotaExceeded`, 507) and its writes fail with `quota-exceeded`.
+    pub max_objects_per_class: u64,
+    /// Bytes of every database of one class; 0: no limit (writes past it: `quota-exceeded`).
+    pub max_class_storage_bytes: u64,
+    /// Bytes of every object database of the host; 0: no limit.
+    pub max_host_storage_bytes: u64,
     /// Bytes one storage call may return to a guest.
     pub max_result_bytes: u64,
     /// `true`: no reply leaves before the writes it depends on are on disk (the host-wide commit
@@ -196,6 +203,9 @@ impl Default for Limits {
             max_statement_bytes: storage.max_statement_bytes,
             max_bound_parameters: storage.max_bound_parameters,
             max_database_bytes: storage.max_database_bytes,
+            max_objects_per_class: 0,
+            max_class_storage_bytes: 0,
+            max_host_storage_bytes: 0,
             max_result_bytes: storage.max_result_bytes,
             durable_commits: true,
             journal_segment_bytes: crate::storage::journal::DEFAULT_SEGMENT_BYTES,
@@ -220,6 +230,15 @@ impl Limits {
             max_bound_parameters: self.max_bound_parameters,
             max_database_bytes: self.max_database_bytes,
             max_result_bytes: self.max_result_bytes,
+        }
+    }
+
+    /// The storage quotas across objects.
+    pub(crate) fn quotas(&self) -> crate::storage::sqlite::Quotas {
+        crate::storage::sqlite::Quotas {
+            max_objects_per_class: self.max_objects_per_class,
+            max_class_storage_bytes: self.max_class_storage_bytes,
+            max_host_storage_bytes: self.max_host_storage_bytes,
         }
     }
 

@@ -16,7 +16,7 @@ use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::storage::commit::CommitLog;
-use crate::storage::sqlite::{Databases, SqliteStorage};
+use crate::storage::sqlite::{Databases, SqliteStorage, Usage};
 use crate::websockets::Hub;
 
 /// The shared state of one host's objects.
@@ -35,6 +35,8 @@ pub struct Runtime {
     pub(crate) snapshots: Snapshots,
     /// Where every object's commits become durable (`None`: `durable-commits = false`).
     pub(crate) journal: Option<Arc<dyn CommitLog>>,
+    /// What the object databases take, against the storage quotas (`None`: no quota set).
+    pub(crate) usage: Option<Arc<Usage>>,
 }
 
 impl Runtime {
@@ -45,6 +47,7 @@ impl Runtime {
         metrics: Arc<Metrics>,
         schedule: Arc<Schedule>,
         journal: Option<Arc<dyn CommitLog>>,
+        usage: Option<Arc<Usage>>,
     ) -> Runtime {
         Runtime {
             registry,
@@ -55,6 +58,7 @@ impl Runtime {
             websockets: Arc::new(Hub::default()),
             snapshots: Snapshots::default(),
             journal,
+            usage,
         }
     }
 
@@ -86,10 +90,13 @@ impl Runtime {
     /// The storage of the object `key`: its database, journaled when commits are durable.
     pub(crate) fn storage(&self, key: &ObjectKey) -> SqliteStorage {
         let namespace = self.registry.namespace_name(&key.class);
-        let storage = SqliteStorage::new(
+        let mut storage = SqliteStorage::new(
             self.databases.path(&namespace, key.id),
             self.limits.storage(),
         );
+        if let Some(usage) = &self.usage {
+            storage = storage.with_usage(usage.clone(), namespace.clone());
+        }
         match &self.journal {
             Some(journal) => {
                 storage.journaled(journal.clone(), self.databases.name(&namespace, key.id))

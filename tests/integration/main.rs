@@ -20,6 +20,7 @@ mod js_worker;
 mod limits_runaway;
 mod object_info;
 mod projects;
+mod quotas;
 mod registry;
 mod rpc_calls;
 mod rpc_to_js;

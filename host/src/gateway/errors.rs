@@ -24,6 +24,7 @@ pub(crate) fn status_of(error: &ObjectError) -> StatusCode {
         ObjectError::MethodError(_) => StatusCode::UNPROCESSABLE_ENTITY,
         ObjectError::CallCycle(_) => StatusCode::CONFLICT,
         ObjectError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        ObjectError::QuotaExceeded(_) => StatusCode::INSUFFICIENT_STORAGE,
         ObjectError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
         ObjectError::FetchFailed(_)
         | ObjectError::AlarmFailed(_)

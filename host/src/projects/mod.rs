@@ -313,13 +313,16 @@ impl Projects {
         let _hold = schedule.hold(&[class]);
         let taken = self.stop(class).await?;
         let registry = self.runtime.registry.clone();
-        let storage = match self.runtime.registry.recorded_namespace(class) {
-            Ok(namespace) => namespace.map(|ns| self.runtime.databases.namespace_dir(&ns)),
+        let namespace = self.runtime.registry.recorded_namespace(class);
+        let storage = match &namespace {
+            Ok(namespace) => namespace
+                .as_ref()
+                .map(|ns| self.runtime.databases.namespace_dir(ns)),
             Err(e) => {
                 if let Some(version) = taken {
                     self.runtime.registry.put_back(version);
                 }
-                return Err(e);
+                return Err(e.clone());
             }
         };
         // the files first and the record last: an interrupted delete is found and finished.
@@ -346,6 +349,9 @@ impl Projects {
                 self.runtime.registry.put_back(version);
             }
             return Err(e);
+        }
+        if let (Some(usage), Ok(Some(namespace))) = (&self.runtime.usage, &namespace) {
+            usage.forget(namespace);
         }
         let name = class.to_string();
         schedule

@@ -75,10 +75,12 @@ mod databases;
 mod file;
 mod kv;
 mod sql;
+mod usage;
 mod wal;
 
 pub(crate) use databases::Databases;
 pub(crate) use file::create_database;
+pub(crate) use usage::{Quotas, Usage};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -235,6 +237,10 @@ pub(crate) struct SqliteStorage {
     sync_wal_once: bool,
     /// [`MAX_JOURNAL_RECORD_BYTES`] except in tests.
     max_journal_record: usize,
+    /// The host's storage usage and this database's namespace in it, when quotas are set.
+    usage: Option<(Arc<Usage>, Arc<str>)>,
+    /// The database's size when the batch began: its committed size (with quotas only).
+    batch_start_bytes: u64,
 }
 
 impl SqliteStorage {
@@ -261,7 +267,15 @@ impl SqliteStorage {
             durable: None,
             sync_wal_once: false,
             max_journal_record: MAX_JOURNAL_RECORD_BYTES,
+            usage: None,
+            batch_start_bytes: 0,
         }
+    }
+
+    /// Counts this database, of `namespace`, in the host's `usage`, against its quotas.
+    pub(crate) fn with_usage(mut self, usage: Arc<Usage>, namespace: Arc<str>) -> Self {
+        self.usage = Some((usage, namespace));
+        self
     }
 
     /// Batches that wrote more than `bytes` sync their own WAL instead of going to the journal.
@@ -295,7 +309,7 @@ impl SqliteStorage {
     /// True when the object has never written anything: no database file exists (and none is
     /// open). Reads then answer "empty" without creating a file, so touching a never-seen object
     /// costs no I/O and no file descriptor.
-    fn absent(&self) -> bool {
+    pub(crate) fn absent(&self) -> bool {
         !self.is_open() && self.lost_batch.is_none() && !self.path.exists()
     }
 
@@ -359,6 +373,7 @@ impl SqliteStorage {
             &self.gate,
             &mut self.kv_ready,
             self.sql_time_limit,
+            None,
         );
         let result = (|| {
             if tx_depth > 0 {
@@ -416,9 +431,22 @@ impl SqliteStorage {
                 "the connection closed during a batch".into(),
             ));
         };
+        // the size the commit leaves, for the quotas' books
+        let grown = self.usage.as_ref().map(|_| size_of(conn)).transpose();
+        let grown = match grown {
+            Ok(grown) => grown,
+            Err(e) => {
+                let error = map_error(e, &self.limits, None, self.sql_time_limit);
+                self.rollback_batch();
+                return Err(error);
+            }
+        };
         match conn.execute_batch("COMMIT") {
             Ok(()) => {
                 self.batch_open = false;
+                if let (Some((usage, namespace)), Some(after)) = (&self.usage, grown) {
+                    usage.committed(namespace, self.batch_start_bytes, after);
+                }
                 if let Some(seq) = stamped {
                     self.seq = Some(seq);
                     self.durable = Some(self.hand_to_journal(seq));
@@ -598,12 +626,17 @@ impl SqliteStorage {
         let Some(conn) = self.conn.as_ref() else {
             return Err(StorageError::Internal("the database is not open".into()));
         };
+        let quota = self
+            .usage
+            .as_ref()
+            .map(|(usage, namespace)| (&**usage, &**namespace, self.batch_start_bytes));
         let result = call(&mut Db::new(
             conn,
             &self.limits,
             &self.gate,
             &mut self.kv_ready,
             self.sql_time_limit,
+            quota,
         ));
         if let Err(error) = &result {
             // SQLite rolls the whole transaction back on some errors (SQLITE_FULL in a statement
@@ -639,6 +672,9 @@ impl SqliteStorage {
             // at the first write cannot race anyone, and a read-only batch takes none.
             conn.execute_batch("BEGIN").map_err(fail)?;
             self.batch_open = true;
+            if self.usage.is_some() {
+                self.batch_start_bytes = size_of(conn).map_err(fail)?;
+            }
         }
         if !self.event_open {
             conn.execute_batch(&format!("SAVEPOINT {EVENT_SAVEPOINT}"))
@@ -656,7 +692,22 @@ impl SqliteStorage {
         };
         let created = !self.path.exists();
         if created {
-            create_database(&self.path).map_err(|e| internal("cannot create", &e))?;
+            if let Some((usage, namespace)) = &self.usage
+                && let Err(why) = usage.admit_object(namespace, 0)
+            {
+                tracing::debug!(target: "wasmdo.storage", "a new object cannot write: {why}");
+                return Err(StorageError::QuotaExceeded);
+            }
+            if let Err(e) = create_database(&self.path) {
+                if let Some((usage, namespace)) = &self.usage {
+                    usage.release_object(namespace);
+                }
+                return Err(internal("cannot create", &e));
+            }
+            if let Some((usage, namespace)) = &self.usage {
+                let bytes = std::fs::metadata(&self.path).map_or(0, |m| m.len());
+                usage.committed(namespace, 0, bytes);
+            }
         }
         // No SQLITE_OPEN_URI: the path is a file name, never a URI with options.
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -785,6 +836,9 @@ struct Db<'a> {
     gate: &'a GuestSqlGate,
     kv_ready: &'a mut bool,
     sql_time_limit: Duration,
+    /// The host's usage, the database's namespace, and its committed size: the class and host
+    /// quotas a write must stay within.
+    quota: Option<(&'a Usage, &'a str, u64)>,
 }
 
 impl<'a> Db<'a> {
@@ -794,6 +848,7 @@ impl<'a> Db<'a> {
         gate: &'a GuestSqlGate,
         kv_ready: &'a mut bool,
         sql_time_limit: Duration,
+        quota: Option<(&'a Usage, &'a str, u64)>,
     ) -> Self {
         Db {
             conn,
@@ -801,6 +856,7 @@ impl<'a> Db<'a> {
             gate,
             kv_ready,
             sql_time_limit,
+            quota,
         }
     }
 
@@ -859,12 +915,27 @@ impl<'a> Db<'a> {
 
     /// `QuotaExceeded` if the database has outgrown its quota; the caller's savepoint then undoes
     /// the call that grew it.
+    /// So does a batch whose growth would take its class or the host past their quotas.
     fn check_quota(&self) -> Result<(), StorageError> {
-        if self.database_size()? > self.limits.max_database_bytes {
+        let size = self.database_size()?;
+        if size > self.limits.max_database_bytes {
+            return Err(StorageError::QuotaExceeded);
+        }
+        if let Some((usage, namespace, committed)) = self.quota
+            && let Err(quota) = usage.check_growth(namespace, size.saturating_sub(committed))
+        {
+            tracing::debug!(target: "wasmdo.storage", namespace, quota, "a write would cross a storage quota");
             return Err(StorageError::QuotaExceeded);
         }
         Ok(())
     }
+}
+
+/// The database's size in bytes (`page_count · page_size`), uncommitted growth included.
+fn size_of(conn: &Connection) -> rusqlite::Result<u64> {
+    let pages: i64 = conn.query_row("PRAGMA page_count", [], |row| row.get(0))?;
+    let page_size: i64 = conn.query_row("PRAGMA page_size", [], |row| row.get(0))?;
+    Ok(u64::try_from(pages * page_size).unwrap_or(0))
 }
 
 /// Counts the approximate host memory of a result as it is built.
