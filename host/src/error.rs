@@ -79,6 +79,9 @@ pub enum ObjectError {
     /// A storage quota across objects is used up (`max-objects-per-class`): nothing was created.
     #[error("quota exceeded: {0}")]
     QuotaExceeded(String),
+    /// A stored component cannot be deleted: a class runs it.
+    #[error("{0}")]
+    ComponentInUse(String),
     /// A request body exceeds the configured limit.
     #[error("request body too large: the limit is {0} bytes")]
     BodyTooLarge(u64),
@@ -174,6 +177,7 @@ impl ObjectError {
             ObjectError::CommitFailed(_) => "CommitFailed",
             ObjectError::BodyTooLarge(_) => "BodyTooLarge",
             ObjectError::QuotaExceeded(_) => "QuotaExceeded",
+            ObjectError::ComponentInUse(_) => "ComponentInUse",
             ObjectError::InvalidComponent(_) => "InvalidComponent",
             ObjectError::InvalidName(_) => "InvalidName",
             ObjectError::InvalidManifest(_) => "InvalidManifest",

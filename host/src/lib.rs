@@ -205,6 +205,8 @@ impl Host {
         // before alarms go out: a migration a crash interrupted moves or deletes some
         projects.start(config.entry.as_deref()).await;
         tokio::spawn(schedule.run(Arc::downgrade(&router)));
+        let retention = Duration::from_millis(config.limits.unused_component_retention_ms);
+        tokio::spawn(collect_components(Arc::downgrade(&registry), retention));
         let listen = |source| StartError::Listen {
             addr: config.listen,
             source,
@@ -305,6 +307,28 @@ fn connection_caps(limits: &limits::Limits) -> (usize, usize) {
             "max-connections lowered to {total} (half of the open-file limit {files})");
     }
     (total, per_peer)
+}
+
+/// Deletes stored components no class runs once they are older than `retention`: at start, and
+/// then every half retention (between 1 s and 10 min); stops with the registry.
+async fn collect_components(registry: std::sync::Weak<Registry>, retention: Duration) {
+    let every = (retention / 2).clamp(Duration::from_secs(1), Duration::from_secs(600));
+    loop {
+        let Some(registry) = registry.upgrade() else {
+            return;
+        };
+        match registry.collect_components(retention).await {
+            Ok(deleted) if !deleted.is_empty() => {
+                tracing::info!(target: "wasmdo.registry", count = deleted.len(), "unused components collected")
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(target: "wasmdo.registry", "collecting unused components: {e}")
+            }
+        }
+        drop(registry);
+        tokio::time::sleep(every).await;
+    }
 }
 
 /// Advances the engine's epoch every tick so wall-clock deadlines fire; stops with the engine.

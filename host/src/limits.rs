@@ -43,6 +43,9 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// Connections one client address may hold on one listener (also lowered to a quarter of the
 /// effective `max-connections`), so one client cannot take every slot.
 pub const DEFAULT_MAX_CONNECTIONS_PER_PEER: usize = 1_000;
+/// Stored components that no class runs are deleted once this old (since their last upload):
+/// long enough for a deploy tool's uploads to be named by its project deploy.
+pub const DEFAULT_UNUSED_COMPONENT_RETENTION_MS: u64 = 60 * 60 * 1000;
 /// Largest component upload (a JS component is ~12 MB; Python ~18 MB).
 pub const DEFAULT_MAX_COMPONENT_BYTES: u64 = 100 * 1024 * 1024;
 /// Events waiting in one object's mailbox before new ones are refused with `Overloaded`
@@ -115,6 +118,9 @@ pub struct Limits {
     pub max_body_bytes: u64,
     /// Component upload limit in bytes.
     pub max_component_bytes: u64,
+    /// Milliseconds a stored component no class runs is kept (since its last upload) before it
+    /// is collected.
+    pub unused_component_retention_ms: u64,
     /// Request bodies buffered at once, host-wide, in bytes (`Overloaded`, 503).
     pub max_buffered_body_bytes: u64,
     /// Milliseconds a client has to send a request head (and an idle keep-alive connection
@@ -189,6 +195,7 @@ impl Default for Limits {
             max_wasm_stack: DEFAULT_MAX_WASM_STACK,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_component_bytes: DEFAULT_MAX_COMPONENT_BYTES,
+            unused_component_retention_ms: DEFAULT_UNUSED_COMPONENT_RETENTION_MS,
             max_buffered_body_bytes: DEFAULT_MAX_BUFFERED_BODY_BYTES,
             header_read_timeout_ms: DEFAULT_HEADER_READ_TIMEOUT_MS,
             body_read_timeout_ms: DEFAULT_BODY_READ_TIMEOUT_MS,

@@ -144,3 +144,85 @@ fn a_class_describes_its_rpc_interfaces_in_wit() {
     host.request("GET", "/_admin/classes/nope/wit", b"")
         .expect_error(404, "UnknownClass");
 }
+
+/// The hashes `GET /_admin/components` lists, with the classes running each.
+fn components(host: &TestHost) -> Vec<(String, Vec<String>)> {
+    let listed = host.request("GET", "/_admin/components", b"").expect(200);
+    listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let classes = c["classes"].as_array().unwrap();
+            (
+                c["hash"].as_str().unwrap().to_owned(),
+                classes
+                    .iter()
+                    .map(|n| n.as_str().unwrap().to_owned())
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+fn upload(host: &TestHost, path: &str) -> String {
+    let bytes = std::fs::read(path).unwrap();
+    let stored = host
+        .request("PUT", "/_admin/components", &bytes)
+        .expect(201);
+    stored["hash"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn unused_components_can_be_deleted_and_used_ones_cannot() {
+    let host = TestHost::start();
+    host.deploy("kv", STORAGE_KV).expect(201);
+    let used = upload(&host, STORAGE_KV);
+    let unused = upload(&host, EXAMPLE_COUNTER);
+    let listed = components(&host);
+    assert!(
+        listed.contains(&(used.clone(), vec!["kv".to_owned()])),
+        "{listed:?}"
+    );
+    assert!(listed.contains(&(unused.clone(), vec![])), "{listed:?}");
+    let message = host
+        .request("DELETE", &format!("/_admin/components/{used}"), b"")
+        .expect_error(409, "ComponentInUse");
+    assert!(message.contains("kv"), "{message}");
+    let deleted = host
+        .request("DELETE", &format!("/_admin/components/{unused}"), b"")
+        .expect(200);
+    assert_eq!(deleted["deleted"], unused.as_str());
+    assert_eq!(components(&host), [(used.clone(), vec!["kv".to_owned()])]);
+    host.request("DELETE", &format!("/_admin/components/{unused}"), b"")
+        .expect_error(404, "NotFound");
+    host.request("DELETE", "/_admin/components/..%2F..%2Fclasses.json", b"")
+        .expect_error(404, "NotFound");
+    // the class runs on, and a project deploy naming the deleted hash is refused
+    host.call("kv", "a", "put", json!(["k", "v"]));
+    let manifest = json!({ "classes": { "counter": { "component": unused } } });
+    host.request(
+        "PUT",
+        "/_admin/projects/p",
+        &serde_json::to_vec(&manifest).unwrap(),
+    )
+    .expect_error(400, "InvalidManifest");
+}
+
+#[test]
+fn components_no_class_runs_are_collected_after_their_retention() {
+    let mut host = TestHost::with_config("[limits]\nunused-component-retention-ms = 1000\n");
+    host.deploy("kv", STORAGE_KV).expect(201);
+    let unused = upload(&host, EXAMPLE_COUNTER);
+    assert_eq!(components(&host).len(), 2);
+    host.wait_for(
+        std::time::Duration::from_secs(15),
+        "the unused component to be collected",
+        || components(&host).len() == 1,
+    );
+    assert!(!components(&host).iter().any(|(h, _)| *h == unused));
+    // the class and its component survive, across a restart too
+    host.crash_and_restart();
+    host.call("kv", "a", "put", json!(["k", "v"]));
+    assert_eq!(components(&host).len(), 1);
+}

@@ -111,6 +111,18 @@ impl Gateway {
                     &serde_json::json!({ "hash": hash, "size": size }),
                 ))
             }
+            (&Method::GET, ["components"]) => Ok(json_response(
+                StatusCode::OK,
+                &serde_json::Value::Array(self.runtime.registry.components()?),
+            )),
+            (&Method::DELETE, ["components", hash]) => {
+                let hash = decode(hash)?;
+                self.runtime.registry.delete_component(&hash).await?;
+                Ok(json_response(
+                    StatusCode::OK,
+                    &serde_json::json!({ "deleted": hash }),
+                ))
+            }
             (&Method::PUT, ["projects", project]) => {
                 let project = decode(project)?;
                 let limit = self.runtime.limits.max_body_bytes;

@@ -22,7 +22,7 @@ pub(crate) fn status_of(error: &ObjectError) -> StatusCode {
         ObjectError::Forbidden(_) => StatusCode::FORBIDDEN,
         ObjectError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
         ObjectError::MethodError(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        ObjectError::CallCycle(_) => StatusCode::CONFLICT,
+        ObjectError::CallCycle(_) | ObjectError::ComponentInUse(_) => StatusCode::CONFLICT,
         ObjectError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         ObjectError::QuotaExceeded(_) => StatusCode::INSUFFICIENT_STORAGE,
         ObjectError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,

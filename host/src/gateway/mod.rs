@@ -11,6 +11,7 @@
 //! | `GET /_admin/classes`, `GET /_admin/classes/{class}` | describe classes |
 //! | `GET /_admin/classes/{class}/wit` | the class's exported interfaces as WIT |
 //! | `PUT /_admin/components` | store a component (body) by content hash, for project deploys |
+//! | `GET /_admin/components`, `DELETE /_admin/components/{hash}` | stored components; delete an unused one |
 //! | `PUT /_admin/projects/{name}` | deploy a project: its manifest (JSON) — migrations, classes, entry |
 //! | `GET /_admin/projects`, `GET /_admin/projects/{name}` | deployed projects |
 //! | `GET /_admin/health`, `GET /_admin/metrics` | liveness, Prometheus metrics |

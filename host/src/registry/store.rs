@@ -116,6 +116,13 @@ impl Registry {
             if !path.exists() {
                 write_durably(&path, &bytes)
                     .map_err(|e| ObjectError::internal_from("cannot store the component", e))?;
+            } else {
+                // uploaded again (for a deploy to come): the retention of unused components
+                // counts from now
+                let _ = std::fs::File::options()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|f| f.set_modified(std::time::SystemTime::now()));
             }
             Ok::<_, ObjectError>(())
         })
@@ -123,6 +130,115 @@ impl Registry {
         .map_err(|e| ObjectError::internal_from("upload task failed", e))??;
         tracing::info!(target: "wasmdo.registry", hash, size, "component stored");
         Ok((hash, size))
+    }
+
+    /// Every stored component: its hash, size, and the classes whose current version runs it.
+    pub(crate) fn components(&self) -> Result<Vec<serde_json::Value>, ObjectError> {
+        let records = self
+            .read_records()
+            .map_err(|e| ObjectError::internal_from("cannot read the class records", e))?;
+        let mut out = Vec::new();
+        for (hash, size, _) in self.stored_components()? {
+            let classes: Vec<&str> = records
+                .iter()
+                .filter(|(_, r)| r.hash == hash)
+                .map(|(class, _)| class.as_str())
+                .collect();
+            out.push(serde_json::json!({ "hash": hash, "size": size, "classes": classes }));
+        }
+        Ok(out)
+    }
+
+    /// Deletes the stored component `hash` and its compiled form; `ComponentInUse` while a
+    /// class runs it, `NotFound` if there is none. Serialized with deploys.
+    pub(crate) async fn delete_component(self: &Arc<Self>, hash: &str) -> Result<(), ObjectError> {
+        if !self.has_component(hash) {
+            return Err(ObjectError::NotFound(format!(
+                "no component {hash} is stored"
+            )));
+        }
+        let _guard = self.deploy_lock.lock().await;
+        let records = self
+            .read_records()
+            .map_err(|e| ObjectError::internal_from("cannot read the class records", e))?;
+        let users: Vec<&str> = records
+            .iter()
+            .filter(|(_, r)| r.hash == hash)
+            .map(|(class, _)| class.as_str())
+            .collect();
+        if !users.is_empty() {
+            return Err(ObjectError::ComponentInUse(format!(
+                "component {hash} runs class {}: deploy another component to it (or delete the class) first",
+                users.join(", ")
+            )));
+        }
+        self.remove_component(hash)
+            .map_err(|e| ObjectError::internal_from(format!("cannot delete component {hash}"), e))
+    }
+
+    /// Deletes the stored components no class runs that were uploaded (or last re-uploaded)
+    /// more than `retention` ago: an upload waiting for its project deploy is younger. Returns
+    /// their hashes. Serialized with deploys.
+    pub(crate) async fn collect_components(
+        self: &Arc<Self>,
+        retention: std::time::Duration,
+    ) -> Result<Vec<String>, ObjectError> {
+        let _guard = self.deploy_lock.lock().await;
+        let registry = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let records = registry
+                .read_records()
+                .map_err(|e| ObjectError::internal_from("cannot read the class records", e))?;
+            let now = std::time::SystemTime::now();
+            let mut deleted = Vec::new();
+            for (hash, _, modified) in registry.stored_components()? {
+                let unused = !records.values().any(|r| r.hash == hash);
+                let old = now.duration_since(modified).unwrap_or_default() >= retention;
+                if unused && old {
+                    registry.remove_component(&hash).map_err(|e| {
+                        ObjectError::internal_from(format!("cannot delete component {hash}"), e)
+                    })?;
+                    deleted.push(hash);
+                }
+            }
+            Ok(deleted)
+        })
+        .await
+        .map_err(|e| ObjectError::internal_from("component collection task failed", e))?
+    }
+
+    /// (hash, size, last modified) of every component file.
+    fn stored_components(&self) -> Result<Vec<(String, u64, std::time::SystemTime)>, ObjectError> {
+        let dir = self.dir.join("components");
+        let entries = std::fs::read_dir(&dir)
+            .map_err(|e| ObjectError::internal_from(format!("cannot list {}", dir.display()), e))?;
+        let mut out = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(hash) = name.to_str().and_then(|n| n.strip_suffix(".wasm")) else {
+                continue;
+            };
+            if !is_sha256_hex(hash) {
+                continue;
+            }
+            let Ok(meta) = entry.metadata() else { continue };
+            let modified = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+            out.push((hash.to_owned(), meta.len(), modified));
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Removes a component file and its compiled form (a missing file is no error).
+    fn remove_component(&self, hash: &str) -> std::io::Result<()> {
+        for path in [self.component_path(hash), self.compiled_path(hash)] {
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        tracing::info!(target: "wasmdo.registry", hash, "component deleted");
+        Ok(())
     }
 
     /// Whether the component with this hash (64 hex characters) has been uploaded.
