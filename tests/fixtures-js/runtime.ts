@@ -138,6 +138,14 @@ export class RuntimeProbe extends DurableObject {
     return missing;
   }
 
+  /** Globals through which code written for Node, Deno or Bun reaches the host (files,
+   * environment, processes): the ones that exist here (so: none). */
+  async ambientAuthority(): Promise<string[]> {
+    const g = globalThis as unknown as Record<string, unknown>;
+    const names = ["process", "require", "module", "Deno", "Bun", "__dirname", "__filename", "Buffer", "importScripts"];
+    return names.filter((n) => typeof g[n] !== "undefined");
+  }
+
   /** Milliseconds in a duration like "2 days", by the npm package `ms`. */
   async duration(text: string): Promise<number> {
     return ms(text) as number;

@@ -25,6 +25,7 @@ mod registry;
 mod rpc_calls;
 mod rpc_to_js;
 mod rpc_types;
+mod sandbox;
 mod storage_kv;
 mod websockets_basic;
 mod wrangler;
@@ -46,6 +47,7 @@ mod coverage {
     pub(crate) use crate::rpc_calls::COVERS as rpc_calls;
     pub(crate) use crate::rpc_to_js::COVERS as rpc_to_js;
     pub(crate) use crate::rpc_types::COVERS as rpc_types;
+    pub(crate) use crate::sandbox::COVERS as object_sandbox;
     pub(crate) use crate::storage_kv::COVERS as storage_kv;
     pub(crate) use crate::websockets_basic::COVERS as js_sockets;
     pub(crate) use crate::websockets_basic::COVERS as websockets_basic;
