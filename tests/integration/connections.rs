@@ -268,3 +268,19 @@ fn a_text_message_that_is_not_utf8_closes_the_socket_with_1007() {
     };
     assert_eq!(code, Some(1007));
 }
+
+#[test]
+fn rpc_arguments_are_charged_at_their_parsed_size() {
+    let host = TestHost::with_config("[limits]\nmax-buffered-body-bytes = 4194304\n");
+    host.deploy("kv", wasmdo_test_artifacts::STORAGE_KV)
+        .expect(201);
+    // 100,000 small strings: a 700 kB body that would take ~8 MB parsed
+    let keys: Vec<String> = (0..100_000).map(|i| format!("{i}")).collect();
+    let message = host
+        .rpc("kv", "a", "get-many", serde_json::json!([keys]))
+        .expect_error(400, "InvalidArgument");
+    assert!(message.contains("max-buffered-body-bytes"), "{message}");
+    // 1,000 of them fit
+    let reply = host.rpc("kv", "a", "get-many", serde_json::json!([&keys[..1000]]));
+    assert_eq!(reply.expect(200), serde_json::json!([]));
+}

@@ -10,6 +10,8 @@ use hyper::{Request, Response, StatusCode};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tokio::sync::OwnedSemaphorePermit;
+
 use super::connections::Admitted;
 use super::{Gateway, decode, json_response, object_name, websocket, websocket_key};
 use crate::bindings::http_types;
@@ -30,6 +32,9 @@ impl Gateway {
         let method = decode(method)?;
         let limit = self.runtime.limits.max_body_bytes;
         let body = self.read_body(req.into_body(), limit).await?;
+        // a JSON value tree costs far more than its text (a 2-byte `1,` becomes a 32-byte
+        // value, then a component value): the parse is charged to the body budget too
+        let _parse = self.charge_parse(&body)?;
         let args = if body.iter().all(u8::is_ascii_whitespace) {
             serde_json::Value::Array(Vec::new())
         } else {
@@ -41,6 +46,40 @@ impl Gateway {
         };
         let value = self.router.call(&class, &address, &method, args).await?;
         Ok(json_response(StatusCode::OK, &value))
+    }
+
+    /// Takes the memory parsing `body` as JSON will cost (an estimate from the number of values
+    /// in it) from the host-wide body budget, before parsing. `InvalidArgument` if it could never
+    /// fit, `Overloaded` if it does not fit now.
+    fn charge_parse(&self, body: &[u8]) -> Result<Option<OwnedSemaphorePermit>, ObjectError> {
+        let values = count_json_values(body);
+        // each value becomes a `serde_json::Value` and then a component `Val`
+        let cost = values.saturating_mul(PARSED_VALUE_BYTES);
+        if cost == 0 {
+            return Ok(None);
+        }
+        let budget = self.runtime.limits.max_buffered_body_bytes;
+        let too_many = || {
+            ObjectError::InvalidArgument(format!(
+                "the arguments hold {values} JSON values; parsing them would take ~{} MiB, more than the host's budget for request bodies (max-buffered-body-bytes, {} MiB)",
+                cost >> 20,
+                budget >> 20
+            ))
+        };
+        let permits = u32::try_from(cost).map_err(|_| too_many())?;
+        if u64::from(permits) > budget {
+            return Err(too_many());
+        }
+        self.bodies
+            .clone()
+            .try_acquire_many_owned(permits)
+            .map(Some)
+            .map_err(|_| {
+                ObjectError::Overloaded(format!(
+                    "parsing these arguments would take ~{} MiB of the host's budget for request bodies (max-buffered-body-bytes), which is in use; retry later",
+                    cost >> 20
+                ))
+            })
     }
 
     pub(super) async fn fetch(
@@ -167,4 +206,63 @@ fn guest_headers(
     }
     out.push(("cf-connecting-ip".to_owned(), ip));
     Ok(out)
+}
+
+/// Host memory one JSON value of RPC arguments takes while it is converted: a
+/// `serde_json::Value` (32 bytes) and a component `Val` (32), with room for their containers.
+const PARSED_VALUE_BYTES: u64 = 80;
+
+/// The number of values in a JSON text, counted without parsing it: every array or object, and
+/// every scalar (a string, or a run of other characters) outside strings. Approximate for
+/// invalid JSON, which the parser refuses anyway.
+fn count_json_values(text: &[u8]) -> u64 {
+    let mut count = 0u64;
+    let (mut in_string, mut escaped, mut in_scalar) = (false, false, false);
+    for &b in text {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => {
+                in_string = true;
+                in_scalar = false;
+                count += 1;
+            }
+            b'[' | b'{' => {
+                in_scalar = false;
+                count += 1;
+            }
+            b']' | b'}' | b',' | b':' | b' ' | b'\t' | b'\n' | b'\r' => in_scalar = false,
+            _ => {
+                if !in_scalar {
+                    count += 1;
+                    in_scalar = true;
+                }
+            }
+        }
+    }
+    count
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_json_values;
+
+    #[test]
+    fn counts_json_values_without_parsing() {
+        assert_eq!(count_json_values(b""), 0);
+        assert_eq!(count_json_values(b"[]"), 1);
+        assert_eq!(count_json_values(b"[1,2,3]"), 4);
+        assert_eq!(
+            count_json_values(b"[\"a,b\",{\"k\":[true,null]},-1.5e3]"),
+            8
+        );
+        assert_eq!(count_json_values(br#"["a\"]b", 1]"#), 3);
+    }
 }
