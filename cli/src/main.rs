@@ -3,12 +3,12 @@
 
 mod client;
 mod dev;
-mod wrangler;
 
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use wasmdo::wrangler;
 use wasmdo_host::config::Config;
 
 use crate::client::{Tokens, encode, request, wit_url};

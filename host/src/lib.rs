@@ -49,6 +49,9 @@ mod clock;
 pub mod config;
 pub mod directory;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod gateway;
 pub mod ids;
 mod instance;

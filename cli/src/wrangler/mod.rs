@@ -25,15 +25,15 @@ use read::Cx;
 
 /// The config file names wasmdo looks for in a project directory, in wrangler's order of
 /// preference.
-pub(crate) const CONFIG_FILES: [&str; 3] = ["wrangler.json", "wrangler.jsonc", "wrangler.toml"];
+pub const CONFIG_FILES: [&str; 3] = ["wrangler.json", "wrangler.jsonc", "wrangler.toml"];
 
 /// A message about one key of a config file: `<file>: <key path>: <message>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Diagnostic {
-    pub(crate) file: String,
+pub struct Diagnostic {
+    pub file: String,
     /// The key path, e.g. `durable_objects.bindings[1].class_name`; empty for the whole file.
-    pub(crate) path: String,
-    pub(crate) message: String,
+    pub path: String,
+    pub message: String,
 }
 
 impl fmt::Display for Diagnostic {
@@ -48,7 +48,7 @@ impl fmt::Display for Diagnostic {
 
 /// Everything wrong with a config file, one diagnostic a line.
 #[derive(Debug)]
-pub(crate) struct ConfigErrors(pub(crate) Vec<Diagnostic>);
+pub struct ConfigErrors(pub Vec<Diagnostic>);
 
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -66,33 +66,33 @@ impl std::error::Error for ConfigErrors {}
 
 /// A validated wrangler project.
 #[derive(Debug)]
-pub(crate) struct Project {
+pub struct Project {
     /// The config file, as found (`examples/chat-worker/wrangler.toml`).
-    pub(crate) file: PathBuf,
+    pub file: PathBuf,
     /// The directory holding it; `main` and rule globs are relative to it.
-    pub(crate) dir: PathBuf,
+    pub dir: PathBuf,
     /// The Worker's name: the project's name on the host and its entry Worker's class name.
-    pub(crate) name: String,
+    pub name: String,
     /// `main` as written (`src/index.ts`).
-    pub(crate) main: String,
+    pub main: String,
     /// `[vars]`, by name.
-    pub(crate) vars: BTreeMap<String, Var>,
+    pub vars: BTreeMap<String, Var>,
     /// `durable_objects.bindings`, in order.
-    pub(crate) bindings: Vec<Binding>,
+    pub bindings: Vec<Binding>,
     /// `[[migrations]]`, in order.
-    pub(crate) migrations: Vec<Migration>,
+    pub migrations: Vec<Migration>,
     /// `[[rules]]`, in order.
-    pub(crate) rules: Vec<Rule>,
+    pub rules: Vec<Rule>,
     /// Keys ignored (warnings) and keys without effect (notes).
-    pub(crate) warnings: Vec<Diagnostic>,
-    pub(crate) notes: Vec<Diagnostic>,
+    pub warnings: Vec<Diagnostic>,
+    pub notes: Vec<Diagnostic>,
     /// Where each class alive after the migrations was created (`migrations[0].new_sqlite_classes[1]`).
     created: BTreeMap<String, String>,
 }
 
 /// A `[vars]` value: text, or any other JSON value (which the Worker sees parsed).
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Var {
+pub enum Var {
     Text(String),
     Json(Value),
 }
@@ -100,7 +100,7 @@ pub(crate) enum Var {
 impl Var {
     /// The value as the host passes it (every env value is a string): text as is, JSON as its
     /// JSON text.
-    pub(crate) fn as_env(&self) -> String {
+    pub fn as_env(&self) -> String {
         match self {
             Var::Text(text) => text.clone(),
             Var::Json(value) => value.to_string(),
@@ -110,26 +110,26 @@ impl Var {
 
 /// `durable_objects.bindings[i]`: `env.<name>` is the namespace of `class_name`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Binding {
-    pub(crate) name: String,
-    pub(crate) class_name: String,
+pub struct Binding {
+    pub name: String,
+    pub class_name: String,
     /// Its key path, for messages (`durable_objects.bindings[0]`).
-    pub(crate) path: String,
+    pub path: String,
 }
 
 /// One `[[rules]]` entry: modules matching `globs` are imported as `kind`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Rule {
-    pub(crate) kind: RuleKind,
-    pub(crate) globs: Vec<String>,
+pub struct Rule {
+    pub kind: RuleKind,
+    pub globs: Vec<String>,
     /// Whether later rules of the same type still apply in wrangler. wasmdo-js always keeps
     /// wrangler's default rules after the project's, which only makes more imports work.
-    pub(crate) fallthrough: bool,
+    pub fallthrough: bool,
 }
 
 /// The module types wasmdo-js can import.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RuleKind {
+pub enum RuleKind {
     /// A string.
     Text,
     /// An `ArrayBuffer`.
@@ -137,7 +137,7 @@ pub(crate) enum RuleKind {
 }
 
 impl RuleKind {
-    pub(crate) fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             RuleKind::Text => "Text",
             RuleKind::Data => "Data",
@@ -147,17 +147,17 @@ impl RuleKind {
 
 /// A Durable Object class the project builds, and the key that first names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ClassUse {
-    pub(crate) name: String,
-    pub(crate) path: String,
+pub struct ClassUse {
+    pub name: String,
+    pub path: String,
     /// The key of the migration that creates it, if one does.
-    pub(crate) created_by: Option<String>,
+    pub created_by: Option<String>,
 }
 
 impl Project {
     /// The Durable Object classes to build: every bound class, then every class the migrations
     /// leave alive that no binding names.
-    pub(crate) fn classes(&self) -> Vec<ClassUse> {
+    pub fn classes(&self) -> Vec<ClassUse> {
         let mut classes: Vec<ClassUse> = Vec::new();
         for binding in &self.bindings {
             if !classes.iter().any(|c| c.name == binding.class_name) {
@@ -181,12 +181,12 @@ impl Project {
     }
 
     /// The `main` module's path.
-    pub(crate) fn main_path(&self) -> PathBuf {
+    pub fn main_path(&self) -> PathBuf {
         self.dir.join(&self.main)
     }
 
     /// `<file>: <path>: <message>`.
-    pub(crate) fn diagnostic(&self, path: &str, message: impl Into<String>) -> Diagnostic {
+    pub fn diagnostic(&self, path: &str, message: impl Into<String>) -> Diagnostic {
         Diagnostic {
             file: display(&self.file),
             path: path.to_owned(),
@@ -197,7 +197,7 @@ impl Project {
 
 /// The config file of the project at `path`: the file itself, or the first of [`CONFIG_FILES`]
 /// in the directory (a warning names any other it passed over).
-pub(crate) fn find(path: &Path) -> anyhow::Result<(PathBuf, Option<String>)> {
+pub fn find(path: &Path) -> anyhow::Result<(PathBuf, Option<String>)> {
     if path.is_file() {
         return Ok((path.to_owned(), None));
     }
@@ -231,7 +231,7 @@ pub(crate) fn find(path: &Path) -> anyhow::Result<(PathBuf, Option<String>)> {
 
 /// Reads and validates the config file `file`, with the named environment `env` (`[env.<name>]`)
 /// applied if given.
-pub(crate) fn load(file: &Path, env: Option<&str>) -> Result<Project, ConfigErrors> {
+pub fn load(file: &Path, env: Option<&str>) -> Result<Project, ConfigErrors> {
     let text = std::fs::read_to_string(file).map_err(|e| {
         ConfigErrors(vec![Diagnostic {
             file: display(file),
@@ -249,7 +249,7 @@ fn display(path: &Path) -> String {
 }
 
 /// Validates the config `text` of the file `file`; `main` is looked for next to `file`.
-pub(crate) fn parse(file: &Path, text: &str, env: Option<&str>) -> Result<Project, ConfigErrors> {
+pub fn parse(file: &Path, text: &str, env: Option<&str>) -> Result<Project, ConfigErrors> {
     let mut cx = Cx {
         file: display(file),
         errors: Vec::new(),

@@ -1,0 +1,18 @@
+//! The JSON ⇄ WIT mapping against arbitrary WIT types: decoding arbitrary JSON never panics,
+//! and whatever decodes encodes to JSON that decodes and encodes to itself again.
+#![no_main]
+
+use arbitrary::Unstructured;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let mut u = Unstructured::new(data);
+    let Ok(tree) = wasmdo_fuzz::type_tree(&mut u, 0) else {
+        return;
+    };
+    let ty = wasmdo_fuzz::compile_type(&tree);
+    let Ok(json) = wasmdo_fuzz::json(&mut u, 0) else {
+        return;
+    };
+    wasmdo_host::fuzzing::json_round_trip(&ty, &json);
+});
