@@ -23,6 +23,11 @@ fn counter_counts_per_object_and_survives_a_crash() {
     let text = host.request("GET", "/objects/counter/alice/", b"");
     assert_eq!(text.status, 200);
     assert!(text.text.contains("10"), "{}", text.text);
+    // past the largest s64 the increment is refused, and the count stays what it was
+    host.call("counter", "carol", "increment", json!([i64::MAX]));
+    host.rpc("counter", "carol", "increment", json!([1]))
+        .expect_error(500, "Trap");
+    assert_eq!(host.call("counter", "carol", "get", json!([])), i64::MAX);
 }
 
 #[test]
@@ -65,6 +70,20 @@ fn batcher_flushes_what_was_queued_on_its_alarm() {
         batches().as_array().unwrap().len() == 1
     });
     assert_eq!(batches()[0]["items"], json!(["a", "b"]));
+    assert_eq!(
+        host.call("batcher", "orders", "pending", json!([])),
+        json!([])
+    );
+    // an item too big to queue is the method's error; nothing is queued
+    let message = host
+        .rpc(
+            "batcher",
+            "orders",
+            "add",
+            json!(["x".repeat(3 * 1024 * 1024)]),
+        )
+        .expect_error(422, "MethodError");
+    assert!(message.contains("value-too-large"), "{message}");
     assert_eq!(
         host.call("batcher", "orders", "pending", json!([])),
         json!([])

@@ -36,14 +36,15 @@ fn flush_after() -> Duration {
 }
 
 impl Guest for Batcher {
-    fn add(item: String) -> u32 {
+    fn add(item: String) -> Result<u32, String> {
         let mut items = pending();
         items.push(item);
-        storage::put(PENDING, &items).expect("queueing the item");
+        // too big for one entry is the caller's error, not a fault: say so, queue nothing
+        storage::put(PENDING, &items).map_err(|e| e.to_string())?;
         if alarms::get().is_none() {
             alarms::set_in(flush_after());
         }
-        u32::try_from(items.len()).unwrap_or(u32::MAX)
+        Ok(u32::try_from(items.len()).unwrap_or(u32::MAX))
     }
 
     fn pending() -> Vec<String> {

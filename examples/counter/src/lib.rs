@@ -25,7 +25,11 @@ impl Counter {
 
 impl Guest for Counter {
     fn increment(by: i64) -> i64 {
-        let total = Counter::load().wrapping_add(by);
+        // past the largest s64 the count would wrap around: refuse (a trap rolls the event
+        // back, and the caller gets a 500 naming the trap) rather than store a wrong count
+        let total = Counter::load()
+            .checked_add(by)
+            .expect("the count would overflow s64");
         storage::put(COUNT, &total).expect("storing the count");
         total
     }
