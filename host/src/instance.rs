@@ -153,6 +153,12 @@ impl Instance {
                     // a Rust panic message is far more useful than "unreachable executed"
                     format!("{tail} ({e})")
                 };
+                if self.store.data().storage.quota_refused() {
+                    // the guest did not take `quota-exceeded` for an answer: that is the cause
+                    return ObjectError::QuotaExceeded(format!(
+                        "a write was refused by a storage quota (max-database-bytes, max-class-storage-bytes, max-host-storage-bytes or max-objects-per-class) and the event then failed: {what}; its writes were rolled back"
+                    ));
+                }
                 ObjectError::Trap(what)
             }
         }

@@ -90,3 +90,24 @@ fn class_and_host_byte_quotas_refuse_writes_and_keep_what_was_written() {
     // small writes into pages the database already has still fit
     host.call("kv", "a", "put", json!(["k0", "small"]));
 }
+
+#[test]
+fn an_event_that_fails_on_a_quota_refusal_is_answered_507() {
+    // the counter traps on any storage error: the refusal is the reason it gives
+    let host = TestHost::with_config("[limits]\nmax-class-storage-bytes = 200000\n");
+    host.deploy("counter", wasmdo_test_artifacts::EXAMPLE_COUNTER)
+        .expect(201);
+    let mut created = 0;
+    let message = loop {
+        let reply = host.rpc("counter", &format!("c{created}"), "increment", json!([1]));
+        if reply.status != 200 {
+            break reply.expect_error(507, "QuotaExceeded");
+        }
+        created += 1;
+        assert!(created < 1000, "no quota stopped 1,000 new objects");
+    };
+    assert!(message.contains("storage quota"), "{message}");
+    assert!(created > 0, "the first object was already refused");
+    // what was written before stays
+    assert_eq!(host.call("counter", "c0", "get", json!([])), json!(1));
+}

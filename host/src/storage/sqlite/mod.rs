@@ -241,6 +241,9 @@ pub(crate) struct SqliteStorage {
     usage: Option<(Arc<Usage>, Arc<str>)>,
     /// The database's size when the batch began: its committed size (with quotas only).
     batch_start_bytes: u64,
+    /// A storage call of the current event was refused by a quota (`quota-exceeded`): if the
+    /// event then fails, that is why.
+    quota_refused: bool,
 }
 
 impl SqliteStorage {
@@ -269,7 +272,13 @@ impl SqliteStorage {
             max_journal_record: MAX_JOURNAL_RECORD_BYTES,
             usage: None,
             batch_start_bytes: 0,
+            quota_refused: false,
         }
+    }
+
+    /// Whether a storage call of the current event was refused by a quota.
+    pub(crate) fn quota_refused(&self) -> bool {
+        self.quota_refused
     }
 
     /// Counts this database, of `namespace`, in the host's `usage`, against its quotas.
@@ -359,6 +368,7 @@ impl SqliteStorage {
     /// event never touched storage. If this fails the batch is lost (rolled back, and reported by
     /// `commit_batch`): the event's writes can no longer be separated from the others'.
     pub(crate) fn end_event(&mut self, keep: bool) -> Result<(), StorageError> {
+        self.quota_refused = false;
         if !self.event_open {
             return Ok(());
         }
@@ -564,6 +574,7 @@ impl SqliteStorage {
     /// Rolls back the whole batch (used when the instance died and the actor gives up on it), and
     /// forgets a lost batch.
     pub(crate) fn rollback_batch(&mut self) {
+        self.quota_refused = false;
         self.lost_batch = None;
         self.abandon_transaction();
     }
@@ -622,7 +633,10 @@ impl SqliteStorage {
         call: impl FnOnce(&mut Db<'_>) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
         self.check_not_lost()?;
-        self.begin_event()?;
+        if let Err(error) = self.begin_event() {
+            self.quota_refused |= error == StorageError::QuotaExceeded;
+            return Err(error);
+        }
         let Some(conn) = self.conn.as_ref() else {
             return Err(StorageError::Internal("the database is not open".into()));
         };
@@ -639,6 +653,7 @@ impl SqliteStorage {
             quota,
         ));
         if let Err(error) = &result {
+            self.quota_refused |= *error == StorageError::QuotaExceeded;
             // SQLite rolls the whole transaction back on some errors (SQLITE_FULL in a statement
             // without a statement journal, I/O errors, an interrupted write): the batch is gone.
             // An `Internal` error leaves it in doubt, which is no better.
