@@ -116,7 +116,11 @@ pub fn component_wat(tree: &TypeTree) -> String {
     let mut defs = String::new();
     let mut next = 0;
     let root = render(tree, 0, &mut defs, &mut next);
-    format!("(component {defs} (type $root' {root}) (export \"root\" (type $root')))")
+    match root.starts_with('$') {
+        // a nominal type is exported already; export it again as the root
+        true => format!("(component {defs} (export \"root\" (type {root})))"),
+        false => format!("(component {defs} (type $root' {root}) (export \"root\" (type $root')))"),
+    }
 }
 
 fn render(tree: &TypeTree, depth: usize, defs: &mut String, next: &mut usize) -> String {
