@@ -18,6 +18,7 @@ export type TaggedResult = { tag: string; val: number; };
 export interface Probe {
   activationCount(): Promise<number>;
   allocate(mb: number): Promise<number>;
+  ambientAuthority(): Promise<string[]>;
   defaults(a: string, b?: number | undefined, c?: boolean | undefined): Promise<string>;
   describe(value: Everything): Promise<string>;
   duration(text: string): Promise<number>;
