@@ -38,6 +38,15 @@ pub struct Metrics {
     pub journal_checkpoints: AtomicU64,
     /// Fuel burned by guest code (with fuel metering on): exact, deterministic CPU accounting.
     pub fuel: AtomicU64,
+    /// Connections answered 503 and closed at a connection cap (in total or per client).
+    pub connections_refused: AtomicU64,
+    /// Connections closed because a client took too long to send a request head (or stayed
+    /// idle), or requests answered 408 because the body took too long.
+    pub request_timeouts: AtomicU64,
+    /// Control-plane requests refused for a missing, wrong or out-of-scope token (401, 403).
+    pub unauthorized: AtomicU64,
+    /// Requests refused because request bodies held host-wide were at their budget.
+    pub bodies_refused: AtomicU64,
 }
 
 impl Metrics {
@@ -174,6 +183,30 @@ impl Metrics {
             "Fuel burned by guest code (fuel metering on; ~10 fuel per ns of Rust guest CPU).",
             "counter",
             get(&self.fuel),
+        );
+        gauge(
+            "connections_refused_total",
+            "Connections answered 503 and closed at max-connections or max-connections-per-peer.",
+            "counter",
+            get(&self.connections_refused),
+        );
+        gauge(
+            "request_timeouts_total",
+            "Connections closed for a slow or idle request head, and 408s for slow bodies.",
+            "counter",
+            get(&self.request_timeouts),
+        );
+        gauge(
+            "unauthorized_total",
+            "Control-plane requests refused for their token (401, 403).",
+            "counter",
+            get(&self.unauthorized),
+        );
+        gauge(
+            "bodies_refused_total",
+            "Requests refused at max-buffered-body-bytes.",
+            "counter",
+            get(&self.bodies_refused),
         );
         out
     }

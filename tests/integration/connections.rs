@@ -96,8 +96,9 @@ fn slow_heads_idle_connections_and_trickled_bodies_are_timed_out() {
     let (status, body, text) = read_reply(&mut trickle);
     assert_eq!(status, 408, "{text}");
     assert_eq!(body["kind"], "RequestTimeout", "{text}");
-    // the host still serves everyone else
+    // the host still serves everyone else, and counted them all
     assert_eq!(host.request("GET", "/_admin/health", b"").status, 200);
+    assert!(host.metric("wasmdo_request_timeouts_total") >= 3);
 }
 
 #[test]
@@ -152,6 +153,10 @@ fn connections_past_the_caps_get_503_and_others_are_still_served() {
         body["error"].as_str().unwrap().contains("max-connections"),
         "{text}"
     );
+    assert_eq!(
+        metric_from(&mut other, "wasmdo_connections_refused_total"),
+        2
+    );
     // closing connections frees their slots
     drop((held, more, other));
     crate::harness::wait_until(Duration::from_secs(10), "free slots", || {
@@ -179,6 +184,7 @@ fn request_bodies_share_one_budget() {
     let reply = host.request("PUT", "/objects/info/b/upload", &vec![b'y'; 200 * 1024]);
     let message = reply.expect_error(503, "Overloaded");
     assert!(message.contains("max-buffered-body-bytes"), "{message}");
+    assert_eq!(host.metric("wasmdo_bodies_refused_total"), 1);
     // the first one completes; then the budget is free again
     big.write_all(&vec![b'x'; 100 * 1024]).unwrap();
     let (status, body, text) = read_reply(&mut big);
@@ -283,4 +289,17 @@ fn rpc_arguments_are_charged_at_their_parsed_size() {
     // 1,000 of them fit
     let reply = host.rpc("kv", "a", "get-many", serde_json::json!([&keys[..1000]]));
     assert_eq!(reply.expect(200), serde_json::json!([]));
+}
+
+/// A metric read over a connection the host already holds (a new one would be refused).
+fn metric_from(socket: &mut TcpStream, name: &str) -> u64 {
+    socket
+        .write_all(b"GET /_admin/metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let (_, _, text) = read_reply(socket);
+    // what is left of an earlier reply on this connection comes first
+    let last = &text[text.rfind("HTTP/1.1 ").expect("a reply")..];
+    assert!(last.starts_with("HTTP/1.1 200"), "{last}");
+    let body = last.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    crate::harness::metric_value(body, name)
 }

@@ -90,6 +90,7 @@ fn control_routes_need_a_token_of_the_right_scope() {
     host.deploy("info", OBJECT_INFO).expect(201);
     assert_eq!(host.call("kv", "a", "get", json!(["k"])), json!("v"));
     assert!(host.metric("wasmdo_deploys_total") >= 2);
+    assert!(host.metric("wasmdo_unauthorized_total") >= 24);
     // the token never reaches the log
     let log = host.log();
     assert!(!log.contains(ADMIN) && !log.contains(CALL), "{log}");

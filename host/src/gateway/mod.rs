@@ -31,6 +31,7 @@ mod workers;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -104,12 +105,15 @@ pub(crate) async fn serve(
         let admitted = match connections.admit(peer.ip()) {
             Ok(admitted) => Arc::new(admitted),
             Err(why) => {
+                let refused = &gateway.runtime.metrics.connections_refused;
+                refused.fetch_add(1, Ordering::Relaxed);
                 tokio::spawn(connections::refuse(stream, why));
                 continue;
             }
         };
         let _ = stream.set_nodelay(true);
         let gateway = gateway.clone();
+        let metrics = gateway.runtime.metrics.clone();
         tokio::spawn(async move {
             let connection = admitted.clone();
             let service = service_fn(move |mut req: Request<Incoming>| {
@@ -127,6 +131,10 @@ pub(crate) async fn serve(
                 .with_upgrades()
                 .await
             {
+                if e.is_timeout() {
+                    let timeouts = &metrics.request_timeouts;
+                    timeouts.fetch_add(1, Ordering::Relaxed);
+                }
                 tracing::debug!(target: "wasmdo.gateway", "connection from {peer}: {e}");
             }
             drop(admitted);
@@ -253,6 +261,8 @@ impl Gateway {
                     .ok()
                     .and_then(|n| self.bodies.clone().try_acquire_many_owned(n).ok())
                     .ok_or_else(|| {
+                        let refused = &self.runtime.metrics.bodies_refused;
+                        refused.fetch_add(1, Ordering::Relaxed);
                         ObjectError::Overloaded(format!(
                             "the host is buffering {} bytes of request bodies, its limit (max-buffered-body-bytes); retry later",
                             self.runtime.limits.max_buffered_body_bytes
@@ -293,6 +303,17 @@ impl Gateway {
         match result {
             Ok(response) => response,
             Err(e) => {
+                let metrics = &self.runtime.metrics;
+                let counter = match &e {
+                    ObjectError::Unauthorized(_) | ObjectError::Forbidden(_) => {
+                        Some(&metrics.unauthorized)
+                    }
+                    ObjectError::RequestTimeout(_) => Some(&metrics.request_timeouts),
+                    _ => None,
+                };
+                if let Some(counter) = counter {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
                 let mut response = error_response(&e);
                 let headers = response.headers_mut();
                 if matches!(

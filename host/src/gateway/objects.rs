@@ -75,6 +75,8 @@ impl Gateway {
             .try_acquire_many_owned(permits)
             .map(Some)
             .map_err(|_| {
+                let refused = &self.runtime.metrics.bodies_refused;
+                refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 ObjectError::Overloaded(format!(
                     "parsing these arguments would take ~{} MiB of the host's budget for request bodies (max-buffered-body-bytes), which is in use; retry later",
                     cost >> 20
