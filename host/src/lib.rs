@@ -16,7 +16,7 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | `gateway` | hyper listener, routes (`admin`, `objects`), JSON errors → HTTP statuses, one task per WebSocket connection, the entry Worker's instances |
+//! | `gateway` | hyper listeners of the control and public planes, bearer tokens, connection caps and timeouts, the body budget, routes (`admin`, `objects`), JSON errors → HTTP statuses, one task per WebSocket connection, the entry Worker's instances |
 //! | `projects` | project deploys: a manifest's classes as one set, migrations (rename, delete), the entry Worker |
 //! | [`router`] | the trait every ingress and capability reaches an object through (this host: the directory) |
 //! | [`directory`] | object id → live actor; one activation per id; eviction; nothing else |
@@ -26,7 +26,7 @@
 //! | `actor` | mailbox, serial events, implicit transaction, batching + output gate |
 //! | `instance` | the wasmtime Store of one object, calls under limits, trap classification |
 //! | `state` | the Store's data: one context per capability |
-//! | `object`, `storage`, [`alarms`], `websockets`, `rpc`, [`outbound`] | the capabilities of the `wasmdo:object` world (and `wasi:http`), each with its backend |
+//! | `object`, `storage`, [`alarms`], `websockets`, `rpc`, [`outbound`] | the capabilities of the `wasmdo:object` world (and `wasi:http`), each with its backend; `storage` also keeps the host's usage against the storage quotas |
 //! | [`ids`], [`limits`], [`metrics`], [`error`], [`config`] | leaves: ids and object keys, every cap with its reason, counters, errors, `wasmdo.toml` |
 //!
 //! Nothing here blocks the async runtime for long: guests yield on fuel, compilation runs on the

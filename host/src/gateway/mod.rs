@@ -1,9 +1,13 @@
-//! The HTTP gateway: one hyper listener, the routes of the user-facing contract, and nothing
-//! else. It parses and bounds requests, hands them to the [`Router`] (objects) or the
-//! [`Registry`] (classes), and turns every outcome into a response (errors through `errors`,
-//! one status per kind). `admin.rs`: `/_admin/…`; `objects.rs`: RPC and `fetch`;
-//! `websocket.rs`: one task per WebSocket connection; `workers.rs`: the entry Worker's
-//! instances.
+//! The HTTP gateway: the hyper listeners of the two planes, the routes of the user-facing
+//! contract, and nothing else. It bounds connections and requests (caps, timeouts, the body
+//! budget), checks credentials, hands requests to the [`Router`] (objects) or the [`Registry`]
+//! (classes), and turns every outcome into a response (errors through `errors`, one status per
+//! kind). `auth.rs`: the control plane's tokens; `connections.rs`: connection caps;
+//! `admin.rs`: `/_admin/…`; `objects.rs`: RPC and `fetch`; `websocket.rs`: one task per
+//! WebSocket connection; `workers.rs`: the entry Worker's instances.
+//!
+//! The control plane (`listen`) serves every route below, with the scopes of `auth.rs`; the
+//! public plane (`public-listen`) sends every request to the entry Worker.
 //!
 //! | route | what |
 //! |---|---|
