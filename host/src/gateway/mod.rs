@@ -28,6 +28,7 @@ mod admin;
 mod auth;
 mod connections;
 mod errors;
+mod framing;
 mod objects;
 mod websocket;
 mod workers;
@@ -120,11 +121,22 @@ pub(crate) async fn serve(
         let metrics = gateway.runtime.metrics.clone();
         tokio::spawn(async move {
             let connection = admitted.clone();
+            let verdicts = framing::Verdicts::default();
+            let stream = framing::FramingWatch::new(stream, verdicts.clone());
             let service = service_fn(move |mut req: Request<Incoming>| {
                 let gateway = gateway.clone();
+                let both_lengths = verdicts.next();
                 // an upgraded WebSocket keeps the connection's slot
                 req.extensions_mut().insert(connection.clone());
-                async move { Ok::<_, Infallible>(gateway.handle(req, peer, plane).await) }
+                async move {
+                    let response = match both_lengths {
+                        true => gateway.refuse(&ObjectError::InvalidRequest(
+                            "the request has both Content-Length and Transfer-Encoding (RFC 9112 §6.1: a proxy in front may have read its body the other way): send one".into(),
+                        )),
+                        false => gateway.handle(req, peer, plane).await,
+                    };
+                    Ok::<_, Infallible>(response)
+                }
             });
             if let Err(e) = http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -306,44 +318,45 @@ impl Gateway {
         };
         match result {
             Ok(response) => response,
-            Err(e) => {
-                let metrics = &self.runtime.metrics;
-                let counter = match &e {
-                    ObjectError::Unauthorized(_) | ObjectError::Forbidden(_) => {
-                        Some(&metrics.unauthorized)
-                    }
-                    ObjectError::RequestTimeout(_) => Some(&metrics.request_timeouts),
-                    _ => None,
-                };
-                if let Some(counter) = counter {
-                    counter.fetch_add(1, Ordering::Relaxed);
-                }
-                let mut response = error_response(&e);
-                let headers = response.headers_mut();
-                if matches!(
-                    e,
-                    ObjectError::BodyTooLarge(_)
-                        | ObjectError::RequestTimeout(_)
-                        | ObjectError::InvalidRequest(_)
-                        | ObjectError::Overloaded(_)
-                        | ObjectError::Unauthorized(_)
-                        | ObjectError::Forbidden(_)
-                ) {
-                    // the body may not have been read to its end: do not reuse the connection
-                    headers.insert(
-                        hyper::header::CONNECTION,
-                        hyper::header::HeaderValue::from_static("close"),
-                    );
-                }
-                if matches!(e, ObjectError::Unauthorized(_)) {
-                    headers.insert(
-                        hyper::header::WWW_AUTHENTICATE,
-                        hyper::header::HeaderValue::from_static("Bearer realm=\"wasmdo\""),
-                    );
-                }
-                response
-            }
+            Err(e) => self.refuse(&e),
         }
+    }
+
+    /// The JSON error response for `e`, counted, with the headers its kind calls for.
+    fn refuse(&self, e: &ObjectError) -> Response<Full<Bytes>> {
+        let metrics = &self.runtime.metrics;
+        let counter = match e {
+            ObjectError::Unauthorized(_) | ObjectError::Forbidden(_) => Some(&metrics.unauthorized),
+            ObjectError::RequestTimeout(_) => Some(&metrics.request_timeouts),
+            _ => None,
+        };
+        if let Some(counter) = counter {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut response = error_response(e);
+        let headers = response.headers_mut();
+        if matches!(
+            e,
+            ObjectError::BodyTooLarge(_)
+                | ObjectError::RequestTimeout(_)
+                | ObjectError::InvalidRequest(_)
+                | ObjectError::Overloaded(_)
+                | ObjectError::Unauthorized(_)
+                | ObjectError::Forbidden(_)
+        ) {
+            // the body may not have been read to its end: do not reuse the connection
+            headers.insert(
+                hyper::header::CONNECTION,
+                hyper::header::HeaderValue::from_static("close"),
+            );
+        }
+        if matches!(e, ObjectError::Unauthorized(_)) {
+            headers.insert(
+                hyper::header::WWW_AUTHENTICATE,
+                hyper::header::HeaderValue::from_static("Bearer realm=\"wasmdo\""),
+            );
+        }
+        response
     }
 
     /// Dispatches by the first path segment: the admin API, RPC, an object's `fetch`, or the
@@ -453,10 +466,9 @@ fn admin_scope(method: &Method, rest: &[&str]) -> Scope {
 /// Refuses a `Host` that is not an authority (or two of them, or none in HTTP/1.1) before any
 /// route runs: a guest builds its request URL from it.
 ///
-/// The framing shapes of request smuggling are hyper's to refuse, and it does: conflicting
-/// `Content-Length`s and a `Transfer-Encoding` that does not end in `chunked` are 400; with both
-/// `Content-Length` and `Transfer-Encoding`, the body is read as chunked and the connection closed
-/// after the reply (RFC 9112 §6.1), so no second request can hide in the body.
+/// The framing shapes of request smuggling are refused before this: conflicting
+/// `Content-Length`s and a `Transfer-Encoding` that does not end in `chunked` by hyper (400), both
+/// `Content-Length` and `Transfer-Encoding` by `framing` (400, and hyper closes the connection).
 fn check_host(req: &Request<Incoming>) -> Result<(), ObjectError> {
     let headers = req.headers();
     let mut hosts = headers.get_all(hyper::header::HOST).iter();
