@@ -296,7 +296,7 @@ mod tests {
         for piece in stream.chunks(step) {
             tracker.feed(piece);
         }
-        let all = verdicts.0.lock().unwrap().iter().copied().collect();
+        let all: Vec<bool> = verdicts.0.lock().unwrap().iter().copied().collect();
         all
     }
 
