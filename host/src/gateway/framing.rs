@@ -21,8 +21,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Longest request head followed; a longer one ends the watch (hyper refuses it anyway).
 const MAX_HEAD_BYTES: usize = 64 * 1024;
-/// Headers per head followed (hyper's own limit is 100).
-const MAX_HEADERS: usize = 128;
+/// Headers per head followed (hyper's own limit).
+const MAX_HEADERS: usize = 100;
 
 /// The verdicts of one connection's requests, in order: `true` for a head with both lengths.
 #[derive(Clone, Default)]
@@ -92,6 +92,14 @@ impl Tracker {
                             self.state = State::Head(head);
                             return;
                         }
+                    }
+                    // the common case: a whole head in one read, parsed where it lies
+                    if head.is_empty()
+                        && let Some(end) = find(bytes, b"\r\n\r\n")
+                    {
+                        self.state = self.after_head(&bytes[..end + 4]);
+                        bytes = &bytes[end + 4..];
+                        continue;
                     }
                     let before = head.len();
                     head.extend_from_slice(bytes);
@@ -183,23 +191,22 @@ impl Tracker {
             .filter(|h| h.name.eq_ignore_ascii_case("content-length"));
         let length = lengths.next().map(|h| h.value);
         let same_lengths = lengths.all(|h| Some(h.value) == length);
-        let encodings: Vec<&[u8]> = request
+        let last_encoding = request
             .headers
             .iter()
-            .filter(|h| h.name.eq_ignore_ascii_case("transfer-encoding"))
-            .map(|h| h.value)
-            .collect();
+            .rfind(|h| h.name.eq_ignore_ascii_case("transfer-encoding"))
+            .map(|h| h.value);
         let upgrade = request
             .headers
             .iter()
             .any(|h| h.name.eq_ignore_ascii_case("upgrade"));
-        let both = length.is_some() && !encodings.is_empty();
+        let both = length.is_some() && last_encoding.is_some();
         self.verdicts.push(both);
         if both || upgrade || request.method == Some("CONNECT") || !same_lengths {
             // refused, switched to another protocol, or refused by hyper: nothing more to read
             return State::Done;
         }
-        if let Some(last) = encodings.last() {
+        if let Some(last) = last_encoding {
             let chunked = last
                 .rsplit(|b| *b == b',')
                 .next()
