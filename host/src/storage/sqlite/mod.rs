@@ -918,14 +918,7 @@ impl<'a> Db<'a> {
     }
 
     fn database_size(&self) -> Result<u64, StorageError> {
-        let pragma = |sql: &str| -> Result<u64, StorageError> {
-            self.conn
-                .prepare_cached(sql)
-                .and_then(|mut stmt| stmt.query_row([], |row| row.get::<_, i64>(0)))
-                .map(|n| u64::try_from(n).unwrap_or(0))
-                .map_err(|e| self.err(e))
-        };
-        Ok(pragma("PRAGMA page_count")? * pragma("PRAGMA page_size")?)
+        size_of(self.conn).map_err(|e| self.err(e))
     }
 
     /// `QuotaExceeded` if the database has outgrown its quota; the caller's savepoint then undoes
@@ -948,9 +941,12 @@ impl<'a> Db<'a> {
 
 /// The database's size in bytes (`page_count · page_size`), uncommitted growth included.
 fn size_of(conn: &Connection) -> rusqlite::Result<u64> {
-    let pages: i64 = conn.query_row("PRAGMA page_count", [], |row| row.get(0))?;
-    let page_size: i64 = conn.query_row("PRAGMA page_size", [], |row| row.get(0))?;
-    Ok(u64::try_from(pages * page_size).unwrap_or(0))
+    let pragma = |sql: &str| -> rusqlite::Result<u64> {
+        conn.prepare_cached(sql)
+            .and_then(|mut stmt| stmt.query_row([], |row| row.get::<_, i64>(0)))
+            .map(|n| u64::try_from(n).unwrap_or(0))
+    };
+    Ok(pragma("PRAGMA page_count")? * pragma("PRAGMA page_size")?)
 }
 
 /// Counts the approximate host memory of a result as it is built.
