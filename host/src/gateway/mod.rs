@@ -273,17 +273,12 @@ impl Gateway {
                     budget = None;
                     continue;
                 }
-                let share = u32::try_from(data.len())
-                    .ok()
-                    .and_then(|n| self.bodies.clone().try_acquire_many_owned(n).ok())
-                    .ok_or_else(|| {
-                        let refused = &self.runtime.metrics.bodies_refused;
-                        refused.fetch_add(1, Ordering::Relaxed);
-                        ObjectError::Overloaded(format!(
-                            "the host is buffering {} bytes of request bodies, its limit (max-buffered-body-bytes); retry later",
-                            self.runtime.limits.max_buffered_body_bytes
-                        ))
-                    })?;
+                let share = self.take_budget(data.len() as u64, || {
+                    format!(
+                        "the host is buffering {} bytes of request bodies, its limit (max-buffered-body-bytes); retry later",
+                        self.runtime.limits.max_buffered_body_bytes
+                    )
+                })?;
                 match &mut budget {
                     Some(held) => held.merge(share),
                     None => budget = Some(share),
@@ -304,6 +299,23 @@ impl Gateway {
                 timeout.as_millis()
             ))
         })?
+    }
+
+    /// Takes `bytes` of the host-wide budget for request bodies, until the permit is dropped;
+    /// `Overloaded` with `refusal`'s message (and counted) when that much is not free now.
+    fn take_budget(
+        &self,
+        bytes: u64,
+        refusal: impl FnOnce() -> String,
+    ) -> Result<OwnedSemaphorePermit, ObjectError> {
+        u32::try_from(bytes)
+            .ok()
+            .and_then(|n| self.bodies.clone().try_acquire_many_owned(n).ok())
+            .ok_or_else(|| {
+                let refused = &self.runtime.metrics.bodies_refused;
+                refused.fetch_add(1, Ordering::Relaxed);
+                ObjectError::Overloaded(refusal())
+            })
     }
 
     async fn handle(

@@ -66,22 +66,16 @@ impl Gateway {
                 budget >> 20
             ))
         };
-        let permits = u32::try_from(cost).map_err(|_| too_many())?;
-        if u64::from(permits) > budget {
+        if cost > budget || u32::try_from(cost).is_err() {
             return Err(too_many());
         }
-        self.bodies
-            .clone()
-            .try_acquire_many_owned(permits)
-            .map(Some)
-            .map_err(|_| {
-                let refused = &self.runtime.metrics.bodies_refused;
-                refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                ObjectError::Overloaded(format!(
-                    "parsing these arguments would take ~{} MiB of the host's budget for request bodies (max-buffered-body-bytes), which is in use; retry later",
-                    cost >> 20
-                ))
-            })
+        self.take_budget(cost, || {
+            format!(
+                "parsing these arguments would take ~{} MiB of the host's budget for request bodies (max-buffered-body-bytes), which is in use; retry later",
+                cost >> 20
+            )
+        })
+        .map(Some)
     }
 
     pub(super) async fn fetch(
