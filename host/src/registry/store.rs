@@ -132,18 +132,18 @@ impl Registry {
         Ok((hash, size))
     }
 
+    /// The class records, for the component store's routes.
+    fn class_records(&self) -> Result<BTreeMap<String, ClassRecord>, ObjectError> {
+        self.read_records()
+            .map_err(|e| ObjectError::internal_from("cannot read the class records", e))
+    }
+
     /// Every stored component: its hash, size, and the classes whose current version runs it.
     pub(crate) fn components(&self) -> Result<Vec<serde_json::Value>, ObjectError> {
-        let records = self
-            .read_records()
-            .map_err(|e| ObjectError::internal_from("cannot read the class records", e))?;
+        let records = self.class_records()?;
         let mut out = Vec::new();
         for (hash, size, _) in self.stored_components()? {
-            let classes: Vec<&str> = records
-                .iter()
-                .filter(|(_, r)| r.hash == hash)
-                .map(|(class, _)| class.as_str())
-                .collect();
+            let classes = runners(&records, &hash);
             out.push(serde_json::json!({ "hash": hash, "size": size, "classes": classes }));
         }
         Ok(out)
@@ -158,14 +158,8 @@ impl Registry {
             )));
         }
         let _guard = self.deploy_lock.lock().await;
-        let records = self
-            .read_records()
-            .map_err(|e| ObjectError::internal_from("cannot read the class records", e))?;
-        let users: Vec<&str> = records
-            .iter()
-            .filter(|(_, r)| r.hash == hash)
-            .map(|(class, _)| class.as_str())
-            .collect();
+        let records = self.class_records()?;
+        let users = runners(&records, hash);
         if !users.is_empty() {
             return Err(ObjectError::ComponentInUse(format!(
                 "component {hash} runs class {}: deploy another component to it (or delete the class) first",
@@ -186,13 +180,11 @@ impl Registry {
         let _guard = self.deploy_lock.lock().await;
         let registry = self.clone();
         tokio::task::spawn_blocking(move || {
-            let records = registry
-                .read_records()
-                .map_err(|e| ObjectError::internal_from("cannot read the class records", e))?;
+            let records = registry.class_records()?;
             let now = std::time::SystemTime::now();
             let mut deleted = Vec::new();
             for (hash, _, modified) in registry.stored_components()? {
-                let unused = !records.values().any(|r| r.hash == hash);
+                let unused = runners(&records, &hash).is_empty();
                 let old = now.duration_since(modified).unwrap_or_default() >= retention;
                 if unused && old {
                     registry.remove_component(&hash).map_err(|e| {
@@ -256,6 +248,15 @@ impl Registry {
             .map_err(|e| invalid(format!("the component does not validate or compile: {e}")))?;
         Ok((component, bytes.len() as u64))
     }
+}
+
+/// The classes whose current version runs the component `hash`.
+fn runners<'a>(records: &'a BTreeMap<String, ClassRecord>, hash: &str) -> Vec<&'a str> {
+    records
+        .iter()
+        .filter(|(_, r)| r.hash == hash)
+        .map(|(class, _)| class.as_str())
+        .collect()
 }
 
 /// Whether `s` is a SHA-256 in lowercase hex (an uploaded component's name).
