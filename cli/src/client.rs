@@ -44,14 +44,19 @@ impl Tokens {
 }
 
 /// `Authorization: Bearer …`, when there is a token.
-fn authorize<B>(
+pub(crate) fn authorize<B>(
     request: ureq::RequestBuilder<B>,
     token: Option<&Token>,
 ) -> ureq::RequestBuilder<B> {
     match token {
-        Some(token) => request.header("authorization", format!("Bearer {}", token.expose())),
+        Some(token) => request.header("authorization", bearer(token)),
         None => request,
     }
+}
+
+/// The `Authorization` header's value for `token`.
+fn bearer(token: &Token) -> String {
+    format!("Bearer {}", token.expose())
 }
 
 /// Percent-encodes a path segment.
@@ -149,7 +154,7 @@ impl Admin {
             .uri(&url)
             .header("content-type", content_type);
         if let Some(token) = &self.token {
-            request = request.header("authorization", format!("Bearer {}", token.expose()));
+            request = request.header("authorization", bearer(token));
         }
         let request = request.body(body.to_vec())?;
         let response = self

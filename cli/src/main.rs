@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use wasmdo::wrangler;
 use wasmdo_host::config::Config;
 
-use crate::client::{Tokens, encode, request, wit_url};
+use crate::client::{Tokens, authorize, encode, request, wit_url};
 
 /// A self-hosted runtime for Durable Objects written in any WebAssembly language.
 #[derive(Parser)]
@@ -228,11 +228,7 @@ fn main() -> anyhow::Result<()> {
                 }
                 None => {
                     let url = wit_url(&remote.server, &class);
-                    let mut get = ureq::get(&url);
-                    if let Some(token) = remote.tokens()?.call() {
-                        get = get.header("authorization", format!("Bearer {}", token.expose()));
-                    }
-                    let response = get
+                    let response = authorize(ureq::get(&url), remote.tokens()?.call())
                         .call()
                         .with_context(|| format!("cannot get the WIT of `{class}` from {url}"))?;
                     response.into_body().read_to_string()?

@@ -111,13 +111,9 @@ impl Usage {
     /// object quota (the reason, then).
     pub(crate) fn admit_object(&self, namespace: &str, bytes: u64) -> Result<(), String> {
         let mut counts = self.counts.lock().expect("usage lock");
-        let max = self.quotas.max_objects_per_class;
         let usage = counts.namespaces.entry(namespace.to_owned()).or_default();
-        if max > 0 && usage.objects >= max {
-            return Err(format!(
-                "class `{namespace}` has {} objects, its quota (max-objects-per-class)",
-                usage.objects
-            ));
+        if let Some(full) = self.full(namespace, usage.objects) {
+            return Err(full);
         }
         usage.objects += 1;
         usage.bytes += bytes;
@@ -135,8 +131,12 @@ impl Usage {
 
     /// Whether `namespace` is at its object quota: a new object of it could not write.
     pub(crate) fn objects_full(&self, namespace: &str) -> Option<String> {
+        self.full(namespace, self.of(namespace).objects)
+    }
+
+    /// Why `namespace`, holding `objects`, can take no new object, if it cannot.
+    fn full(&self, namespace: &str, objects: u64) -> Option<String> {
         let max = self.quotas.max_objects_per_class;
-        let objects = self.of(namespace).objects;
         (max > 0 && objects >= max).then(|| {
             format!("class `{namespace}` has {objects} objects, its quota (max-objects-per-class)")
         })
