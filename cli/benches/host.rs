@@ -91,12 +91,17 @@ fn per_object(before: Mem, after: Mem, objects: usize) -> String {
 
 /// Calls `method` on the warm object `address` `n` times, one at a time: the latencies, and the
 /// fuel burned per call (0 with fuel metering off).
+/// The text of a call's JSON arguments, as the gateway hands it to an object.
+fn arguments(args: serde_json::Value) -> Bytes {
+    Bytes::from(args.to_string())
+}
+
 async fn warm_calls(
     directory: &Arc<Directory>,
     class: &str,
     address: &Address,
     method: &str,
-    args: &serde_json::Value,
+    args: &Bytes,
     n: usize,
 ) -> anyhow::Result<(Stats, u64)> {
     let mut samples = Vec::with_capacity(n);
@@ -307,9 +312,12 @@ async fn js_counter(dir: &Path, secs: Duration) -> anyhow::Result<()> {
     let directory = host.directory().clone();
     let hot = Address::Name("hot".into());
     directory
-        .call("counter", &hot, "increment", json!([1]))
+        .call("counter", &hot, "increment", arguments(json!([1])))
         .await?;
-    for (method, args, n) in [("get", json!([]), 5_000), ("increment", json!([1]), 2_000)] {
+    for (method, args, n) in [
+        ("get", arguments(json!([])), 5_000),
+        ("increment", arguments(json!([1])), 2_000),
+    ] {
         let n = if quick() { n / 10 } else { n };
         let (stats, fuel) = warm_calls(&directory, "counter", &hot, method, &args, n).await?;
         println!(
@@ -319,7 +327,10 @@ async fn js_counter(dir: &Path, secs: Duration) -> anyhow::Result<()> {
     }
     js_fuel_overhead(dir).await?;
     let me = std::process::id();
-    for (method, args) in [("get", json!([])), ("increment", json!([1]))] {
+    for (method, args) in [
+        ("get", arguments(json!([]))),
+        ("increment", arguments(json!([1]))),
+    ] {
         let n = if quick() { 100 } else { 400 };
         let mut samples = Vec::with_capacity(n);
         let before = mem(me);
@@ -377,8 +388,8 @@ async fn object_calls(dir: &Path) -> anyhow::Result<()> {
     let n = if quick() { 2_000 } else { 20_000 };
     let mut p50 = Vec::new();
     for (class, object, method, args) in [
-        ("types", "x", "add", json!([1, 2])),
-        ("calls", "a", "add-remote", json!(["x", 1, 2])),
+        ("types", "x", "add", arguments(json!([1, 2]))),
+        ("calls", "a", "add-remote", arguments(json!(["x", 1, 2]))),
     ] {
         let address = Address::Name(object.into());
         directory
@@ -427,7 +438,7 @@ impl Caller {
                 let start = Instant::now();
                 let caller = Address::Name("a".into());
                 let sum = directory
-                    .call("calls", &caller, "add-many", json!(["x", n]))
+                    .call("calls", &caller, "add-many", arguments(json!(["x", n])))
                     .await?;
                 Ok((start.elapsed(), sum))
             }
@@ -507,9 +518,12 @@ async fn js_fuel_overhead(dir: &Path) -> anyhow::Result<()> {
     .await?;
     let directory = host.directory().clone();
     let hot = Address::Name("hot".into());
-    directory.call("counter", &hot, "get", json!([])).await?;
+    directory
+        .call("counter", &hot, "get", arguments(json!([])))
+        .await?;
     let n = if quick() { 500 } else { 5_000 };
-    let (stats, _) = warm_calls(&directory, "counter", &hot, "get", &json!([]), n).await?;
+    let (stats, _) =
+        warm_calls(&directory, "counter", &hot, "get", &arguments(json!([])), n).await?;
     println!(
         "js in-process rpc, warm object, get, fuel off: {}",
         stats.line()
@@ -541,13 +555,13 @@ async fn fuel_overhead(metered: &Arc<Directory>, dir: &Path) -> anyhow::Result<(
     let mut medians = Vec::new();
     for (label, directory) in [("fuel on ", metered), ("fuel off", &unmetered)] {
         directory
-            .call("runaway", &object, "work", json!([1000]))
+            .call("runaway", &object, "work", arguments(json!([1000])))
             .await?;
         let mut samples = Vec::new();
         for _ in 0..rounds {
             let start = Instant::now();
             directory
-                .call("runaway", &object, "work", json!([iterations]))
+                .call("runaway", &object, "work", arguments(json!([iterations])))
                 .await?;
             samples.push(start.elapsed());
         }
@@ -560,7 +574,9 @@ async fn fuel_overhead(metered: &Arc<Directory>, dir: &Path) -> anyhow::Result<(
         let mut samples = Vec::new();
         for _ in 0..(if quick() { 2_000 } else { 20_000 }) {
             let start = Instant::now();
-            directory.call("runaway", &object, "ok", json!([])).await?;
+            directory
+                .call("runaway", &object, "ok", arguments(json!([])))
+                .await?;
             samples.push(start.elapsed());
         }
         println!(
@@ -614,7 +630,7 @@ async fn reactivation(dir: &Path) -> anyhow::Result<()> {
     for i in 0..n {
         let object = Address::Name(format!("evicted-{i}"));
         directory
-            .call("counter", &object, "increment", json!([1]))
+            .call("counter", &object, "increment", arguments(json!([1])))
             .await?;
     }
     while directory.live_objects() > 0 {
@@ -624,7 +640,9 @@ async fn reactivation(dir: &Path) -> anyhow::Result<()> {
     for i in 0..n {
         let object = Address::Name(format!("evicted-{i}"));
         let start = Instant::now();
-        let value = directory.call("counter", &object, "get", json!([])).await?;
+        let value = directory
+            .call("counter", &object, "get", arguments(json!([])))
+            .await?;
         samples.push(start.elapsed());
         assert_eq!(value, json!(1));
     }
@@ -668,14 +686,14 @@ async fn alarm_lag(dir: &Path, pending: usize) -> anyhow::Result<()> {
     for i in 0..probes {
         let object = Address::Name(format!("probe-{i}"));
         let at = directory
-            .call("probe", &object, "set-in", json!([5]))
+            .call("probe", &object, "set-in", arguments(json!([5])))
             .await?
             .as_i64()
             .unwrap_or_default();
         let ran = loop {
             tokio::time::sleep(Duration::from_millis(2)).await;
             let deliveries = directory
-                .call("probe", &object, "deliveries", json!([]))
+                .call("probe", &object, "deliveries", arguments(json!([])))
                 .await?;
             if let Some(d) = deliveries.as_array().and_then(|d| d.first()) {
                 break d["at"].as_i64().unwrap_or_default();
@@ -767,23 +785,35 @@ async fn run() -> anyhow::Result<()> {
     // in-process latency to a warm object
     let hot = Address::Name("hot".into());
     directory
-        .call("counter", &hot, "increment", json!([1]))
+        .call("counter", &hot, "increment", arguments(json!([1])))
         .await?;
     let n = if quick() { 2_000 } else { 20_000 };
-    let (stats, fuel) = warm_calls(&directory, "counter", &hot, "get", &json!([]), n).await?;
+    let (stats, fuel) =
+        warm_calls(&directory, "counter", &hot, "get", &arguments(json!([])), n).await?;
     println!(
         "in-process rpc, warm object, read:                 {}  {fuel} fuel/call",
         stats.line()
     );
     let n = if quick() { 500 } else { 5_000 };
-    let (stats, _) = warm_calls(&directory, "counter", &hot, "increment", &json!([1]), n).await?;
+    let (stats, _) = warm_calls(
+        &directory,
+        "counter",
+        &hot,
+        "increment",
+        &arguments(json!([1])),
+        n,
+    )
+    .await?;
     println!(
         "in-process rpc, warm object, durable write:        {}",
         stats.line()
     );
 
     // activation of never-seen objects, one at a time
-    for (method, args) in [("get", json!([])), ("increment", json!([1]))] {
+    for (method, args) in [
+        ("get", arguments(json!([]))),
+        ("increment", arguments(json!([1]))),
+    ] {
         let n = if quick() { 300 } else { 2_000 };
         let mut samples = Vec::with_capacity(n);
         let before = mem(me);

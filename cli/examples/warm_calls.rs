@@ -11,7 +11,6 @@
 //!
 //! The host is small (4 live objects) so that valgrind can reserve its memory pool.
 
-use serde_json::json;
 use wasmdo_host::router::Address;
 
 fn main() -> anyhow::Result<()> {
@@ -40,14 +39,21 @@ async fn calls(n: usize, activate: bool) -> anyhow::Result<()> {
     let directory = host.directory().clone();
     let hot = Address::Name("hot".into());
     directory
-        .call("counter", &hot, "increment", json!([1]))
+        .call(
+            "counter",
+            &hot,
+            "increment",
+            bytes::Bytes::from_static(b"[1]"),
+        )
         .await?;
     for i in 0..n {
         let to = match activate {
             true => Address::Name(format!("new-{i}")),
             false => hot.clone(),
         };
-        directory.call("counter", &to, "get", json!([])).await?;
+        directory
+            .call("counter", &to, "get", bytes::Bytes::from_static(b"[]"))
+            .await?;
     }
     Ok(())
 }

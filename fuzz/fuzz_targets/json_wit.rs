@@ -1,5 +1,6 @@
 //! The JSON ⇄ WIT mapping against arbitrary WIT types: decoding arbitrary JSON never panics,
-//! and whatever decodes encodes to JSON that decodes and encodes to itself again.
+//! and whatever decodes encodes to JSON that decodes and encodes to itself again — for generated
+//! JSON values, and for the raw bytes that follow them as a request body's text.
 #![no_main]
 
 use arbitrary::Unstructured;
@@ -15,4 +16,5 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     wasmdo_host::fuzzing::json_round_trip(&ty, &json);
+    wasmdo_host::fuzzing::json_text_round_trip(&ty, u.take_rest());
 });

@@ -17,6 +17,7 @@
 //! [`Router`] its object's calls to other objects go through; it never sees the directory
 //! itself.
 
+use bytes::Bytes;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -97,10 +98,11 @@ impl Slot {
 
 /// A unit of work for an object.
 pub(crate) enum Event {
-    /// Typed RPC with JSON arguments (from the HTTP gateway or the CLI).
+    /// Typed RPC with JSON arguments (from the HTTP gateway or the CLI): `args` is the JSON
+    /// array's text, decoded against the method's types once the method is known.
     Call {
         method: String,
-        args: serde_json::Value,
+        args: Bytes,
         reply: oneshot::Sender<Result<serde_json::Value, ObjectError>>,
     },
     /// A call from another object's stub, with component values (no JSON): `stub` says which
@@ -849,7 +851,7 @@ impl Actor {
     async fn call(
         &mut self,
         method: &str,
-        args: serde_json::Value,
+        args: Bytes,
         limits: &Limits,
     ) -> Result<serde_json::Value, ObjectError> {
         let instance = self.ensure_live().await?;

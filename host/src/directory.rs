@@ -8,6 +8,7 @@
 //! event is either in the mailbox of an actor that will run it, or it finds no actor and starts a
 //! new one; it never lands in a mailbox nobody reads.
 
+use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -72,14 +73,14 @@ impl Directory {
         self.live.lock().expect("directory lock").len()
     }
 
-    /// Calls `method` on an object with JSON arguments; the reply is the JSON result (the same
-    /// as `Router::call`, for embedders, without boxing the wait).
+    /// Calls `method` on an object with JSON arguments (the text of a JSON array); the reply is
+    /// the JSON result (the same as `Router::call`, for embedders, without boxing the wait).
     pub async fn call(
         &self,
         class: &str,
         address: &Address,
         method: &str,
-        args: serde_json::Value,
+        args: Bytes,
     ) -> Result<serde_json::Value, ObjectError> {
         let (tx, rx) = oneshot::channel();
         let event = Event::Call {
@@ -303,7 +304,7 @@ impl Router for Directory {
         class: &str,
         address: &Address,
         method: &str,
-        args: serde_json::Value,
+        args: Bytes,
     ) -> Routed<serde_json::Value> {
         let method = method.to_string();
         self.send_for_reply(class, address, |reply| Event::Call {

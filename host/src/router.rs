@@ -12,6 +12,7 @@
 //! a call whose chain already holds its target fails at once (`CallCycle`) instead of
 //! deadlocking.
 
+use bytes::Bytes;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -83,13 +84,15 @@ pub(crate) trait Router: Send + Sync {
         Ok(self.resolve(class, &Address::Id(hex.to_owned()))?.0.id)
     }
 
-    /// Calls `method` on an object with JSON arguments; the reply is the JSON result.
+    /// Calls `method` on an object with JSON arguments, the text of a JSON array (decoded by the
+    /// object against the method's types, so it crosses as it came); the reply is the JSON
+    /// result.
     fn call(
         &self,
         class: &str,
         address: &Address,
         method: &str,
-        args: serde_json::Value,
+        args: Bytes,
     ) -> Routed<serde_json::Value>;
 
     /// Delivers an HTTP request from outside the host to an object's `fetch`; with `upgrade` (a

@@ -239,6 +239,13 @@ pub(crate) struct Body {
     _budget: Option<OwnedSemaphorePermit>,
 }
 
+impl Body {
+    /// The body's bytes, shared (the budget stays with `self`: keep it until they are done).
+    pub(crate) fn bytes(&self) -> Bytes {
+        self.bytes.clone()
+    }
+}
+
 impl std::ops::Deref for Body {
     type Target = [u8];
     fn deref(&self) -> &[u8] {

@@ -32,19 +32,14 @@ impl Gateway {
         let method = decode(method)?;
         let limit = self.runtime.limits.max_body_bytes;
         let body = self.read_body(req.into_body(), limit).await?;
-        // a JSON value tree costs far more than its text (a 2-byte `1,` becomes a 32-byte
-        // value, then a component value): the parse is charged to the body budget too
+        // component values cost far more than their text (a 2-byte `1,` becomes a 32-byte
+        // `Val`): the decoding is charged to the body budget too
         let _parse = self.charge_parse(&body)?;
-        let args = if body.iter().all(u8::is_ascii_whitespace) {
-            serde_json::Value::Array(Vec::new())
-        } else {
-            serde_json::from_slice(&body).map_err(|e| {
-                ObjectError::InvalidArgument(format!(
-                    "the body must be a JSON array of arguments: {e}"
-                ))
-            })?
-        };
-        let value = self.router.call(&class, &address, &method, args).await?;
+        // the body (and its budget) lives until the reply: the object decodes it in place
+        let value = self
+            .router
+            .call(&class, &address, &method, body.bytes())
+            .await?;
         Ok(json_response(StatusCode::OK, &value))
     }
 
@@ -53,7 +48,6 @@ impl Gateway {
     /// fit, `Overloaded` if it does not fit now.
     fn charge_parse(&self, body: &[u8]) -> Result<Option<OwnedSemaphorePermit>, ObjectError> {
         let values = count_json_values(body);
-        // each value becomes a `serde_json::Value` and then a component `Val`
         let cost = values.saturating_mul(PARSED_VALUE_BYTES);
         if cost == 0 {
             return Ok(None);
@@ -204,9 +198,10 @@ fn guest_headers(
     Ok(out)
 }
 
-/// Host memory one JSON value of RPC arguments takes while it is converted: a
-/// `serde_json::Value` (32 bytes) and a component `Val` (32), with room for their containers.
-const PARSED_VALUE_BYTES: u64 = 80;
+/// Host memory one JSON value of RPC arguments takes once decoded: the object decodes the text
+/// straight into component values, one `Val` each (object keys are counted too, and cost less),
+/// in lists that grow by doubling.
+const PARSED_VALUE_BYTES: u64 = 2 * std::mem::size_of::<wasmtime::component::Val>() as u64;
 
 /// The number of values in a JSON text, counted without parsing it: every array or object, and
 /// every scalar (a string, or a run of other characters) outside strings. Approximate for

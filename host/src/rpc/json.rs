@@ -34,12 +34,18 @@
 //! Trailing arguments whose types are `option`s may be left out of the array: they are `none`
 //! (how a JavaScript method's optional parameters work).
 //!
-//! Input is strict: nothing is coerced, and every refusal is an [`ArgumentError`] naming the
+//! Input is read in one pass over the body's text, straight into component values (no JSON tree
+//! is built; a `val` before its `tag` is kept as text until the tag says its type), and is
+//! strict: nothing is coerced, a key repeated in one object is refused, and every refusal is an [`ArgumentError`] naming the
 //! argument (numbered from 1, with its WIT name) and a JSON Pointer (RFC 6901) into it, e.g.
 //! ``argument 2 (`order`) at /items/3/name: expected string, got number 5``. Top-level
 //! `result`s are unwrapped by the gateway, not here. [`check_rpc_type`] lets the registry refuse,
 //! at deploy time, any method whose signature could never cross RPC.
 
+use std::cell::RefCell;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Number, Value};
 use thiserror::Error;
 use wasmtime::component::Val;
@@ -53,6 +59,9 @@ use super::signature::{render_params, render_type};
 /// `{"error": message, "kind": "InvalidArgument"}`.
 #[derive(Debug, Error)]
 pub(crate) enum ArgumentError {
+    /// The request body is not JSON (the reader's message says where).
+    #[error("the body must be a JSON array of arguments: {0}")]
+    NotJson(String),
     /// The request body was JSON but not an array of arguments.
     #[error("expected a JSON array of arguments, got {got}")]
     NotAnArray {
@@ -107,51 +116,48 @@ fn location(argument: Option<&Argument>, path: &str) -> String {
     }
 }
 
-/// Converts the JSON array of a call's arguments into the [`Val`]s for `params`, in order.
+/// Decodes the JSON array of a call's arguments — the request body, as text — into the
+/// [`Val`]s for `params`, in order.
 ///
-/// Refuses a body that is not an array, has the wrong number of elements, or holds an element
-/// that does not fit its parameter's type (see the module docs for the mapping).
+/// One pass over the text: each JSON value becomes its component value as it is read, checked
+/// against its parameter's type on the way, and no JSON tree is ever built (a tree costs ~20×
+/// the text of a dense array; the values alone cost what the call needs anyway). The first value
+/// that does not fit stops the reading. An empty body is an empty array. Refuses text that is
+/// not JSON, a body that is not an array, the wrong number of elements, or an element that does
+/// not fit its parameter's type (see the module docs for the mapping).
 pub(crate) fn args_from_json(
     params: &[(String, Type)],
-    json: &Value,
+    body: &[u8],
 ) -> Result<Vec<Val>, ArgumentError> {
-    let Value::Array(args) = json else {
-        return Err(ArgumentError::NotAnArray {
-            got: describe(json),
-        });
+    let failure = Failure::default();
+    let args = Args {
+        params,
+        failure: &failure,
     };
-    // trailing optional parameters may be left out (`none`), as in JavaScript
-    let required = params
-        .iter()
-        .rposition(|(_, ty)| !matches!(ty, Type::Option(_)))
-        .map_or(0, |last| last + 1);
-    if args.len() < required || args.len() > params.len() {
-        return Err(ArgumentError::WrongArity {
-            expected: params.len(),
-            params: render_params(params),
-            got: args.len(),
-        });
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return args
+            .complete(Vec::new(), 0)
+            .map_err(|()| failure.into_error(None));
     }
-    let absent = Value::Null;
-    params
-        .iter()
-        .zip(args.iter().chain(std::iter::repeat(&absent)))
-        .enumerate()
-        .map(|(i, ((name, ty), arg))| {
-            decode(ty, arg).map_err(|mismatch| {
-                mismatch.into_error(Some(Argument {
-                    position: i + 1,
-                    name: name.clone(),
-                }))
-            })
-        })
-        .collect()
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    Seed(args)
+        .deserialize(&mut reader)
+        .and_then(|args| reader.end().map(|()| args))
+        .map_err(|e| failure.into_error(Some(e)))
 }
 
-/// Converts one JSON value into a [`Val`] of type `ty`; errors carry a path but no argument.
+/// Decodes one JSON value into a [`Val`] of type `ty`; errors carry a path but no argument.
 #[cfg(test)]
 pub(crate) fn json_to_val(ty: &Type, json: &Value) -> Result<Val, ArgumentError> {
-    decode(ty, json).map_err(|mismatch| mismatch.into_error(None))
+    let text = serde_json::to_vec(json).expect("a JSON value prints");
+    let failure = Failure::default();
+    let mut reader = serde_json::Deserializer::from_slice(&text);
+    Seed(Decoder {
+        ty,
+        failure: &failure,
+    })
+    .deserialize(&mut reader)
+    .map_err(|e| failure.into_error(Some(e)))
 }
 
 /// Converts a [`Val`] of type `ty` into JSON (see the module docs for the mapping).
@@ -246,16 +252,20 @@ impl Mismatch {
     }
 
     /// The common case: the JSON is not what `expected` describes.
-    fn expected(expected: impl std::fmt::Display, got: &Value) -> Self {
-        Mismatch::new(format!("expected {expected}, got {}", describe(got)))
+    fn expected(expected: impl std::fmt::Display, got: &Got) -> Self {
+        Mismatch::new(format!("expected {expected}, got {got}"))
     }
 
     /// Records that this mismatch sits under `segment` (an object key or array index).
-    fn at(mut self, segment: impl ToString) -> Self {
+    fn at(mut self, segment: impl std::fmt::Display) -> Self {
+        self.push(&segment);
+        self
+    }
+
+    fn push(&mut self, segment: &impl std::fmt::Display) {
         // RFC 6901: `~` and `/` in a key must be escaped, `~` first.
         let segment = segment.to_string().replace('~', "~0").replace('/', "~1");
         self.reversed_path.push(segment);
-        self
     }
 
     fn into_error(self, argument: Option<Argument>) -> ArgumentError {
@@ -276,305 +286,788 @@ impl Mismatch {
     }
 }
 
-/// A short, human description of a JSON value for error messages; long strings are cut so an
-/// error never echoes a whole request body.
-fn describe(json: &Value) -> String {
+/// What the decoder learned about a JSON value that does not fit, to say what it got.
+enum Got {
+    Null,
+    Bool(bool),
+    /// As JSON prints it.
+    Number(String),
+    /// Cut to [`Got::MAX_ECHOED_CHARS`] (`true`: it was cut), so an error never echoes a body.
+    Str(String, bool),
+    Array(usize),
+    Object,
+}
+
+impl Got {
     const MAX_ECHOED_CHARS: usize = 40;
-    match json {
-        Value::Null => "null".to_owned(),
-        Value::Bool(b) => format!("boolean {b}"),
-        Value::Number(n) => format!("number {n}"),
-        Value::String(s) => {
-            let quoted = |s: &str| Value::String(s.to_owned()).to_string();
-            match s.char_indices().nth(MAX_ECHOED_CHARS) {
-                Some((cut, _)) => format!("string {}…", quoted(&s[..cut])),
-                None => format!("string {}", quoted(s)),
+
+    fn of(scalar: &Scalar<'_>) -> Got {
+        match *scalar {
+            Scalar::Null => Got::Null,
+            Scalar::Bool(b) => Got::Bool(b),
+            Scalar::U64(n) => Got::Number(n.to_string()),
+            Scalar::I64(n) => Got::Number(n.to_string()),
+            Scalar::F64(f) => {
+                Got::Number(Number::from_f64(f).map_or_else(|| f.to_string(), |n| n.to_string()))
             }
+            Scalar::Str(s) => match s.char_indices().nth(Got::MAX_ECHOED_CHARS) {
+                Some((cut, _)) => Got::Str(s[..cut].to_owned(), true),
+                None => Got::Str(s.to_owned(), false),
+            },
         }
-        Value::Array(items) => format!("array of length {}", items.len()),
-        Value::Object(_) => "object".to_owned(),
     }
 }
 
-fn decode(ty: &Type, json: &Value) -> Result<Val, Mismatch> {
+impl std::fmt::Display for Got {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Got::Null => f.write_str("null"),
+            Got::Bool(b) => write!(f, "boolean {b}"),
+            Got::Number(n) => write!(f, "number {n}"),
+            Got::Str(s, cut) => {
+                write!(f, "string {}", Value::String(s.clone()))?;
+                if *cut {
+                    f.write_str("…")?;
+                }
+                Ok(())
+            }
+            Got::Array(len) => write!(f, "array of length {len}"),
+            Got::Object => f.write_str("object"),
+        }
+    }
+}
+
+/// A JSON value that is not a container, as the reader hands it over.
+enum Scalar<'s> {
+    Null,
+    Bool(bool),
+    U64(u64),
+    I64(i64),
+    /// Anything written with a fraction or an exponent, or beyond 64-bit integers.
+    F64(f64),
+    Str(&'s str),
+}
+
+/// Where the first value that does not fit waits while the reader unwinds: serde's errors are
+/// text, so the structured error is kept here and the reader is stopped with a placeholder.
+#[derive(Default)]
+struct Failure(RefCell<Option<Failed>>);
+
+enum Failed {
+    /// Inside an argument, on its way up (each container adds its path segment).
+    Value(Mismatch),
+    /// Final: names the argument, or is about the array of arguments itself.
+    Arguments(ArgumentError),
+}
+
+impl Failure {
+    fn value<E: de::Error>(&self, mismatch: Mismatch) -> E {
+        *self.0.borrow_mut() = Some(Failed::Value(mismatch));
+        E::custom("a value does not fit its type")
+    }
+
+    fn arguments<E: de::Error>(&self, error: ArgumentError) -> E {
+        *self.0.borrow_mut() = Some(Failed::Arguments(error));
+        E::custom("the arguments do not fit the method")
+    }
+
+    /// For `map_err`: records that the failure (if it is a value's) sits under `segment`.
+    fn at<'s, E>(&'s self, segment: impl std::fmt::Display + 's) -> impl FnOnce(E) -> E + 's {
+        move |e| {
+            if let Some(Failed::Value(mismatch)) = self.0.borrow_mut().as_mut() {
+                mismatch.push(&segment);
+            }
+            e
+        }
+    }
+
+    /// A value's failure becomes final, naming the argument it is in.
+    fn in_argument(&self, argument: Argument) {
+        let mut failed = self.0.borrow_mut();
+        if let Some(Failed::Value(mismatch)) = failed.take() {
+            *failed = Some(Failed::Arguments(mismatch.into_error(Some(argument))));
+        } else if let Some(other) = failed.take() {
+            *failed = Some(other);
+        }
+    }
+
+    /// The error to answer: what was recorded, or else the reader's own (the text is not JSON).
+    fn into_error(self, reader: Option<serde_json::Error>) -> ArgumentError {
+        match self.0.into_inner() {
+            Some(Failed::Arguments(error)) => error,
+            Some(Failed::Value(mismatch)) => mismatch.into_error(None),
+            None => ArgumentError::NotJson(reader.map_or_else(String::new, |e| e.to_string())),
+        }
+    }
+}
+
+/// Decodes what the reader finds next; the three ways a JSON value can start.
+trait Decode<'de>: Sized {
+    type Value;
+    fn scalar<E: de::Error>(self, scalar: Scalar<'_>) -> Result<Self::Value, E>;
+    fn array<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error>;
+    fn object<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error>;
+}
+
+/// A [`Decode`] as serde's seed and visitor.
+struct Seed<D>(D);
+
+impl<'de, D: Decode<'de>> DeserializeSeed<'de> for Seed<D> {
+    type Value = D::Value;
+
+    fn deserialize<R: Deserializer<'de>>(self, reader: R) -> Result<D::Value, R::Error> {
+        reader.deserialize_any(self)
+    }
+}
+
+impl<'de, D: Decode<'de>> Visitor<'de> for Seed<D> {
+    type Value = D::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<D::Value, E> {
+        self.0.scalar(Scalar::Null)
+    }
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<D::Value, E> {
+        self.0.scalar(Scalar::Bool(b))
+    }
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<D::Value, E> {
+        self.0.scalar(Scalar::U64(n))
+    }
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<D::Value, E> {
+        self.0.scalar(Scalar::I64(n))
+    }
+    fn visit_f64<E: de::Error>(self, f: f64) -> Result<D::Value, E> {
+        self.0.scalar(Scalar::F64(f))
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<D::Value, E> {
+        self.0.scalar(Scalar::Str(s))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<D::Value, A::Error> {
+        self.0.array(seq)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<D::Value, A::Error> {
+        self.0.object(map)
+    }
+}
+
+/// Reads past the rest of an array, counting its elements.
+fn count_rest<'de, A: SeqAccess<'de>>(seq: &mut A) -> Result<usize, A::Error> {
+    let mut rest = 0;
+    while seq.next_element::<IgnoredAny>()?.is_some() {
+        rest += 1;
+    }
+    Ok(rest)
+}
+
+/// Reads any value only to say what it was (an array is read through to count it).
+struct Describe;
+
+impl<'de> Decode<'de> for Describe {
+    type Value = Got;
+    fn scalar<E: de::Error>(self, scalar: Scalar<'_>) -> Result<Got, E> {
+        Ok(Got::of(&scalar))
+    }
+    fn array<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Got, A::Error> {
+        Ok(Got::Array(count_rest(&mut seq)?))
+    }
+    fn object<A: MapAccess<'de>>(self, mut map: A) -> Result<Got, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Got::Object)
+    }
+}
+
+/// A string (a flag or case name), or what came instead.
+struct Name;
+
+impl<'de> Decode<'de> for Name {
+    type Value = Result<String, Got>;
+    fn scalar<E: de::Error>(self, scalar: Scalar<'_>) -> Result<Self::Value, E> {
+        Ok(match scalar {
+            Scalar::Str(s) => Ok(s.to_owned()),
+            other => Err(Got::of(&other)),
+        })
+    }
+    fn array<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        Describe.array(seq).map(Err)
+    }
+    fn object<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        Describe.object(map).map(Err)
+    }
+}
+
+/// The array of a call's arguments.
+struct Args<'a> {
+    params: &'a [(String, Type)],
+    failure: &'a Failure,
+}
+
+impl Args<'_> {
+    /// Checks the count of arguments given and fills in the trailing options left out.
+    fn complete(&self, mut args: Vec<Val>, given: usize) -> Result<Vec<Val>, ()> {
+        // trailing optional parameters may be left out (`none`), as in JavaScript
+        let required = self
+            .params
+            .iter()
+            .rposition(|(_, ty)| !matches!(ty, Type::Option(_)))
+            .map_or(0, |last| last + 1);
+        if given < required || given > self.params.len() {
+            *self.failure.0.borrow_mut() = Some(Failed::Arguments(ArgumentError::WrongArity {
+                expected: self.params.len(),
+                params: render_params(self.params),
+                got: given,
+            }));
+            return Err(());
+        }
+        args.resize(self.params.len(), Val::Option(None));
+        Ok(args)
+    }
+
+    fn not_an_array<E: de::Error>(&self, got: Got) -> E {
+        self.failure.arguments(ArgumentError::NotAnArray {
+            got: match got {
+                Got::Array(_) => "array".to_owned(),
+                Got::Object => "object".to_owned(),
+                Got::Str(..) => "string".to_owned(),
+                Got::Number(_) => "number".to_owned(),
+                Got::Bool(_) => "boolean".to_owned(),
+                Got::Null => "null".to_owned(),
+            },
+        })
+    }
+}
+
+impl<'de> Decode<'de> for Args<'_> {
+    type Value = Vec<Val>;
+
+    fn scalar<E: de::Error>(self, scalar: Scalar<'_>) -> Result<Vec<Val>, E> {
+        Err(self.not_an_array(Got::of(&scalar)))
+    }
+
+    fn object<A: MapAccess<'de>>(self, _: A) -> Result<Vec<Val>, A::Error> {
+        Err(self.not_an_array(Got::Object))
+    }
+
+    fn array<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Val>, A::Error> {
+        let mut args = Vec::with_capacity(self.params.len());
+        for (i, (name, ty)) in self.params.iter().enumerate() {
+            let decoder = Decoder {
+                ty,
+                failure: self.failure,
+            };
+            match seq.next_element_seed(Seed(decoder)) {
+                Ok(Some(arg)) => args.push(arg),
+                Ok(None) => break,
+                Err(e) => {
+                    self.failure.in_argument(Argument {
+                        position: i + 1,
+                        name: name.clone(),
+                    });
+                    return Err(e);
+                }
+            }
+        }
+        let mut given = args.len();
+        if given == self.params.len() {
+            given += count_rest(&mut seq)?;
+        }
+        self.complete(args, given)
+            .map_err(|()| de::Error::custom("the arguments do not fit the method"))
+    }
+}
+
+/// One value of type `ty`.
+#[derive(Clone, Copy)]
+struct Decoder<'a> {
+    ty: &'a Type,
+    failure: &'a Failure,
+}
+
+/// `ty` without the options around it that are written as their payload (`null` or the value
+/// itself), and how many there were: an array or an object under them is their `some`.
+fn bare(ty: &Type) -> (Type, usize) {
+    let (mut ty, mut options) = (ty.clone(), 0);
+    while let Type::Option(option) = &ty {
+        if option_is_tagged(option) {
+            break;
+        }
+        ty = option.ty();
+        options += 1;
+    }
+    (ty, options)
+}
+
+fn wrap(mut val: Val, options: usize) -> Val {
+    for _ in 0..options {
+        val = Val::Option(Some(Box::new(val)));
+    }
+    val
+}
+
+impl<'a> Decoder<'a> {
+    fn of<'b>(self, ty: &'b Type) -> Seed<Decoder<'b>>
+    where
+        'a: 'b,
+    {
+        Seed(Decoder {
+            ty,
+            failure: self.failure,
+        })
+    }
+
+    fn fail<E: de::Error>(self, mismatch: Mismatch) -> E {
+        self.failure.value(mismatch)
+    }
+
+    fn expected<E: de::Error>(self, ty: &Type, got: &Got) -> E {
+        self.fail(Mismatch::expected(expectation(ty), got))
+    }
+
+    /// The elements of an array of exactly `types.len()` values of `types`; `shape` says what
+    /// such an array is, for the error when the length differs.
+    fn exactly<'de, A: SeqAccess<'de>>(
+        self,
+        shape: impl Fn() -> String,
+        seq: &mut A,
+        types: &[Type],
+    ) -> Result<Vec<Val>, A::Error> {
+        let wrong_length = |got| self.fail(Mismatch::expected(shape(), &Got::Array(got)));
+        let mut items = Vec::with_capacity(types.len());
+        for (i, item_ty) in types.iter().enumerate() {
+            match seq
+                .next_element_seed(self.of(item_ty))
+                .map_err(self.failure.at(i))?
+            {
+                Some(item) => items.push(item),
+                None => return Err(wrong_length(i)),
+            }
+        }
+        match count_rest(seq)? {
+            0 => Ok(items),
+            rest => Err(wrong_length(types.len() + rest)),
+        }
+    }
+
+    /// A `{"tag": …, "val": …}` object standing for a variant, a result or a tagged option.
+    fn tagged<'de, A: MapAccess<'de>>(self, ty: &Type, mut map: A) -> Result<Val, A::Error> {
+        let cases: Vec<(&str, Option<Type>)> = match ty {
+            Type::Variant(variant) => variant.cases().map(|c| (c.name, c.ty)).collect(),
+            Type::Result(result) => vec![("ok", result.ok()), ("err", result.err())],
+            Type::Option(option) => vec![("none", None), ("some", Some(option.ty()))],
+            _ => unreachable!("only variants, results and options are tagged"),
+        };
+        let mut case: Option<usize> = None;
+        // `val` may come before `tag`: then it is kept as text until its type is known
+        let mut payload: Option<Result<Option<Val>, &'de RawValue>> = None;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "tag" if case.is_none() => {
+                    let tag = match map.next_value_seed(Seed(Name))? {
+                        Ok(tag) => tag,
+                        Err(got) => {
+                            return Err(
+                                self.fail(Mismatch::expected("case name string", &got).at("tag"))
+                            );
+                        }
+                    };
+                    let Some(index) = cases.iter().position(|(name, _)| *name == tag) else {
+                        let names: Vec<&str> = cases.iter().map(|(name, _)| *name).collect();
+                        return Err(self.fail(unknown_case(&tag, &names)));
+                    };
+                    case = Some(index);
+                }
+                "val" if payload.is_none() => {
+                    payload = Some(match case {
+                        Some(index) => Ok(map
+                            .next_value_seed(self.payload(&cases[index]))
+                            .map_err(self.failure.at("val"))?),
+                        None => Err(map.next_value::<&'de RawValue>()?),
+                    });
+                }
+                "tag" | "val" => {
+                    return Err(self.fail(Mismatch::new(format!(
+                        "key `{key}` appears twice in {}",
+                        render_type(ty)
+                    ))));
+                }
+                _ => {
+                    return Err(self.fail(Mismatch::new(format!(
+                        "unexpected key `{key}` for {}; only `tag` and `val` are allowed",
+                        render_type(ty)
+                    ))));
+                }
+            }
+        }
+        let Some(index) = case else {
+            return Err(self.fail(Mismatch::new(format!(
+                "missing `tag` naming a case of {}",
+                render_type(ty)
+            ))));
+        };
+        let (tag, case_ty) = &cases[index];
+        let payload = match payload {
+            Some(Ok(decoded)) => decoded,
+            Some(Err(raw)) => {
+                let mut reader = serde_json::Deserializer::from_str(raw.get());
+                self.payload(&cases[index])
+                    .deserialize(&mut reader)
+                    .map_err(self.failure.at("val"))
+                    .map_err(|e: serde_json::Error| de::Error::custom(e))?
+            }
+            // absent means `none`, as for record fields
+            None => match case_ty {
+                None => None,
+                Some(Type::Option(_)) => Some(Val::Option(None)),
+                Some(case_ty) => {
+                    return Err(self.fail(Mismatch::new(format!(
+                        "missing `val` of type {} for case `{tag}`",
+                        render_type(case_ty)
+                    ))));
+                }
+            },
+        };
+        let payload = payload.map(Box::new);
+        Ok(match ty {
+            Type::Variant(_) => Val::Variant((*tag).to_owned(), payload),
+            Type::Result(_) if index == 0 => Val::Result(Ok(payload)),
+            Type::Result(_) => Val::Result(Err(payload)),
+            _ => Val::Option(payload),
+        })
+    }
+
+    fn payload<'c>(self, (tag, ty): &'c (&str, Option<Type>)) -> Payload<'c>
+    where
+        'a: 'c,
+    {
+        Payload {
+            decoder: self,
+            tag,
+            ty: ty.as_ref(),
+        }
+    }
+}
+
+/// The `val` of case `tag`, whose payload type is `ty` (`None`: it carries nothing, `null`).
+struct Payload<'c> {
+    decoder: Decoder<'c>,
+    tag: &'c str,
+    ty: Option<&'c Type>,
+}
+
+impl<'de> DeserializeSeed<'de> for Payload<'_> {
+    type Value = Option<Val>;
+
+    fn deserialize<R: Deserializer<'de>>(self, reader: R) -> Result<Option<Val>, R::Error> {
+        match self.ty {
+            Some(ty) => self.decoder.of(ty).deserialize(reader).map(Some),
+            None => match Seed(Describe).deserialize(reader)? {
+                Got::Null => Ok(None),
+                got => Err(self.decoder.fail(Mismatch::expected(
+                    format_args!("no `val` for case `{}`", self.tag),
+                    &got,
+                ))),
+            },
+        }
+    }
+}
+
+impl<'de> Decode<'de> for Decoder<'_> {
+    type Value = Val;
+
+    fn scalar<E: de::Error>(self, scalar: Scalar<'_>) -> Result<Val, E> {
+        if let Type::Option(option) = self.ty
+            && !option_is_tagged(option)
+        {
+            return match scalar {
+                Scalar::Null => Ok(Val::Option(None)),
+                scalar => {
+                    let payload = option.ty();
+                    let decoder = Decoder {
+                        ty: &payload,
+                        failure: self.failure,
+                    };
+                    Ok(wrap(decoder.scalar(scalar)?, 1))
+                }
+            };
+        }
+        scalar_val(self.ty, &scalar).map_err(|mismatch| self.fail(mismatch))
+    }
+
+    fn array<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Val, A::Error> {
+        let (ty, options) = bare(self.ty);
+        let val = match &ty {
+            Type::List(list) => {
+                let element = list.ty();
+                let mut items = Vec::new();
+                while let Some(item) = seq
+                    .next_element_seed(self.of(&element))
+                    .map_err(self.failure.at(items.len()))?
+                {
+                    items.push(item);
+                }
+                Val::List(items)
+            }
+            Type::FixedLengthList(list) => {
+                let types = vec![list.ty(); list.len() as usize];
+                let shape = || format!("array of length {} for {}", types.len(), render_type(&ty));
+                Val::FixedLengthList(self.exactly(shape, &mut seq, &types)?)
+            }
+            Type::Tuple(tuple) => {
+                let types: Vec<Type> = tuple.types().collect();
+                let shape = || format!("array of length {} for {}", types.len(), render_type(&ty));
+                Val::Tuple(self.exactly(shape, &mut seq, &types)?)
+            }
+            Type::Map(map) => {
+                let pair = vec![map.key(), map.value()];
+                let mut entries = Vec::new();
+                while let Some(entry) = seq
+                    .next_element_seed(Seed(Pair {
+                        decoder: self,
+                        types: &pair,
+                    }))
+                    .map_err(self.failure.at(entries.len()))?
+                {
+                    entries.push(entry);
+                }
+                Val::Map(entries)
+            }
+            Type::Flags(flags) => {
+                let mut set = vec![false; flags.names().len()];
+                let mut i = 0;
+                while let Some(name) = seq.next_element_seed(Seed(Name))? {
+                    let name = match name {
+                        Ok(name) => name,
+                        Err(got) => {
+                            return Err(
+                                self.fail(Mismatch::expected("flag name string", &got).at(i))
+                            );
+                        }
+                    };
+                    let Some(index) = flags.names().position(|flag| flag == name) else {
+                        return Err(self.fail(
+                            Mismatch::new(format!(
+                                "unknown flag `{name}`; expected one of {}",
+                                backticked(&flags.names().collect::<Vec<_>>())
+                            ))
+                            .at(i),
+                        ));
+                    };
+                    if std::mem::replace(&mut set[index], true) {
+                        return Err(self
+                            .fail(Mismatch::new(format!("flag `{name}` is listed twice")).at(i)));
+                    }
+                    i += 1;
+                }
+                Val::Flags(
+                    flags
+                        .names()
+                        .zip(set)
+                        .filter(|(_, is_set)| *is_set)
+                        .map(|(name, _)| name.to_owned())
+                        .collect(),
+                )
+            }
+            _ if is_handle(&ty) => return Err(self.fail(cannot_cross(&ty))),
+            _ => return Err(self.expected(&ty, &Got::Array(count_rest(&mut seq)?))),
+        };
+        Ok(wrap(val, options))
+    }
+
+    fn object<A: MapAccess<'de>>(self, mut map: A) -> Result<Val, A::Error> {
+        let (ty, options) = bare(self.ty);
+        let val = match &ty {
+            Type::Record(record) => {
+                let fields: Vec<_> = record.fields().collect();
+                let mut values: Vec<Option<Val>> = vec![None; fields.len()];
+                while let Some(key) = map.next_key::<String>()? {
+                    let Some(index) = fields.iter().position(|field| field.name == key) else {
+                        // a misspelt optional field would otherwise quietly become `none`
+                        let known: Vec<&str> = fields.iter().map(|field| field.name).collect();
+                        return Err(self.fail(Mismatch::new(format!(
+                            "unknown field `{key}` for record with fields {}",
+                            backticked(&known)
+                        ))));
+                    };
+                    if values[index].is_some() {
+                        return Err(
+                            self.fail(Mismatch::new(format!("field `{key}` appears twice")))
+                        );
+                    }
+                    let field = &fields[index];
+                    let value = map
+                        .next_value_seed(self.of(&field.ty))
+                        .map_err(self.failure.at(field.name))?;
+                    values[index] = Some(value);
+                }
+                let mut record = Vec::with_capacity(fields.len());
+                for (field, value) in fields.iter().zip(values) {
+                    let value = match value {
+                        Some(value) => value,
+                        None if matches!(field.ty, Type::Option(_)) => Val::Option(None),
+                        None => {
+                            return Err(self.fail(Mismatch::new(format!(
+                                "missing field `{}` of type {}",
+                                field.name,
+                                render_type(&field.ty)
+                            ))));
+                        }
+                    };
+                    record.push((field.name.to_owned(), value));
+                }
+                Val::Record(record)
+            }
+            Type::Variant(_) | Type::Result(_) | Type::Option(_) => self.tagged(&ty, map)?,
+            _ if is_handle(&ty) => return Err(self.fail(cannot_cross(&ty))),
+            _ => return Err(self.expected(&ty, &Got::Object)),
+        };
+        Ok(wrap(val, options))
+    }
+}
+
+/// One `[key, value]` entry of a map.
+struct Pair<'a> {
+    decoder: Decoder<'a>,
+    types: &'a [Type],
+}
+
+impl<'de> Decode<'de> for Pair<'_> {
+    type Value = (Val, Val);
+
+    fn scalar<E: de::Error>(self, scalar: Scalar<'_>) -> Result<(Val, Val), E> {
+        Err(self.wrong(&Got::of(&scalar)))
+    }
+
+    fn object<A: MapAccess<'de>>(self, _: A) -> Result<(Val, Val), A::Error> {
+        Err(self.wrong(&Got::Object))
+    }
+
+    fn array<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(Val, Val), A::Error> {
+        let mut pair = self.decoder.exactly(Pair::shape, &mut seq, self.types)?;
+        let value = pair.pop().expect("two values");
+        let key = pair.pop().expect("two values");
+        Ok((key, value))
+    }
+}
+
+impl Pair<'_> {
+    fn shape() -> String {
+        "a [key, value] array of length 2".to_owned()
+    }
+
+    fn wrong<E: de::Error>(&self, got: &Got) -> E {
+        self.decoder.fail(Mismatch::expected(Pair::shape(), got))
+    }
+}
+
+/// The message for a handle type anywhere in an argument.
+fn cannot_cross(ty: &Type) -> Mismatch {
+    Mismatch::new(format!("type `{}` cannot cross RPC", render_type(ty)))
+}
+
+/// What a value of `ty` must look like, for "expected …, got …".
+fn expectation(ty: &Type) -> String {
+    match ty {
+        Type::Bool => "bool".to_owned(),
+        Type::U8 => U8.name.to_owned(),
+        Type::U16 => U16.name.to_owned(),
+        Type::U32 => U32.name.to_owned(),
+        Type::S8 => S8.name.to_owned(),
+        Type::S16 => S16.name.to_owned(),
+        Type::S32 => S32.name.to_owned(),
+        Type::U64 | Type::S64 => {
+            let name = if matches!(ty, Type::U64) {
+                "u64"
+            } else {
+                "s64"
+            };
+            format!("{name} (a number or a decimal string)")
+        }
+        Type::Float32 | Type::Float64 => {
+            let name = if matches!(ty, Type::Float32) {
+                "f32"
+            } else {
+                "f64"
+            };
+            format!("{name} (a number, \"NaN\", \"Infinity\" or \"-Infinity\")")
+        }
+        Type::Char => "char (a string of exactly one Unicode scalar value)".to_owned(),
+        Type::String => "string".to_owned(),
+        Type::List(_)
+        | Type::FixedLengthList(_)
+        | Type::Map(_)
+        | Type::Tuple(_)
+        | Type::Flags(_) => {
+            format!("array for {}", render_type(ty))
+        }
+        Type::Record(_) => format!("object for {}", render_type(ty)),
+        Type::Option(option) if !option_is_tagged(option) => expectation(&option.ty()),
+        Type::Variant(_) | Type::Result(_) | Type::Option(_) => {
+            format!("{{\"tag\": …, \"val\": …}} object for {}", render_type(ty))
+        }
+        Type::Enum(_) => format!("string for {}", render_type(ty)),
+        Type::Own(_) | Type::Borrow(_) | Type::Future(_) | Type::Stream(_) | Type::ErrorContext => {
+            format!("a value of `{}`, which cannot cross RPC", render_type(ty))
+        }
+    }
+}
+
+/// A scalar as a value of `ty` (which is not an option written as its payload).
+fn scalar_val(ty: &Type, scalar: &Scalar<'_>) -> Result<Val, Mismatch> {
+    let wrong = || Mismatch::expected(expectation(ty), &Got::of(scalar));
     Ok(match ty {
-        Type::Bool => match json {
-            Value::Bool(b) => Val::Bool(*b),
-            _ => return Err(Mismatch::expected("bool", json)),
+        Type::Bool => match scalar {
+            Scalar::Bool(b) => Val::Bool(*b),
+            _ => return Err(wrong()),
         },
         // Range checks happen in `integer`, so the casts below cannot truncate.
-        Type::U8 => Val::U8(integer(json, &U8)? as u8),
-        Type::U16 => Val::U16(integer(json, &U16)? as u16),
-        Type::U32 => Val::U32(integer(json, &U32)? as u32),
-        Type::U64 => Val::U64(integer(json, &U64)? as u64),
-        Type::S8 => Val::S8(integer(json, &S8)? as i8),
-        Type::S16 => Val::S16(integer(json, &S16)? as i16),
-        Type::S32 => Val::S32(integer(json, &S32)? as i32),
-        Type::S64 => Val::S64(integer(json, &S64)? as i64),
+        Type::U8 => Val::U8(integer(scalar, &U8)? as u8),
+        Type::U16 => Val::U16(integer(scalar, &U16)? as u16),
+        Type::U32 => Val::U32(integer(scalar, &U32)? as u32),
+        Type::U64 => Val::U64(integer(scalar, &U64)? as u64),
+        Type::S8 => Val::S8(integer(scalar, &S8)? as i8),
+        Type::S16 => Val::S16(integer(scalar, &S16)? as i16),
+        Type::S32 => Val::S32(integer(scalar, &S32)? as i32),
+        Type::S64 => Val::S64(integer(scalar, &S64)? as i64),
         Type::Float32 => {
-            let wide = float(json, "f32")?;
+            let wide = float(scalar).ok_or_else(wrong)?;
             let narrow = wide as f32;
             // `as` would silently turn 1e300 into infinity, a different value.
             if wide.is_finite() && !narrow.is_finite() {
-                return Err(Mismatch::new(format!(
-                    "expected f32 in range {:e}..={:e}, got {}",
-                    f32::MIN,
-                    f32::MAX,
-                    describe(json)
-                )));
+                return Err(Mismatch::expected(
+                    format_args!("f32 in range {:e}..={:e}", f32::MIN, f32::MAX),
+                    &Got::of(scalar),
+                ));
             }
             Val::Float32(narrow)
         }
-        Type::Float64 => Val::Float64(float(json, "f64")?),
+        Type::Float64 => Val::Float64(float(scalar).ok_or_else(wrong)?),
         Type::Char => {
-            let one_char = match json {
-                Value::String(s) => {
+            let one_char = match scalar {
+                Scalar::Str(s) => {
                     let mut chars = s.chars();
                     chars.next().filter(|_| chars.next().is_none())
                 }
                 _ => None,
             };
-            match one_char {
-                Some(c) => Val::Char(c),
-                None => {
-                    return Err(Mismatch::expected(
-                        "char (a string of exactly one Unicode scalar value)",
-                        json,
-                    ));
-                }
-            }
+            Val::Char(one_char.ok_or_else(wrong)?)
         }
-        Type::String => match json {
-            Value::String(s) => Val::String(s.clone()),
-            _ => return Err(Mismatch::expected("string", json)),
+        Type::String => match scalar {
+            Scalar::Str(s) => Val::String((*s).to_owned()),
+            _ => return Err(wrong()),
         },
-        Type::List(list) => {
-            let items = array(ty, json, None)?;
-            let element = list.ty();
-            Val::List(decode_items(&element, items)?)
-        }
-        Type::FixedLengthList(list) => {
-            let items = array(ty, json, Some(list.len() as usize))?;
-            let element = list.ty();
-            Val::FixedLengthList(decode_items(&element, items)?)
-        }
-        Type::Map(map) => {
-            let (key_ty, value_ty) = (map.key(), map.value());
-            let pairs = array(ty, json, None)?;
-            let mut entries = Vec::with_capacity(pairs.len());
-            for (i, pair) in pairs.iter().enumerate() {
-                let entry = match pair.as_array().map(Vec::as_slice) {
-                    Some([key, value]) => {
-                        let key = decode(&key_ty, key).map_err(|m| m.at(0).at(i))?;
-                        let value = decode(&value_ty, value).map_err(|m| m.at(1).at(i))?;
-                        (key, value)
-                    }
-                    _ => {
-                        return Err(
-                            Mismatch::expected("a [key, value] array of length 2", pair).at(i)
-                        );
-                    }
-                };
-                entries.push(entry);
+        Type::Enum(enum_) => match scalar {
+            Scalar::Str(name) if enum_.names().any(|case| case == *name) => {
+                Val::Enum((*name).to_owned())
             }
-            Val::Map(entries)
-        }
-        Type::Record(record) => {
-            let Value::Object(object) = json else {
-                return Err(Mismatch::expected(
-                    format_args!("object for {}", render_type(ty)),
-                    json,
-                ));
-            };
-            // Refuse unknown keys first: a misspelt optional field would otherwise quietly
-            // become `none`.
-            if let Some(unknown) = object
-                .keys()
-                .find(|key| !record.fields().any(|field| field.name == key.as_str()))
-            {
-                let known: Vec<&str> = record.fields().map(|field| field.name).collect();
-                return Err(Mismatch::new(format!(
-                    "unknown field `{unknown}` for record with fields {}",
-                    backticked(&known)
-                )));
-            }
-            let mut fields = Vec::with_capacity(record.fields().len());
-            for field in record.fields() {
-                let value = match object.get(field.name) {
-                    Some(value) => decode(&field.ty, value).map_err(|m| m.at(field.name))?,
-                    None if matches!(field.ty, Type::Option(_)) => Val::Option(None),
-                    None => {
-                        return Err(Mismatch::new(format!(
-                            "missing field `{}` of type {}",
-                            field.name,
-                            render_type(&field.ty)
-                        )));
-                    }
-                };
-                fields.push((field.name.to_owned(), value));
-            }
-            Val::Record(fields)
-        }
-        Type::Tuple(tuple) => {
-            let items = array(ty, json, Some(tuple.types().len()))?;
-            let values = tuple
-                .types()
-                .zip(items)
-                .enumerate()
-                .map(|(i, (ty, item))| decode(&ty, item).map_err(|m| m.at(i)))
-                .collect::<Result<_, _>>()?;
-            Val::Tuple(values)
-        }
-        Type::Variant(variant) => {
-            let (tag, payload) = tagged(ty, json)?;
-            let Some(case) = variant.cases().find(|case| case.name == tag) else {
-                let names: Vec<&str> = variant.cases().map(|case| case.name).collect();
-                return Err(unknown_case(tag, &names));
-            };
-            Val::Variant(
-                tag.to_owned(),
-                decode_payload(tag, case.ty.as_ref(), payload)?,
-            )
-        }
-        Type::Enum(enum_) => {
-            let Value::String(name) = json else {
-                return Err(Mismatch::expected(
-                    format_args!("string for {}", render_type(ty)),
-                    json,
-                ));
-            };
-            if !enum_.names().any(|case| case == name) {
+            Scalar::Str(name) => {
                 return Err(unknown_case(name, &enum_.names().collect::<Vec<_>>()));
             }
-            Val::Enum(name.clone())
-        }
-        Type::Option(option) => {
-            let payload_ty = option.ty();
-            if option_is_tagged(option) {
-                let (tag, payload) = tagged(ty, json)?;
-                match tag {
-                    "none" => Val::Option(decode_payload(tag, None, payload)?),
-                    "some" => Val::Option(decode_payload(tag, Some(&payload_ty), payload)?),
-                    _ => return Err(unknown_case(tag, &["none", "some"])),
-                }
-            } else if json.is_null() {
-                Val::Option(None)
-            } else {
-                Val::Option(Some(Box::new(decode(&payload_ty, json)?)))
-            }
-        }
-        Type::Result(result) => {
-            let (tag, payload) = tagged(ty, json)?;
-            match tag {
-                "ok" => Val::Result(Ok(decode_payload(tag, result.ok().as_ref(), payload)?)),
-                "err" => Val::Result(Err(decode_payload(tag, result.err().as_ref(), payload)?)),
-                _ => return Err(unknown_case(tag, &["ok", "err"])),
-            }
-        }
-        Type::Flags(flags) => {
-            let names = array(ty, json, None)?;
-            let mut set = vec![false; flags.names().len()];
-            for (i, name) in names.iter().enumerate() {
-                let Value::String(name) = name else {
-                    return Err(Mismatch::expected("flag name string", name).at(i));
-                };
-                let Some(index) = flags.names().position(|flag| flag == name) else {
-                    return Err(Mismatch::new(format!(
-                        "unknown flag `{name}`; expected one of {}",
-                        backticked(&flags.names().collect::<Vec<_>>())
-                    ))
-                    .at(i));
-                };
-                if std::mem::replace(&mut set[index], true) {
-                    return Err(Mismatch::new(format!("flag `{name}` is listed twice")).at(i));
-                }
-            }
-            Val::Flags(
-                flags
-                    .names()
-                    .zip(set)
-                    .filter(|(_, is_set)| *is_set)
-                    .map(|(name, _)| name.to_owned())
-                    .collect(),
-            )
-        }
-        Type::Own(_) | Type::Borrow(_) | Type::Future(_) | Type::Stream(_) | Type::ErrorContext => {
-            return Err(Mismatch::new(format!(
-                "type `{}` cannot cross RPC",
-                render_type(ty)
-            )));
-        }
+            _ => return Err(wrong()),
+        },
+        _ if is_handle(ty) => return Err(cannot_cross(ty)),
+        _ => return Err(wrong()),
     })
-}
-
-fn decode_items(element: &Type, items: &[Value]) -> Result<Vec<Val>, Mismatch> {
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| decode(element, item).map_err(|m| m.at(i)))
-        .collect()
-}
-
-/// The elements of a JSON array standing for `ty`, checking the length when `ty` fixes it.
-fn array<'a>(ty: &Type, json: &'a Value, len: Option<usize>) -> Result<&'a [Value], Mismatch> {
-    let Value::Array(items) = json else {
-        return Err(Mismatch::expected(
-            format_args!("array for {}", render_type(ty)),
-            json,
-        ));
-    };
-    match len {
-        Some(len) if items.len() != len => Err(Mismatch::expected(
-            format_args!("array of length {len} for {}", render_type(ty)),
-            json,
-        )),
-        _ => Ok(items),
-    }
-}
-
-/// Splits a `{"tag": …, "val": …}` object into its tag and its `val`, if present.
-fn tagged<'a>(ty: &Type, json: &'a Value) -> Result<(&'a str, Option<&'a Value>), Mismatch> {
-    let Value::Object(object) = json else {
-        return Err(Mismatch::expected(
-            format_args!("{{\"tag\": …, \"val\": …}} object for {}", render_type(ty)),
-            json,
-        ));
-    };
-    if let Some(extra) = object.keys().find(|key| *key != "tag" && *key != "val") {
-        return Err(Mismatch::new(format!(
-            "unexpected key `{extra}` for {}; only `tag` and `val` are allowed",
-            render_type(ty)
-        )));
-    }
-    match object.get("tag") {
-        Some(Value::String(tag)) => Ok((tag, object.get("val"))),
-        Some(other) => Err(Mismatch::expected("case name string", other).at("tag")),
-        None => Err(Mismatch::new(format!(
-            "missing `tag` naming a case of {}",
-            render_type(ty)
-        ))),
-    }
-}
-
-/// The payload of case `tag`, whose type is `ty` (`None`: the case carries nothing).
-fn decode_payload(
-    tag: &str,
-    ty: Option<&Type>,
-    json: Option<&Value>,
-) -> Result<Option<Box<Val>>, Mismatch> {
-    match (ty, json) {
-        (None, None | Some(Value::Null)) => Ok(None),
-        (None, Some(json)) => {
-            Err(Mismatch::expected(format_args!("no `val` for case `{tag}`"), json).at("val"))
-        }
-        (Some(ty), Some(json)) => Ok(Some(Box::new(decode(ty, json).map_err(|m| m.at("val"))?))),
-        // Absent means `none`, as for record fields.
-        (Some(Type::Option(_)), None) => Ok(Some(Box::new(Val::Option(None)))),
-        (Some(ty), None) => Err(Mismatch::new(format!(
-            "missing `val` of type {} for case `{tag}`",
-            render_type(ty)
-        ))),
-    }
 }
 
 fn unknown_case(tag: &str, names: &[&str]) -> Mismatch {
@@ -619,47 +1112,43 @@ const fn int_type(name: &'static str, min: i128, max: i128, accepts_string: bool
     }
 }
 
-/// The integer `json` stands for, checked against `ty`'s range.
-fn integer(json: &Value, ty: &IntegerType) -> Result<i128, Mismatch> {
+/// The integer `scalar` stands for, checked against `ty`'s range.
+fn integer(scalar: &Scalar<'_>, ty: &IntegerType) -> Result<i128, Mismatch> {
+    let got = || Got::of(scalar);
     let out_of_range = || {
         Mismatch::expected(
             format_args!("{} in range {}..={}", ty.name, ty.min, ty.max),
-            json,
+            &got(),
         )
     };
-    let value = match json {
-        Value::Number(n) => {
-            if let Some(u) = n.as_u64() {
-                i128::from(u)
-            } else if let Some(i) = n.as_i64() {
-                i128::from(i)
-            } else {
-                // serde_json keeps anything written with a fraction or exponent as f64.
-                let f = n.as_f64().unwrap_or(f64::NAN);
-                if f.fract() != 0.0 || !f.is_finite() {
-                    return Err(Mismatch::expected(
-                        format_args!("{} (an integer)", ty.name),
-                        json,
-                    ));
-                }
-                if f < ty.min as f64 || f > ty.max as f64 {
-                    return Err(out_of_range());
-                }
+    let value = match *scalar {
+        Scalar::U64(u) => i128::from(u),
+        Scalar::I64(i) => i128::from(i),
+        // serde_json reads anything written with a fraction or exponent as f64
+        Scalar::F64(f) => {
+            if f.fract() != 0.0 || !f.is_finite() {
                 return Err(Mismatch::expected(
-                    format_args!(
-                        "{} written as an integer, without fraction or exponent",
-                        ty.name
-                    ),
-                    json,
+                    format_args!("{} (an integer)", ty.name),
+                    &got(),
                 ));
             }
+            if f < ty.min as f64 || f > ty.max as f64 {
+                return Err(out_of_range());
+            }
+            return Err(Mismatch::expected(
+                format_args!(
+                    "{} written as an integer, without fraction or exponent",
+                    ty.name
+                ),
+                &got(),
+            ));
         }
-        Value::String(s) if ty.accepts_string => {
+        Scalar::Str(s) if ty.accepts_string => {
             let digits = s.strip_prefix('-').unwrap_or(s);
             if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(Mismatch::expected(
                     format_args!("{} (a number or a decimal string)", ty.name),
-                    json,
+                    &got(),
                 ));
             }
             // Only digits are left, so a parse failure means too many of them.
@@ -668,10 +1157,10 @@ fn integer(json: &Value, ty: &IntegerType) -> Result<i128, Mismatch> {
         _ if ty.accepts_string => {
             return Err(Mismatch::expected(
                 format_args!("{} (a number or a decimal string)", ty.name),
-                json,
+                &got(),
             ));
         }
-        _ => return Err(Mismatch::expected(ty.name, json)),
+        _ => return Err(Mismatch::expected(ty.name, &got())),
     };
     if value < ty.min || value > ty.max {
         return Err(out_of_range());
@@ -679,16 +1168,20 @@ fn integer(json: &Value, ty: &IntegerType) -> Result<i128, Mismatch> {
     Ok(value)
 }
 
-fn float(json: &Value, name: &str) -> Result<f64, Mismatch> {
-    match json {
-        Value::Number(n) => n.as_f64().ok_or_else(|| Mismatch::expected(name, json)),
-        Value::String(s) if s == "NaN" => Ok(f64::NAN),
-        Value::String(s) if s == "Infinity" => Ok(f64::INFINITY),
-        Value::String(s) if s == "-Infinity" => Ok(f64::NEG_INFINITY),
-        _ => Err(Mismatch::expected(
-            format_args!("{name} (a number, \"NaN\", \"Infinity\" or \"-Infinity\")"),
-            json,
-        )),
+/// The number `scalar` stands for, if it is one (or `"NaN"`, `"Infinity"`, `"-Infinity"`).
+#[expect(
+    clippy::cast_precision_loss,
+    reason = "JSON numbers are f64 to a float type"
+)]
+fn float(scalar: &Scalar<'_>) -> Option<f64> {
+    match *scalar {
+        Scalar::U64(n) => Some(n as f64),
+        Scalar::I64(n) => Some(n as f64),
+        Scalar::F64(f) => Some(f),
+        Scalar::Str("NaN") => Some(f64::NAN),
+        Scalar::Str("Infinity") => Some(f64::INFINITY),
+        Scalar::Str("-Infinity") => Some(f64::NEG_INFINITY),
+        _ => None,
     }
 }
 
@@ -890,6 +1383,11 @@ mod tests {
 
     fn all() -> HashMap<String, Type> {
         types(TYPES)
+    }
+
+    /// The arguments `json` (an array, or what a client sent instead) decode to.
+    fn args_from_json(params: &[(String, Type)], json: Value) -> Result<Vec<Val>, ArgumentError> {
+        super::args_from_json(params, json.to_string().as_bytes())
     }
 
     fn t(name: &str) -> Type {
@@ -1119,6 +1617,122 @@ mod tests {
         Val::Option(Some(Box::new(val)))
     }
 
+    /// Decodes `text` exactly as written (key order, duplicates, syntax) as one argument.
+    fn from_text(ty: &Type, text: &str) -> Result<Val, String> {
+        let params = [("v".to_owned(), ty.clone())];
+        super::args_from_json(&params, text.as_bytes())
+            .map(|mut args| args.remove(0))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn val_may_come_before_tag() {
+        let shape = t("shape");
+        assert_eq!(
+            from_text(&shape, r#"[{"val": 7, "tag": "maybe"}]"#),
+            Ok(Val::Variant(
+                "maybe".to_owned(),
+                Some(Box::new(Val::Option(Some(Box::new(Val::U32(7))))))
+            ))
+        );
+        assert_eq!(
+            from_text(&shape, r#"[{"val": null, "tag": "dot"}]"#),
+            Ok(Val::Variant("dot".to_owned(), None))
+        );
+        assert_eq!(
+            from_text(&shape, r#"[{"val": "x", "tag": "circle"}]"#).unwrap_err(),
+            "argument 1 (`v`) at /val: expected f64 (a number, \"NaN\", \"Infinity\" or \"-Infinity\"), got string \"x\""
+        );
+        assert_eq!(
+            from_text(&shape, r#"[{"val": [1], "tag": "dot"}]"#).unwrap_err(),
+            "argument 1 (`v`) at /val: expected no `val` for case `dot`, got array of length 1"
+        );
+        let outcome = t("result-err-only");
+        assert_eq!(
+            from_text(&outcome, r#"[{"val": "no", "tag": "err"}]"#),
+            Ok(Val::Result(Err(Some(Box::new(Val::String("no".into()))))))
+        );
+        let option2 = t("option2");
+        assert_eq!(
+            from_text(&option2, r#"[{"val": 3, "tag": "some"}]"#),
+            Ok(Val::Option(Some(Box::new(Val::Option(Some(Box::new(
+                Val::U32(3)
+            )))))))
+        );
+    }
+
+    #[test]
+    fn repeated_keys_are_refused() {
+        // JSON leaves repeated keys to the reader; taking either one silently would let two
+        // readers of one body disagree
+        let item = t("item");
+        assert_eq!(
+            from_text(&item, r#"[{"name": "a", "count": 1, "name": "b"}]"#).unwrap_err(),
+            "argument 1 (`v`): field `name` appears twice"
+        );
+        assert_eq!(
+            from_text(
+                &t("shape"),
+                r#"[{"tag": "dot", "tag": "circle", "val": 1}]"#
+            )
+            .unwrap_err(),
+            "argument 1 (`v`): key `tag` appears twice in variant { dot, circle(f64), maybe(option<u32>) }"
+        );
+    }
+
+    #[test]
+    fn the_body_is_read_in_one_pass() {
+        let (params, _) = signature(&func(
+            r#"(import "f" (func (param "a" u32) (param "b" (list string))))"#,
+            "f",
+        ));
+        let decode =
+            |text: &str| super::args_from_json(&params, text.as_bytes()).map_err(|e| e.to_string());
+        assert_eq!(
+            decode(r#" [1, ["x"]] "#),
+            Ok(vec![
+                Val::U32(1),
+                Val::List(vec![Val::String("x".to_owned())])
+            ])
+        );
+        // the first value that does not fit stops the reading: what follows is never looked at
+        assert_eq!(
+            decode(r#"[-1, this is not JSON"#).unwrap_err(),
+            "argument 1 (`a`): expected u32 in range 0..=4294967295, got number -1"
+        );
+        // text that is not JSON, or not only JSON, is refused as such
+        assert!(
+            decode(r#"[1, ["x"]"#)
+                .unwrap_err()
+                .starts_with("the body must be a JSON array of arguments: EOF while parsing")
+        );
+        assert!(
+            decode(r#"[1, ["x"]] [2]"#)
+                .unwrap_err()
+                .starts_with("the body must be a JSON array of arguments: trailing characters")
+        );
+        // nesting deeper than the type is skipped without recursion, however deep
+        let deep = format!("[1, [{}{}]]", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(
+            decode(&deep).unwrap_err(),
+            "argument 2 (`b`) at /0: expected string, got array of length 1"
+        );
+        let unclosed = format!("[1, [{}]]", "[".repeat(100_000));
+        assert!(decode(&unclosed).unwrap_err().contains("EOF while parsing"));
+        // too many arguments are counted without being decoded
+        assert_eq!(
+            decode(r#"[1, [], {"a": [1, 2]}, [3]]"#).unwrap_err(),
+            "expected 2 arguments (a: u32, b: list<string>), got 4"
+        );
+        // an empty body is an empty array
+        let (none, _) = signature(&func(r#"(import "f" (func))"#, "f"));
+        assert_eq!(super::args_from_json(&none, b"  \n").unwrap(), vec![]);
+        assert_eq!(
+            super::args_from_json(&params, b"").unwrap_err().to_string(),
+            "expected 2 arguments (a: u32, b: list<string>), got 0"
+        );
+    }
+
     #[test]
     fn nested_options_are_tagged_like_jco() {
         let option2 = t("option2");
@@ -1268,7 +1882,7 @@ mod tests {
         );
         let (params, _) = signature(&f);
         assert_eq!(
-            args_from_json(&params, &json!([-3, [{"name": "a"}]])).unwrap(),
+            args_from_json(&params, json!([-3, [{"name": "a"}]])).unwrap(),
             vec![
                 Val::S64(-3),
                 Val::List(vec![Val::Record(vec![(
@@ -1278,24 +1892,22 @@ mod tests {
             ]
         );
         assert_eq!(
-            args_from_json(&params, &json!([1]))
-                .unwrap_err()
-                .to_string(),
+            args_from_json(&params, json!([1])).unwrap_err().to_string(),
             "expected 2 arguments (by: s64, items: list<record { name: string }>), got 1"
         );
         assert_eq!(
-            args_from_json(&params, &json!({"by": 1}))
+            args_from_json(&params, json!({"by": 1}))
                 .unwrap_err()
                 .to_string(),
             "expected a JSON array of arguments, got object"
         );
         assert_eq!(
-            args_from_json(&params, &json!([1, [{"name": "a"}, {"name": 5}]]))
+            args_from_json(&params, json!([1, [{"name": "a"}, {"name": 5}]]))
                 .unwrap_err()
                 .to_string(),
             "argument 2 (`items`) at /1/name: expected string, got number 5"
         );
-        let err = args_from_json(&params, &json!(["x", []])).unwrap_err();
+        let err = args_from_json(&params, json!(["x", []])).unwrap_err();
         assert_eq!(
             err.to_string(),
             "argument 1 (`by`): expected s64 (a number or a decimal string), got string \"x\""
@@ -1309,16 +1921,16 @@ mod tests {
         ));
 
         let (no_params, _) = signature(&func(r#"(import "f" (func))"#, "f"));
-        assert_eq!(args_from_json(&no_params, &json!([])).unwrap(), vec![]);
+        assert_eq!(args_from_json(&no_params, json!([])).unwrap(), vec![]);
         assert_eq!(
-            args_from_json(&no_params, &json!([1]))
+            args_from_json(&no_params, json!([1]))
                 .unwrap_err()
                 .to_string(),
             "expected no arguments, got 1"
         );
         let (one, _) = signature(&func(r#"(import "f" (func (param "by" s64)))"#, "f"));
         assert_eq!(
-            args_from_json(&one, &json!([])).unwrap_err().to_string(),
+            args_from_json(&one, json!([])).unwrap_err().to_string(),
             "expected 1 argument (by: s64), got 0"
         );
     }
@@ -1332,16 +1944,16 @@ mod tests {
         let none = Val::Option(None);
         let a = Val::String("x".into());
         assert_eq!(
-            args_from_json(&params, &json!(["x"])).unwrap(),
+            args_from_json(&params, json!(["x"])).unwrap(),
             vec![a.clone(), none.clone(), none.clone()]
         );
         assert_eq!(
-            args_from_json(&params, &json!(["x", 5])).unwrap(),
+            args_from_json(&params, json!(["x", 5])).unwrap(),
             vec![a, Val::Option(Some(Box::new(Val::U32(5)))), none]
         );
         // the required one may not, and there may not be more than declared
-        assert!(args_from_json(&params, &json!([])).is_err());
-        assert!(args_from_json(&params, &json!(["x", 1, true, 4])).is_err());
+        assert!(args_from_json(&params, json!([])).is_err());
+        assert!(args_from_json(&params, json!(["x", 1, true, 4])).is_err());
     }
 
     #[test]
@@ -1391,7 +2003,7 @@ mod tests {
         let (params, results) = signature(&ty);
         let args = args_from_json(
             &params,
-            &json!([{"id": "18446744073709551615", "color": "light-blue",
+            json!([{"id": "18446744073709551615", "color": "light-blue",
                      "perms": ["write", "read"], "shape": {"tag": "circle", "val": "NaN"},
                      "pair": [true, "ü"], "scale": 0.5}]),
         )
