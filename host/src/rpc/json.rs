@@ -1535,6 +1535,28 @@ mod tests {
         );
     }
 
+    /// A float survives text both ways exactly: the shortest decimal the encoder prints reads
+    /// back as the same double (found by fuzzing: best-effort float parsing was off by an ulp).
+    #[test]
+    fn floats_read_back_exactly_from_text() {
+        for text in [
+            "1.6638239752757635e18",
+            "0.1",
+            "2.2250738585072014e-308",
+            "5e-324",
+        ] {
+            let exact: f64 = text.parse().unwrap();
+            let val = from_text(&prim("f64"), &format!("[{text}]")).unwrap();
+            assert_eq!(val, Val::Float64(exact), "{text}");
+            let again = val_to_json(&prim("f64"), &val).to_string();
+            assert_eq!(
+                again.parse::<f64>().unwrap(),
+                exact,
+                "{text} printed as {again}"
+            );
+        }
+    }
+
     #[test]
     fn non_finite_floats_are_strings_both_ways() {
         for ty in ["f32", "f64"] {
