@@ -1,9 +1,15 @@
 // Reads a Durable Object class's RPC surface from its TypeScript (or JSDoc) signatures.
 //
-// Every public method of the class (not `fetch`, `alarm`, the WebSocket handlers, the
-// constructor, or a name starting with `_`) becomes a WIT function of the class's interface.
-// Types map as documented in guest-sdk-js/README.md; anything else is a build error that names
-// the method, the parameter and what to write instead.
+// A Durable Object class is an exported class that extends `DurableObject` (directly or through
+// any chain of the project's own base classes), or — the classic form — any exported class a
+// binding names (`constructor(state, env)`, reached through `fetch`, alarms and WebSockets only:
+// Cloudflare gives RPC to `DurableObject` subclasses alone).
+//
+// Every public method of a `DurableObject` subclass (not `fetch`, `alarm`, the WebSocket
+// handlers, the constructor, or a name starting with `_`) whose signature has a WIT form becomes
+// a WIT function of the class's interface. Types map as documented in guest-sdk-js/README.md; a
+// method without that form (untyped JavaScript, `any`, a helper taking a socket) is not a typed
+// RPC method, and the analysis says which and why (`skipped`) instead of failing the build.
 
 import path from "node:path";
 import ts from "typescript";
@@ -91,43 +97,53 @@ export function analyze({ entry, className, sdkTypes }) {
 
   const moduleSymbol = checker.getSymbolAtLocation(source);
   const exported = moduleSymbol ? checker.getExportsOfModule(moduleSymbol) : [];
-  const classes = [];
-  for (const symbol of exported) {
-    const target = symbol.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(symbol) : symbol;
-    if (!(target.flags & ts.SymbolFlags.Class)) continue;
-    const declaration = target.declarations?.find(ts.isClassLike);
-    if (declaration && extendsDurableObject(checker, declaration)) {
-      classes.push({ exportName: symbol.name, declaration });
-    }
-  }
-  if (classes.length === 0) {
-    const worker = exported.some((s) => s.name === "default") ? " (to build its default export, a Worker, use --worker)" : "";
-    throw new AnalysisError(
-      `${entry} exports no Durable Object class: export a class that extends DurableObject ` +
-        `(import { DurableObject } from "cloudflare:workers")${worker}`,
-    );
-  }
+  const found = exportedClasses(checker, exported);
+  const objects = found.filter((c) => c.kind === "durable-object");
+  const listed = () => found.map((c) => `${c.exportName} (${KIND_TEXT[c.kind]})`).join(", ");
   let chosen;
   if (className) {
-    chosen = classes.find((c) => c.exportName === className);
+    chosen = found.find((c) => c.exportName === className || c.declaredName === className);
     if (!chosen) {
+      const others = found.length > 0 ? `it exports ${found.map((c) => c.exportName).join(", ")}` : "it exports no class";
+      throw new AnalysisError(`${entry} exports no Durable Object class \`${className}\`; ${others}`);
+    }
+    if (chosen.kind === "entrypoint") {
       throw new AnalysisError(
-        `${entry} exports no Durable Object class \`${className}\`; it exports ${classes.map((c) => c.exportName).join(", ")}`,
+        `${entry}: ${chosen.exportName} extends ${chosen.base}, which is not a Durable Object: extend DurableObject, or write a plain class with constructor(state, env)`,
       );
     }
-  } else if (classes.length > 1) {
+  } else if (objects.length === 1) {
+    chosen = objects[0];
+  } else if (objects.length > 1) {
     throw new AnalysisError(
-      `${entry} exports several Durable Object classes (${classes.map((c) => c.exportName).join(", ")}): choose one with --class`,
+      `${entry} exports several Durable Object classes (${objects.map((c) => c.exportName).join(", ")}): choose one with --class`,
     );
   } else {
-    chosen = classes[0];
+    // no DurableObject subclass: the classic form, if the module exports exactly one
+    const classic = found.filter((c) => c.kind === "classic");
+    if (classic.length === 1) chosen = classic[0];
+    else if (classic.length > 1) {
+      throw new AnalysisError(
+        `${entry} exports several classes that could be Durable Objects (${classic.map((c) => c.exportName).join(", ")}): choose one with --class`,
+      );
+    } else {
+      const worker = exported.some((s) => s.name === "default") ? " (to build its default export, a Worker, use --worker)" : "";
+      const seen = found.length > 0 ? `; it exports ${listed()}` : "";
+      throw new AnalysisError(
+        `${entry} exports no Durable Object class: export a class that extends DurableObject ` +
+          `(import { DurableObject } from "cloudflare:workers"), or a class with constructor(state, env) and fetch()${worker}${seen}`,
+      );
+    }
   }
 
   const types = new TypeTable(checker);
-  const instanceType = checker.getDeclaredTypeOfSymbol(checker.getSymbolAtLocation(chosen.declaration.name) ?? chosen.declaration.symbol);
+  const classSymbol = (chosen.declaration.name && checker.getSymbolAtLocation(chosen.declaration.name)) ?? chosen.declaration.symbol;
+  const instanceType = checker.getDeclaredTypeOfSymbol(classSymbol);
   const methods = [];
+  const skipped = [];
   const witNames = new Map();
-  for (const property of checker.getPropertiesOfType(instanceType)) {
+  const properties = chosen.kind === "durable-object" ? checker.getPropertiesOfType(instanceType) : [];
+  for (const property of properties) {
     const declaration = property.valueDeclaration ?? property.declarations?.[0];
     if (!declaration || !ts.isMethodDeclaration(declaration)) continue;
     if (isSdkFile(declaration.getSourceFile().fileName, sdkTypes)) continue;
@@ -147,6 +163,38 @@ export function analyze({ entry, className, sdkTypes }) {
     }
     witNames.set(wit, name);
 
+    // a method whose signature has no WIT form is not a typed RPC method; the types it
+    // registered on the way are forgotten with it
+    const before = new Map(types.named);
+    try {
+      methods.push(describeMethod(checker, types, property, declaration, where, name, wit));
+    } catch (e) {
+      if (!(e instanceof AnalysisError)) throw e;
+      types.named = before;
+      witNames.delete(wit);
+      skipped.push({ name, why: e.message });
+    }
+  }
+  methods.sort((a, b) => a.wit.localeCompare(b.wit));
+
+  const files = program
+    .getSourceFiles()
+    .map((f) => f.fileName)
+    .filter((f) => !program.isSourceFileDefaultLibrary(program.getSourceFile(f)));
+  return {
+    className: chosen.exportName,
+    kind: chosen.kind,
+    interfaceName: wrap(() => kebab(chosen.exportName), `class ${chosen.exportName}`),
+    methods,
+    skipped,
+    types: types.named,
+    files,
+  };
+}
+
+/** One RPC method's WIT shape; an `AnalysisError` says why it has none. */
+function describeMethod(checker, types, property, declaration, where, name, wit) {
+  {
     const type = checker.getTypeOfSymbolAtLocation(property, declaration);
     const signatures = type.getCallSignatures();
     if (signatures.length !== 1) {
@@ -170,21 +218,8 @@ export function analyze({ entry, className, sdkTypes }) {
     });
     const returned = checker.getAwaitedType(signature.getReturnType()) ?? signature.getReturnType();
     const result = types.describeResult(returned, `the result of ${where}`, `${wit}-result`);
-    methods.push({ name, wit, params, result });
+    return { name, wit, params, result };
   }
-  methods.sort((a, b) => a.wit.localeCompare(b.wit));
-
-  const files = program
-    .getSourceFiles()
-    .map((f) => f.fileName)
-    .filter((f) => !program.isSourceFileDefaultLibrary(program.getSourceFile(f)));
-  return {
-    className: chosen.exportName,
-    interfaceName: wrap(() => kebab(chosen.exportName), `class ${chosen.exportName}`),
-    methods,
-    types: types.named,
-    files,
-  };
 }
 
 function wrap(f, where) {
@@ -200,24 +235,84 @@ function isSdkFile(fileName, sdkTypes) {
   return path.dirname(path.resolve(fileName)) === path.dirname(path.resolve(sdkTypes));
 }
 
-function extendsDurableObject(checker, declaration) {
+const KIND_TEXT = {
+  "durable-object": "a DurableObject",
+  classic: "a plain class",
+  entrypoint: "not a Durable Object",
+};
+
+/** Base classes that make a class something other than a Durable Object. */
+const ENTRYPOINTS = new Set(["WorkerEntrypoint", "WorkflowEntrypoint"]);
+
+/**
+ * The module's exported classes, once each however many names export them (`export class A` and
+ * `export default A` are one class, named `A`): `{ exportName, declaredName, declaration, kind,
+ * base }`, `kind` being `durable-object` (extends DurableObject through any chain), `entrypoint`
+ * (extends a Worker entrypoint) or `classic` (anything else).
+ */
+function exportedClasses(checker, exported) {
+  const byDeclaration = new Map();
+  for (const symbol of exported) {
+    const target = symbol.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(symbol) : symbol;
+    if (!(target.flags & ts.SymbolFlags.Class)) continue;
+    const declaration = target.declarations?.find(ts.isClassLike);
+    if (!declaration) continue;
+    const known = byDeclaration.get(declaration);
+    // a real name beats `default`
+    if (known && known.exportName !== "default") continue;
+    const base = rootBase(checker, declaration, new Set());
+    const kind = base === "DurableObject" ? "durable-object" : ENTRYPOINTS.has(base) ? "entrypoint" : "classic";
+    byDeclaration.set(declaration, {
+      exportName: symbol.name,
+      declaredName: declaration.name?.text ?? null,
+      declaration,
+      kind,
+      base,
+    });
+  }
+  return [...byDeclaration.values()];
+}
+
+/**
+ * The name of the SDK base class `declaration` extends (`DurableObject`, `WorkerEntrypoint`, …),
+ * following its `extends` clauses through the project's own classes, imports and re-exports;
+ * `null` if it extends none.
+ */
+function rootBase(checker, declaration, seen) {
+  if (seen.has(declaration)) return null;
+  seen.add(declaration);
   for (const clause of declaration.heritageClauses ?? []) {
     if (clause.token !== ts.SyntaxKind.ExtendsKeyword) continue;
     for (const expr of clause.types) {
+      let symbol = checker.getSymbolAtLocation(expr.expression);
+      if (symbol && symbol.flags & ts.SymbolFlags.Alias) symbol = checker.getAliasedSymbol(symbol);
+      const name = symbol?.name ?? expr.expression.getText();
+      if (name === "DurableObject" || ENTRYPOINTS.has(name)) return name;
+      const base = symbol?.declarations?.find(ts.isClassLike);
+      if (base) {
+        const found = rootBase(checker, base, seen);
+        if (found) return found;
+      }
+      // a mixin or an expression: the checker's view of its instance type
       const type = checker.getTypeAtLocation(expr);
-      if (chainNamed(checker, type, "DurableObject", new Set())) return true;
-      if (expr.expression.getText() === "DurableObject") return true;
+      const named = chainName(checker, type, new Set());
+      if (named) return named;
     }
   }
-  return false;
+  return null;
 }
 
-function chainNamed(checker, type, name, seen) {
-  if (!type || seen.has(type)) return false;
+function chainName(checker, type, seen) {
+  if (!type || seen.has(type)) return null;
   seen.add(type);
-  if (type.symbol?.name === name) return true;
+  const name = type.symbol?.name;
+  if (name === "DurableObject" || ENTRYPOINTS.has(name)) return name;
   const bases = type.isClassOrInterface?.() ? checker.getBaseTypes(type) : [];
-  return bases.some((b) => chainNamed(checker, b, name, seen));
+  for (const b of bases) {
+    const found = chainName(checker, b, seen);
+    if (found) return found;
+  }
+  return null;
 }
 
 const SUPPORTED =

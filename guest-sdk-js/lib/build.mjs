@@ -190,7 +190,11 @@ export async function build({
     throw e;
   }
   const { surface, wit, world } = described;
-  if (surface) log(`class ${surface.className}: ${surface.methods.length} RPC method(s)`);
+  if (surface) {
+    const form = surface.kind === "classic" ? " (a plain class: fetch, alarms and WebSockets, no RPC, as on Cloudflare)" : "";
+    log(`class ${surface.className}${form}: ${surface.methods.length} RPC method(s)`);
+    for (const { name, why } of surface.skipped) log(`  ${name} is not an RPC method: ${why}`);
+  }
   else log("the module's default export, as a Worker");
 
   const work = path.join(cacheDir, "work", key);

@@ -64,6 +64,9 @@ export function witWorld(surface, { packageName, imports = [] }) {
       lines.push(`  record ${id(desc.name)} { ${fields} }`);
     }
   }
+  for (const { name, why } of surface.skipped ?? []) {
+    lines.push(`  // \`${name}\` is not an RPC method: ${why.replace(/\s+/g, " ")}`);
+  }
   for (const m of surface.methods) {
     const params = m.params.map((p) => `${id(p.wit)}: ${witType(p.desc)}`).join(", ");
     const ok = m.result.k === "unit" ? "_" : witType(m.result);

@@ -57,19 +57,47 @@ test("the SDK's integer aliases give WIT integer types", () => {
   assert.match(out, /f: func\(a: u8, b: u32, c: s64\) -> result<u32, js-error>;/);
 });
 
-test("types without a WIT form are build errors that say where and why", () => {
+function surface(source, options = {}, header = `import { DurableObject } from "cloudflare:workers";\n`) {
+  const file = path.join(dir, `case${n++}.ts`);
+  writeFileSync(file, `${header}${source}`);
+  return describeClass({ entry: file, ...options });
+}
+
+test("methods without a WIT form are not RPC methods, and the build says why", () => {
   const bad = [
     ["f(x: any) {}", /parameter `x` of C.f has no type/],
+    ["f(x: unknown): void {}", /parameter `x` of C.f has no type/],
+    ["async f(): Promise<unknown> { return 1; }", /the result of C.f has no type/],
     ["f(x: Date) {}", /is a Date, which has no WIT type/],
     ["f(x: string | number) {}", /is a union/],
     ["f(x: Record<string, number>) {}", /index signature/],
     ["f(...xs: number[]) {}", /rest parameters/],
-    ["env() {}", /DurableObject's this.env hides it/],
+    ["f(x: {}) {}", /field|no fields/],
   ];
   for (const [method, message] of bad) {
-    assert.throws(() => wit(`export class C extends DurableObject { ${method} }`), message);
+    const { surface: s, wit: out } = surface(`
+      export interface Kept { n: number }
+      export class C extends DurableObject { ${method}\n ok(k: Kept): number { return 1; } }`);
+    assert.deepEqual(s.methods.map((m) => m.name), ["ok"], method);
+    assert.equal(s.skipped.length, 1, method);
+    assert.equal(s.skipped[0].name, "f");
+    assert.match(s.skipped[0].why, message);
+    assert.match(out, /\/\/ `f` is not an RPC method: /);
+    assert.match(out, /ok: func\(k: kept\) -> result<f64, js-error>;/);
+    assert.doesNotMatch(out, /\bf: func/);
   }
-  assert.throws(() => wit(`export class NotAnObject {}`), /exports no Durable Object class/);
+  // what a left-out method registered is forgotten with it
+  const { wit: out } = surface(`
+    interface Half { a: number; b: any }
+    export class C extends DurableObject { f(h: Half) {} }`);
+  assert.doesNotMatch(out, /record half/);
+  // a method that hides this.env is a mistake on Cloudflare too
+  assert.throws(() => wit(`export class C extends DurableObject { env() {} }`), /DurableObject's this.env hides it/);
+});
+
+test("which exported classes are Durable Objects", () => {
+  assert.throws(() => wit(`export class NotAnObject {}\nexport class Other {}`), /could be Durable Objects \(NotAnObject, Other\)/);
+  assert.throws(() => wit(`export const x = 1;`), /exports no Durable Object class/);
   assert.throws(
     () => wit(`export class A extends DurableObject {}\nexport class B extends DurableObject {}`),
     /choose one with --class/,
@@ -80,6 +108,82 @@ test("types without a WIT form are build errors that say where and why", () => {
     }),
     /interface b/,
   );
+  // a DurableObject subclass is chosen over a plain helper class
+  assert.equal(surface(`export class Helper {}\nexport class Room extends DurableObject {}`).surface.className, "Room");
+  // `export default Room` next to `export class Room` is one class
+  const both = surface(`export class Room extends DurableObject { n(): number { return 1; } }\nexport default Room;`);
+  assert.equal(both.surface.className, "Room");
+  assert.deepEqual(both.surface.methods.map((m) => m.name), ["n"]);
+  // a Worker entrypoint is not a Durable Object, even when a binding names it
+  assert.throws(
+    () =>
+      surface(
+        `export class Api extends WorkerEntrypoint {}`,
+        { className: "Api" },
+        `import { WorkerEntrypoint } from "cloudflare:workers";\n`,
+      ),
+    /Api extends WorkerEntrypoint, which is not a Durable Object/,
+  );
+  assert.throws(() => wit(`export class A extends DurableObject {}`, { className: "B" }), /exports no Durable Object class `B`; it exports A/);
+});
+
+test("the classic form: a plain class with constructor(state, env)", () => {
+  const classic = surface(
+    `export class Room {
+       constructor(state, env) { this.state = state; }
+       async fetch(request) { return new Response("hi"); }
+       async helper(socket, meta) {}
+       count(): number { return 1; }
+     }`,
+    {},
+    "",
+  );
+  assert.equal(classic.surface.kind, "classic");
+  // RPC is for DurableObject subclasses, as on Cloudflare: no method is typed RPC, none fails
+  assert.deepEqual(classic.surface.methods, []);
+  assert.match(classic.wit, /interface room \{/);
+  // named by a binding, a plain class is accepted next to others
+  const named = surface(`export class Room { constructor(state, env) {} }\nexport class Lobby { constructor(state, env) {} }`, {
+    className: "Lobby",
+  });
+  assert.equal(named.surface.className, "Lobby");
+});
+
+test("a class extends DurableObject through the project's own base classes", () => {
+  const base = path.join(dir, "socket-server.ts");
+  writeFileSync(
+    base,
+    `import { DurableObject } from "cloudflare:workers";
+     export class SocketServer<E = unknown> extends DurableObject<E> {
+       broadcast(text: string): number { return 0; }
+       handle(socket: WebSocket, meta) {}
+     }
+     export class Middle extends SocketServer {}`,
+  );
+  const reexport = path.join(dir, "servers.ts");
+  writeFileSync(reexport, `export { Middle as Base } from "./socket-server";`);
+  const { surface: s } = surface(
+    `import { Base } from "./servers";
+     export class Room extends Base { join(name: string): string { return name; } }`,
+    {},
+    "",
+  );
+  assert.equal(s.kind, "durable-object");
+  assert.deepEqual(s.methods.map((m) => m.name).sort(), ["broadcast", "join"]);
+  assert.deepEqual(s.skipped.map((m) => m.name), ["handle"]);
+  // and in plain JavaScript, without any types
+  const js = path.join(dir, "chain.js");
+  writeFileSync(
+    js,
+    `import { DurableObject } from "cloudflare:workers";
+     class Base extends DurableObject { helper(x) { return x; } }
+     export class Chat extends Base { async send(message) { return message; } }
+     export default { async fetch() { return new Response(""); } };`,
+  );
+  const chat = describeClass({ entry: js });
+  assert.equal(chat.surface.className, "Chat");
+  assert.deepEqual(chat.surface.methods, []);
+  assert.deepEqual(chat.surface.skipped.map((m) => m.name).sort(), ["helper", "send"]);
 });
 
 test("plain JavaScript with JSDoc types works", () => {

@@ -15,6 +15,7 @@ mod entry_worker;
 mod examples;
 mod http_outbound;
 mod js_calls;
+mod js_classic;
 mod js_sdk;
 mod js_worker;
 mod limits_runaway;

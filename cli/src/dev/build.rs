@@ -354,6 +354,9 @@ pub(super) fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync
 /// `None` for any other error.
 fn exports_from(message: &str) -> Option<Vec<String>> {
     if let Some((_, list)) = message.split_once("; it exports ") {
+        if list.trim() == "no class" {
+            return Some(Vec::new());
+        }
         return Some(list.trim().split(", ").map(str::to_owned).collect());
     }
     message
