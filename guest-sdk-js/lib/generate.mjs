@@ -64,8 +64,15 @@ export function witWorld(surface, { packageName, imports = [] }) {
       lines.push(`  record ${id(desc.name)} { ${fields} }`);
     }
   }
+  // what the analysis wants the user to know, whether or not the build comes from the cache
+  // (`wasmdo dev` prints these `note:` lines)
+  if (surface.kind === "classic") {
+    lines.push(
+      `  // note: ${surface.className} is a plain class (constructor(state, env)): reached through fetch, alarms and WebSockets, without RPC methods, as on Cloudflare`,
+    );
+  }
   for (const { name, why } of surface.skipped ?? []) {
-    lines.push(`  // \`${name}\` is not an RPC method: ${why.replace(/\s+/g, " ")}`);
+    lines.push(`  // note: \`${name}\` is not an RPC method: ${why.replace(/\s+/g, " ")}`);
   }
   for (const m of surface.methods) {
     const params = m.params.map((p) => `${id(p.wit)}: ${witType(p.desc)}`).join(", ");

@@ -82,7 +82,7 @@ test("methods without a WIT form are not RPC methods, and the build says why", (
     assert.equal(s.skipped.length, 1, method);
     assert.equal(s.skipped[0].name, "f");
     assert.match(s.skipped[0].why, message);
-    assert.match(out, /\/\/ `f` is not an RPC method: /);
+    assert.match(out, /\/\/ note: `f` is not an RPC method: /);
     assert.match(out, /ok: func\(k: kept\) -> result<f64, js-error>;/);
     assert.doesNotMatch(out, /\bf: func/);
   }
@@ -139,6 +139,7 @@ test("the classic form: a plain class with constructor(state, env)", () => {
     "",
   );
   assert.equal(classic.surface.kind, "classic");
+  assert.match(classic.wit, /\/\/ note: Room is a plain class/);
   // RPC is for DurableObject subclasses, as on Cloudflare: no method is typed RPC, none fails
   assert.deepEqual(classic.surface.methods, []);
   assert.match(classic.wit, /interface room \{/);

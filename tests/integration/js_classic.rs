@@ -41,12 +41,13 @@ fn untyped_classic_and_inherited_classes_build_and_run_under_wasmdo_dev() {
         json!({"visits": 2, "joined": 2})
     );
 
-    // the build said what it found, and why the untyped methods are not RPC methods
+    // the analysis said what it found, and why the untyped methods are not RPC methods (also
+    // when the builds come from the cache)
     let log = dev.log();
     for expected in [
-        "class Counter (a plain class",
-        "handle is not an RPC method: parameter `socket` of Room.handle has no type",
-        "rename is not an RPC method",
+        "[Counter] Counter is a plain class (constructor(state, env))",
+        "[Room] `handle` is not an RPC method: parameter `socket` of Room.handle has no type",
+        "[Room] `rename` is not an RPC method",
     ] {
         assert!(
             log.contains(expected),

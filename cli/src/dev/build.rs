@@ -135,6 +135,9 @@ fn analyse(
     for (class, result) in classes.iter().zip(analysed) {
         let message = match result {
             Ok(wit) => {
+                for note in analysis_notes(&wit) {
+                    eprintln!("  [{}] {note}", class.name);
+                }
                 wits.insert(class.name.clone(), wit);
                 continue;
             }
@@ -347,6 +350,13 @@ pub(super) fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync
     });
     results.sort_by_key(|(i, _)| *i);
     results.into_iter().map(|(_, r)| r).collect()
+}
+
+/// What wasmdo-js's analysis wants the user to know about a class (a plain class, a method left
+/// out of RPC and why): its `// note:` lines in the class's WIT.
+fn analysis_notes(wit: &str) -> impl Iterator<Item = &str> {
+    wit.lines()
+        .filter_map(|line| line.trim_start().strip_prefix("// note: "))
 }
 
 /// The classes `main` exports, from wasmdo-js's message that it does not export the one asked
