@@ -79,14 +79,21 @@ export function witWorld(surface, { packageName, imports = [] }) {
     const ok = m.result.k === "unit" ? "_" : witType(m.result);
     lines.push(`  ${id(m.wit)}: func(${params}) -> result<${ok}, ${ERROR_RECORD}>;`);
   }
-  lines.push("}", "", `world ${iface}-object {`, "  include wasmdo:object/durable-object@0.1.0;");
+  lines.push(
+    "}",
+    "",
+    `world ${iface}-object {`,
+    "  include wasmdo:object/durable-object@0.1.0;",
+    "  import wasmdo:object/dynamic@0.1.0;",
+    "  export wasmdo:object/dynamic-handler@0.1.0;",
+  );
   for (const i of imports) lines.push(`  import ${i};`);
   lines.push(`  export ${id(iface)};`, "}", "");
   return lines.join("\n");
 }
 
 /** The imports of every wasmdo component (the `durable-object` world's). */
-const OBJECT_IMPORTS = ["object", "storage", "alarms", "objects", "websockets"];
+const OBJECT_IMPORTS = ["object", "storage", "alarms", "objects", "websockets", "dynamic"];
 
 /**
  * The WIT package of a module's default Worker: the `durable-object` world's imports and only
@@ -146,6 +153,7 @@ export function entryModule(surface, { userModule, stubs = [], jsonVars = [] }) 
     `export const alarmHandler = object.alarmHandler;`,
     `export const websocketHandler = object.websocketHandler;`,
     `export const snapshotHandler = object.snapshotHandler;`,
+    `export const dynamicHandler = object.dynamicHandler;`,
     `export const ${exportName} = {`,
     fns,
     `};`,

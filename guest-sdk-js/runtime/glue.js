@@ -4,7 +4,7 @@
 
 import { className } from "wasmdo:object/object@0.1.0";
 
-import { DurableObjectState, ExecutionContext, installConsole, installFetch, objectEnv, describe } from "./object.js";
+import { DurableObject, DurableObjectState, ExecutionContext, installConsole, installFetch, objectEnv, describe } from "./object.js";
 import { serialize, deserialize } from "./values.js";
 import { bindingNamespaces } from "./namespace.js";
 import { installRequest, toRequest, toResponseRecord } from "./http.js";
@@ -156,6 +156,25 @@ function isThenable(v) {
   return v !== null && (typeof v === "object" || typeof v === "function") && typeof v.then === "function";
 }
 
+/** Methods that are handlers, never reached by RPC (as the build's analysis says). */
+const NOT_RPC = new Set(["constructor", "fetch", "alarm", "webSocketMessage", "webSocketClose", "webSocketError", "snapshot", "restore"]);
+
+/**
+ * Whether `name` is a method of `object` that RPC callers may reach, by Cloudflare's rules: a
+ * method of a `DurableObject` subclass or of the project's base classes (not of `Object`, not a
+ * handler, not a name starting with `_`; `#private` methods have no name to call).
+ */
+function rpcCallable(object, name) {
+  // a classic class (not a DurableObject) has no RPC, as on Cloudflare
+  if (typeof name !== "string" || name.startsWith("_") || NOT_RPC.has(name) || !(object instanceof DurableObject)) return false;
+  for (let proto = Object.getPrototypeOf(object); proto && proto !== Object.prototype; proto = Object.getPrototypeOf(proto)) {
+    if (proto === DurableObject.prototype) return false;
+    const own = Object.getOwnPropertyDescriptor(proto, name);
+    if (own) return typeof own.value === "function";
+  }
+  return false;
+}
+
 /** A host-facing object for the class `exportName` of the user's module. */
 export function hostObject(userModule, exportName, methods) {
   const Class = userModule[exportName];
@@ -259,6 +278,49 @@ export function hostObject(userModule, exportName, methods) {
       },
       async websocketError(socket, error) {
         await onWebSocket("webSocketError", socket, [new Error(error)]);
+      },
+    },
+
+    // Cloudflare's dynamic RPC: any method callers may reach, by name, with the arguments and
+    // result in the storage encoding (typed methods are reachable this way too)
+    dynamicHandler: {
+      call(name, args) {
+        const threw = (e) => ({ tag: "threw", val: errorRecord(e) });
+        let object;
+        try {
+          object = live();
+        } catch (e) {
+          throw threw(e);
+        }
+        if (!rpcCallable(object, name)) {
+          throw { tag: "unknown-method", val: `${exportName} has no method \`${name}\` that callers may reach` };
+        }
+        let list;
+        try {
+          list = deserialize(new Uint8Array(args));
+        } catch (e) {
+          throw { tag: "bad-arguments", val: `the arguments are not encoded values: ${e.message}` };
+        }
+        if (!Array.isArray(list)) throw { tag: "bad-arguments", val: "the arguments must be a list of values" };
+        const finish = (result) => {
+          let bytes;
+          try {
+            bytes = serialize(result);
+          } catch (e) {
+            throw threw(e);
+          }
+          return settle(bytes);
+        };
+        let result;
+        try {
+          result = object[name](...list);
+        } catch (e) {
+          throw threw(e);
+        }
+        if (!isThenable(result)) return finish(result);
+        return Promise.resolve(result).then(finish, (e) => {
+          throw threw(e);
+        });
       },
     },
 

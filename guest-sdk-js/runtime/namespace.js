@@ -12,9 +12,11 @@
 // throws a `CallError`.
 
 import { idFromName, idFromString, newUniqueId, fetch as hostFetch } from "wasmdo:object/objects@0.1.0";
+import { call as hostCall } from "wasmdo:object/dynamic@0.1.0";
 
 import { DurableObjectId, describe } from "./object.js";
 import { fromResponseRecord, toRequestRecord } from "./http.js";
+import { serialize, deserialize } from "./values.js";
 
 /** A call that did not produce the callee's result: `kind` is the WIT case of `call-error`. */
 export class CallError extends Error {
@@ -62,13 +64,11 @@ const MAX_CACHED_STUBS = 1024;
 
 /** `env.BINDING`: Cloudflare's DurableObjectNamespace. */
 export class DurableObjectNamespace {
-  #env;
   #binding;
   #interfaces;
   #stubs = new Map();
 
   constructor(env, binding, interfaces) {
-    this.#env = env;
     this.#binding = binding;
     this.#interfaces = interfaces;
   }
@@ -124,7 +124,7 @@ export class DurableObjectNamespace {
         stub[method] = (...args) => call(raws[i], method, unwrap, args);
       }
     });
-    if (this.#interfaces.length === 0) stub = fetchOnly(stub, this.#env);
+    stub = withDynamicMethods(stub, binding, () => (id ??= idOf()));
     this.#stubs.set(key, stub);
     return stub;
   }
@@ -136,22 +136,38 @@ const RAW = Symbol("raw stubs");
 const NOT_METHODS = new Set(["then", "toJSON", "constructor", "asymmetricMatch", "$$typeof", "nodeType", "inspect"]);
 
 /**
- * A stub of a binding built without a stub package: `fetch` works; any method call throws an
- * error saying how to build the binding with its stub package.
+ * `stub` with Cloudflare's dynamic RPC: a method the stub has no typed function for (every
+ * method, for a binding built without a stub package) is called by name through the host
+ * (`dynamic.call`), its arguments and result crossing in the storage encoding — structured-clone
+ * values (Date, Map, Set, typed arrays, bigint, undefined, nested objects, errors) arrive as
+ * they were sent.
  */
-function fetchOnly(stub, env) {
+function withDynamicMethods(stub, binding, idOf) {
+  const methods = new Map();
   return new Proxy(stub, {
     get(target, key, receiver) {
       if (typeof key === "symbol" || key in target || NOT_METHODS.has(key)) return Reflect.get(target, key, receiver);
-      return () => {
-        throw new TypeError(
-          `env.${env} has no stub package, so its stubs only have fetch(): cannot call ${String(key)}(). ` +
-            `To call the class's methods, build with --binding ${env}=<stub.wit> ` +
-            `(\`wasmdo bindgen <class> --lang wit-stub --binding ${env}\` writes it)`,
-        );
-      };
+      let method = methods.get(key);
+      if (!method) {
+        method = (...args) => callDynamic(binding, idOf, key, args);
+        methods.set(key, method);
+      }
+      return method;
     },
   });
+}
+
+/** A dynamic call: what the method returned, or what it threw, rethrown here. */
+async function callDynamic(binding, idOf, method, args) {
+  const encoded = serialize(args);
+  let out;
+  try {
+    out = hostCall(binding, idOf(), method, encoded);
+  } catch (e) {
+    throw callError(e);
+  }
+  if (out?.tag === "err") throw methodError(out.val);
+  return deserialize(new Uint8Array(out?.tag === "ok" ? out.val : out));
 }
 
 /** `stub.fetch(input, init)`: sends the request to the object `idOf()` through the host. */

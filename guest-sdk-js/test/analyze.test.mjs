@@ -47,7 +47,10 @@ test("signatures map to WIT types", () => {
   assert.match(out, /sync: func\(n: option<f64>\) -> result<option<string>, js-error>;/);
   assert.match(out, /nothing: func\(\) -> result<_, js-error>;/);
   assert.doesNotMatch(out, /hidden|internal|fetch/);
-  assert.match(out, /world shop-object \{\n  include wasmdo:object\/durable-object@0.1.0;\n  export shop;/);
+  assert.match(
+    out,
+    /world shop-object \{\n  include wasmdo:object\/durable-object@0.1.0;\n  import wasmdo:object\/dynamic@0.1.0;\n  export wasmdo:object\/dynamic-handler@0.1.0;\n  export shop;/,
+  );
 });
 
 test("the SDK's integer aliases give WIT integer types", () => {

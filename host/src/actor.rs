@@ -34,8 +34,9 @@ use crate::instance::Instance;
 use crate::limits::Limits;
 use crate::object::ObjectCtx;
 use crate::outbound::OutboundCtx;
-use crate::router::{Chain, Fetched, Routed, Router, StubMethod};
+use crate::router::{Chain, Dynamic, Fetched, Routed, Router, StubMethod};
 use crate::rpc::calls::CallCtx;
+use crate::rpc::dynamic::DynamicError;
 use crate::rpc::{self, Reply};
 use crate::runtime::Runtime;
 use crate::state::ObjectState;
@@ -113,6 +114,14 @@ pub(crate) enum Event {
         chain: Chain,
         reply: oneshot::Sender<Result<Option<Val>, ObjectError>>,
     },
+    /// Dynamic RPC from another object (`dynamic.call`): `method` by name, `args` an encoded
+    /// list of values; the reply is the encoded result, or what the method threw.
+    CallDynamic {
+        method: String,
+        args: Vec<u8>,
+        chain: Chain,
+        reply: oneshot::Sender<Result<Dynamic, ObjectError>>,
+    },
     /// An HTTP request for the object's `fetch`; `upgrade`: a WebSocket upgrade request, which
     /// the object may accept.
     Fetch {
@@ -147,6 +156,10 @@ enum Pending {
         oneshot::Sender<Result<Option<Val>, ObjectError>>,
         Result<Option<Val>, ObjectError>,
     ),
+    Dynamic(
+        oneshot::Sender<Result<Dynamic, ObjectError>>,
+        Result<Dynamic, ObjectError>,
+    ),
 }
 
 impl Pending {
@@ -156,6 +169,10 @@ impl Pending {
             (Pending::Call(tx, r), Ok(())) => drop(tx.send(r)),
             (Pending::Fetch(tx, r), Ok(())) => drop(tx.send(r)),
             (Pending::Invoke(tx, r), Ok(())) => drop(tx.send(r)),
+            (Pending::Dynamic(tx, r), Ok(())) => drop(tx.send(r)),
+            (Pending::Dynamic(tx, _), Err(e)) => {
+                drop(tx.send(Err(ObjectError::CommitFailed(e.to_string()))))
+            }
             (Pending::Invoke(tx, _), Err(e)) => {
                 drop(tx.send(Err(ObjectError::CommitFailed(e.to_string()))))
             }
@@ -765,7 +782,9 @@ impl Actor {
     async fn run_event(&mut self, event: Event, limits: &Limits) -> Option<Pending> {
         // the call chain is the event's: empty unless another object's call delivered it
         self.state_mut().calls.chain = match &event {
-            Event::Invoke { chain, .. } | Event::Fetch { chain, .. } => chain.clone(),
+            Event::Invoke { chain, .. }
+            | Event::Fetch { chain, .. }
+            | Event::CallDynamic { chain, .. } => chain.clone(),
             _ => Arc::new(Vec::new()),
         };
         match event {
@@ -804,6 +823,49 @@ impl Actor {
                 let result = self.invoke(&stub, &args, limits).await;
                 Some(Pending::Invoke(reply, result))
             }
+            Event::CallDynamic {
+                method,
+                args,
+                reply,
+                ..
+            } => {
+                let result = self.call_dynamic(&method, &args, limits).await;
+                Some(Pending::Dynamic(reply, result))
+            }
+        }
+    }
+
+    /// Dynamic RPC: `method` by name through the class's `dynamic-handler`, `args` an encoded
+    /// list of values. A thrown error is the method's own outcome (its writes rolled back), like
+    /// a typed method's `err`.
+    async fn call_dynamic(
+        &mut self,
+        method: &str,
+        args: &[u8],
+        limits: &Limits,
+    ) -> Result<Dynamic, ObjectError> {
+        let instance = self.ensure_live().await?;
+        let class = instance.class().clone();
+        let unknown = || ObjectError::UnknownMethod {
+            class: class.name.to_string(),
+            method: method.to_string(),
+            available: class.method_names(),
+        };
+        let outcome = match instance.call_dynamic(method, args, limits).await {
+            Ok(None) => return Err(unknown()),
+            Ok(Some(outcome)) => outcome,
+            Err((e, poisoned)) => {
+                self.log_failure("rpc", &e);
+                self.after_failure(poisoned);
+                return Err(e);
+            }
+        };
+        self.end_event(outcome.is_ok())?;
+        match outcome {
+            Ok(value) => Ok(Ok(value)),
+            Err(DynamicError::Threw(thrown)) => Ok(Err(thrown)),
+            Err(DynamicError::UnknownMethod(_)) => Err(unknown()),
+            Err(DynamicError::BadArguments(why)) => Err(ObjectError::InvalidArgument(why)),
         }
     }
 
@@ -856,13 +918,23 @@ impl Actor {
     ) -> Result<serde_json::Value, ObjectError> {
         let instance = self.ensure_live().await?;
         let class = instance.class().clone();
-        let method = class
-            .find_method(method)
-            .ok_or_else(|| ObjectError::UnknownMethod {
-                class: class.name.to_string(),
-                method: method.to_string(),
-                available: class.method_names(),
-            })?;
+        let Some(method) = class.find_method(method) else {
+            if class.dynamic.is_none() {
+                return Err(ObjectError::UnknownMethod {
+                    class: class.name.to_string(),
+                    method: method.to_string(),
+                    available: class.method_names(),
+                });
+            }
+            // a method without a typed WIT function: a JSON array of arguments is already an
+            // encoded list of values
+            let blank = args.iter().all(u8::is_ascii_whitespace);
+            let args: &[u8] = if blank { b"[]" } else { &args };
+            return match self.call_dynamic(method, args, limits).await? {
+                Ok(value) => rpc::dynamic::encoded_to_json(&value),
+                Err(thrown) => Err(ObjectError::MethodError(rpc::dynamic::thrown_json(&thrown))),
+            };
+        };
         let args = rpc::json::args_from_json(&method.params, &args)
             .map_err(|e| ObjectError::InvalidArgument(e.to_string()))?;
         let outcome = instance.call(method, &args, limits).await;
@@ -978,6 +1050,7 @@ fn reply_error(event: Event, error: &ObjectError) {
         // the socket's close (or error) will not be handled: forget it
         Event::WebSocket { .. } => {}
         Event::Invoke { reply, .. } => drop(reply.send(Err(error.clone()))),
+        Event::CallDynamic { reply, .. } => drop(reply.send(Err(error.clone()))),
         // alarms are put back in the schedule by the caller
         Event::Alarm { .. } | Event::Evict => {}
     }

@@ -32,6 +32,8 @@ pub struct ClassVersion {
     pub(crate) alarm: Option<ComponentExportIndex>,
     /// The exported `websocket-handler` functions, if the class has them.
     pub(crate) websocket: Option<WebSocketHandler>,
+    /// The exported `dynamic-handler.call` function (dynamic RPC), if the class has one.
+    pub(crate) dynamic: Option<ComponentExportIndex>,
     /// The exported `snapshot-handler` functions (`snapshot`, `restore`), if the class has them.
     pub(crate) snapshot: Option<(ComponentExportIndex, ComponentExportIndex)>,
     /// RPC methods by name (bare name when unique across interfaces, and always

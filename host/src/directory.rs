@@ -21,7 +21,7 @@ use crate::actor::{Actor, Event, Liveness, Slot};
 use crate::bindings::http_types::Request;
 use crate::error::ObjectError;
 use crate::ids::{ObjectId, ObjectKey};
-use crate::router::{Address, Chain, Fetched, Routed, Router, StubMethod, check_cycle};
+use crate::router::{Address, Chain, Dynamic, Fetched, Routed, Router, StubMethod, check_cycle};
 use crate::runtime::Runtime;
 use crate::websockets::{SocketEvent, SocketId};
 
@@ -339,6 +339,22 @@ impl Router for Directory {
     ) -> Routed<Option<Val>> {
         self.send_in_chain(key, name, chain, |reply, chain| Event::Invoke {
             stub,
+            args,
+            chain,
+            reply,
+        })
+    }
+
+    fn call_dynamic(
+        &self,
+        key: ObjectKey,
+        name: Option<&str>,
+        method: String,
+        args: Vec<u8>,
+        chain: Chain,
+    ) -> Routed<Dynamic> {
+        self.send_in_chain(key, name, chain, |reply, chain| Event::CallDynamic {
+            method,
             args,
             chain,
             reply,

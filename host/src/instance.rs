@@ -17,6 +17,7 @@ use crate::bindings::http_types::{Request, Response};
 use crate::class::{ClassVersion, Method};
 use crate::error::ObjectError;
 use crate::limits::{FUEL_YIELD_INTERVAL, Limits, MemoryLimitExceeded};
+use crate::rpc::dynamic::DynamicError;
 use crate::state::ObjectState;
 use crate::websockets::{SocketEvent, SocketId};
 
@@ -269,6 +270,34 @@ impl Instance {
                 ObjectError::MethodError(serde_json::Value::String(msg)),
                 false,
             )),
+            Err(e) => Err((self.classify(e, limits), true)),
+        }
+    }
+
+    /// Calls `method` by name through the class's `dynamic-handler` with `args` (an encoded list
+    /// of values); `Ok(None)` if the class has none. `Err(_, true)` means the instance is
+    /// poisoned.
+    pub(crate) async fn call_dynamic(
+        &mut self,
+        method: &str,
+        args: &[u8],
+        limits: &Limits,
+    ) -> Result<Option<Result<Vec<u8>, DynamicError>>, (ObjectError, bool)> {
+        let Some(index) = self.class.dynamic else {
+            return Ok(None);
+        };
+        self.arm(limits).map_err(|e| (e, false))?;
+        let func = self
+            .instance
+            .get_typed_func::<(&str, &[u8]), (Result<Vec<u8>, DynamicError>,)>(
+                &mut self.store,
+                index,
+            )
+            .map_err(|e| (ObjectError::internal_from("the dynamic handler", e), false))?;
+        let outcome = func.call_async(&mut self.store, (method, args)).await;
+        account_fuel(&mut self.store, limits);
+        match outcome {
+            Ok((result,)) => Ok(Some(result)),
             Err(e) => Err((self.classify(e, limits), true)),
         }
     }

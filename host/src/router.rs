@@ -60,6 +60,9 @@ pub(crate) type Chain = Arc<Vec<ObjectKey>>;
 /// A routed event's reply, once the object has answered and its writes are committed.
 pub(crate) type Routed<T> = Pin<Box<dyn Future<Output = Result<T, ObjectError>> + Send>>;
 
+/// What a dynamic call gives its caller: the encoded value the method returned, or what it threw.
+pub(crate) type Dynamic = Result<Vec<u8>, crate::bindings::dynamic_api::Thrown>;
+
 /// Reaches objects. Each method queues one event for its object (activating it if needed) and
 /// returns at once; the returned future resolves to the object's reply.
 pub(crate) trait Router: Send + Sync {
@@ -117,6 +120,18 @@ pub(crate) trait Router: Send + Sync {
         args: Vec<Val>,
         chain: Chain,
     ) -> Routed<Option<Val>>;
+
+    /// Calls `method` by name on the object `key` (dynamic RPC, `dynamic.call`) with `args`, an
+    /// encoded list of values, from another object, with the call `chain` as for
+    /// [`Router::invoke`].
+    fn call_dynamic(
+        &self,
+        key: ObjectKey,
+        name: Option<&str>,
+        method: String,
+        args: Vec<u8>,
+        chain: Chain,
+    ) -> Routed<Dynamic>;
 
     /// Delivers an HTTP request to the `fetch` of the object `key` from another object
     /// (`stub.fetch`), with the call `chain` as for [`Router::invoke`].

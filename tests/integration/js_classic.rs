@@ -10,6 +10,23 @@ use serde_json::json;
 
 use crate::wrangler::{Dev, copy_project, get, get_json};
 
+fn post(url: &str, body: &str) -> (u16, serde_json::Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let response = agent
+        .post(url)
+        .send(body)
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    let status = response.status().as_u16();
+    let text = response.into_body().read_to_string().expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")),
+    )
+}
+
 #[test]
 fn untyped_classic_and_inherited_classes_build_and_run_under_wasmdo_dev() {
     let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures-js/classic-project");
@@ -40,6 +57,58 @@ fn untyped_classic_and_inherited_classes_build_and_run_under_wasmdo_dev() {
         get_json(&format!("{url}/room/lobby/")),
         json!({"visits": 2, "joined": 2})
     );
+
+    // dynamic RPC from the Worker to the untyped methods: values arrive as they were sent, a
+    // thrown error as itself, an unknown method (or any method of a classic class) as bad-call
+    assert_eq!(
+        get_json(&format!("{url}/dynamic/lobby")),
+        json!({
+            "stats": {
+                "since": 5, "when": "1970-01-01T00:00:00.000Z", "tags": ["a", "b"],
+                "nothing": null, "missing": true, "big": "100000000000000000000", "name": "renamed"
+            },
+            "fail": "RangeError: nope",
+            "nope": "CallError bad-call",
+            "classic": "bad-call",
+        })
+    );
+
+    // and over HTTP: JSON arguments, the result as JSON (a Date as its ISO string, a Set as an
+    // array, a bigint as its decimal string, undefined left out)
+    assert_eq!(
+        post(&format!("{url}/rpc/Room/hall/stats"), "[7]"),
+        (
+            200,
+            json!({
+                "since": 7, "when": "1970-01-01T00:00:00.000Z", "tags": ["a", "b"],
+                "nothing": null, "big": "100000000000000000000", "name": null
+            })
+        )
+    );
+    let (status, error) = post(&format!("{url}/rpc/Room/hall/fail"), "[]");
+    assert_eq!(
+        (status, &error["kind"]),
+        (422, &json!("MethodError")),
+        "{error}"
+    );
+    assert!(error["error"].as_str().unwrap().contains("nope"), "{error}");
+    let (status, error) = post(&format!("{url}/rpc/Room/hall/nope"), "[]");
+    assert_eq!(
+        (status, &error["kind"]),
+        (404, &json!("UnknownMethod")),
+        "{error}"
+    );
+    let (status, error) = post(
+        &format!("{url}/rpc/Room/hall/stats"),
+        "{\"not\": \"a list\"}",
+    );
+    assert_eq!(
+        (status, &error["kind"]),
+        (400, &json!("InvalidArgument")),
+        "{error}"
+    );
+    let (status, _) = post(&format!("{url}/rpc/Counter/a/fetch"), "[]");
+    assert_eq!(status, 404);
 
     // the analysis said what it found, and why the untyped methods are not RPC methods (also
     // when the builds come from the cache)

@@ -129,6 +129,7 @@ impl Registry {
                     error: get("websocket-error")?,
                 })
             });
+        let dynamic = dynamic_handler(&self.engine, &component)?;
         let snapshot = component
             .get_export_index(None, bindings::SNAPSHOT_HANDLER_INTERFACE)
             .and_then(|iface| {
@@ -137,6 +138,7 @@ impl Registry {
             });
         Ok(ClassVersion {
             alarm,
+            dynamic,
             websocket,
             snapshot,
             name: class.into(),
@@ -200,6 +202,52 @@ impl Registry {
         }
         Ok(methods)
     }
+}
+
+/// The component's `dynamic-handler.call` (dynamic RPC), if it exports one, checked against the
+/// WIT: `func(method: string, args: list<u8>) -> result<list<u8>, dynamic-error>`.
+fn dynamic_handler(
+    engine: &wasmtime::Engine,
+    component: &Component,
+) -> Result<Option<ComponentExportIndex>, ObjectError> {
+    let Some(iface) = component.get_export_index(None, bindings::DYNAMIC_HANDLER_INTERFACE) else {
+        return Ok(None);
+    };
+    let wrong = || {
+        invalid(format!(
+            "the component's `{}` export does not match the world: it must be `call: func(method: string, args: list<u8>) -> result<list<u8>, dynamic-error>`",
+            bindings::DYNAMIC_HANDLER_INTERFACE
+        ))
+    };
+    let Some(index) = component.get_export_index(Some(&iface), "call") else {
+        return Err(wrong());
+    };
+    let ty = component.component_type();
+    let func = ty
+        .exports(engine)
+        .find(|(name, _)| *name == bindings::DYNAMIC_HANDLER_INTERFACE)
+        .and_then(|(_, item)| match item.ty {
+            ComponentItem::ComponentInstance(instance) => instance
+                .exports(engine)
+                .find(|(name, _)| *name == "call")
+                .and_then(|(_, item)| match item.ty {
+                    ComponentItem::ComponentFunc(func) => Some(func),
+                    _ => None,
+                }),
+            _ => None,
+        })
+        .ok_or_else(wrong)?;
+    let params: Vec<Type> = func.params().map(|(_, ty)| ty).collect();
+    let results: Vec<Type> = func.results().collect();
+    let bytes = |ty: &Type| matches!(ty, Type::List(list) if list.ty() == Type::U8);
+    let fits = matches!(params.as_slice(), [Type::String, args] if bytes(args))
+        && matches!(results.as_slice(), [Type::Result(result)]
+            if result.ok().as_ref().is_some_and(bytes)
+                && matches!(result.err(), Some(Type::Variant(_))));
+    if !fits {
+        return Err(wrong());
+    }
+    Ok(Some(index))
 }
 
 fn method(

@@ -24,6 +24,7 @@ use wasmtime::Engine;
 use wasmtime::component::types::{ComponentFunc, ComponentItem, Type};
 use wasmtime::component::{Component, HasData, Linker, Resource, ResourceTable, ResourceType, Val};
 
+use crate::bindings::dynamic_api::{self, Thrown};
 use crate::bindings::http_types::{Request, Response};
 use crate::bindings::objects_api::{self, CallError, Failure};
 use crate::error::ObjectError;
@@ -267,13 +268,36 @@ impl objects_api::Host for ObjectsHost<'_> {
     }
 }
 
-/// Adds the `objects` interface to `linker`, over the [`ObjectsHost`] `get` returns (a class's
+impl dynamic_api::Host for ObjectsHost<'_> {
+    /// Dynamic RPC to the object `id` of the class bound as `binding`.
+    async fn call(
+        &mut self,
+        binding: String,
+        id: String,
+        method: String,
+        args: Vec<u8>,
+    ) -> wasmtime::Result<Result<Result<Vec<u8>, Thrown>, CallError>> {
+        let call = match self.calls.start_fetch(&binding, &id) {
+            Ok(call) => call,
+            Err(e) => return Ok(Err(e)),
+        };
+        let (key, name) = call.to;
+        Ok(call
+            .router
+            .call_dynamic(key, name.as_deref(), method, args, call.chain)
+            .await
+            .map_err(call_error))
+    }
+}
+
+/// Adds the `objects` and `dynamic` interfaces to `linker`, over the [`ObjectsHost`] `get` returns (a class's
 /// stub imports are linked per class: [`link_stubs`]).
 pub(crate) fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     get: fn(&mut T) -> ObjectsHost<'_>,
 ) -> wasmtime::Result<()> {
-    objects_api::add_to_linker::<T, ObjectsApi>(linker, get)
+    objects_api::add_to_linker::<T, ObjectsApi>(linker, get)?;
+    dynamic_api::add_to_linker::<T, ObjectsApi>(linker, get)
 }
 
 /// Whether a request asks for a WebSocket (`upgrade: websocket`).

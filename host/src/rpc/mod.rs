@@ -7,6 +7,7 @@
 //! back, exactly as if the method had thrown.
 
 pub(crate) mod calls;
+pub(crate) mod dynamic;
 pub(crate) mod json;
 pub(crate) mod signature;
 pub(crate) mod wit;

@@ -26,18 +26,69 @@ export class Room extends SocketServer {
     return Response.json({ visits, joined: this.joined });
   }
 
-  // untyped: not a typed RPC method (yet), and no reason to fail the build
+  // untyped: not a typed RPC method, reached by dynamic RPC (as on Cloudflare)
   async rename(name) {
     this.name = name;
+  }
+
+  async stats(since) {
+    return {
+      since,
+      when: new Date(0),
+      tags: new Set(["a", "b"]),
+      nothing: null,
+      missing: undefined,
+      big: 10n ** 20n,
+      name: this.name ?? null,
+    };
+  }
+
+  async fail() {
+    throw new RangeError("nope");
   }
 }
 
 export default {
   async fetch(request, env) {
     const [, kind, name, action = ""] = new URL(request.url).pathname.split("/");
+    if (kind === "dynamic") return Response.json(await dynamicCalls(env, name));
     const namespace = kind === "counter" ? env.COUNTERS : kind === "room" ? env.ROOMS : null;
     if (!namespace || !name) return new Response("not found", { status: 404 });
     const stub = namespace.get(namespace.idFromName(name));
     return stub.fetch(`https://object/${action}`);
   },
 };
+
+// Calls Room's untyped methods as Cloudflare code does: through the stub, by name, with
+// structured-clone values both ways.
+async function dynamicCalls(env, name) {
+  const room = env.ROOMS.get(env.ROOMS.idFromName(name));
+  const out = {};
+  out.renamed = await room.rename("renamed");
+  const stats = await room.stats(5);
+  out.stats = {
+    since: stats.since,
+    when: stats.when instanceof Date ? stats.when.toISOString() : "not a Date",
+    tags: stats.tags instanceof Set ? [...stats.tags] : "not a Set",
+    nothing: stats.nothing,
+    missing: "missing" in stats && stats.missing === undefined,
+    big: typeof stats.big === "bigint" ? String(stats.big) : "not a bigint",
+    name: stats.name,
+  };
+  try {
+    await room.fail();
+  } catch (e) {
+    out.fail = `${e.name}: ${e.message}`;
+  }
+  try {
+    await room.nope();
+  } catch (e) {
+    out.nope = `${e.name} ${e.kind}`;
+  }
+  try {
+    await env.COUNTERS.getByName("a").anything();
+  } catch (e) {
+    out.classic = e.kind;
+  }
+  return out;
+}
