@@ -325,6 +325,29 @@ async fn js_counter(dir: &Path, secs: Duration) -> anyhow::Result<()> {
             stats.line()
         );
     }
+    // the same trivial method, typed (WIT values) and dynamic (by name, encoded values)
+    host.registry()
+        .deploy("probe", std::fs::read(wasmdo_test_artifacts::JS_RUNTIME)?)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let probe = Address::Name("probe".into());
+    for method in ["activationCount", "activationCountAny"] {
+        let args = arguments(json!([]));
+        directory
+            .call("probe", &probe, method, args.clone())
+            .await?;
+        let n = if quick() { 200 } else { 2_000 };
+        let (stats, fuel) = warm_calls(&directory, "probe", &probe, method, &args, n).await?;
+        let how = if method.ends_with("Any") {
+            "dynamic"
+        } else {
+            "typed"
+        };
+        println!(
+            "js in-process rpc, warm object, {how:<7} {method:<19}: {}  {fuel} fuel/call",
+            stats.line()
+        );
+    }
     js_fuel_overhead(dir).await?;
     let me = std::process::id();
     for (method, args) in [

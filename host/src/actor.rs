@@ -849,7 +849,14 @@ impl Actor {
         let unknown = || ObjectError::UnknownMethod {
             class: class.name.to_string(),
             method: method.to_string(),
-            available: class.method_names(),
+            available: if class.dynamic.is_some() {
+                format!(
+                    "{} (typed), and its public methods by name",
+                    class.method_names()
+                )
+            } else {
+                class.method_names()
+            },
         };
         let outcome = match instance.call_dynamic(method, args, limits).await {
             Ok(None) => return Err(unknown()),

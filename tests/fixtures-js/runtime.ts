@@ -52,6 +52,19 @@ export class RuntimeProbe extends DurableObject {
     return value;
   }
 
+  // untyped (`any`): no WIT function, so these are reached by dynamic RPC only
+  async echoAny(value: any): Promise<any> {
+    return value;
+  }
+
+  async activationCountAny(): Promise<any> {
+    return this.activations;
+  }
+
+  async failAny(message: any): Promise<any> {
+    throw new TypeError(String(message));
+  }
+
   async describe(value: Everything): Promise<string> {
     return [
       typeof value.big,

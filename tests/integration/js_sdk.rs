@@ -294,6 +294,48 @@ fn alarms_fire_into_the_alarm_method() {
     );
 }
 
+/// Methods without a WIT type (`any`) are not typed RPC methods, yet reachable by name through
+/// the class's dynamic handler: JSON in, the returned value as JSON out, a throw a 422.
+#[test]
+fn untyped_methods_are_reached_by_dynamic_rpc() {
+    let host = TestHost::with_config(LIMITS);
+    let class = host.deploy("rt", JS_RUNTIME).expect(201);
+    let listed = class["methods"].as_array().unwrap();
+    assert!(
+        listed.iter().all(|m| m["name"] != "echo-any"),
+        "an untyped method has no WIT signature to list: {class}"
+    );
+    for value in [
+        json!({"camelCase": [1, 2.5, "x", null, {"deep": true}], "n": null}),
+        json!("text"),
+        json!(null),
+        json!([]),
+    ] {
+        // field names and nulls come back as the method returned them
+        assert_eq!(host.call("rt", "a", "echoAny", json!([value])), value);
+    }
+    // no arguments: `undefined`, left out of the JSON reply as null
+    assert_eq!(host.call("rt", "a", "echoAny", json!([])), Value::Null);
+    assert_eq!(host.call("rt", "a", "activationCountAny", json!([])), 1);
+    // the typed and the dynamic way reach the same live object
+    assert_eq!(host.call("rt", "a", "activationCount", json!([])), 1);
+    let err = host
+        .rpc("rt", "a", "failAny", json!(["no luck"]))
+        .expect_error(422, "MethodError");
+    assert!(
+        err.contains("TypeError") && err.contains("no luck"),
+        "{err}"
+    );
+    // names callers may not reach: handlers, `_` names, Object's methods, the unknown
+    for name in ["fetch", "constructor", "toString", "_private", "nope"] {
+        host.rpc("rt", "a", name, json!([]))
+            .expect_error(404, "UnknownMethod");
+    }
+    // arguments must still be a JSON array
+    host.rpc("rt", "a", "echoAny", json!({"not": "a list"}))
+        .expect_error(400, "InvalidArgument");
+}
+
 #[test]
 fn every_wit_type_round_trips_through_rpc() {
     let host = runtime_host("");

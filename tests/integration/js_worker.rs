@@ -90,11 +90,14 @@ fn a_javascript_worker_project_runs_whole_under_wasmdo_dev() {
         get_json(&format!("{url}/call/lobby")),
         json!(["first post"])
     );
-    // COUNTERS has no RPC methods, so its stubs only fetch: a method call says so
+    // COUNTERS has no stub package: a method is called by name (dynamic RPC), and Counter has
+    // no `increment`
     let (status, body) = get(&format!("{url}/counter-method/c"));
     assert_eq!(status, 501, "{body}");
     assert!(
-        body.starts_with("TypeError: env.COUNTERS has no stub package"),
+        body.starts_with(
+            "CallError: bad-call: class `Counter` has no method `increment`; its methods are: (none) (typed), and its public methods by name"
+        ),
         "{body}"
     );
 

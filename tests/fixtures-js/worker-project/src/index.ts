@@ -105,7 +105,8 @@ export default {
       case "call":
         return Response.json(await env.ROOMS.getByName(name).posts());
       case "counter-method":
-        // COUNTERS has no stub package (Counter has no RPC methods): only fetch
+        // COUNTERS has no stub package (Counter has no typed methods): a method is called by
+        // name (dynamic RPC), and Counter has no `increment`
         try {
           await (env.COUNTERS.getByName(name) as unknown as { increment(): Promise<number> }).increment();
           return new Response("called?");
