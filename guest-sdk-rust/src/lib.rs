@@ -117,7 +117,17 @@ pub use wit_bindgen;
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "durable-object",
+        // `durable-object` and dynamic RPC's import, which a class's component imports only
+        // when it calls `dynamic::call`
+        inline: "
+            package wasmdo:sdk;
+            world sdk {
+                include wasmdo:object/durable-object@0.1.0;
+                import wasmdo:object/dynamic@0.1.0;
+            }
+        ",
+        world: "wasmdo:sdk/sdk",
+        generate_all,
         // `export_object!` invokes it from the user's crate.
         pub_export_macro: true,
         export_macro_name: "__export_durable_object",

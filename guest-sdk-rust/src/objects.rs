@@ -16,6 +16,9 @@
 //! }
 //! ```
 //!
+//! [`call`] calls a method by name (dynamic RPC: a JavaScript class's untyped methods), with
+//! the arguments as JSON text.
+//!
 //! [`fetch`] sends an HTTP request to another object's `fetch` (Cloudflare's `stub.fetch`). A
 //! class answering a WebSocket upgrade can pass it on: when the callee accepts, its response has
 //! status 101, and returning that response connects the client to the callee (a Worker in front
@@ -28,7 +31,9 @@ pub use crate::bindings::wasmdo::object::objects::{
     CallError, Failure, id_from_name, id_from_string, new_unique_id,
 };
 
-use crate::bindings::wasmdo::object::{http_types, objects};
+pub use crate::bindings::wasmdo::object::dynamic::Thrown;
+
+use crate::bindings::wasmdo::object::{dynamic, http_types, objects};
 use crate::{Request, Response};
 
 /// Sends `request` to the `fetch` of the object `id` (from [`id_from_name`], …) of the class
@@ -50,6 +55,22 @@ pub fn fetch(binding: &str, id: &str, request: &Request) -> Result<Response, Cal
         headers: response.headers,
         body: response.body,
     })
+}
+
+/// Dynamic RPC (Cloudflare's RPC by name, for methods without a typed WIT function — a
+/// JavaScript class's untyped methods): calls `method` on the object `id` of the class bound as
+/// `binding` with `args_json`, the JSON text of the argument list (`[5, "x"]`). `Ok(Ok(bytes))`
+/// is the encoded value the method returned — its UTF-8 JSON text when JSON holds it, else byte
+/// `0x01` and a tagged tree (guest-sdk-js/runtime/values.js) — and `Ok(Err(thrown))` what it
+/// threw (its writes rolled back). A callee without dynamic methods, or without that method,
+/// answers [`CallError::BadCall`].
+pub fn call(
+    binding: &str,
+    id: &str,
+    method: &str,
+    args_json: &str,
+) -> Result<Result<Vec<u8>, Thrown>, CallError> {
+    dynamic::call(binding, id, method, args_json.as_bytes())
 }
 
 impl CallError {

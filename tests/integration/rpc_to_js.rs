@@ -20,6 +20,48 @@ fn host() -> TestHost {
     host
 }
 
+/// A Rust class calls a JavaScript class's untyped methods by name (`wasmdo::objects::call`),
+/// with JSON text in and the encoded result out.
+#[test]
+fn a_rust_object_calls_untyped_javascript_methods_by_name() {
+    let host = host();
+    let echoed = host.call(
+        "caller",
+        "a",
+        "dynamic-remote",
+        json!(["p", "echoAny", r#"[{"camelCase": [1, null, "x"]}]"#]),
+    );
+    assert_eq!(echoed, r#"{"camelCase":[1,null,"x"]}"#);
+    // a typed method is reachable by name too
+    assert_eq!(
+        host.call(
+            "caller",
+            "a",
+            "dynamic-remote",
+            json!(["p", "activationCount", "[]"])
+        ),
+        "1"
+    );
+    // what the method threw comes back as itself
+    let err = host
+        .rpc(
+            "caller",
+            "a",
+            "dynamic-remote",
+            json!(["p", "failAny", r#"["why"]"#]),
+        )
+        .expect_error(422, "MethodError");
+    assert!(err.contains("TypeError: why"), "{err}");
+    // an unknown method is a call error
+    let err = host
+        .rpc("caller", "a", "dynamic-remote", json!(["p", "nope", "[]"]))
+        .expect_error(422, "MethodError");
+    assert!(
+        err.contains("bad-call") || err.contains("has no method"),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_rust_object_calls_a_javascript_object_with_typed_values_and_errors() {
     let host = host();
