@@ -115,6 +115,9 @@ export class DurableObjectNamespace {
     let id = null;
     stub = {
       [RAW]: raws,
+      // Cloudflare's stub properties: present, so the Proxy never takes them for methods
+      id: undefined,
+      name: undefined,
       /** Cloudflare's `stub.fetch`: the object's `fetch` handler answers the request. */
       fetch: (input, init) => stubFetch(binding, () => (id ??= idOf()), input, init),
     };

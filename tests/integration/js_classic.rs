@@ -67,6 +67,7 @@ fn untyped_classic_and_inherited_classes_build_and_run_under_wasmdo_dev() {
                 "since": 5, "when": "1970-01-01T00:00:00.000Z", "tags": ["a", "b"],
                 "nothing": null, "missing": true, "big": "100000000000000000000", "name": "renamed"
             },
+            "stubId": true,
             "fail": "RangeError: nope",
             "nope": "CallError bad-call",
             "classic": "bad-call",

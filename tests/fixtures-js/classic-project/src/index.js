@@ -64,6 +64,8 @@ export default {
 async function dynamicCalls(env, name) {
   const room = env.ROOMS.get(env.ROOMS.idFromName(name));
   const out = {};
+  // `id` is the stub's DurableObjectId, not a method called by name
+  out.stubId = String(room.id) === String(env.ROOMS.idFromName(name));
   out.renamed = await room.rename("renamed");
   const stats = await room.stats(5);
   out.stats = {
