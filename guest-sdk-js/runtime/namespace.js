@@ -89,7 +89,7 @@ export class DurableObjectNamespace {
   get(id) {
     const hex = String(id);
     const stub = this.#stub(`id:${hex}`, (Stub) => new Stub(hex), () => hex);
-    stub.id ??= id instanceof DurableObjectId ? id : new DurableObjectId(hex);
+    if (id instanceof DurableObjectId) stub.id = id;
     return stub;
   }
 
@@ -113,10 +113,17 @@ export class DurableObjectNamespace {
     const raws = this.#interfaces.map(({ Stub }) => make(Stub));
     const binding = this.#binding;
     let id = null;
+    let idObject = null;
     stub = {
       [RAW]: raws,
-      // Cloudflare's stub properties: present, so the Proxy never takes them for methods
-      id: undefined,
+      // Cloudflare's stub properties, own properties so the Proxy never takes them for methods:
+      // `id` (for a stub made by name, resolved when first read) and `name`
+      get id() {
+        return (idObject ??= new DurableObjectId((id ??= idOf()), this.name));
+      },
+      set id(value) {
+        idObject = value;
+      },
       name: undefined,
       /** Cloudflare's `stub.fetch`: the object's `fetch` handler answers the request. */
       fetch: (input, init) => stubFetch(binding, () => (id ??= idOf()), input, init),

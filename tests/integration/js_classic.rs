@@ -68,6 +68,7 @@ fn untyped_classic_and_inherited_classes_build_and_run_under_wasmdo_dev() {
                 "nothing": null, "missing": true, "big": "100000000000000000000", "name": "renamed"
             },
             "stubId": true,
+            "byNameId": true,
             "fail": "RangeError: nope",
             "nope": "CallError bad-call",
             "classic": "bad-call",

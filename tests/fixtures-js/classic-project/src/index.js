@@ -66,6 +66,8 @@ async function dynamicCalls(env, name) {
   const out = {};
   // `id` is the stub's DurableObjectId, not a method called by name
   out.stubId = String(room.id) === String(env.ROOMS.idFromName(name));
+  const byName = env.ROOMS.getByName(name);
+  out.byNameId = String(byName.id) === String(room.id) && byName.id.name === name;
   out.renamed = await room.rename("renamed");
   const stats = await room.stats(5);
   out.stats = {
