@@ -14,18 +14,7 @@
 import path from "node:path";
 import ts from "typescript";
 
-/** Methods that are handlers, never RPC methods. */
-const HANDLERS = new Set([
-  "constructor",
-  "fetch",
-  "alarm",
-  "webSocketMessage",
-  "webSocketClose",
-  "webSocketError",
-  // wasmdo's snapshots of in-memory state across hibernation
-  "snapshot",
-  "restore",
-]);
+import { isRpcName } from "../runtime/rpc-names.js";
 
 /** Properties DurableObject sets on every instance: a method of that name would be shadowed. */
 const RESERVED = new Set(["ctx", "env"]);
@@ -148,7 +137,7 @@ export function analyze({ entry, className, sdkTypes }) {
     if (!declaration || !ts.isMethodDeclaration(declaration)) continue;
     if (isSdkFile(declaration.getSourceFile().fileName, sdkTypes)) continue;
     const name = property.name;
-    if (HANDLERS.has(name) || name.startsWith("_") || name.startsWith("#")) continue;
+    if (!isRpcName(name)) continue;
     const modifiers = ts.getCombinedModifierFlags(declaration);
     if (modifiers & (ts.ModifierFlags.Private | ts.ModifierFlags.Protected | ts.ModifierFlags.Static)) continue;
     if (ts.isPrivateIdentifier(declaration.name)) continue;

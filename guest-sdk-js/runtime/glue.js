@@ -7,6 +7,7 @@ import { className } from "wasmdo:object/object@0.1.0";
 import { DurableObject, DurableObjectState, ExecutionContext, installConsole, installFetch, objectEnv, describe } from "./object.js";
 import { serialize, deserialize } from "./values.js";
 import { bindingNamespaces } from "./namespace.js";
+import { isRpcName } from "./rpc-names.js";
 import { installRequest, toRequest, toResponseRecord } from "./http.js";
 import { forgetWebSocket, installResponse, webSocket, webSocketData, WebSocketPair, WebSocketRequestResponsePair } from "./websockets.js";
 
@@ -156,9 +157,6 @@ function isThenable(v) {
   return v !== null && (typeof v === "object" || typeof v === "function") && typeof v.then === "function";
 }
 
-/** Methods that are handlers, never reached by RPC (as the build's analysis says). */
-const NOT_RPC = new Set(["constructor", "fetch", "alarm", "webSocketMessage", "webSocketClose", "webSocketError", "snapshot", "restore"]);
-
 /**
  * Whether `name` is a method of `object` that RPC callers may reach, by Cloudflare's rules: a
  * method of a `DurableObject` subclass or of the project's base classes (not of `Object`, not a
@@ -166,7 +164,7 @@ const NOT_RPC = new Set(["constructor", "fetch", "alarm", "webSocketMessage", "w
  */
 function rpcCallable(object, name) {
   // a classic class (not a DurableObject) has no RPC, as on Cloudflare
-  if (typeof name !== "string" || name.startsWith("_") || NOT_RPC.has(name) || !(object instanceof DurableObject)) return false;
+  if (!isRpcName(name) || !(object instanceof DurableObject)) return false;
   for (let proto = Object.getPrototypeOf(object); proto && proto !== Object.prototype; proto = Object.getPrototypeOf(proto)) {
     if (proto === DurableObject.prototype) return false;
     const own = Object.getOwnPropertyDescriptor(proto, name);

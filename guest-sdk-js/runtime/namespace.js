@@ -113,20 +113,21 @@ export class DurableObjectNamespace {
     const raws = this.#interfaces.map(({ Stub }) => make(Stub));
     const binding = this.#binding;
     let id = null;
+    const hexId = () => (id ??= idOf());
     let idObject = null;
     stub = {
       [RAW]: raws,
       // Cloudflare's stub properties, own properties so the Proxy never takes them for methods:
       // `id` (for a stub made by name, resolved when first read) and `name`
       get id() {
-        return (idObject ??= new DurableObjectId((id ??= idOf()), this.name));
+        return (idObject ??= new DurableObjectId(hexId(), this.name));
       },
       set id(value) {
         idObject = value;
       },
       name: undefined,
       /** Cloudflare's `stub.fetch`: the object's `fetch` handler answers the request. */
-      fetch: (input, init) => stubFetch(binding, () => (id ??= idOf()), input, init),
+      fetch: (input, init) => stubFetch(binding, hexId, input, init),
     };
     this.#interfaces.forEach(({ methods }, i) => {
       for (const [method, unwrap] of methods) {
@@ -134,7 +135,7 @@ export class DurableObjectNamespace {
         stub[method] = (...args) => call(raws[i], method, unwrap, args);
       }
     });
-    stub = withDynamicMethods(stub, binding, () => (id ??= idOf()));
+    stub = withDynamicMethods(stub, binding, hexId);
     this.#stubs.set(key, stub);
     return stub;
   }

@@ -926,15 +926,9 @@ impl Actor {
         let instance = self.ensure_live().await?;
         let class = instance.class().clone();
         let Some(method) = class.find_method(method) else {
-            if class.dynamic.is_none() {
-                return Err(ObjectError::UnknownMethod {
-                    class: class.name.to_string(),
-                    method: method.to_string(),
-                    available: class.method_names(),
-                });
-            }
-            // a method without a typed WIT function: a JSON array of arguments is already an
-            // encoded list of values
+            // a method without a typed WIT function is called by name (`UnknownMethod` for a
+            // class without a dynamic handler): a JSON array of arguments is already an encoded
+            // list of values
             let blank = args.iter().all(u8::is_ascii_whitespace);
             let args: &[u8] = if blank { b"[]" } else { &args };
             return match self.call_dynamic(method, args, limits).await? {

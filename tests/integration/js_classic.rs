@@ -8,19 +8,11 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::wrangler::{Dev, copy_project, get, get_json};
+use crate::wrangler::{self, Dev, copy_project, get, get_json};
 
+/// `POST url` → (status, the JSON reply).
 fn post(url: &str, body: &str) -> (u16, serde_json::Value) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let response = agent
-        .post(url)
-        .send(body)
-        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
-    let status = response.status().as_u16();
-    let text = response.into_body().read_to_string().expect("body");
+    let (status, text) = wrangler::post(url, body, &[]);
     (
         status,
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")),

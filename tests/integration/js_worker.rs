@@ -11,20 +11,11 @@ use serde_json::json;
 use tungstenite::Message;
 
 use crate::harness::ws_text;
-use crate::wrangler::{Dev, copy_project, get, get_json};
+use crate::wrangler::{self, Dev, copy_project, get, get_json};
 
+/// A POST with a header the rooms echo back.
 fn post(url: &str, body: &str) -> (u16, String) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let response = agent
-        .post(url)
-        .header("x-test", "kept")
-        .send(body)
-        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
-    let status = response.status().as_u16();
-    (status, response.into_body().read_to_string().expect("body"))
+    wrangler::post(url, body, &[("x-test", "kept")])
 }
 
 #[test]

@@ -161,17 +161,34 @@ impl Drop for Dev {
     }
 }
 
-/// `GET url` → (status, body).
-pub(crate) fn get(url: &str) -> (u16, String) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+/// An HTTP client that answers every status (no error for 4xx/5xx), within two minutes.
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(120)))
         .build()
-        .into();
-    let response = agent
+        .into()
+}
+
+/// `GET url` → (status, body).
+pub(crate) fn get(url: &str) -> (u16, String) {
+    let response = agent()
         .get(url)
         .call()
         .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = response.status().as_u16();
+    (status, response.into_body().read_to_string().expect("body"))
+}
+
+/// `POST url` with `body` and `headers` → (status, body).
+pub(crate) fn post(url: &str, body: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut request = agent().post(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request
+        .send(body)
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
     let status = response.status().as_u16();
     (status, response.into_body().read_to_string().expect("body"))
 }

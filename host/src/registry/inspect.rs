@@ -129,7 +129,7 @@ impl Registry {
                     error: get("websocket-error")?,
                 })
             });
-        let dynamic = dynamic_handler(&self.engine, &component)?;
+        let dynamic = dynamic_handler(&component)?;
         let snapshot = component
             .get_export_index(None, bindings::SNAPSHOT_HANDLER_INTERFACE)
             .and_then(|iface| {
@@ -206,10 +206,7 @@ impl Registry {
 
 /// The component's `dynamic-handler.call` (dynamic RPC), if it exports one, checked against the
 /// WIT: `func(method: string, args: list<u8>) -> result<list<u8>, dynamic-error>`.
-fn dynamic_handler(
-    engine: &wasmtime::Engine,
-    component: &Component,
-) -> Result<Option<ComponentExportIndex>, ObjectError> {
+fn dynamic_handler(component: &Component) -> Result<Option<ComponentExportIndex>, ObjectError> {
     let Some(iface) = component.get_export_index(None, bindings::DYNAMIC_HANDLER_INTERFACE) else {
         return Ok(None);
     };
@@ -219,24 +216,11 @@ fn dynamic_handler(
             bindings::DYNAMIC_HANDLER_INTERFACE
         ))
     };
-    let Some(index) = component.get_export_index(Some(&iface), "call") else {
+    let Some((ComponentItem::ComponentFunc(func), index)) =
+        component.get_export(Some(&iface), "call")
+    else {
         return Err(wrong());
     };
-    let ty = component.component_type();
-    let func = ty
-        .exports(engine)
-        .find(|(name, _)| *name == bindings::DYNAMIC_HANDLER_INTERFACE)
-        .and_then(|(_, item)| match item.ty {
-            ComponentItem::ComponentInstance(instance) => instance
-                .exports(engine)
-                .find(|(name, _)| *name == "call")
-                .and_then(|(_, item)| match item.ty {
-                    ComponentItem::ComponentFunc(func) => Some(func),
-                    _ => None,
-                }),
-            _ => None,
-        })
-        .ok_or_else(wrong)?;
     let params: Vec<Type> = func.params().map(|(_, ty)| ty).collect();
     let results: Vec<Type> = func.results().collect();
     let bytes = |ty: &Type| matches!(ty, Type::List(list) if list.ty() == Type::U8);

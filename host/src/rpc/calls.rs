@@ -167,13 +167,13 @@ impl CallCtx {
         Ok(to)
     }
 
-    /// The part of a `fetch` that needs the caller: the target (the object `id` of the class
-    /// bound as `binding`) and the call chain.
-    fn start_fetch(&mut self, binding: &str, id: &str) -> Result<Fetch, CallError> {
+    /// The part of a `fetch` or a call by name that needs the caller: the target (the object
+    /// `id` of the class bound as `binding`) and the call chain.
+    fn start_call(&mut self, binding: &str, id: &str) -> Result<Outgoing, CallError> {
         let class = self.class_of(binding)?.to_string();
         let router = self.router()?;
         let to = self.resolve(&*router, &class, &Address::Id(id.to_string()))?;
-        Ok(Fetch {
+        Ok(Outgoing {
             router,
             to,
             chain: self.chain_with_caller(),
@@ -245,7 +245,7 @@ impl objects_api::Host for ObjectsHost<'_> {
         id: String,
         request: Request,
     ) -> wasmtime::Result<Result<Response, CallError>> {
-        let fetch = match self.calls.start_fetch(&binding, &id) {
+        let fetch = match self.calls.start_call(&binding, &id) {
             Ok(fetch) => fetch,
             Err(e) => return Ok(Err(e)),
         };
@@ -277,7 +277,7 @@ impl dynamic_api::Host for ObjectsHost<'_> {
         method: String,
         args: Vec<u8>,
     ) -> wasmtime::Result<Result<Result<Vec<u8>, Thrown>, CallError>> {
-        let call = match self.calls.start_fetch(&binding, &id) {
+        let call = match self.calls.start_call(&binding, &id) {
             Ok(call) => call,
             Err(e) => return Ok(Err(e)),
         };
@@ -310,8 +310,8 @@ fn is_websocket_upgrade(request: &Request) -> bool {
     })
 }
 
-/// A `fetch` to another object ready to go (see [`CallCtx::start_fetch`]).
-struct Fetch {
+/// A `fetch` or a call by name to another object, ready to go (see [`CallCtx::start_call`]).
+struct Outgoing {
     router: Arc<dyn Router>,
     to: Resolved,
     chain: Chain,

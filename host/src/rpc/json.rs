@@ -134,16 +134,15 @@ pub(crate) fn args_from_json(
         params,
         failure: &failure,
     };
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return args
-            .complete(Vec::new(), 0)
-            .map_err(|()| failure.into_error(None));
-    }
-    let mut reader = serde_json::Deserializer::from_slice(body);
-    Seed(args)
-        .deserialize(&mut reader)
-        .and_then(|args| reader.end().map(|()| args))
-        .map_err(|e| failure.into_error(Some(e)))
+    let decoded = if body.iter().all(u8::is_ascii_whitespace) {
+        args.complete(Vec::new(), 0)
+    } else {
+        let mut reader = serde_json::Deserializer::from_slice(body);
+        Seed(args)
+            .deserialize(&mut reader)
+            .and_then(|args| reader.end().map(|()| args))
+    };
+    decoded.map_err(|e| failure.into_error(e))
 }
 
 /// Decodes one JSON value into a [`Val`] of type `ty`; errors carry a path but no argument.
@@ -157,7 +156,7 @@ pub(crate) fn json_to_val(ty: &Type, json: &Value) -> Result<Val, ArgumentError>
         failure: &failure,
     })
     .deserialize(&mut reader)
-    .map_err(|e| failure.into_error(Some(e)))
+    .map_err(|e| failure.into_error(e))
 }
 
 /// Converts a [`Val`] of type `ty` into JSON (see the module docs for the mapping).
@@ -384,19 +383,20 @@ impl Failure {
     /// A value's failure becomes final, naming the argument it is in.
     fn in_argument(&self, argument: Argument) {
         let mut failed = self.0.borrow_mut();
-        if let Some(Failed::Value(mismatch)) = failed.take() {
-            *failed = Some(Failed::Arguments(mismatch.into_error(Some(argument))));
-        } else if let Some(other) = failed.take() {
-            *failed = Some(other);
-        }
+        *failed = match failed.take() {
+            Some(Failed::Value(mismatch)) => {
+                Some(Failed::Arguments(mismatch.into_error(Some(argument))))
+            }
+            other => other,
+        };
     }
 
     /// The error to answer: what was recorded, or else the reader's own (the text is not JSON).
-    fn into_error(self, reader: Option<serde_json::Error>) -> ArgumentError {
+    fn into_error(self, reader: serde_json::Error) -> ArgumentError {
         match self.0.into_inner() {
             Some(Failed::Arguments(error)) => error,
             Some(Failed::Value(mismatch)) => mismatch.into_error(None),
-            None => ArgumentError::NotJson(reader.map_or_else(String::new, |e| e.to_string())),
+            None => ArgumentError::NotJson(reader.to_string()),
         }
     }
 }
@@ -505,7 +505,7 @@ struct Args<'a> {
 
 impl Args<'_> {
     /// Checks the count of arguments given and fills in the trailing options left out.
-    fn complete(&self, mut args: Vec<Val>, given: usize) -> Result<Vec<Val>, ()> {
+    fn complete<E: de::Error>(&self, mut args: Vec<Val>, given: usize) -> Result<Vec<Val>, E> {
         // trailing optional parameters may be left out (`none`), as in JavaScript
         let required = self
             .params
@@ -513,12 +513,11 @@ impl Args<'_> {
             .rposition(|(_, ty)| !matches!(ty, Type::Option(_)))
             .map_or(0, |last| last + 1);
         if given < required || given > self.params.len() {
-            *self.failure.0.borrow_mut() = Some(Failed::Arguments(ArgumentError::WrongArity {
+            return Err(self.failure.arguments(ArgumentError::WrongArity {
                 expected: self.params.len(),
                 params: render_params(self.params),
                 got: given,
             }));
-            return Err(());
         }
         args.resize(self.params.len(), Val::Option(None));
         Ok(args)
@@ -573,7 +572,6 @@ impl<'de> Decode<'de> for Args<'_> {
             given += count_rest(&mut seq)?;
         }
         self.complete(args, given)
-            .map_err(|()| de::Error::custom("the arguments do not fit the method"))
     }
 }
 
@@ -967,30 +965,19 @@ fn cannot_cross(ty: &Type) -> Mismatch {
 
 /// What a value of `ty` must look like, for "expected …, got …".
 fn expectation(ty: &Type) -> String {
+    let float = |name| format!("{name} (a number, \"NaN\", \"Infinity\" or \"-Infinity\")");
     match ty {
         Type::Bool => "bool".to_owned(),
-        Type::U8 => U8.name.to_owned(),
-        Type::U16 => U16.name.to_owned(),
-        Type::U32 => U32.name.to_owned(),
-        Type::S8 => S8.name.to_owned(),
-        Type::S16 => S16.name.to_owned(),
-        Type::S32 => S32.name.to_owned(),
-        Type::U64 | Type::S64 => {
-            let name = if matches!(ty, Type::U64) {
-                "u64"
-            } else {
-                "s64"
-            };
-            format!("{name} (a number or a decimal string)")
-        }
-        Type::Float32 | Type::Float64 => {
-            let name = if matches!(ty, Type::Float32) {
-                "f32"
-            } else {
-                "f64"
-            };
-            format!("{name} (a number, \"NaN\", \"Infinity\" or \"-Infinity\")")
-        }
+        Type::U8 => U8.expectation(),
+        Type::U16 => U16.expectation(),
+        Type::U32 => U32.expectation(),
+        Type::U64 => U64.expectation(),
+        Type::S8 => S8.expectation(),
+        Type::S16 => S16.expectation(),
+        Type::S32 => S32.expectation(),
+        Type::S64 => S64.expectation(),
+        Type::Float32 => float("f32"),
+        Type::Float64 => float("f64"),
         Type::Char => "char (a string of exactly one Unicode scalar value)".to_owned(),
         Type::String => "string".to_owned(),
         Type::List(_)
@@ -1112,6 +1099,23 @@ const fn int_type(name: &'static str, min: i128, max: i128, accepts_string: bool
     }
 }
 
+/// Whether `s` is a decimal integer: an optional `-`, then digits only.
+fn is_decimal(s: &str) -> bool {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+impl IntegerType {
+    /// What a value of this type must look like, for "expected …, got …".
+    fn expectation(&self) -> String {
+        if self.accepts_string {
+            format!("{} (a number or a decimal string)", self.name)
+        } else {
+            self.name.to_owned()
+        }
+    }
+}
+
 /// The integer `scalar` stands for, checked against `ty`'s range.
 fn integer(scalar: &Scalar<'_>, ty: &IntegerType) -> Result<i128, Mismatch> {
     let got = || Got::of(scalar);
@@ -1143,24 +1147,11 @@ fn integer(scalar: &Scalar<'_>, ty: &IntegerType) -> Result<i128, Mismatch> {
                 &got(),
             ));
         }
-        Scalar::Str(s) if ty.accepts_string => {
-            let digits = s.strip_prefix('-').unwrap_or(s);
-            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(Mismatch::expected(
-                    format_args!("{} (a number or a decimal string)", ty.name),
-                    &got(),
-                ));
-            }
+        Scalar::Str(s) if ty.accepts_string && is_decimal(s) => {
             // Only digits are left, so a parse failure means too many of them.
             s.parse::<i128>().map_err(|_| out_of_range())?
         }
-        _ if ty.accepts_string => {
-            return Err(Mismatch::expected(
-                format_args!("{} (a number or a decimal string)", ty.name),
-                &got(),
-            ));
-        }
-        _ => return Err(Mismatch::expected(ty.name, &got())),
+        _ => return Err(Mismatch::expected(ty.expectation(), &got())),
     };
     if value < ty.min || value > ty.max {
         return Err(out_of_range());
