@@ -85,7 +85,9 @@ export function witWorld(surface, { packageName, imports = [] }) {
     `world ${iface}-object {`,
     "  include wasmdo:object/durable-object@0.1.0;",
     "  import wasmdo:object/dynamic@0.1.0;",
+    "  import wasmdo:object/event-loop@0.1.0;",
     "  export wasmdo:object/dynamic-handler@0.1.0;",
+    "  export wasmdo:object/event-loop-handler@0.1.0;",
   );
   for (const i of imports) lines.push(`  import ${i};`);
   lines.push(`  export ${id(iface)};`, "}", "");
@@ -93,11 +95,12 @@ export function witWorld(surface, { packageName, imports = [] }) {
 }
 
 /** The imports of every wasmdo component (the `durable-object` world's). */
-const OBJECT_IMPORTS = ["object", "storage", "alarms", "objects", "websockets", "dynamic"];
+const OBJECT_IMPORTS = ["object", "storage", "alarms", "objects", "websockets", "dynamic", "event-loop"];
 
 /**
- * The WIT package of a module's default Worker: the `durable-object` world's imports and only
- * its `handler` export (a Worker has no RPC interface, alarms or WebSockets of its own).
+ * The WIT package of a module's default Worker: the `durable-object` world's imports, its
+ * `handler` export, and the exports of the sockets it accepts itself (`server.accept()`) and of
+ * its timers (a Worker has no RPC interface or alarms of its own).
  */
 export function workerWitWorld({ packageName, imports = [] }) {
   return [
@@ -108,6 +111,8 @@ export function workerWitWorld({ packageName, imports = [] }) {
     ...OBJECT_IMPORTS.map((i) => `  import wasmdo:object/${i}@0.1.0;`),
     ...imports.map((i) => `  import ${i};`),
     "  export wasmdo:object/handler@0.1.0;",
+    "  export wasmdo:object/websocket-handler@0.1.0;",
+    "  export wasmdo:object/event-loop-handler@0.1.0;",
     "}",
     "",
   ].join("\n");
@@ -154,6 +159,7 @@ export function entryModule(surface, { userModule, stubs = [], jsonVars = [] }) 
     `export const websocketHandler = object.websocketHandler;`,
     `export const snapshotHandler = object.snapshotHandler;`,
     `export const dynamicHandler = object.dynamicHandler;`,
+    `export const eventLoopHandler = object.eventLoopHandler;`,
     `export const ${exportName} = {`,
     fns,
     `};`,
@@ -172,7 +178,10 @@ export function workerEntryModule({ userModule, stubs = [], jsonVars = [] }) {
     `import worker from ${JSON.stringify(userModule)};`,
     `import { hostWorker } from "wasmdo/glue";`,
     ...setupLines({ stubs, jsonVars }),
-    `export const handler = hostWorker(worker).handler;`,
+    `const host = hostWorker(worker);`,
+    `export const handler = host.handler;`,
+    `export const websocketHandler = host.websocketHandler;`,
+    `export const eventLoopHandler = host.eventLoopHandler;`,
     "",
   ].join("\n");
 }

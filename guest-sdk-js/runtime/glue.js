@@ -9,12 +9,14 @@ import { serialize, deserialize } from "./values.js";
 import { bindingNamespaces } from "./namespace.js";
 import { isRpcName } from "./rpc-names.js";
 import { installRequest, toRequest, toResponseRecord } from "./http.js";
+import { installTimers, reportWake, runDue } from "./event-loop.js";
 import { forgetWebSocket, installResponse, webSocket, webSocketData, WebSocketPair, WebSocketRequestResponsePair } from "./websockets.js";
 
 export { registerBinding } from "./namespace.js";
 export { registerJsonVars } from "./object.js";
 
 installConsole();
+installTimers();
 installFetch();
 installRequest();
 installResponse();
@@ -35,6 +37,20 @@ function warmUp() {
   const state = new DurableObjectState();
   void state.storage.kv;
   errorRecord(new TypeError("warm-up"));
+}
+
+/**
+ * What an event that failed answers (its `err`), once the host knows when the object's timers
+ * are next due: every event ends by telling it (`reportWake`), a failed one too.
+ */
+function failed(e) {
+  reportWake();
+  return errorRecord(e);
+}
+
+function failedText(e) {
+  reportWake();
+  return errorText(e);
 }
 
 /** What an RPC method's `err` carries: the thrown value's name and message. */
@@ -184,22 +200,40 @@ export function hostObject(userModule, exportName, methods) {
     return instance;
   }
 
-  /** Runs the class's WebSocket handler `name` (if it has one) for `socket`. */
+  /**
+   * Runs the class's WebSocket handler `name` (if it has one) for `socket`, or the socket's
+   * listeners if the instance accepted it itself (`server.accept()`).
+   */
   async function onWebSocket(name, socket, args) {
     try {
-      const object = live();
-      if (typeof object[name] === "function") await object[name](webSocket(socket), ...args);
+      const ws = webSocket(socket);
+      if (ws._inMemory) {
+        await ws._dispatch(name, args);
+      } else {
+        const object = live();
+        if (typeof object[name] === "function") await object[name](ws, ...args);
+      }
       await settle();
     } catch (e) {
-      throw errorText(e);
+      throw failedText(e);
     } finally {
       if (name !== "webSocketMessage") forgetWebSocket(socket);
     }
   }
 
-  /** `result`, once the event's `waitUntil` promises settle (at once when there are none). */
+  /**
+   * `result`, once the event's `waitUntil` promises settle (at once when there are none), and
+   * the host told when the object's timers are next due.
+   */
   function settle(result) {
-    return ctx.hasWaitUntil() ? ctx._settleWaitUntil().then(() => result) : result;
+    if (!ctx.hasWaitUntil()) {
+      reportWake();
+      return result;
+    }
+    return ctx._settleWaitUntil().then(() => {
+      reportWake();
+      return result;
+    });
   }
 
   return {
@@ -209,8 +243,10 @@ export function hostObject(userModule, exportName, methods) {
           ctx = new DurableObjectState();
           instance = new Class(ctx, objectEnv(bindingNamespaces()));
           await ctx._settleBlocking();
+          reportWake();
         } catch (e) {
           instance = null;
+          reportWake();
           throw `constructing ${exportName} (class ${className()}) failed: ${errorText(e)}`;
         }
       },
@@ -226,7 +262,7 @@ export function hostObject(userModule, exportName, methods) {
           const response = await object.fetch(toRequest(req, url));
           return settle(await toResponseRecord(response, `${exportName}.fetch`));
         } catch (e) {
-          throw errorText(e);
+          throw failedText(e);
         }
       },
     },
@@ -240,7 +276,7 @@ export function hostObject(userModule, exportName, methods) {
           }
           await settle();
         } catch (e) {
-          throw errorText(e);
+          throw failedText(e);
         }
       },
     },
@@ -260,9 +296,23 @@ export function hostObject(userModule, exportName, methods) {
           instance.ctx = ctx;
           instance.env = objectEnv(bindingNamespaces());
           instance.restore(deserialize(new Uint8Array(state)));
+          reportWake();
         } catch (e) {
           instance = null;
-          throw errorText(e);
+          throw failedText(e);
+        }
+      },
+    },
+
+    // timers between events: the host calls this when the earliest pending one is due
+    eventLoopHandler: {
+      async run() {
+        try {
+          await runDue();
+          if (ctx) await settle();
+          else reportWake();
+        } catch (e) {
+          throw failedText(e);
         }
       },
     },
@@ -283,7 +333,7 @@ export function hostObject(userModule, exportName, methods) {
     // result in the storage encoding (typed methods are reachable this way too)
     dynamicHandler: {
       call(name, args) {
-        const threw = (e) => ({ tag: "threw", val: errorRecord(e) });
+        const threw = (e) => ({ tag: "threw", val: failed(e) });
         let object;
         try {
           object = live();
@@ -291,15 +341,20 @@ export function hostObject(userModule, exportName, methods) {
           throw threw(e);
         }
         if (!rpcCallable(object, name)) {
+          reportWake();
           throw { tag: "unknown-method", val: `${exportName} has no method \`${name}\` that callers may reach` };
         }
         let list;
         try {
           list = deserialize(new Uint8Array(args));
         } catch (e) {
+          reportWake();
           throw { tag: "bad-arguments", val: `the arguments are not encoded values: ${e.message}` };
         }
-        if (!Array.isArray(list)) throw { tag: "bad-arguments", val: "the arguments must be a list of values" };
+        if (!Array.isArray(list)) {
+          reportWake();
+          throw { tag: "bad-arguments", val: "the arguments must be a list of values" };
+        }
         const finish = (result) => {
           let bytes;
           try {
@@ -331,8 +386,8 @@ export function hostObject(userModule, exportName, methods) {
         try {
           value = toWit(m.result, result);
         } catch (e) {
-          if (!(e instanceof ResultTypeError)) throw errorRecord(e);
-          throw errorRecord(
+          if (!(e instanceof ResultTypeError)) throw failed(e);
+          throw failed(
             new TypeError(`the result of ${exportName}.${m.name}${e.path} is ${e.actual}, but the signature says ${e.expected}`),
           );
         }
@@ -346,11 +401,11 @@ export function hostObject(userModule, exportName, methods) {
         while (jsArgs.length > 0 && jsArgs[jsArgs.length - 1] === undefined) jsArgs.pop();
         result = object[m.name](...jsArgs);
       } catch (e) {
-        throw errorRecord(e);
+        throw failed(e);
       }
       if (!isThenable(result)) return finish(result);
       return Promise.resolve(result).then(finish, (e) => {
-        throw errorRecord(e);
+        throw failed(e);
       });
     },
   };
@@ -384,12 +439,51 @@ export function hostWorker(worker) {
           const response = isClass ? await new worker(ctx, env).fetch(request) : await worker.fetch(request, env, ctx);
           const record = await toResponseRecord(response, "the Worker's fetch");
           await ctx._settle();
+          reportWake();
           return record;
         } catch (e) {
           await ctx._settle();
-          throw errorText(e);
+          throw failedText(e);
+        }
+      },
+    },
+
+    // the sockets a Worker accepted itself (`server.accept()`): their events go to the
+    // socket's listeners (a Worker has no handler methods)
+    websocketHandler: {
+      async websocketMessage(socket, message) {
+        await onWorkerWebSocket("webSocketMessage", socket, [webSocketData(message)]);
+      },
+      async websocketClose(socket, code, reason, wasClean) {
+        await onWorkerWebSocket("webSocketClose", socket, [code, reason, wasClean]);
+      },
+      async websocketError(socket, error) {
+        await onWorkerWebSocket("webSocketError", socket, [new Error(error)]);
+      },
+    },
+
+    eventLoopHandler: {
+      async run() {
+        try {
+          await runDue();
+          reportWake();
+        } catch (e) {
+          throw failedText(e);
         }
       },
     },
   };
+}
+
+/** An event of a socket a Worker accepted itself: to the socket's listeners. */
+async function onWorkerWebSocket(name, socket, args) {
+  try {
+    const ws = webSocket(socket);
+    if (ws._inMemory) await ws._dispatch(name, args);
+    reportWake();
+  } catch (e) {
+    throw failedText(e);
+  } finally {
+    if (name !== "webSocketMessage") forgetWebSocket(socket);
+  }
 }

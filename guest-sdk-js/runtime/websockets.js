@@ -10,11 +10,15 @@
 //
 // A WebSocket here is a handle on a host socket id: the same id always gives the same object in
 // one instance, and after hibernation `ctx.getWebSockets()` gives handles on the same sockets.
-// Event-style listeners (`addEventListener("message")`) are not supported: messages arrive at
-// the class's `webSocketMessage`, which is what lets the object hibernate.
+//
+// The standard API works too, in objects and Workers: `server.accept()`, then
+// `addEventListener("message" | "close" | "error", …)` (or `onmessage`, …). Such a socket is the
+// instance's (`websockets.accept-in-memory`): its events go to its listeners, it keeps the
+// object from hibernating, and it is closed (1001) if the instance goes.
 
 import {
   accept,
+  acceptInMemory,
   sockets,
   tags as hostTags,
   send as hostSend,
@@ -74,6 +78,23 @@ export function forgetWebSocket(id) {
   handles.delete(id);
 }
 
+/** An event of a socket accepted with `server.accept()`, as its listeners get it. */
+class SocketEvent {
+  constructor(type, target, fields) {
+    this.type = type;
+    this.target = target;
+    this.currentTarget = target;
+    Object.assign(this, fields);
+  }
+}
+
+/** What each handler of the hibernation API is as an event of the standard API. */
+const EVENTS = {
+  webSocketMessage: (data) => ["message", { data }],
+  webSocketClose: (code, reason, wasClean) => ["close", { code, reason, wasClean }],
+  webSocketError: (error) => ["error", { error, message: error?.message ?? String(error) }],
+};
+
 /** The server end of a WebSocketPair, or a socket the object holds. */
 export class WebSocket {
   static CONNECTING = 0;
@@ -82,13 +103,40 @@ export class WebSocket {
   static CLOSED = 3;
 
   #id;
+  #inMemory = false;
+  #closing = false;
+  #closed = false;
+  #listeners = new Map();
+  onmessage = null;
+  onclose = null;
+  onerror = null;
   constructor(id = null) {
     this.#id = id;
   }
 
+  /** @internal accepted with `accept()`: its events go to its listeners */
+  get _inMemory() {
+    return this.#inMemory;
+  }
+
+  /** @internal delivers the host's event `name` (a handler's name) to the listeners */
+  async _dispatch(name, args) {
+    const [type, fields] = EVENTS[name](...args);
+    if (type !== "message") this.#closed = true;
+    const event = new SocketEvent(type, this, fields);
+    const listeners = [...(this.#listeners.get(type) ?? [])];
+    const property = this[`on${type}`];
+    if (typeof property === "function") listeners.push(property);
+    for (const listener of listeners) {
+      // a listener's promise is part of the event (its writes commit with it)
+      if (typeof listener === "function") await listener.call(this, event);
+      else if (listener && typeof listener.handleEvent === "function") await listener.handleEvent(event);
+    }
+  }
+
   /** @internal the host socket id, once accepted */
   get _id() {
-    if (this.#id === null) throw new WebSocketError("not-accepted", "this WebSocket was not accepted: call ctx.acceptWebSocket(ws) first");
+    if (this.#id === null) throw new WebSocketError("not-accepted", "this WebSocket was not accepted: call ctx.acceptWebSocket(ws) (or ws.accept()) first");
     return this.#id;
   }
 
@@ -99,6 +147,8 @@ export class WebSocket {
   }
 
   get readyState() {
+    if (this.#closed) return WebSocket.CLOSED;
+    if (this.#closing) return WebSocket.CLOSING;
     return this.#id === null ? WebSocket.CONNECTING : WebSocket.OPEN;
   }
 
@@ -113,6 +163,7 @@ export class WebSocket {
 
   close(code = 1000, reason = "") {
     call(hostClose, this._id, code, reason);
+    this.#closing = true;
   }
 
   /** Keeps `value` with the socket (structured-clone-able, at most 2,048 bytes encoded). */
@@ -125,14 +176,34 @@ export class WebSocket {
     return bytes.length === 0 ? null : deserialize(bytes);
   }
 
+  /**
+   * Accepts the server end for this instance alone (the standard API): events go to the
+   * listeners; the object does not hibernate while the socket is open. Only in `fetch` of a
+   * WebSocket upgrade request; `ctx.acceptWebSocket(ws, tags)` is the hibernatable way.
+   */
   accept() {
-    throw new TypeError(
-      "ws.accept() is the non-hibernating API; a wasmdo object accepts with ctx.acceptWebSocket(ws, tags), and a Worker passes the upgrade request to an object with stub.fetch(request)",
-    );
+    if (this.#id !== null) throw new WebSocketError("not-upgrade", "this WebSocket was already accepted");
+    this._bind(call(acceptInMemory));
+    this.#inMemory = true;
   }
 
-  addEventListener() {
-    throw new TypeError("WebSocket events arrive at the class's webSocketMessage/webSocketClose/webSocketError methods (the hibernation API)");
+  /** Listens for `message`, `close` or `error` (of a socket accepted with `accept()`). */
+  addEventListener(type, listener) {
+    if (this.#id !== null && !this.#inMemory) {
+      throw new TypeError(
+        "this WebSocket was accepted with ctx.acceptWebSocket (hibernatable): its events arrive at the class's webSocketMessage/webSocketClose/webSocketError methods",
+      );
+    }
+    if (listener === null || listener === undefined) return;
+    let list = this.#listeners.get(String(type));
+    if (!list) this.#listeners.set(String(type), (list = []));
+    if (!list.includes(listener)) list.push(listener);
+  }
+
+  removeEventListener(type, listener) {
+    const list = this.#listeners.get(String(type));
+    const at = list ? list.indexOf(listener) : -1;
+    if (at >= 0) list.splice(at, 1);
   }
 }
 

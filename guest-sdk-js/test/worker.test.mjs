@@ -96,14 +96,18 @@ test("Text modules bundle as strings, Data modules as ArrayBuffers", async () =>
   assert.equal(m.blob.byteLength, 3);
 });
 
-test("a Worker's world imports what every object imports and exports only handler", () => {
+test("a Worker's world imports what every object imports and exports its handlers", () => {
   const wit = workerWitWorld({ packageName: "js:worker", imports: ["binding:rooms/room"] });
   assert.match(wit, /package js:worker;/);
-  for (const i of ["object", "storage", "alarms", "objects", "websockets"]) {
+  for (const i of ["object", "storage", "alarms", "objects", "websockets", "dynamic", "event-loop"]) {
     assert.match(wit, new RegExp(`  import wasmdo:object/${i}@0.1.0;`));
   }
-  assert.match(wit, /  import binding:rooms\/room;\n  export wasmdo:object\/handler@0.1.0;\n\}/);
-  assert.doesNotMatch(wit, /alarm-handler|websocket-handler|include/);
+  // the sockets it accepts itself (server.accept()) and its timers; no alarms, no RPC
+  assert.match(
+    wit,
+    /  import binding:rooms\/room;\n  export wasmdo:object\/handler@0.1.0;\n  export wasmdo:object\/websocket-handler@0.1.0;\n  export wasmdo:object\/event-loop-handler@0.1.0;\n\}/,
+  );
+  assert.doesNotMatch(wit, /alarm-handler|dynamic-handler|include/);
 
   const entry = workerEntryModule({
     userModule: "/p/src/index.ts",
@@ -113,7 +117,10 @@ test("a Worker's world imports what every object imports and exports only handle
   assert.match(entry, /import worker from "\/p\/src\/index.ts";/);
   assert.match(entry, /registerBinding\("COUNTERS", "COUNTERS", \[\]\);/);
   assert.match(entry, /registerJsonVars\(\["LIMITS"\]\);/);
-  assert.match(entry, /export const handler = hostWorker\(worker\).handler;/);
+  assert.match(
+    entry,
+    /const host = hostWorker\(worker\);\nexport const handler = host.handler;\nexport const websocketHandler = host.websocketHandler;\nexport const eventLoopHandler = host.eventLoopHandler;/,
+  );
 });
 
 test("every build option is part of the cache key", () => {

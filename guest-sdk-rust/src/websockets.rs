@@ -82,7 +82,8 @@ impl WebSocket {
         wit::send(self.0, &Message::Binary(data.to_vec()))
     }
 
-    /// Starts the closing handshake: `code` 1000 or 3000–4999, `reason` up to 123 bytes.
+    /// Starts the closing handshake: `code` one an endpoint may send (1000–1003, 1007–1014,
+    /// 3000–4999), `reason` up to 123 bytes.
     pub fn close(self, code: u16, reason: &str) -> Result<(), Error> {
         wit::close(self.0, code, reason)
     }

@@ -138,6 +138,9 @@ pub(crate) enum Event {
     },
     /// The object's alarm is due (as far as the schedule knows); `retry` failures so far.
     Alarm { retry: u32 },
+    /// The live instance's own event loop asked to run now (its timers): never sent, the actor
+    /// makes it when the instance's wake-up comes.
+    Wake,
     /// The directory needs room: retire if idle.
     Evict,
 }
@@ -279,17 +282,35 @@ impl Actor {
         let check = idle.min(hibernate);
         let timer = tokio::time::sleep(check);
         tokio::pin!(timer);
+        // the instance's own wake-up (its timers), armed only when it changes
+        let wake = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(wake);
+        let mut wake_armed = None;
         loop {
+            let wake_at = self.wake_at();
+            if wake_at != wake_armed {
+                if let Some(at) = wake_at {
+                    wake.as_mut().reset(at);
+                }
+                wake_armed = wake_at;
+            }
             let first = tokio::select! {
                 biased;
                 event = self.rx.recv() => match event {
                     Some(event) => event,
                     None => break,
                 },
+                () = &mut wake, if wake_armed.is_some() => Event::Wake,
                 () = &mut timer => {
-                    // an object holding WebSockets hibernates (sooner); one without is evicted
-                    let sockets = self.runtime.websockets.has_sockets(&self.key);
-                    let wait = if sockets { hibernate } else { idle };
+                    // an object holding WebSockets hibernates (sooner); one without is evicted;
+                    // one with pending timers does not hibernate (as on Cloudflare) but is still
+                    // evicted when idle; one holding sockets of its instance alone does neither
+                    let (sockets, in_memory) = self.runtime.websockets.holds(&self.key);
+                    let wait = match (in_memory, sockets && wake_armed.is_none()) {
+                        (true, _) => Duration::MAX,
+                        (false, true) => hibernate,
+                        (false, false) => idle,
+                    };
                     let idle_for = self.slot.idle_for();
                     let next = if idle_for < wait {
                         // not idle long enough; look again when it would be (or sooner: the
@@ -328,6 +349,14 @@ impl Actor {
         // the instance's pool slot must be free before the permit lets another object in
         drop(self);
         drop(permit);
+    }
+
+    /// When the live instance's event loop wants to run, if it asked.
+    fn wake_at(&mut self) -> Option<tokio::time::Instant> {
+        match &mut self.occupant {
+            Occupant::Live(instance) => instance.state().event_loop.wake_at(),
+            _ => None,
+        }
     }
 
     /// Before hibernating: keeps a snapshot of the live instance's in-memory state, if its class
@@ -434,9 +463,15 @@ impl Actor {
         let mut pending = Vec::new();
         let mut next = Some(first);
         let mut count = 0;
+        // a batch of the object's own wake-ups only is not activity (an object kept busy by its
+        // timers alone is still evicted when idle, as on Cloudflare)
+        let mut active = false;
         while let Some(event) = next.take() {
             if !matches!(event, Event::Evict) {
-                self.take_one();
+                if !matches!(event, Event::Wake) {
+                    self.take_one();
+                    active = true;
+                }
                 count += 1;
                 if let Some(p) = self.run_event(event, &limits).await {
                     pending.push(p);
@@ -466,7 +501,9 @@ impl Actor {
             self.resync_alarm();
         }
         self.account_database(was_open);
-        self.slot.touch();
+        if active {
+            self.slot.touch();
+        }
         let fuel = self.state_mut().take_fuel_used();
         let metrics = &self.runtime.metrics;
         metrics.fuel.fetch_add(fuel, Ordering::Relaxed);
@@ -789,6 +826,10 @@ impl Actor {
         };
         match event {
             Event::Evict => None,
+            Event::Wake => {
+                self.wake(limits).await;
+                None
+            }
             Event::Alarm { retry } => {
                 self.alarm(retry, limits).await;
                 None
@@ -998,6 +1039,32 @@ impl Actor {
         }
     }
 
+    /// The live instance's wake-up came: its event loop runs what is due (no reply; a failure is
+    /// logged, and a trap drops the instance with its timers). An instance that went meanwhile
+    /// took its timers with it: nothing to run.
+    async fn wake(&mut self, limits: &Limits) {
+        let Occupant::Live(instance) = &mut self.occupant else {
+            return;
+        };
+        // the guest asks again for what is left
+        instance.state().event_loop.forget();
+        self.runtime
+            .metrics
+            .timer_wakeups
+            .fetch_add(1, Ordering::Relaxed);
+        match instance.run_event_loop(limits).await {
+            Ok(_) => {
+                if let Err(e) = self.end_event(true) {
+                    tracing::error!(target: "wasmdo.actor", "{e}");
+                }
+            }
+            Err((e, poisoned)) => {
+                self.log_failure("timer", &e);
+                self.after_failure(poisoned);
+            }
+        }
+    }
+
     fn end_event(&mut self, keep: bool) -> Result<(), ObjectError> {
         self.state_mut().websockets.end_event(keep);
         self.state_mut()
@@ -1035,6 +1102,7 @@ impl Actor {
     }
 
     fn shut_down(&mut self) {
+        self.state_mut().instance_gone();
         self.runtime
             .metrics
             .evictions
@@ -1053,6 +1121,6 @@ fn reply_error(event: Event, error: &ObjectError) {
         Event::Invoke { reply, .. } => drop(reply.send(Err(error.clone()))),
         Event::CallDynamic { reply, .. } => drop(reply.send(Err(error.clone()))),
         // alarms are put back in the schedule by the caller
-        Event::Alarm { .. } | Event::Evict => {}
+        Event::Alarm { .. } | Event::Evict | Event::Wake => {}
     }
 }

@@ -20,6 +20,7 @@ wasmtime::component::bindgen!({
 
 pub(crate) use self::wasmdo::object::alarms as alarms_api;
 pub(crate) use self::wasmdo::object::dynamic as dynamic_api;
+pub(crate) use self::wasmdo::object::event_loop as event_loop_api;
 pub(crate) use self::wasmdo::object::http_types;
 pub(crate) use self::wasmdo::object::object as object_api;
 pub(crate) use self::wasmdo::object::objects as objects_api;
@@ -34,6 +35,8 @@ pub(crate) const ALARM_HANDLER_INTERFACE: &str = "wasmdo:object/alarm-handler@0.
 pub(crate) const WEBSOCKET_HANDLER_INTERFACE: &str = "wasmdo:object/websocket-handler@0.1.0";
 /// Name of the optional exported interface of dynamic RPC (methods called by name).
 pub(crate) const DYNAMIC_HANDLER_INTERFACE: &str = "wasmdo:object/dynamic-handler@0.1.0";
+/// Name of the optional exported interface of the guest's event loop (timers between events).
+pub(crate) const EVENT_LOOP_HANDLER_INTERFACE: &str = "wasmdo:object/event-loop-handler@0.1.0";
 /// Name of the optional exported snapshot interface.
 pub(crate) const SNAPSHOT_HANDLER_INTERFACE: &str = "wasmdo:object/snapshot-handler@0.1.0";
 /// Package prefix of the interfaces that belong to the platform, not to a class's RPC surface.

@@ -34,6 +34,9 @@ pub struct ClassVersion {
     pub(crate) websocket: Option<WebSocketHandler>,
     /// The exported `dynamic-handler.call` function (dynamic RPC), if the class has one.
     pub(crate) dynamic: Option<ComponentExportIndex>,
+    /// The exported `event-loop-handler.run` function (timers between events), if the class has
+    /// one.
+    pub(crate) event_loop: Option<ComponentExportIndex>,
     /// The exported `snapshot-handler` functions (`snapshot`, `restore`), if the class has them.
     pub(crate) snapshot: Option<(ComponentExportIndex, ComponentExportIndex)>,
     /// RPC methods by name (bare name when unique across interfaces, and always

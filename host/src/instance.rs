@@ -128,9 +128,12 @@ impl Instance {
         self.store.data_mut()
     }
 
-    /// Drops the instance, keeping the object's identity and storage.
+    /// Drops the instance, keeping the object's identity and storage (and forgetting what was
+    /// the instance's alone: its timers, its in-memory sockets).
     pub(crate) fn into_state(self) -> ObjectState {
-        self.store.into_data()
+        let mut state = self.store.into_data();
+        state.instance_gone();
+        state
     }
 
     fn arm(&mut self, limits: &Limits) -> Result<(), ObjectError> {
@@ -263,6 +266,28 @@ impl Instance {
             }
             SocketEvent::Error(e) => self.call_handler(error, (socket, e)).await,
         };
+        account_fuel(&mut self.store, limits);
+        match outcome {
+            Ok(Ok(())) => Ok(true),
+            Ok(Err(msg)) => Err((
+                ObjectError::MethodError(serde_json::Value::String(msg)),
+                false,
+            )),
+            Err(e) => Err((self.classify(e, limits), true)),
+        }
+    }
+
+    /// Runs the instance's own event loop (`event-loop-handler.run`: its due timers); `Ok(false)`
+    /// if the class has none. `Err(_, true)` means the instance is poisoned.
+    pub(crate) async fn run_event_loop(
+        &mut self,
+        limits: &Limits,
+    ) -> Result<bool, (ObjectError, bool)> {
+        let Some(index) = self.class.event_loop else {
+            return Ok(false);
+        };
+        self.arm(limits).map_err(|e| (e, false))?;
+        let outcome = self.call_handler(index, ()).await;
         account_fuel(&mut self.store, limits);
         match outcome {
             Ok(Ok(())) => Ok(true),

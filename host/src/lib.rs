@@ -49,6 +49,7 @@ mod clock;
 pub mod config;
 pub mod directory;
 pub mod error;
+mod event_loop;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;

@@ -24,6 +24,8 @@ pub struct Metrics {
     pub alarm_failures: AtomicU64,
     /// Objects that hibernated: retired with WebSockets open (instance dropped, sockets kept).
     pub hibernations: AtomicU64,
+    /// Wake-ups of a live instance's own event loop (its timers), each an event.
+    pub timer_wakeups: AtomicU64,
     /// Snapshots of in-memory state taken at hibernation.
     pub snapshots: AtomicU64,
     /// Activations that restored a snapshot instead of running `init`.
@@ -165,6 +167,12 @@ impl Metrics {
             "Objects that hibernated (instance dropped, WebSockets kept open).",
             "counter",
             get(&self.hibernations),
+        );
+        gauge(
+            "timer_wakeups_total",
+            "Wake-ups of live instances' own event loops (timers due between events).",
+            "counter",
+            get(&self.timer_wakeups),
         );
         gauge(
             "snapshots_total",

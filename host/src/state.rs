@@ -11,6 +11,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::object_api::LogLevel;
+use crate::event_loop::EventLoopCtx;
 use crate::limits::{Limits, MemoryLimiter};
 use crate::object::{GuestOutput, ObjectCtx};
 use crate::outbound::OutboundCtx;
@@ -28,6 +29,8 @@ pub(crate) struct ObjectState {
     pub(crate) websockets: WebSocketsCtx,
     /// Outbound HTTP (`wasi:http`): the class's allow-list, bounded by the event's deadline.
     pub(crate) outbound: OutboundCtx,
+    /// When the instance's own event loop (its timers) next wants to run.
+    pub(crate) event_loop: EventLoopCtx,
     pub(crate) wasi: WasiCtx,
     pub(crate) table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
@@ -59,6 +62,7 @@ impl ObjectState {
             calls,
             outbound,
             websockets,
+            event_loop: EventLoopCtx::default(),
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(limits.max_memory_bytes),
             stderr,
@@ -88,6 +92,13 @@ impl ObjectState {
         self.table = ResourceTable::new();
         let stdout = GuestOutput::new(self.object.class.clone(), self.object.id, LogLevel::Info);
         self.wasi = Self::wasi(&stdout, &self.stderr);
+    }
+
+    /// The instance is going (dropped, retired, replaced): what belonged to it alone goes too —
+    /// its timers' wake-up and the sockets it accepted in memory (closed with 1001).
+    pub(crate) fn instance_gone(&mut self) {
+        self.event_loop.forget();
+        self.websockets.close_in_memory();
     }
 }
 

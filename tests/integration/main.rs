@@ -16,6 +16,7 @@ mod examples;
 mod http_outbound;
 mod js_calls;
 mod js_classic;
+mod js_live;
 mod js_sdk;
 mod js_worker;
 mod limits_runaway;

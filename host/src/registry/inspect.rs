@@ -130,6 +130,9 @@ impl Registry {
                 })
             });
         let dynamic = dynamic_handler(&component)?;
+        let event_loop = component
+            .get_export_index(None, bindings::EVENT_LOOP_HANDLER_INTERFACE)
+            .and_then(|iface| component.get_export_index(Some(&iface), "run"));
         let snapshot = component
             .get_export_index(None, bindings::SNAPSHOT_HANDLER_INTERFACE)
             .and_then(|iface| {
@@ -139,6 +142,7 @@ impl Registry {
         Ok(ClassVersion {
             alarm,
             dynamic,
+            event_loop,
             websocket,
             snapshot,
             name: class.into(),

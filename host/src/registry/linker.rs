@@ -13,7 +13,7 @@ use crate::limits::Limits;
 use crate::rpc::calls;
 use crate::state::ObjectState;
 use crate::storage::{self, StorageView};
-use crate::{alarms, object, outbound, websockets};
+use crate::{alarms, event_loop, object, outbound, websockets};
 
 /// The engine every class runs on: async, fuel and epoch interruption on, pooling allocator
 /// sized for `max_live_objects`.
@@ -56,5 +56,6 @@ pub(super) fn new_linker(engine: &Engine) -> wasmtime::Result<Linker<ObjectState
     storage::add_to_linker(&mut linker, |s| StorageView(&mut s.storage))?;
     alarms::add_to_linker(&mut linker, |s| StorageView(&mut s.storage))?;
     calls::add_to_linker(&mut linker, ObjectState::objects)?;
+    event_loop::add_to_linker(&mut linker, |s| &mut s.event_loop)?;
     Ok(linker)
 }

@@ -77,6 +77,9 @@ pub(super) struct Socket {
     /// The client closed it (or the connection ended): no longer listed, no longer sent to, but
     /// its tags and attachment stay readable until its close event has run.
     pub(super) closed: bool,
+    /// Accepted for the instance alone (`accept-in-memory`): not listed, keeps the object from
+    /// hibernating, closed when the instance goes.
+    pub(super) in_memory: bool,
 }
 
 #[derive(Default)]
@@ -121,15 +124,47 @@ impl Hub {
         self.open.load(Ordering::Relaxed)
     }
 
-    /// Whether the object holds any socket (then it hibernates instead of being evicted).
-    pub(crate) fn has_sockets(&self, key: &ObjectKey) -> bool {
-        self.with(key, |o| !o.sockets.is_empty()).unwrap_or(false)
+    /// What the object holds: (hibernatable sockets, sockets of its instance alone). With the
+    /// first it hibernates instead of being evicted; with the second it does neither.
+    pub(crate) fn holds(&self, key: &ObjectKey) -> (bool, bool) {
+        self.with(key, |o| {
+            let in_memory = o.sockets.values().any(|s| s.in_memory);
+            let hibernatable = o.sockets.values().any(|s| !s.in_memory);
+            (hibernatable, in_memory)
+        })
+        .unwrap_or((false, false))
+    }
+
+    /// Closes the sockets the object's instance accepted in memory with 1001 and forgets them:
+    /// the instance whose listeners they had is gone. Returns how many were closed.
+    pub(crate) fn close_in_memory(&self, key: &ObjectKey, reason: &str) -> usize {
+        let mut objects = self.objects.lock().expect("websocket hub lock");
+        let Some(object) = objects.get_mut(key) else {
+            return 0;
+        };
+        let ids: Vec<SocketId> = (object.sockets.iter())
+            .filter(|(_, s)| s.in_memory)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &ids {
+            if let Some(socket) = object.sockets.remove(id) {
+                // the connection task sends the close, then ends (the outbox is closed)
+                socket.outbox.push(Outgoing::Close(1001, reason.to_owned()));
+                socket.outbox.close();
+                self.open.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        if object.sockets.is_empty() && object.auto_response.is_none() {
+            objects.remove(key);
+        }
+        ids.len()
     }
 
     pub(super) fn register(
         &self,
         key: &ObjectKey,
         tags: Vec<String>,
+        in_memory: bool,
         max: u32,
     ) -> Result<(SocketId, Arc<Outbox>), Error> {
         let mut objects = self.objects.lock().expect("websocket hub lock");
@@ -146,6 +181,7 @@ impl Hub {
                 attachment: Vec::new(),
                 outbox: outbox.clone(),
                 closed: false,
+                in_memory,
             },
         );
         self.open.fetch_add(1, Ordering::Relaxed);

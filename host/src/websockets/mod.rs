@@ -15,6 +15,9 @@
 //!   commits, like a reply: a rolled-back event sends nothing.
 //! - **Hibernation** is the actor retiring: an object with open sockets retires after
 //!   `hibernate-after-ms` without events, its instance dropped, its sockets untouched.
+//! - **In memory.** A socket accepted with `accept-in-memory` (Cloudflare's `server.accept()`)
+//!   is the instance's: it keeps the object from hibernating or being evicted as idle, is not
+//!   listed by `sockets`, and is closed (1001) when the instance goes.
 //!
 //! This module is the capability (the object's view, [`WebSocketsCtx`]); `hub.rs` holds the
 //! host-wide registry of sockets.
@@ -108,6 +111,45 @@ impl WebSocketsCtx {
     fn check_open(&self, id: SocketId) -> Result<bool, Error> {
         self.hub.socket(&self.key, id, |s| Ok(!s.closed))
     }
+
+    /// Closes (1001) and forgets the sockets the instance accepted in memory: it is going.
+    pub(crate) fn close_in_memory(&mut self) {
+        let closed = self
+            .hub
+            .close_in_memory(&self.key, "the object's instance went away");
+        if closed > 0 {
+            tracing::info!(target: "wasmdo.websockets", class = &*self.key.class, id = %self.key.id,
+                "closed {closed} WebSocket(s) accepted in memory: the instance went away");
+        }
+    }
+
+    /// Accepts the running `fetch`'s upgrade request (see `accept` and `accept-in-memory`).
+    fn accept_upgrade(&mut self, tags: Vec<String>, in_memory: bool) -> Result<SocketId, Error> {
+        match &self.upgrade {
+            None => {
+                return Err(Error::NotUpgrade(
+                    "accept is only possible in `fetch`, for a WebSocket upgrade request".into(),
+                ));
+            }
+            Some(Some(_)) => {
+                return Err(Error::NotUpgrade(
+                    "this request's WebSocket was already accepted".into(),
+                ));
+            }
+            Some(None) => {}
+        }
+        check_tags(&tags)?;
+        let (id, outbox) = self
+            .hub
+            .register(&self.key, tags, in_memory, self.max_sockets)?;
+        self.upgrade = Some(Some(Accepted {
+            key: self.key.clone(),
+            id,
+            outbox: Some(outbox),
+            hub: self.hub.clone(),
+        }));
+        Ok(id)
+    }
 }
 
 fn check_tags(tags: &[String]) -> Result<(), Error> {
@@ -131,31 +173,11 @@ fn check_tags(tags: &[String]) -> Result<(), Error> {
 
 impl websockets_api::Host for WebSocketsCtx {
     fn accept(&mut self, tags: Vec<String>) -> wasmtime::Result<Result<SocketId, Error>> {
-        Ok((|| {
-            match &self.upgrade {
-                None => {
-                    return Err(Error::NotUpgrade(
-                        "accept is only possible in `fetch`, for a WebSocket upgrade request"
-                            .into(),
-                    ));
-                }
-                Some(Some(_)) => {
-                    return Err(Error::NotUpgrade(
-                        "this request's WebSocket was already accepted".into(),
-                    ));
-                }
-                Some(None) => {}
-            }
-            check_tags(&tags)?;
-            let (id, outbox) = self.hub.register(&self.key, tags, self.max_sockets)?;
-            self.upgrade = Some(Some(Accepted {
-                key: self.key.clone(),
-                id,
-                outbox: Some(outbox),
-                hub: self.hub.clone(),
-            }));
-            Ok(id)
-        })())
+        Ok(self.accept_upgrade(tags, false))
+    }
+
+    fn accept_in_memory(&mut self) -> wasmtime::Result<Result<SocketId, Error>> {
+        Ok(self.accept_upgrade(Vec::new(), true))
     }
 
     fn sockets(&mut self, tag: Option<String>) -> wasmtime::Result<Vec<SocketId>> {
@@ -164,7 +186,7 @@ impl websockets_api::Host for WebSocketsCtx {
             .with(&self.key, |o| {
                 o.sockets
                     .iter()
-                    .filter(|(_, s)| !s.closed)
+                    .filter(|(_, s)| !s.closed && !s.in_memory)
                     .filter(|(_, s)| tag.as_ref().is_none_or(|t| s.tags.contains(t)))
                     .map(|(id, _)| *id)
                     .collect()
@@ -200,9 +222,12 @@ impl websockets_api::Host for WebSocketsCtx {
         reason: String,
     ) -> wasmtime::Result<Result<(), Error>> {
         Ok((|| {
-            if code != 1000 && !(3000..=4999).contains(&code) {
+            // what RFC 6455 (and IANA's registry) lets an endpoint send; 1005, 1006 and 1015
+            // only report what happened, they are never sent
+            let sendable = matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999);
+            if !sendable {
                 return Err(Error::InvalidClose(format!(
-                    "close code {code}: use 1000, or 3000–4999"
+                    "close code {code}: use 1000–1003, 1007–1014 (1011: an unexpected condition) or 3000–4999"
                 )));
             }
             if reason.len() > 123 {
