@@ -29,11 +29,54 @@ function checkBindingName(env, where) {
   }
 }
 
+/** The WIT types whose JS values are the same on both sides of a typed call. */
+const PLAIN = new Set(["bool", "s8", "s16", "s32", "s64", "u8", "u16", "u32", "u64", "f32", "f64", "string", "list", "tuple", "_"]);
+
+/** `text` split at its top-level commas (not those inside `<…>`). */
+function topLevel(text) {
+  const parts = [];
+  let depth = 0;
+  let start = 0;
+  for (let i = 0; i < text.length; i++) {
+    if (text[i] === "<") depth++;
+    else if (text[i] === ">") depth--;
+    else if (text[i] === "," && depth === 0) {
+      parts.push(text.slice(start, i).trim());
+      start = i + 1;
+    }
+  }
+  if (text.trim() !== "") parts.push(text.slice(start).trim());
+  return parts;
+}
+
+/** Whether a WIT type is made of numbers, strings, booleans, lists and tuples only. */
+function plainType(type) {
+  return (type.match(/[a-z_][a-z0-9-]*/g) ?? []).every((word) => PLAIN.has(word));
+}
+
+/**
+ * Whether a typed call of a JavaScript callee gives the caller exactly what the callee's method
+ * returned (and the callee exactly what was passed): true when every parameter and the result
+ * are plain. Records, options, enums and variants cross a typed call in the WIT mapping (fields
+ * in its camelCase, `none` as undefined, enum cases as WIT names), which is not always what the
+ * callee's code wrote (`sync_count`, `null`, `"slowIsh"`).
+ */
+function plainSignature(params, result) {
+  const types = topLevel(params).map((p) => p.slice(p.indexOf(":") + 1));
+  // `result<T, js-error>`: the method's own value is T
+  const own = /^result<(.*)>$/.exec(result);
+  const value = own ? topLevel(own[1])[0] : result === "result" ? "_" : result;
+  return [...types, value].every(plainType);
+}
+
 /**
  * Reads a stub package: `{ env, binding, file, text, interfaces: [{ name, methods: [[jsName,
- * unwrap]] }] }`; `unwrap` marks a method whose callee returns its own `result` (its `err` is
- * thrown). Without a file (a fetch-only binding) there are no interfaces, and `binding` is the
- * env name (the host matches bindings case- and `_`/`-`-insensitively).
+ * unwrap, byName]] }] }`; `unwrap` marks a method whose callee returns its own `result` (its
+ * `err` is thrown); `byName` one of a JavaScript class (its interface declares `js-error`) whose
+ * values a typed call would not carry exactly, called by name (dynamic RPC) instead, as
+ * Cloudflare would: what the method returned is what the caller gets. Without a file (a
+ * fetch-only binding) there are no interfaces, and `binding` is the env name (the host matches
+ * bindings case- and `_`/`-`-insensitively).
  */
 export function readStub(env, file) {
   checkBindingName(env, `--binding ${env}${file ? "=…" : ""}`);
@@ -63,6 +106,7 @@ export function readStub(env, file) {
       interfaces.push(iface);
       continue;
     }
+    if (iface && /^\s+record js-error \{/.test(line)) iface.js = true;
     if (/^\s+resource stub \{$/.test(line)) {
       inStub = true;
       continue;
@@ -71,10 +115,12 @@ export function readStub(env, file) {
       inStub = false;
       continue;
     }
-    const method = inStub && /^\s+(%?[a-z][a-z0-9-]*): func\(.*\) -> result<(.*), call-error>;$/.exec(line);
+    const method = inStub && /^\s+(%?[a-z][a-z0-9-]*): func\((.*)\) -> result<(.*), call-error>;$/.exec(line);
     if (method) {
-      const inner = method[2];
-      iface.methods.push([camel(method[1].replace(/^%/, "")), inner === "result" || inner.startsWith("result<")]);
+      const inner = method[3];
+      const unwrap = inner === "result" || inner.startsWith("result<");
+      const byName = Boolean(iface.js) && !plainSignature(method[2], inner);
+      iface.methods.push([camel(method[1].replace(/^%/, "")), unwrap, byName]);
     }
   }
   if (interfaces.length === 0 || interfaces.every((i) => i.methods.length === 0)) {

@@ -6,7 +6,11 @@
 //
 // Values follow componentize-js's mapping of WIT types (jco's): numbers for 8–32-bit integers and
 // floats, bigints for 64-bit integers, records with camelCase fields, `option` as the value or
-// undefined, variants and nested results as `{tag, val}`, `list<u8>` as Uint8Array. The callee's
+// undefined, variants and nested results as `{tag, val}`, `list<u8>` as Uint8Array. A method of
+// a JavaScript class whose signature has records, options, enums or variants is called by name
+// instead (dynamic RPC, marked `byName` by the build), so the caller gets exactly what the
+// method returned, as on Cloudflare; numbers, strings, booleans, lists and tuples cross a typed
+// call unchanged. The callee's
 // own error (its `result::err`) is thrown as an Error with the callee's name and message (a JS
 // callee's `js-error`), or with `value` holding any other error value; a call that could not run
 // throws a `CallError`.
@@ -108,9 +112,13 @@ export class DurableObjectNamespace {
     if (this.#stubs.size >= MAX_CACHED_STUBS) {
       const [oldest, old] = this.#stubs.entries().next().value;
       this.#stubs.delete(oldest);
-      for (const raw of old[RAW]) raw[Symbol.dispose]?.();
+      for (const raw of old[RAW]) raw?.[Symbol.dispose]?.();
     }
-    const raws = this.#interfaces.map(({ Stub }) => make(Stub));
+    // the host's typed stubs, made at the first typed call (a stub used for `fetch` or calls by
+    // name never needs one)
+    const interfaces = this.#interfaces;
+    const raws = new Array(interfaces.length);
+    const raw = (i) => (raws[i] ??= make(interfaces[i].Stub));
     const binding = this.#binding;
     let id = null;
     const hexId = () => (id ??= idOf());
@@ -130,9 +138,10 @@ export class DurableObjectNamespace {
       fetch: (input, init) => stubFetch(binding, hexId, input, init),
     };
     this.#interfaces.forEach(({ methods }, i) => {
-      for (const [method, unwrap] of methods) {
-        if (method in stub) continue;
-        stub[method] = (...args) => call(raws[i], method, unwrap, args);
+      // a method called by name (`byName`) is left to the dynamic methods below
+      for (const [method, unwrap, byName] of methods) {
+        if (method in stub || byName) continue;
+        stub[method] = (...args) => call(raw, i, method, unwrap, args);
       }
     });
     stub = withDynamicMethods(stub, binding, hexId);
@@ -193,13 +202,13 @@ async function stubFetch(binding, idOf, input, init) {
   return fromResponseRecord(response);
 }
 
-/** One call through a host stub; a promise, as calls to Cloudflare stubs are. */
-async function call(raw, method, unwrap, args) {
+/** One call through host stub `raw(i)`; a promise, as calls to Cloudflare stubs are. */
+async function call(raw, i, method, unwrap, args) {
   // trailing undefined arguments are absent options
   while (args.length > 0 && args[args.length - 1] === undefined) args.pop();
   let out;
   try {
-    out = raw[method](...args);
+    out = raw(i)[method](...args);
   } catch (e) {
     throw callError(e);
   }

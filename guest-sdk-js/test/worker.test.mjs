@@ -197,3 +197,63 @@ test("the worker-project fixture builds into a Worker component, then from the c
   assert.equal(again.cached, true);
   assert.equal(again.size, first.size);
 });
+
+test("a JavaScript callee's methods whose values a typed call would change are called by name", () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "stub-"));
+  const file = path.join(dir, "probe.wit");
+  writeFileSync(
+    file,
+    [
+      "package binding:probe;",
+      "",
+      "interface probe {",
+      "  use wasmdo:object/objects@0.1.0.{call-error};",
+      "",
+      "  record js-error {",
+      "    name: string,",
+      "    message: string,",
+      "  }",
+      "",
+      "  record stats { sync-count: f64 }",
+      "",
+      "  resource stub {",
+      "    constructor(id: string);",
+      "    count: func(by: f64, tags: list<tuple<string, s64>>) -> result<result<f64, js-error>, call-error>;",
+      "    nothing: func() -> result<result<_, js-error>, call-error>;",
+      "    stats: func() -> result<result<stats, js-error>, call-error>;",
+      "    maybe: func(x: option<string>) -> result<result<string, js-error>, call-error>;",
+      "    named: func() -> result<result<list<option<f64>>, js-error>, call-error>;",
+      "  }",
+      "}",
+      "",
+      "interface counter {",
+      "  use wasmdo:object/objects@0.1.0.{call-error};",
+      "",
+      "  record point { x-pos: s64 }",
+      "",
+      "  resource stub {",
+      "    constructor(id: string);",
+      "    at: func(p: option<point>) -> result<point, call-error>;",
+      "  }",
+      "}",
+      "",
+    ].join("\n"),
+  );
+  const stub = readStub("PROBE", file);
+  assert.deepEqual(stub.interfaces, [
+    {
+      name: "probe",
+      js: true,
+      methods: [
+        ["count", true, false],
+        ["nothing", true, false],
+        ["stats", true, true],
+        ["maybe", true, true],
+        ["named", true, true],
+      ],
+    },
+    // not a JavaScript class (no js-error): its WIT mapping is the callee's own
+    { name: "counter", methods: [["at", false, false]] },
+  ]);
+});
+

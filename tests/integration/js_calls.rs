@@ -35,6 +35,12 @@ fn a_javascript_object_calls_another_through_env() {
         host.call("caller", "c", "echo-everything", json!(["p"])),
         "equal"
     );
+    // a method whose values a typed call would change is called by name: null stays null, a
+    // snake_case field keeps its name, an absent optional stays absent
+    assert_eq!(
+        host.call("caller", "c", "echo-exactly", json!(["p"])),
+        json!(["true", "7", "false"])
+    );
     // idFromName/getByName/get agree; the object learns its name only when reached by name
     assert_eq!(
         host.call("caller", "c", "ids", json!(["p"])),

@@ -77,6 +77,20 @@ export class Caller extends DurableObject<Env> {
     return out;
   }
 
+  /**
+   * A value with what a typed call would change — a `null`, a snake_case field, an absent
+   * optional — sent to the probe's `echo` and read back: it arrives as the probe's code wrote it
+   * (the call goes by name, as on Cloudflare).
+   */
+  async echoExactly(name: string): Promise<string[]> {
+    const sent = {
+      n: 1, s: "", b: false, big: 1n, bytes: new Uint8Array(), list: [], pair: [1, "one"],
+      nullable: null, color: "red", point: { x: 0, y: 0 }, small: 1, snake_case_field: 7, points: [],
+    } as unknown as Everything;
+    const back = (await this.env.PROBE.getByName(name).echo(sent)) as unknown as Record<string, unknown>;
+    return [String(back.nullable === null), String(back.snake_case_field), String("maybe" in back)];
+  }
+
   /** Makes `n` ids and stubs without calling them: nothing is activated. */
   async makeStubs(n: number): Promise<number> {
     const ns = this.env.PROBE;
