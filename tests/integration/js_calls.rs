@@ -42,9 +42,10 @@ fn a_javascript_object_calls_another_through_env() {
         json!(["true", "7", "false"])
     );
     // idFromName/getByName/get agree; the object learns its name only when reached by name
+    // (`whoami` returns `[id, name ?? null]`: the caller sees that null, not undefined)
     assert_eq!(
         host.call("caller", "c", "ids", json!(["p"])),
-        json!(["true", "p", "true", "true", "undefined"])
+        json!(["true", "p", "true", "true", "null"])
     );
 }
 
