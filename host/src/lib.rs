@@ -136,7 +136,8 @@ impl Host {
         let secret_path = data.join("host.key");
         let secret = HostSecret::load_or_create(&secret_path)
             .map_err(|e| StartError::data_dir("cannot read or create", &secret_path, e))?;
-        let engine = registry::new_engine(&config.limits)?;
+        let metrics = Arc::new(Metrics::default());
+        let engine = registry::new_engine(&config.limits, &metrics)?;
         let registry = {
             let (engine, dir, cache) = (engine.clone(), data.clone(), config.compile_cache_dir());
             let classes = config.classes.clone();
@@ -168,7 +169,6 @@ impl Host {
             }
         }
         start_epoch_ticker(registry.engine());
-        let metrics = Arc::new(Metrics::default());
         let schedule_path = data.join("alarms.sqlite");
         let schedule =
             Schedule::open(&schedule_path, config.limits.durable_commits).map_err(|e| {

@@ -84,6 +84,10 @@ pub const DEFAULT_MAX_WEBSOCKETS_PER_OBJECT: u32 = 32_768;
 /// Largest snapshot of an object's in-memory state kept at hibernation; a bigger one is dropped
 /// (the object wakes with `init`).
 pub const DEFAULT_MAX_SNAPSHOT_BYTES: u64 = 16 * 1024 * 1024;
+/// Bytes of compiled functions kept in memory across compilations, so that a component sharing
+/// functions with one compiled before (a JavaScript class's next version, another JavaScript
+/// class) compiles only the rest. A JavaScript engine's functions take ~100 MB.
+pub const DEFAULT_COMPILED_FUNCTION_CACHE_BYTES: u64 = 256 * 1024 * 1024;
 /// Instances of the entry Worker run at once: requests go to an idle one, or queue behind the
 /// least busy one past this. Each is a live instance (a JS Worker holds a few MB).
 pub const DEFAULT_MAX_WORKER_INSTANCES: u32 = 8;
@@ -183,6 +187,8 @@ pub struct Limits {
     pub max_snapshot_bytes: u64,
     /// Instances of the entry Worker run at once.
     pub max_worker_instances: u32,
+    /// Bytes of compiled functions kept across compilations (0: none kept).
+    pub compiled_function_cache_bytes: u64,
 }
 
 impl Default for Limits {
@@ -224,6 +230,7 @@ impl Default for Limits {
             max_websockets_per_object: DEFAULT_MAX_WEBSOCKETS_PER_OBJECT,
             max_snapshot_bytes: DEFAULT_MAX_SNAPSHOT_BYTES,
             max_worker_instances: DEFAULT_MAX_WORKER_INSTANCES,
+            compiled_function_cache_bytes: DEFAULT_COMPILED_FUNCTION_CACHE_BYTES,
         }
     }
 }

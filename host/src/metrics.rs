@@ -28,6 +28,10 @@ pub struct Metrics {
     pub timer_wakeups: AtomicU64,
     /// Snapshots of in-memory state taken at hibernation.
     pub snapshots: AtomicU64,
+    /// Functions a compilation took compiled from an earlier one (`compiled-function-cache-bytes`).
+    pub compiled_functions_reused: AtomicU64,
+    /// Compiled functions kept for later compilations.
+    pub compiled_functions_kept: AtomicU64,
     /// Activations that restored a snapshot instead of running `init`.
     pub restores: AtomicU64,
     /// Syncs of the commit journal (each makes every batch waiting at that moment durable).
@@ -173,6 +177,18 @@ impl Metrics {
             "Wake-ups of live instances' own event loops (timers due between events).",
             "counter",
             get(&self.timer_wakeups),
+        );
+        gauge(
+            "compiled_functions_reused_total",
+            "Functions a compilation took from an earlier one instead of compiling them.",
+            "counter",
+            get(&self.compiled_functions_reused),
+        );
+        gauge(
+            "compiled_functions_kept_total",
+            "Compiled functions kept for later compilations.",
+            "counter",
+            get(&self.compiled_functions_kept),
         );
         gauge(
             "snapshots_total",

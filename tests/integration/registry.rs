@@ -2,7 +2,8 @@
 
 use serde_json::json;
 use wasmdo_test_artifacts::{
-    EXAMPLE_COUNTER, REGISTRY_MISSING_HANDLER, REGISTRY_UNKNOWN_IMPORT, STORAGE_KV,
+    EXAMPLE_COUNTER, JS_RUNTIME, JS_STORAGE, REGISTRY_MISSING_HANDLER, REGISTRY_UNKNOWN_IMPORT,
+    STORAGE_KV,
 };
 
 use crate::harness::TestHost;
@@ -225,4 +226,37 @@ fn components_no_class_runs_are_collected_after_their_retention() {
     host.crash_and_restart();
     host.call("kv", "a", "put", json!(["k", "v"]));
     assert_eq!(components(&host).len(), 1);
+}
+
+/// A second JavaScript class is the same engine with another heap snapshot: its compilation
+/// takes the engine's functions from the first one's instead of compiling them again.
+#[test]
+fn a_second_javascript_class_reuses_the_compiled_engine() {
+    // a private compile cache: the suite's shared one may hold these components compiled already
+    let host = TestHost::with_config("compile-cache = \"data/compiled\"\n");
+    host.deploy("store", JS_STORAGE).expect(201);
+    let kept = host.metric("wasmdo_compiled_functions_kept_total");
+    assert!(kept > 1_000, "the engine's functions are kept: {kept}");
+    // (identical functions within one component are compiled once too)
+    let reused_before = host.metric("wasmdo_compiled_functions_reused_total");
+    host.deploy("probe", JS_RUNTIME).expect(201);
+    let reused = host.metric("wasmdo_compiled_functions_reused_total") - reused_before;
+    let compiled = host.metric("wasmdo_compiled_functions_kept_total") - kept;
+    eprintln!("first class: {kept} compiled; second: {reused} reused, {compiled} compiled");
+    assert!(reused > kept / 2, "reused {reused} of {kept}");
+    assert!(
+        compiled < kept / 10,
+        "the second class compiled {compiled} functions"
+    );
+    // both classes run
+    assert!(host.call("probe", "a", "now", json!([])).is_number());
+
+    // with no budget nothing is kept, and every compilation is a whole one
+    let host = TestHost::with_config(
+        "compile-cache = \"data/compiled\"\n[limits]\ncompiled-function-cache-bytes = 0\n",
+    );
+    host.deploy("store", JS_STORAGE).expect(201);
+    host.deploy("probe", JS_RUNTIME).expect(201);
+    assert_eq!(host.metric("wasmdo_compiled_functions_kept_total"), 0);
+    assert_eq!(host.metric("wasmdo_compiled_functions_reused_total"), 0);
 }

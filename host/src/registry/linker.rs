@@ -8,16 +8,18 @@ use std::sync::Arc;
 use wasmtime::component::Linker;
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use super::functions::FunctionCache;
 use crate::error::{BoxError, StartError};
 use crate::limits::Limits;
+use crate::metrics::Metrics;
 use crate::rpc::calls;
 use crate::state::ObjectState;
 use crate::storage::{self, StorageView};
 use crate::{alarms, event_loop, object, outbound, websockets};
 
 /// The engine every class runs on: async, fuel and epoch interruption on, pooling allocator
-/// sized for `max_live_objects`.
-pub(crate) fn new_engine(limits: &Limits) -> Result<Engine, StartError> {
+/// sized for `max_live_objects`, compiled functions kept across compilations.
+pub(crate) fn new_engine(limits: &Limits, metrics: &Arc<Metrics>) -> Result<Engine, StartError> {
     let mut config = wasmtime::Config::new();
     config
         .wasm_component_model(true)
@@ -42,6 +44,15 @@ pub(crate) fn new_engine(limits: &Limits) -> Result<Engine, StartError> {
         .max_component_instance_size(1 << 20)
         .max_core_instance_size(1 << 20);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    if limits.compiled_function_cache_bytes > 0 {
+        let cache = Arc::new(FunctionCache::new(
+            limits.compiled_function_cache_bytes,
+            metrics.clone(),
+        ));
+        config
+            .enable_incremental_compilation(cache)
+            .map_err(|e| StartError::Engine(Arc::from(BoxError::from(e))))?;
+    }
     Engine::new(&config).map_err(|e| StartError::Engine(Arc::from(BoxError::from(e))))
 }
 

@@ -27,8 +27,11 @@
 //! - `store` — the on-disk component store: components, precompiled artifacts, `classes.json`;
 //! - `inspect` — validation and inspection of a component against the world, into a
 //!   [`ClassVersion`] (what one deployed version is: `crate::class`);
-//! - `linker` — the engine, and the linker composed of every capability's `add_to_linker`.
+//! - `linker` — the engine, and the linker composed of every capability's `add_to_linker`;
+//! - `functions` — compiled functions kept across compilations (a new version recompiles only
+//!   what changed).
 
+mod functions;
 mod inspect;
 mod linker;
 mod store;
