@@ -90,12 +90,18 @@ fn main() -> Result<()> {
         }
     }
     let js_fixtures = build_js_guests(&root, &out_dir, &mut generated)?;
+    let py_fixtures = build_py_guests(&root, &out_dir, &mut generated)?;
     generated.push_str(&foreach_macro("foreach_fixture", "fixture", &fixtures));
     generated.push_str(&foreach_macro("foreach_example", "example", &examples));
     generated.push_str(&foreach_macro(
         "foreach_js_fixture",
         "TypeScript fixture (as `js_<name>`)",
         &js_fixtures,
+    ));
+    generated.push_str(&foreach_macro(
+        "foreach_py_fixture",
+        "Python fixture (as `py_<name>`)",
+        &py_fixtures,
     ));
 
     fs::write(out_dir.join("artifacts.rs"), generated).context("writing artifacts.rs")?;
@@ -217,6 +223,78 @@ fn build_js_guests(
         writeln!(
             generated,
             "/// The JavaScript guest `{entry}`.\npub const {konst}: &str = {path:?};",
+            entry = entry.strip_prefix(root).unwrap_or(&entry).display(),
+            path = wasm.to_str().context("non-UTF-8 path")?,
+        )?;
+    }
+    Ok(fixtures)
+}
+
+/// The Python guests, built with guest-sdk-python's `wasmdo-py build` (componentize-py): every
+/// `tests/fixtures-py/<name>.py` (as `PY_<NAME>`) and every example directory with a
+/// `pyproject.toml` naming its class module in `[tool.wasmdo] main = "…"` (as
+/// `EXAMPLE_<NAME>`). Returns the fixtures' names, as `py_<name>`.
+fn build_py_guests(
+    root: &Path,
+    out_dir: &Path,
+    generated: &mut String,
+) -> Result<BTreeSet<String>> {
+    let sdk = root.join("guest-sdk-python");
+    println!("cargo:rerun-if-changed={}", sdk.join("wasmdo_py").display());
+    let fixtures_dir = root.join("tests/fixtures-py");
+    println!("cargo:rerun-if-changed={}", fixtures_dir.display());
+    let out = out_dir.join("py");
+    fs::create_dir_all(&out)?;
+    let mut fixtures = BTreeSet::new();
+    let mut guests = Vec::new();
+    for entry in fs::read_dir(&fixtures_dir).context("reading tests/fixtures-py")? {
+        let path = entry?.path();
+        println!("cargo:rerun-if-changed={}", path.display());
+        if path.extension().is_some_and(|e| e == "py") {
+            let stem = path.file_stem().and_then(|s| s.to_str()).context("name")?;
+            fixtures.insert(format!("py_{stem}"));
+            guests.push((format!("PY_{}", stem.to_uppercase()), path.clone(), format!("py_{stem}")));
+        }
+    }
+    for entry in fs::read_dir(root.join(EXAMPLES.dir))? {
+        let dir = entry?.path();
+        let manifest = dir.join("pyproject.toml");
+        if !manifest.is_file() {
+            continue;
+        }
+        let text = fs::read_to_string(&manifest)?;
+        let main = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("main = "))
+            .map(|v| v.trim_matches('"').to_owned())
+            .with_context(|| format!("{}: needs `[tool.wasmdo] main = \"src/<class module>.py\"`", manifest.display()))?;
+        let name = dir.file_name().and_then(|n| n.to_str()).context("example name")?;
+        guests.push((
+            format!("EXAMPLE_{}", name.to_uppercase().replace('-', "_")),
+            dir.join(main),
+            name.to_owned(),
+        ));
+    }
+    guests.sort();
+    for (konst, entry, name) in guests {
+        let wasm = out.join(format!("{name}.wasm"));
+        let output = Command::new("python3")
+            .args(["-m", "wasmdo_py", "build"])
+            .arg(&entry)
+            .arg("-o")
+            .arg(&wasm)
+            .env("PYTHONPATH", &sdk)
+            .output()
+            .context("running python3 (is Python 3.11+ installed?)")?;
+        ensure!(
+            output.status.success(),
+            "wasmdo-py build {} failed (scripts/test installs componentize-py):\n{}",
+            entry.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        writeln!(
+            generated,
+            "/// The Python guest `{entry}`.\npub const {konst}: &str = {path:?};",
             entry = entry.strip_prefix(root).unwrap_or(&entry).display(),
             path = wasm.to_str().context("non-UTF-8 path")?,
         )?;

@@ -22,6 +22,7 @@ mod js_worker;
 mod limits_runaway;
 mod object_info;
 mod projects;
+mod python;
 mod quotas;
 mod registry;
 mod rpc_calls;
@@ -44,6 +45,7 @@ mod coverage {
     pub(crate) use crate::js_sdk::COVERS as js_storage;
     pub(crate) use crate::limits_runaway::COVERS as limits_runaway;
     pub(crate) use crate::object_info::COVERS as object_info;
+    pub(crate) use crate::python::COVERS as py_probe;
     pub(crate) use crate::registry::COVERS as registry_missing_handler;
     pub(crate) use crate::registry::COVERS as registry_unknown_import;
     pub(crate) use crate::rpc_calls::COVERS as rpc_calls;
@@ -62,3 +64,4 @@ macro_rules! covered {
 }
 wasmdo_test_artifacts::foreach_fixture!(covered);
 wasmdo_test_artifacts::foreach_js_fixture!(covered);
+wasmdo_test_artifacts::foreach_py_fixture!(covered);

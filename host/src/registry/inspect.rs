@@ -171,6 +171,8 @@ impl Registry {
             if interface.starts_with(bindings::PLATFORM_PACKAGE)
                 || interface.starts_with("wasi:")
                 || interface.starts_with("componentize-py:")
+                // componentize-py's build-time initializer, left exported as `exports`
+                || interface == "exports"
             {
                 continue;
             }

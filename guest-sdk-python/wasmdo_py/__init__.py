@@ -1,0 +1,1 @@
+"""wasmdo-py: Durable Objects in Python for wasmdo (``wasmdo-py build``)."""

@@ -1,0 +1,209 @@
+"""An object's state as Cloudflare's Python API gives it (``ctx``): its id, its storage — keys
+and values (``get``/``put``/``delete``/``list``), SQL (``sql.exec``), its alarm — over the host's
+``storage``, ``alarms`` and ``object`` interfaces. Every event runs in one transaction the host
+opened: what an event writes commits with it, or rolls back if it fails.
+"""
+
+from componentize_py_types import Err
+from wit_world.imports import alarms as host_alarms
+from wit_world.imports import object as host_object
+from wit_world.imports import storage as host_storage
+
+from wasmdo_runtime.values import deserialize, serialize
+
+# the storage error cases, as the messages the other SDKs give
+_MESSAGES = {
+    "ValueTooLarge": lambda n: f"value too large: key + value exceed the {n}-byte limit",
+    "QuotaExceeded": lambda _: "storage quota exceeded: the object's database is full",
+    "StatementTooLarge": lambda n: f"SQL statement too large: the limit is {n} bytes",
+    "TooManyParameters": lambda n: f"too many SQL parameters: the limit is {n}",
+    "ResultTooLarge": lambda n: f"result too large: one call may return at most {n} bytes; narrow the query",
+    "Sql": lambda m: m,
+    "NoTransaction": lambda _: "no transaction is open",
+    "InvalidArgument": lambda m: m,
+    "Internal": lambda m: f"storage failed: {m}",
+}
+
+
+class StorageError(Exception):
+    """A storage call the host refused; ``code`` is the WIT error case (``value-too-large``, …)."""
+
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+
+
+def _host(f, *args):
+    try:
+        return f(*args)
+    except Err as e:
+        case = type(e.value).__name__.removeprefix("Error_")
+        value = getattr(e.value, "value", None)
+        code = "".join("-" + c.lower() if c.isupper() else c for c in case).lstrip("-")
+        raise StorageError(code, _MESSAGES.get(case, lambda v: f"{code}: {v}")(value)) from None
+
+
+class DurableObjectId:
+    """The object's id: ``str(id)`` is its hex form; ``name`` the name it was reached by, if any."""
+
+    def __init__(self, hex_id, name=None):
+        self._hex = hex_id
+        self.name = name
+
+    def __str__(self):
+        return self._hex
+
+    def to_string(self):
+        return self._hex
+
+    toString = to_string
+
+    def equals(self, other):
+        return str(other) == self._hex
+
+    def __eq__(self, other):
+        return isinstance(other, DurableObjectId) and str(other) == self._hex
+
+    def __hash__(self):
+        return hash(self._hex)
+
+
+def _sql_value(v):
+    if v is None:
+        return host_storage.SqlValue_Null()
+    if isinstance(v, bool):
+        return host_storage.SqlValue_Integer(int(v))
+    if isinstance(v, int):
+        return host_storage.SqlValue_Integer(v)
+    if isinstance(v, float):
+        return host_storage.SqlValue_Real(v)
+    if isinstance(v, str):
+        return host_storage.SqlValue_Text(v)
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return host_storage.SqlValue_Blob(bytes(v))
+    raise TypeError(f"a {type(v).__name__} cannot be a SQL parameter (int, float, str, bytes or None)")
+
+
+def _py_value(v):
+    return None if isinstance(v, host_storage.SqlValue_Null) else v.value
+
+
+class SqlCursor:
+    """The rows of one ``sql.exec``: iterate for dicts, or ``one()``, ``to_array()``, ``raw()``;
+    ``column_names``, ``rows_read``, ``rows_written``."""
+
+    def __init__(self, result):
+        self.column_names = list(result.columns)
+        self._rows = [[_py_value(v) for v in row] for row in result.rows]
+        self.rows_read = result.rows_read
+        self.rows_written = result.rows_written
+        self.columnNames, self.rowsRead, self.rowsWritten = self.column_names, self.rows_read, self.rows_written
+
+    def __iter__(self):
+        return (dict(zip(self.column_names, row)) for row in self._rows)
+
+    def to_array(self):
+        return list(self)
+
+    toArray = to_array
+
+    def one(self):
+        if len(self._rows) != 1:
+            raise StorageError("sql", f"expected exactly one row, the query returned {len(self._rows)}")
+        return dict(zip(self.column_names, self._rows[0]))
+
+    def raw(self):
+        return iter([list(row) for row in self._rows])
+
+
+class SqlStorage:
+    """``ctx.storage.sql``: the object's own SQLite database."""
+
+    def exec(self, query, *bindings):
+        return SqlCursor(_host(host_storage.exec, str(query), [_sql_value(b) for b in bindings]))
+
+    @property
+    def database_size(self):
+        return host_storage.database_size()
+
+    databaseSize = database_size
+
+
+class Storage:
+    """``ctx.storage``: keys and values (any value the encoding holds), SQL, the alarm."""
+
+    def __init__(self):
+        self.sql = SqlStorage()
+
+    async def get(self, key_or_keys):
+        if isinstance(key_or_keys, (list, tuple)):
+            found = _host(host_storage.get_many, [str(k) for k in key_or_keys])
+            return {k: deserialize(v) for k, v in found}
+        raw = _host(host_storage.get, str(key_or_keys))
+        return None if raw is None else deserialize(raw)
+
+    async def put(self, key_or_entries, value=None):
+        if isinstance(key_or_entries, dict):
+            _host(host_storage.put_many, [(str(k), serialize(v)) for k, v in key_or_entries.items()])
+        else:
+            _host(host_storage.put, str(key_or_entries), serialize(value))
+
+    async def delete(self, key_or_keys):
+        if isinstance(key_or_keys, (list, tuple)):
+            return _host(host_storage.delete_many, [str(k) for k in key_or_keys])
+        return _host(host_storage.delete, str(key_or_keys))
+
+    async def list(self, prefix=None, start=None, end=None, limit=None, reverse=False):
+        options = host_storage.ListOptions(prefix, start, end, limit, bool(reverse))
+        return {k: deserialize(v) for k, v in _host(host_storage.list, options)}
+
+    async def delete_all(self):
+        _host(host_storage.delete_all)
+
+    async def get_alarm(self):
+        return host_alarms.get_alarm()
+
+    async def set_alarm(self, scheduled_time):
+        # milliseconds since the epoch, or a datetime
+        if hasattr(scheduled_time, "timestamp"):
+            scheduled_time = round(scheduled_time.timestamp() * 1000)
+        host_alarms.set_alarm(int(scheduled_time))
+
+    async def delete_alarm(self):
+        host_alarms.delete_alarm()
+
+    deleteAll, getAlarm, setAlarm, deleteAlarm = delete_all, get_alarm, set_alarm, delete_alarm
+
+
+class DurableObjectState:
+    """``ctx``: the object's ``id`` and ``storage``."""
+
+    def __init__(self):
+        self.id = DurableObjectId(host_object.id(), host_object.name())
+        self.storage = Storage()
+
+    async def block_concurrency_while(self, callback):
+        # events already run one at a time, each to completion
+        return await callback()
+
+    blockConcurrencyWhile = block_concurrency_while
+
+    def wait_until(self, awaitable):
+        # the event's coroutines finish before it ends
+        pass
+
+    waitUntil = wait_until
+
+
+def env():
+    """The class's env vars (``wasmdo.toml``'s ``[classes.NAME] env``, wrangler ``vars``), as
+    attributes and as a mapping."""
+    return Env(dict(host_object.env_vars()))
+
+
+class Env(dict):
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"env has no {name!r}") from None

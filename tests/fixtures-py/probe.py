@@ -1,0 +1,112 @@
+"""A Python class that exercises guest-sdk-python through the real host: typed RPC of every
+supported type, errors raised by methods, methods reached by name only (dynamic RPC), the
+key-value API and its value encoding (shared with the JavaScript and Rust SDKs), SQL cursors,
+alarms, env vars and fetch."""
+
+import json
+
+from wit_world.imports import storage as host_storage
+from workers import DurableObject, Response
+
+
+class Base(DurableObject):
+    """A base class of the project's own: its public methods are the object's too."""
+
+    async def hello(self, who: str) -> str:
+        return f"hello {who}"
+
+
+class Probe(Base):
+    def __init__(self, ctx, env):
+        super().__init__(ctx, env)
+        self.activations = 0
+        ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT, score REAL)")
+
+    async def echo(self, n: int, x: float, s: str, b: bool, raw: bytes, items: list[str],
+                   pair: tuple[int, str], maybe: str | None) -> tuple[int, float, str, bool, bytes, list[str], tuple[int, str], str | None]:
+        return (n, x, s, b, raw, items, pair, maybe)
+
+    async def defaults(self, a: str, b: int = 7) -> str:
+        return f"{a},{b}"
+
+    async def wrong_result(self) -> int:
+        return "not an int"  # the signature says int: the caller gets a TypeError
+
+    async def fail(self, kind: str) -> int:
+        if kind == "value":
+            raise ValueError("bad value")
+        raise KeyError(kind)
+
+    # untyped: no typed function, reached by name (dynamic RPC) with any storable values
+    async def anything(self, value):
+        return {"got": value, "type": type(value).__name__}
+
+    def _private(self) -> int:
+        return 1
+
+    async def remember(self, key: str, value: str) -> None:
+        await self.ctx.storage.put(key, json.loads(value))
+
+    async def recall(self, key: str) -> str:
+        return json.dumps(await self.ctx.storage.get(key))
+
+    async def stored_bytes(self, key: str) -> bytes | None:
+        # what the host keeps for the key: the encoding every SDK reads
+        return host_storage.get(key)
+
+    async def kv(self) -> str:
+        s = self.ctx.storage
+        await s.put({"k1": 1, "k2": [True, None], "k3": b"\x01\x02", "big": 2**64})
+        listed = await s.list(prefix="k")
+        many = await s.get(["k1", "k3", "nope"])
+        deleted = await s.delete(["k1", "nope"])
+        big = await s.get("big")
+        return json.dumps({
+            "listed": sorted(listed),
+            "k2": listed["k2"],
+            "k3": list(many["k3"]),
+            "missing": "nope" in many,
+            "deleted": deleted,
+            "big": str(big),
+            "after": sorted(await s.list()),
+        })
+
+    async def note(self, body: str, score: float) -> int:
+        cursor = self.ctx.storage.sql.exec("INSERT INTO notes (body, score) VALUES (?, ?)", body, score)
+        return cursor.rows_written
+
+    async def notes(self) -> list[tuple[int, str, float]]:
+        rows = self.ctx.storage.sql.exec("SELECT id, body, score FROM notes ORDER BY id")
+        return [(r["id"], r["body"], r["score"]) for r in rows]
+
+    async def bad_sql(self) -> str:
+        try:
+            self.ctx.storage.sql.exec("SELECT * FROM nowhere")
+            return "no error"
+        except Exception as e:
+            return f"{type(e).__name__} {e.code}"
+
+    async def arm(self, after_ms: int) -> None:
+        import time
+
+        await self.ctx.storage.set_alarm(int(time.time() * 1000) + after_ms)
+
+    async def alarm(self, info=None):
+        fired = (await self.ctx.storage.get("fired") or 0) + 1
+        await self.ctx.storage.put("fired", fired)
+
+    async def fired(self) -> int:
+        return await self.ctx.storage.get("fired") or 0
+
+    async def who(self) -> tuple[str, str | None, str | None]:
+        return (str(self.ctx.id), self.ctx.id.name, self.env.get("GREETING"))
+
+    async def count_activation(self) -> int:
+        self.activations += 1
+        return self.activations
+
+    async def fetch(self, request):
+        if request.method == "POST":
+            body = await request.json()
+            return Response.json({"path": request.url, "echo": body}, status=201)
+        return Response(f"{request.method} {request.url}", headers={"x-probe": "yes"})
