@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -48,7 +49,9 @@ def describe(entry, class_name=None):
 
 def componentize_py():
     """The componentize-py to run: the one installed next to this Python, at the pinned version."""
-    exe = shutil.which("componentize-py", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    # next to this Python, where `pip install --user` puts it, or on PATH
+    places = [str(Path(sys.executable).parent), sysconfig.get_path("scripts", f"{os.name}_user"), os.environ.get("PATH", "")]
+    exe = shutil.which("componentize-py", path=os.pathsep.join(places))
     if exe is None:
         raise BuildError(f"componentize-py is not installed: pip install componentize-py=={COMPONENTIZE_PY}")
     version = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout.split()[-1:]

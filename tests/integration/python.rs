@@ -62,12 +62,12 @@ fn typed_rpc_carries_every_supported_type_and_raised_errors() {
     assert_eq!(host.call("probe", "p", "hello", json!(["you"])), "hello you");
     // what a method raises is its error (name and message), its writes rolled back
     let raised = host.rpc("probe", "p", "fail", json!(["value"]));
-    assert_eq!(raised.status, 500, "{}", raised.text);
+    assert_eq!(raised.status, 422, "{}", raised.text);
     assert_eq!(raised.body["kind"], "MethodError");
-    assert_eq!(raised.body["error"], json!({"name": "ValueError", "message": "bad value"}));
+    assert_eq!(raised.body["value"], json!({"name": "ValueError", "message": "bad value"}));
     let wrong = host.rpc("probe", "p", "wrong-result", json!([]));
-    assert_eq!(wrong.body["error"]["name"], "TypeError", "{}", wrong.text);
-    let message = wrong.body["error"]["message"].as_str().unwrap().to_owned();
+    assert_eq!(wrong.body["value"]["name"], "TypeError", "{}", wrong.text);
+    let message = wrong.body["value"]["message"].as_str().unwrap().to_owned();
     assert!(message.contains("the signature says int"), "{message}");
     // `_private` is nobody's to call
     host.rpc("probe", "p", "_private", json!([]))
