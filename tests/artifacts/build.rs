@@ -253,7 +253,11 @@ fn build_py_guests(
         if path.extension().is_some_and(|e| e == "py") {
             let stem = path.file_stem().and_then(|s| s.to_str()).context("name")?;
             fixtures.insert(format!("py_{stem}"));
-            guests.push((format!("PY_{}", stem.to_uppercase()), path.clone(), format!("py_{stem}")));
+            guests.push((
+                format!("PY_{}", stem.to_uppercase()),
+                path.clone(),
+                format!("py_{stem}"),
+            ));
         }
     }
     for entry in fs::read_dir(root.join(EXAMPLES.dir))? {
@@ -267,8 +271,16 @@ fn build_py_guests(
             .lines()
             .find_map(|l| l.trim().strip_prefix("main = "))
             .map(|v| v.trim_matches('"').to_owned())
-            .with_context(|| format!("{}: needs `[tool.wasmdo] main = \"src/<class module>.py\"`", manifest.display()))?;
-        let name = dir.file_name().and_then(|n| n.to_str()).context("example name")?;
+            .with_context(|| {
+                format!(
+                    "{}: needs `[tool.wasmdo] main = \"src/<class module>.py\"`",
+                    manifest.display()
+                )
+            })?;
+        let name = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .context("example name")?;
         guests.push((
             format!("EXAMPLE_{}", name.to_uppercase().replace('-', "_")),
             dir.join(main),

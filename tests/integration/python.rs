@@ -50,7 +50,14 @@ fn the_python_counter_works_as_its_readme_says() {
 fn typed_rpc_carries_every_supported_type_and_raised_errors() {
     let host = probe_host();
     let sent = json!([
-        "-9223372036854775808", 1.5, "héllo", true, [0, 255], ["a", ""], [2, "two"], null
+        "-9223372036854775808",
+        1.5,
+        "héllo",
+        true,
+        [0, 255],
+        ["a", ""],
+        [2, "two"],
+        null
     ]);
     let mut back = sent.clone();
     // (64-bit integers are taken as decimal strings too, and answered as numbers)
@@ -59,12 +66,18 @@ fn typed_rpc_carries_every_supported_type_and_raised_errors() {
     assert_eq!(host.call("probe", "p", "defaults", json!(["x"])), "x,7");
     assert_eq!(host.call("probe", "p", "defaults", json!(["x", 3])), "x,3");
     // a method of the project's own base class
-    assert_eq!(host.call("probe", "p", "hello", json!(["you"])), "hello you");
+    assert_eq!(
+        host.call("probe", "p", "hello", json!(["you"])),
+        "hello you"
+    );
     // what a method raises is its error (name and message), its writes rolled back
     let raised = host.rpc("probe", "p", "fail", json!(["value"]));
     assert_eq!(raised.status, 422, "{}", raised.text);
     assert_eq!(raised.body["kind"], "MethodError");
-    assert_eq!(raised.body["value"], json!({"name": "ValueError", "message": "bad value"}));
+    assert_eq!(
+        raised.body["value"],
+        json!({"name": "ValueError", "message": "bad value"})
+    );
     let wrong = host.rpc("probe", "p", "wrong-result", json!([]));
     assert_eq!(wrong.body["value"]["name"], "TypeError", "{}", wrong.text);
     let message = wrong.body["value"]["message"].as_str().unwrap().to_owned();
@@ -98,7 +111,12 @@ fn untyped_methods_are_reached_by_name() {
 fn storage_speaks_the_encoding_every_sdk_reads() {
     let host = probe_host();
     // JSON values are stored as their JSON text, as the JavaScript and Rust SDKs store them
-    host.call("probe", "p", "remember", json!(["plain", r#"{"a": [1, "two", null]}"#]));
+    host.call(
+        "probe",
+        "p",
+        "remember",
+        json!(["plain", r#"{"a": [1, "two", null]}"#]),
+    );
     let bytes = host.call("probe", "p", "stored-bytes", json!(["plain"]));
     let text: Vec<u8> = serde_json::from_value(bytes).unwrap();
     assert_eq!(String::from_utf8(text).unwrap(), r#"{"a":[1,"two",null]}"#);
@@ -148,7 +166,11 @@ fn sql_alarms_and_fetch() {
     assert_eq!(get.status, 200);
     assert!(get.text.starts_with("GET http"), "{}", get.text);
     assert!(get.text.ends_with("/some/path?q=1"), "{}", get.text);
-    assert!(get.headers.iter().any(|(k, v)| k == "x-probe" && v == "yes"));
+    assert!(
+        get.headers
+            .iter()
+            .any(|(k, v)| k == "x-probe" && v == "yes")
+    );
     let post = host.request("POST", "/objects/probe/p/x", br#"{"n": 1}"#);
     assert_eq!(post.status, 201, "{}", post.text);
     assert_eq!(post.body["echo"], json!({"n": 1}));
