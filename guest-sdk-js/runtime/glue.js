@@ -200,25 +200,10 @@ export function hostObject(userModule, exportName, methods) {
     return instance;
   }
 
-  /**
-   * Runs the class's WebSocket handler `name` (if it has one) for `socket`, or the socket's
-   * listeners if the instance accepted it itself (`server.accept()`).
-   */
-  async function onWebSocket(name, socket, args) {
-    try {
-      const ws = webSocket(socket);
-      if (ws._inMemory) {
-        await ws._dispatch(name, args);
-      } else {
-        const object = live();
-        if (typeof object[name] === "function") await object[name](ws, ...args);
-      }
-      await settle();
-    } catch (e) {
-      throw failedText(e);
-    } finally {
-      if (name !== "webSocketMessage") forgetWebSocket(socket);
-    }
+  /** The class's WebSocket handler `name` (if it has one), for a socket it accepted. */
+  async function toClass(name, ws, args) {
+    const object = live();
+    if (typeof object[name] === "function") await object[name](ws, ...args);
   }
 
   /**
@@ -317,17 +302,7 @@ export function hostObject(userModule, exportName, methods) {
       },
     },
 
-    websocketHandler: {
-      async websocketMessage(socket, message) {
-        await onWebSocket("webSocketMessage", socket, [webSocketData(message)]);
-      },
-      async websocketClose(socket, code, reason, wasClean) {
-        await onWebSocket("webSocketClose", socket, [code, reason, wasClean]);
-      },
-      async websocketError(socket, error) {
-        await onWebSocket("webSocketError", socket, [new Error(error)]);
-      },
-    },
+    websocketHandler: webSocketHandler(toClass, () => settle()),
 
     // Cloudflare's dynamic RPC: any method callers may reach, by name, with the arguments and
     // result in the storage encoding (typed methods are reachable this way too)
@@ -450,17 +425,7 @@ export function hostWorker(worker) {
 
     // the sockets a Worker accepted itself (`server.accept()`): their events go to the
     // socket's listeners (a Worker has no handler methods)
-    websocketHandler: {
-      async websocketMessage(socket, message) {
-        await onWorkerWebSocket("webSocketMessage", socket, [webSocketData(message)]);
-      },
-      async websocketClose(socket, code, reason, wasClean) {
-        await onWorkerWebSocket("webSocketClose", socket, [code, reason, wasClean]);
-      },
-      async websocketError(socket, error) {
-        await onWorkerWebSocket("webSocketError", socket, [new Error(error)]);
-      },
-    },
+    websocketHandler: webSocketHandler(() => {}, reportWake),
 
     eventLoopHandler: {
       async run() {
@@ -475,15 +440,27 @@ export function hostWorker(worker) {
   };
 }
 
-/** An event of a socket a Worker accepted itself: to the socket's listeners. */
-async function onWorkerWebSocket(name, socket, args) {
-  try {
-    const ws = webSocket(socket);
-    if (ws._inMemory) await ws._dispatch(name, args);
-    reportWake();
-  } catch (e) {
-    throw failedText(e);
-  } finally {
-    if (name !== "webSocketMessage") forgetWebSocket(socket);
+/**
+ * The `websocket-handler` export: each event of a socket goes to the socket's listeners if the
+ * instance accepted it itself (`server.accept()`), else to `toClass(name, ws, args)` (the class's
+ * handler method `name`); then `end()` finishes the event. A socket is forgotten once closed.
+ */
+function webSocketHandler(toClass, end) {
+  async function deliver(name, socket, args) {
+    try {
+      const ws = webSocket(socket);
+      if (ws._inMemory) await ws._dispatch(name, args);
+      else await toClass(name, ws, args);
+      await end();
+    } catch (e) {
+      throw failedText(e);
+    } finally {
+      if (name !== "webSocketMessage") forgetWebSocket(socket);
+    }
   }
+  return {
+    websocketMessage: (socket, message) => deliver("webSocketMessage", socket, [webSocketData(message)]),
+    websocketClose: (socket, code, reason, wasClean) => deliver("webSocketClose", socket, [code, reason, wasClean]),
+    websocketError: (socket, error) => deliver("webSocketError", socket, [new Error(error)]),
+  };
 }

@@ -267,14 +267,7 @@ impl Instance {
             SocketEvent::Error(e) => self.call_handler(error, (socket, e)).await,
         };
         account_fuel(&mut self.store, limits);
-        match outcome {
-            Ok(Ok(())) => Ok(true),
-            Ok(Err(msg)) => Err((
-                ObjectError::MethodError(serde_json::Value::String(msg)),
-                false,
-            )),
-            Err(e) => Err((self.classify(e, limits), true)),
-        }
+        self.handled(outcome, limits)
     }
 
     /// Runs the instance's own event loop (`event-loop-handler.run`: its due timers); `Ok(false)`
@@ -289,14 +282,7 @@ impl Instance {
         self.arm(limits).map_err(|e| (e, false))?;
         let outcome = self.call_handler(index, ()).await;
         account_fuel(&mut self.store, limits);
-        match outcome {
-            Ok(Ok(())) => Ok(true),
-            Ok(Err(msg)) => Err((
-                ObjectError::MethodError(serde_json::Value::String(msg)),
-                false,
-            )),
-            Err(e) => Err((self.classify(e, limits), true)),
-        }
+        self.handled(outcome, limits)
     }
 
     /// Calls `method` by name through the class's `dynamic-handler` with `args` (an encoded list
@@ -323,6 +309,23 @@ impl Instance {
         account_fuel(&mut self.store, limits);
         match outcome {
             Ok((result,)) => Ok(Some(result)),
+            Err(e) => Err((self.classify(e, limits), true)),
+        }
+    }
+
+    /// What a handler call returning `result<_, string>` came to: `Ok(true)`, its `err` (the
+    /// instance is fine), or a trap or limit (`Err(_, true)`: the instance is poisoned).
+    fn handled(
+        &self,
+        outcome: wasmtime::Result<Result<(), String>>,
+        limits: &Limits,
+    ) -> Result<bool, (ObjectError, bool)> {
+        match outcome {
+            Ok(Ok(())) => Ok(true),
+            Ok(Err(msg)) => Err((
+                ObjectError::MethodError(serde_json::Value::String(msg)),
+                false,
+            )),
             Err(e) => Err((self.classify(e, limits), true)),
         }
     }

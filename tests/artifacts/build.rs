@@ -193,15 +193,7 @@ fn build_js_guests(
                 manifest.display()
             )
         })?;
-        let name = dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .context("example name")?;
-        guests.push((
-            format!("EXAMPLE_{}", name.to_uppercase().replace('-', "_")),
-            dir.join(main),
-            name.to_owned(),
-        ));
+        guests.push(example_guest(&dir, &main)?);
     }
     guests.sort();
     for (konst, entry, name) in guests {
@@ -220,12 +212,7 @@ fn build_js_guests(
             "wasmdo-js build {} failed",
             entry.display()
         );
-        writeln!(
-            generated,
-            "/// The JavaScript guest `{entry}`.\npub const {konst}: &str = {path:?};",
-            entry = entry.strip_prefix(root).unwrap_or(&entry).display(),
-            path = wasm.to_str().context("non-UTF-8 path")?,
-        )?;
+        declare_guest(generated, root, "JavaScript", &konst, &entry, &wasm)?;
     }
     Ok(fixtures)
 }
@@ -277,15 +264,7 @@ fn build_py_guests(
                     manifest.display()
                 )
             })?;
-        let name = dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .context("example name")?;
-        guests.push((
-            format!("EXAMPLE_{}", name.to_uppercase().replace('-', "_")),
-            dir.join(main),
-            name.to_owned(),
-        ));
+        guests.push(example_guest(&dir, &main)?);
     }
     guests.sort();
     for (konst, entry, name) in guests {
@@ -304,14 +283,41 @@ fn build_py_guests(
             entry.display(),
             String::from_utf8_lossy(&output.stderr)
         );
-        writeln!(
-            generated,
-            "/// The Python guest `{entry}`.\npub const {konst}: &str = {path:?};",
-            entry = entry.strip_prefix(root).unwrap_or(&entry).display(),
-            path = wasm.to_str().context("non-UTF-8 path")?,
-        )?;
+        declare_guest(generated, root, "Python", &konst, &entry, &wasm)?;
     }
     Ok(fixtures)
+}
+
+/// An example built from its class module `main`: (its constant `EXAMPLE_<NAME>`, `-` becoming
+/// `_`; the module; the example's name).
+fn example_guest(dir: &Path, main: &str) -> Result<(String, PathBuf, String)> {
+    let name = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("example name")?;
+    Ok((
+        format!("EXAMPLE_{}", name.to_uppercase().replace('-', "_")),
+        dir.join(main),
+        name.to_owned(),
+    ))
+}
+
+/// Declares the constant `konst` holding the path of the `language` guest built from `entry`.
+fn declare_guest(
+    generated: &mut String,
+    root: &Path,
+    language: &str,
+    konst: &str,
+    entry: &Path,
+    wasm: &Path,
+) -> Result<()> {
+    writeln!(
+        generated,
+        "/// The {language} guest `{entry}`.\npub const {konst}: &str = {path:?};",
+        entry = entry.strip_prefix(root).unwrap_or(entry).display(),
+        path = wasm.to_str().context("non-UTF-8 path")?,
+    )?;
+    Ok(())
 }
 
 /// The string value of a top-level `"field": "value"` in a small JSON file (no JSON parser

@@ -148,10 +148,7 @@ impl Hub {
             .collect();
         for id in &ids {
             if let Some(socket) = object.sockets.remove(id) {
-                // the connection task sends the close, then ends (the outbox is closed)
-                socket.outbox.push(Outgoing::Close(1001, reason.to_owned()));
-                socket.outbox.close();
-                self.open.fetch_sub(1, Ordering::Relaxed);
+                self.close_removed(socket, 1001, reason);
             }
         }
         if object.sockets.is_empty() && object.auto_response.is_none() {
@@ -214,14 +211,19 @@ impl Hub {
         let mut closed = 0;
         for key in keys {
             for (_, socket) in objects.remove(&key).map(|o| o.sockets).unwrap_or_default() {
-                // the connection task sends the close, then ends (the outbox is closed)
-                socket.outbox.push(Outgoing::Close(code, reason.to_owned()));
-                socket.outbox.close();
-                self.open.fetch_sub(1, Ordering::Relaxed);
+                self.close_removed(socket, code, reason);
                 closed += 1;
             }
         }
         closed
+    }
+
+    /// Closes a socket just removed from its object: its connection task sends the close, then
+    /// ends (the outbox is closed).
+    fn close_removed(&self, socket: Socket, code: u16, reason: &str) {
+        socket.outbox.push(Outgoing::Close(code, reason.to_owned()));
+        socket.outbox.close();
+        self.open.fetch_sub(1, Ordering::Relaxed);
     }
 
     pub(crate) fn mark_closed(&self, key: &ObjectKey, id: SocketId) {
