@@ -8,7 +8,8 @@
 //! - **Stubs**, for a class calling objects of another class through a binding (Cloudflare's
 //!   `DurableObjectStub`): [`wit_stub`] writes the WIT package the calling component imports,
 //!   [`ts_stub`] its TypeScript types for a class built with `wasmdo-js build --binding`, and
-//!   [`rust_stub`] a module for a class written with the Rust SDK.
+//!   [`rust_stub`] a module for a class written with the Rust SDK, and [`py_stub`] typed
+//!   Python stubs for a class built with `wasmdo-py build --binding`.
 //!
 //! Each takes the class's WIT and name (and, for a stub, the binding's name) and returns the
 //! generated source, or an [`Error`] saying why the class cannot have one.
@@ -35,6 +36,7 @@
 
 #![deny(missing_docs)]
 
+mod py;
 mod rust;
 mod stubs;
 mod ts;
@@ -44,6 +46,7 @@ use std::fmt::Write as _;
 
 use wit_parser::{PackageId, Resolve, Type, TypeDefKind};
 
+pub use py::py_stub;
 pub use rust::rust;
 pub use stubs::{rust_stub, ts_stub, wit_stub};
 pub use ts::typescript;

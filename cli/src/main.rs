@@ -112,12 +112,13 @@ enum Command {
     },
     /// Generate a typed client for a deployed class (from its WIT): `--lang ts` writes a
     /// TypeScript module over `fetch`, `--lang rust` a Rust module over `ureq`, `--lang wit-stub`
-    /// the stub package another class imports to call it (`--binding NAME`).
+    /// the stub package another class imports to call it (`--binding NAME`), `--lang py-stub`
+    /// typed stubs for a Python class.
     Bindgen {
         /// The class.
         class: String,
         /// What to generate: a client over HTTP (`ts`, `rust`) or a stub for objects calling
-        /// objects (`wit-stub`, `rust-stub`, `ts-stub`).
+        /// objects (`wit-stub`, `rust-stub`, `ts-stub`, `py-stub`).
         #[arg(long, default_value = "ts")]
         lang: String,
         /// Write the client here instead of to stdout.
@@ -213,9 +214,11 @@ fn main() -> anyhow::Result<()> {
             wasm,
             remote,
         } => {
-            if !["ts", "rust", "wit-stub", "rust-stub", "ts-stub"].contains(&lang.as_str()) {
+            if !["ts", "rust", "wit-stub", "rust-stub", "ts-stub", "py-stub"]
+                .contains(&lang.as_str())
+            {
                 bail!(
-                    "`--lang {lang}` is not supported yet: the languages are `ts`, `rust` (clients over HTTP), and `wit-stub`, `rust-stub`, `ts-stub` (stubs for objects calling objects)"
+                    "`--lang {lang}` is not supported yet: the languages are `ts`, `rust` (clients over HTTP), and `wit-stub`, `rust-stub`, `ts-stub`, `py-stub` (stubs for objects calling objects)"
                 );
             }
             let wit = match wasm {
@@ -244,6 +247,9 @@ fn main() -> anyhow::Result<()> {
                 }
                 "rust-stub" => {
                     wasmdo_bindgen::rust_stub(&wit, &class, binding.as_deref().unwrap_or(&class))?
+                }
+                "py-stub" => {
+                    wasmdo_bindgen::py_stub(&wit, &class, binding.as_deref().unwrap_or(&class))?
                 }
                 _ => wasmdo_bindgen::typescript(&wit, &class)?,
             };

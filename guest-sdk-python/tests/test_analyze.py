@@ -88,3 +88,67 @@ class AnalyseTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+TYPES = '''
+from dataclasses import dataclass
+from enum import Enum
+from typing import Literal, TypedDict
+from workers import DurableObject
+
+class Color(Enum):
+    RED = "red"
+    DARK_GREEN = "green"
+    BLUE = 3
+
+@dataclass
+class Point:
+    x: int
+    label: str | None = None
+
+class Box(TypedDict):
+    corner: Point
+    color: Color
+
+@dataclass
+class Node:
+    next: "Node | None"
+
+class Shapes(DurableObject):
+    async def f(self, p: Point, b: Box, mode: Literal["fast", "slow"]) -> list[Point]:
+        return [p]
+    async def g(self, again: Literal["fast", "slow"]) -> Literal["a", "b-c"]:
+        return "a"
+    async def linked(self, n: Node) -> None:
+        pass
+'''
+
+
+class RecordsAndEnums(unittest.TestCase):
+    def setUp(self):
+        self.surface = analyse(TYPES, "shapes.py")
+        self.wit = wit_world(self.surface)
+
+    def test_dataclasses_typeddicts_enums_and_literals_are_declared_once(self):
+        for line in [
+            "record %point { %x: s64, %label: option<string> }",
+            "enum %color { %red, %green, %blue }",
+            "record %box { %corner: %point, %color: %color }",
+            "enum %f-mode { %fast, %slow }",
+            "enum %g-result { %a, %b-c }",
+            "%f: func(%p: %point, %b: %box, %mode: %f-mode) -> result<list<%point>, py-error>;",
+            "%g: func(%again: %f-mode) -> result<%g-result, py-error>;",
+        ]:
+            self.assertIn(line, self.wit)
+        self.assertEqual(self.wit.count("record %point"), 1)
+
+    def test_a_record_containing_itself_is_reached_by_name(self):
+        skipped = {s["name"]: s["why"] for s in self.surface["skipped"]}
+        self.assertIn("contains itself", skipped["linked"])
+
+    def test_descriptors_name_the_module_classes(self):
+        f = next(m for m in self.surface["methods"] if m["name"] == "f")
+        box = f["params"][1]["desc"]
+        self.assertEqual((box["k"], box["py"], box["dict"]), ("record", "Box", True))
+        color = box["fields"][1]["desc"]
+        self.assertEqual([c["py"] for c in color["cases"]], ["RED", "DARK_GREEN", "BLUE"])

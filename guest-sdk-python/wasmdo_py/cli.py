@@ -1,7 +1,19 @@
 """``wasmdo-py``: builds a Python Durable Object class into a wasmdo component.
 
-    wasmdo-py build src/counter.py -o counter.wasm [--class Counter]
+    wasmdo-py build src/counter.py -o counter.wasm [--class Counter] [--binding COUNTER[=stubs/counter.py]]…
+    wasmdo-py build path/to/project -o app.wasm        # its pyproject.toml's [tool.wasmdo]
     wasmdo-py wit src/counter.py [--class Counter]     # the class's WIT, as the build makes it
+
+A project's ``pyproject.toml`` says what the options would:
+
+    [tool.wasmdo]
+    main = "src/app.py"                                 # the class's module
+    class = "App"                                       # when the module has several
+    bindings = { COUNTER = "stubs/counter.py", LIMITER = "" }
+
+A binding makes ``env.NAME`` a namespace of stubs that call the bound class's methods by name;
+with a stub module (``wasmdo bindgen <class> --lang py-stub --binding NAME``) its stubs are
+typed. Which class a binding reaches is the host's ``[classes.<class>] bindings``.
 """
 
 import argparse
@@ -13,6 +25,7 @@ import sys
 import sysconfig
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 
 from wasmdo_py.analyze import AnalysisError, analyse
@@ -60,13 +73,75 @@ def componentize_py():
     return exe
 
 
-def build(entry, out, class_name=None):
+def project(path, class_name, bindings):
+    """The entry module, class and bindings: a project directory's ``[tool.wasmdo]``, or for a
+    module the ``[tool.wasmdo]`` of the nearest ``pyproject.toml`` above it whose ``main`` it is;
+    the command line's class and bindings over the project's."""
+    path = Path(path).resolve()
+    if path.is_dir():
+        manifest = path / "pyproject.toml"
+        config = _wasmdo_table(manifest)
+        if "main" not in config:
+            raise BuildError(f'{manifest}: needs [tool.wasmdo] main = "src/<class module>.py"')
+    else:
+        for directory in path.parents:
+            manifest = directory / "pyproject.toml"
+            if manifest.is_file():
+                config = _wasmdo_table(manifest)
+                break
+        else:
+            return path, class_name, list(bindings)
+        if (directory / config.get("main", "")).resolve() != path:
+            return path, class_name, list(bindings)
+    root = manifest.parent
+    # a stub path in the manifest is relative to the project
+    listed = [f"{name}={root / stub}" if stub else name for name, stub in config.get("bindings", {}).items()]
+    return (root / config["main"]).resolve(), class_name or config.get("class"), listed + list(bindings)
+
+
+def _wasmdo_table(manifest):
+    try:
+        config = tomllib.loads(manifest.read_text()).get("tool", {}).get("wasmdo", {})
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise BuildError(f"{manifest}: {e}") from None
+    bindings = config.get("bindings", {})
+    if not isinstance(bindings, dict) or not all(isinstance(v, str) for v in bindings.values()):
+        raise BuildError(f'{manifest}: [tool.wasmdo] bindings maps env names to stub modules or "" (e.g. {{ COUNTER = "stubs/counter.py", RAW = "" }})')
+    return config
+
+
+def parse_bindings(specs, entry):
+    """``NAME`` or ``NAME=stub.py`` → ``[(name, module, search path or None)]``: the stub
+    module imported by the name the class's own code would use when it lies below the class's
+    directory, else by its file name from its own directory."""
+    found = {}
+    for spec in specs:
+        name, _, stub = spec.partition("=")
+        if not name.isidentifier():
+            raise BuildError(f"--binding {spec}: the binding name must be a Python identifier (e.g. COUNTER)")
+        if not stub:
+            found[name] = (name, None, None)
+            continue
+        file = Path(stub).resolve()
+        if file.suffix != ".py" or not file.is_file():
+            raise BuildError(f"--binding {spec}: {file} is not a Python module (wasmdo bindgen <class> --lang py-stub writes one)")
+        try:
+            parts = file.with_suffix("").relative_to(entry.parent).parts
+            found[name] = (name, ".".join(parts), None)
+        except ValueError:
+            found[name] = (name, file.stem, file.parent)
+    return list(found.values())
+
+
+def build(entry, out, class_name=None, bindings=()):
     started = time.monotonic()
-    entry = Path(entry).resolve()
+    entry, class_name, bindings = project(entry, class_name, bindings)
     if entry.suffix != ".py" or not entry.is_file():
         raise BuildError(f"{entry}: not a Python module")
+    bindings = parse_bindings(bindings, entry)
     surface = describe(entry, class_name)
-    log(f"class {surface['class_name']}: {len(surface['methods'])} typed RPC method(s)")
+    log(f"class {surface['class_name']}: {len(surface['methods'])} typed RPC method(s)"
+        + "".join(f", env.{n}" + (f" typed by {m}" if m else "") for n, m, _ in bindings))
     for s in surface["skipped"]:
         log(f"  {s['name']} is reached by name only: {s['why']}")
     with tempfile.TemporaryDirectory(prefix="wasmdo-py-") as work:
@@ -74,11 +149,11 @@ def build(entry, out, class_name=None):
         shutil.copytree(wit_dir(), work / "wit" / "deps" / "wasmdo-object", ignore=shutil.ignore_patterns("*.md"))
         (work / "wit" / "class.wit").write_text(wit_world(surface))
         (work / "app").mkdir()
-        (work / "app" / "wasmdo_app.py").write_text(app_module(surface, entry.stem))
+        (work / "app" / "wasmdo_app.py").write_text(app_module(surface, entry.stem, bindings))
+        paths = [work / "app", entry.parent, RUNTIME, *{p for _, _, p in bindings if p is not None}]
         command = [
             componentize_py(), "-d", str(work / "wit"), "-w", f"{surface['interface']}-object",
-            "componentize", "wasmdo_app",
-            "-p", str(work / "app"), "-p", str(entry.parent), "-p", str(RUNTIME),
+            "componentize", "wasmdo_app", *(a for p in paths for a in ("-p", str(p))),
             "-o", str(work / "out.wasm"),
         ]
         done = subprocess.run(command, capture_output=True, text=True)
@@ -104,15 +179,18 @@ def main(argv=None):
     b.add_argument("entry")
     b.add_argument("-o", "--out", required=True)
     b.add_argument("--class", dest="class_name")
+    b.add_argument("--binding", action="append", default=[], metavar="NAME[=STUB.py]",
+                   help="env.NAME calls another class (typed by a py-stub module)")
     w = sub.add_parser("wit", help="print the class's WIT")
     w.add_argument("entry")
     w.add_argument("--class", dest="class_name")
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
-            build(args.entry, args.out, args.class_name)
+            build(args.entry, args.out, args.class_name, args.binding)
         else:
-            print(wit_world(describe(args.entry, args.class_name)), end="")
+            entry, class_name, _ = project(args.entry, args.class_name, [])
+            print(wit_world(describe(entry, class_name)), end="")
     except BuildError as e:
         log(str(e))
         return 1

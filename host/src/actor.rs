@@ -25,8 +25,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use wasmtime::component::Val;
 
+use crate::bindings::dynamic_api::Thrown;
 use crate::bindings::http_types::{Request, Response};
-use crate::class::ClassVersion;
+use crate::class::{ClassVersion, Method};
 use crate::clock::now_ms;
 use crate::error::ObjectError;
 use crate::ids::ObjectKey;
@@ -900,7 +901,14 @@ impl Actor {
             },
         };
         let outcome = match instance.call_dynamic(method, args, limits).await {
-            Ok(None) => return Err(unknown()),
+            Ok(None) => {
+                // a class without a dynamic handler (Rust) answers by name through its typed
+                // functions, the values mapped as HTTP's `/rpc` maps them
+                let Some(typed) = class.find_method(method).cloned() else {
+                    return Err(unknown());
+                };
+                return self.call_typed_by_name(&typed, args, limits).await;
+            }
             Ok(Some(outcome)) => outcome,
             Err((e, poisoned)) => {
                 self.log_failure("rpc", &e);
@@ -915,6 +923,45 @@ impl Actor {
             Err(DynamicError::UnknownMethod(_)) => Err(unknown()),
             Err(DynamicError::BadArguments(why)) => Err(ObjectError::InvalidArgument(why)),
         }
+    }
+
+    /// A call by name of a typed method (of a class without a dynamic handler): the encoded
+    /// arguments as JSON, through the typed function, its result encoded back as JSON text. The
+    /// method's own `err` is thrown as a `MethodError` whose message is the error value's JSON
+    /// (the SDKs give it back as the error's `value`).
+    async fn call_typed_by_name(
+        &mut self,
+        method: &Method,
+        args: &[u8],
+        limits: &Limits,
+    ) -> Result<Dynamic, ObjectError> {
+        let json = rpc::dynamic::encoded_to_json(args).map_err(|_| {
+            ObjectError::InvalidArgument("the arguments are not encoded values".into())
+        })?;
+        let body = serde_json::to_vec(&json)
+            .map_err(|e| ObjectError::internal_from("the arguments", e))?;
+        let args = rpc::json::args_from_json(&method.params, &body)
+            .map_err(|e| ObjectError::InvalidArgument(e.to_string()))?;
+        let instance = self.ensure_live().await?;
+        let result = match instance.call(method, &args, limits).await {
+            Ok(value) => rpc::reply(value, method.result.as_ref()),
+            Err((e, poisoned)) => {
+                self.log_failure("rpc", &e);
+                self.after_failure(poisoned);
+                return Err(e);
+            }
+        };
+        self.end_event(matches!(result, Reply::Ok(_)))?;
+        let encode = |v: &serde_json::Value| {
+            serde_json::to_vec(v).map_err(|e| ObjectError::internal_from("the result", e))
+        };
+        Ok(match result {
+            Reply::Ok(value) => Ok(encode(&value)?),
+            Reply::MethodError(value) => Err(Thrown {
+                name: "MethodError".into(),
+                message: String::from_utf8(encode(&value)?).unwrap_or_default(),
+            }),
+        })
     }
 
     /// A stub call from another object: the method by its WIT name, checked against what the

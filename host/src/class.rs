@@ -102,12 +102,15 @@ impl ClassVersion {
     }
 
     /// The method called `name`: its WIT name (`put-many`, or `interface.method`), or the same
-    /// name in JavaScript's camelCase (`putMany`), which is how JS and TS callers spell it.
+    /// name in JavaScript's camelCase (`putMany`) or Python's snake_case (`put_many`), which is
+    /// how JS, TS and Python callers spell it.
     pub(crate) fn find_method(&self, name: &str) -> Option<&Arc<Method>> {
         self.methods.get(name).or_else(|| {
             let mut kebab = String::with_capacity(name.len() + 4);
             for c in name.chars() {
-                if c.is_ascii_uppercase() {
+                if c == '_' && !kebab.is_empty() {
+                    kebab.push('-');
+                } else if c.is_ascii_uppercase() {
                     if !kebab.is_empty() && !kebab.ends_with(['.', '-']) {
                         kebab.push('-');
                     }

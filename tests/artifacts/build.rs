@@ -237,7 +237,14 @@ fn build_py_guests(
     for entry in fs::read_dir(&fixtures_dir).context("reading tests/fixtures-py")? {
         let path = entry?.path();
         println!("cargo:rerun-if-changed={}", path.display());
-        if path.extension().is_some_and(|e| e == "py") {
+        // a module, or a project directory (its pyproject.toml names the module and bindings)
+        let project = path.join("pyproject.toml").is_file();
+        if project {
+            for file in fs::read_dir(&path)? {
+                println!("cargo:rerun-if-changed={}", file?.path().display());
+            }
+        }
+        if project || path.extension().is_some_and(|e| e == "py") {
             let stem = path.file_stem().and_then(|s| s.to_str()).context("name")?;
             fixtures.insert(format!("py_{stem}"));
             guests.push((

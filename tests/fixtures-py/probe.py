@@ -4,9 +4,29 @@ key-value API and its value encoding (shared with the JavaScript and Rust SDKs),
 alarms, env vars and fetch."""
 
 import json
+from dataclasses import dataclass
+from enum import Enum
+from typing import Literal, TypedDict
 
 from wit_world.imports import storage as host_storage
 from workers import DurableObject, Response
+
+
+class Shade(Enum):
+    LIGHT = "light"
+    DARK_GREY = "dark"
+
+
+@dataclass
+class Point:
+    x: int
+    y: int
+    label: str | None = None
+
+
+class Box(TypedDict):
+    corner: Point
+    shade: Shade
 
 
 class Base(DurableObject):
@@ -25,6 +45,17 @@ class Probe(Base):
     async def echo(self, n: int, x: float, s: str, b: bool, raw: bytes, items: list[str],
                    pair: tuple[int, str], maybe: str | None) -> tuple[int, float, str, bool, bytes, list[str], tuple[int, str], str | None]:
         return (n, x, s, b, raw, items, pair, maybe)
+
+    async def shapes(self, p: Point, box: Box, mode: Literal["fast", "slow-ish"],
+                     shades: list[Shade]) -> tuple[Point, Box, Literal["fast", "slow-ish"], list[Shade]]:
+        return (Point(p.x + 1, p.y + 1, p.label), box, mode, shades)
+
+    async def kinds(self, p: Point, box: Box, mode: Literal["fast", "slow-ish"], shade: Shade) -> list[str]:
+        # what the method receives: its own classes, whether called typed or by name
+        return [type(p).__name__, type(box).__name__, type(box["corner"]).__name__, repr(mode), repr(shade)]
+
+    async def bad_shade(self) -> Shade:
+        return "dark"  # a string, not a Shade: the caller gets a TypeError
 
     async def defaults(self, a: str, b: int = 7) -> str:
         return f"{a},{b}"

@@ -45,7 +45,9 @@ mod coverage {
     pub(crate) use crate::js_sdk::COVERS as js_storage;
     pub(crate) use crate::limits_runaway::COVERS as limits_runaway;
     pub(crate) use crate::object_info::COVERS as object_info;
+    pub(crate) use crate::python::COVERS as py_caller;
     pub(crate) use crate::python::COVERS as py_probe;
+    pub(crate) use crate::python::COVERS as py_sockets;
     pub(crate) use crate::registry::COVERS as registry_missing_handler;
     pub(crate) use crate::registry::COVERS as registry_unknown_import;
     pub(crate) use crate::rpc_calls::COVERS as rpc_calls;

@@ -6,6 +6,8 @@ import type { Everything, Probe } from "./stubs/probe";
 
 interface Env {
   PROBE: DurableObjectNamespace<Probe>;
+  /** Bound without a stub package: `fetch`, and methods called by name (a Python class in the tests). */
+  OTHER: DurableObjectNamespace;
 }
 
 function caught(e: unknown): string {
@@ -120,5 +122,16 @@ export class Caller extends DurableObject<Env> {
       String(uniqueId === unique.toString() && uniqueId !== byName),
       String(uniqueName),
     ];
+  }
+
+  /** `method(...args)` by name on the object `name` of the class bound as OTHER: what it
+   * returned, or what it threw as `{thrown: "Name: message"}`. */
+  async callOther(name: string, method: string, args: any): Promise<any> {
+    const stub = this.env.OTHER.getByName(name) as any;
+    try {
+      return { ok: await stub[method](...args) };
+    } catch (e) {
+      return { thrown: caught(e) };
+    }
   }
 }

@@ -11,15 +11,20 @@ from wit_world.exports import dynamic_handler as host_dynamic
 from wit_world.imports import dynamic as host_dynamic_types
 from wit_world.imports import http_types
 
+from wasmdo_runtime import websockets
 from wasmdo_runtime.state import DurableObjectState, env
+from wasmdo_runtime.types import ResultTypeError, Types, check, from_plain, to_user, type_name
 from wasmdo_runtime.values import deserialize, serialize
 
+# the class's WebSocket handlers, by event: the Python name, then Cloudflare's
+SOCKET_HANDLERS = {
+    "message": ("web_socket_message", "webSocketMessage"),
+    "close": ("web_socket_close", "webSocketClose"),
+    "error": ("web_socket_error", "webSocketError"),
+}
+
 # what Cloudflare never lets callers reach by RPC
-HANDLERS = {"fetch", "alarm", "web_socket_message", "web_socket_close", "web_socket_error",
-            "webSocketMessage", "webSocketClose", "webSocketError"}
-
-S64 = (-(2**63), 2**63 - 1)
-
+HANDLERS = {"fetch", "alarm", *(name for names in SOCKET_HANDLERS.values() for name in names)}
 
 def run(value):
     """The result of ``value``, running it to completion if it is a coroutine."""
@@ -38,50 +43,6 @@ def run(value):
 
 def error_text(e):
     return f"{type(e).__name__}: {e}"
-
-
-class ResultTypeError(TypeError):
-    pass
-
-
-def type_name(v):
-    return "None" if v is None else type(v).__name__
-
-
-def check(desc, v, path):
-    """``v`` as the WIT value of ``desc`` (the analysis's descriptor), or ResultTypeError."""
-    kind = desc["k"]
-
-    def bad(expected):
-        raise ResultTypeError(f"{path} is {type_name(v)}, but the signature says {expected}")
-
-    if kind == "unit":
-        return None
-    if kind == "s64":
-        if isinstance(v, bool) or not isinstance(v, int) or not S64[0] <= v <= S64[1]:
-            bad("int (a 64-bit integer)")
-        return v
-    if kind == "f64":
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            bad("float")
-        return float(v)
-    if kind == "string":
-        return v if isinstance(v, str) else bad("str")
-    if kind == "bool":
-        return v if isinstance(v, bool) else bad("bool")
-    if kind == "bytes":
-        return bytes(v) if isinstance(v, (bytes, bytearray, memoryview)) else bad("bytes")
-    if kind == "option":
-        return None if v is None else check(desc["of"], v, path)
-    if kind == "list":
-        if not isinstance(v, (list, tuple)):
-            bad("a list")
-        return [check(desc["of"], x, f"{path}[{i}]") for i, x in enumerate(v)]
-    if kind == "tuple":
-        if not isinstance(v, (list, tuple)) or len(v) != len(desc["of"]):
-            bad(f"a tuple of {len(desc['of'])}")
-        return tuple(check(d, x, f"{path}[{i}]") for i, (d, x) in enumerate(zip(desc["of"], v)))
-    raise TypeError(f"unknown descriptor {kind}")
 
 
 def rpc_callable(obj, name):
@@ -103,10 +64,13 @@ class HostObject:
     """The host-facing side of the class ``cls``: ``methods`` are the typed RPC methods'
     descriptors by WIT name, ``error`` the interface's ``py-error`` record."""
 
-    def __init__(self, cls, methods, error):
+    def __init__(self, cls, methods, error, bindings=None, types=None):
         self.cls = cls
         self.methods = methods
+        self.by_name = {m["name"]: m for m in methods.values()}
         self.error = error
+        self.bindings = bindings or {}
+        self.types = types or Types()
         self.instance = None
 
     def live(self):
@@ -117,7 +81,7 @@ class HostObject:
     # handler
     def init(self):
         try:
-            self.instance = self.cls(DurableObjectState(), env())
+            self.instance = self.cls(DurableObjectState(), env(self.bindings))
         except Exception as e:
             self.instance = None
             raise Err(f"constructing {self.cls.__name__} failed: {error_text(e)}") from None
@@ -149,12 +113,35 @@ class HostObject:
         except Exception as e:
             raise Err(error_text(e)) from None
 
+    def socket_event(self, socket, event, *args):
+        """A WebSocket event: to the listeners of a socket this instance accepted with
+        ``accept()``, else to the class's handler (``web_socket_message``, …)."""
+        try:
+            obj = self.live()
+            live = websockets.listened(socket)
+            if live is not None:
+                if event == "close":
+                    websockets.forget(socket)
+                make = {"message": websockets.MessageEvent, "close": websockets.CloseEvent,
+                        "error": websockets.ErrorEvent}[event]
+                for listener in list(live._listeners[event]):
+                    run(listener(make(*args)))
+                return
+            handler = next((getattr(obj, n) for n in SOCKET_HANDLERS[event] if hasattr(obj, n)), None)
+            if handler is None:
+                if event == "message":
+                    raise TypeError(f"{self.cls.__name__} has no web_socket_message handler for the socket's messages")
+                return
+            run(handler(websockets.WebSocket(socket), *args))
+        except Exception as e:
+            raise Err(error_text(e)) from None
+
     # typed RPC
     def call(self, wit_name, args):
         m = self.methods[wit_name]
         try:
             obj = self.live()
-            py_args = list(args)
+            py_args = [to_user(d, a, self.types) for d, a in zip(m["params"], args)]
             # let default parameters apply: drop trailing arguments that are absent
             while py_args and py_args[-1] is None and m["params"][len(py_args) - 1].get("default"):
                 py_args.pop()
@@ -162,7 +149,7 @@ class HostObject:
         except Exception as e:
             raise Err(self.error(type(e).__name__, str(e))) from None
         try:
-            return check(m["result"], result, f"the result of {self.cls.__name__}.{m['name']}")
+            return check(m["result"], result, f"the result of {self.cls.__name__}.{m['name']}", self.types)
         except ResultTypeError as e:
             raise Err(self.error("TypeError", str(e))) from None
 
@@ -184,6 +171,14 @@ class HostObject:
             raise Err(host_dynamic.DynamicError_BadArguments(f"the arguments are not encoded values: {e}")) from None
         if not isinstance(values, list):
             raise Err(host_dynamic.DynamicError_BadArguments("the arguments must be a list of values"))
+        typed = self.by_name.get(name)
+        if typed is not None:
+            # a typed method reached by name gets its records and enums as its own classes
+            try:
+                values = [from_plain(d, v, f"argument {i + 1}", self.types)
+                          for i, (d, v) in enumerate(zip(typed["params"], values))] + values[len(typed["params"]):]
+            except Exception as e:
+                raise Err(host_dynamic.DynamicError_BadArguments(str(e))) from None
         try:
             return serialize(run(getattr(obj, name)(*values)))
         except Exception as e:
@@ -206,13 +201,13 @@ class HostObject:
 
         class WebsocketHandler:
             def websocket_message(self, socket, message):
-                pass
+                host.socket_event(socket, "message", websockets.received(message))
 
             def websocket_close(self, socket, code, reason, was_clean):
-                pass
+                host.socket_event(socket, "close", code, reason, was_clean)
 
             def websocket_error(self, socket, error):
-                pass
+                host.socket_event(socket, "error", websockets.WebSocketError("error", error))
 
         class SnapshotHandler:
             def snapshot(self):

@@ -9,6 +9,8 @@ from wit_world.imports import alarms as host_alarms
 from wit_world.imports import object as host_object
 from wit_world.imports import storage as host_storage
 
+from wasmdo_runtime import websockets
+from wasmdo_runtime.namespace import DurableObjectId, DurableObjectNamespace
 from wasmdo_runtime.values import deserialize, serialize
 
 # the storage error cases, as the messages the other SDKs give
@@ -41,31 +43,6 @@ def _host(f, *args):
         value = getattr(e.value, "value", None)
         code = "".join("-" + c.lower() if c.isupper() else c for c in case).lstrip("-")
         raise StorageError(code, _MESSAGES.get(case, lambda v: f"{code}: {v}")(value)) from None
-
-
-class DurableObjectId:
-    """The object's id: ``str(id)`` is its hex form; ``name`` the name it was reached by, if any."""
-
-    def __init__(self, hex_id, name=None):
-        self._hex = hex_id
-        self.name = name
-
-    def __str__(self):
-        return self._hex
-
-    def to_string(self):
-        return self._hex
-
-    toString = to_string
-
-    def equals(self, other):
-        return str(other) == self._hex
-
-    def __eq__(self, other):
-        return isinstance(other, DurableObjectId) and str(other) == self._hex
-
-    def __hash__(self):
-        return hash(self._hex)
 
 
 def _sql_value(v):
@@ -176,7 +153,7 @@ class Storage:
 
 
 class DurableObjectState:
-    """``ctx``: the object's ``id`` and ``storage``."""
+    """``ctx``: the object's ``id``, ``storage`` and WebSockets."""
 
     def __init__(self):
         self.id = DurableObjectId(host_object.id(), host_object.name())
@@ -194,11 +171,30 @@ class DurableObjectState:
 
     waitUntil = wait_until
 
+    # WebSockets (wasmdo_runtime.websockets)
+    def accept_websocket(self, ws, tags=None):
+        websockets.accept_websocket(ws, tags)
 
-def env():
-    """The class's env vars (``wasmdo.toml``'s ``[classes.NAME] env``, wrangler ``vars``), as
-    attributes and as a mapping."""
-    return Env(dict(host_object.env_vars()))
+    def get_websockets(self, tag=None):
+        return websockets.get_websockets(tag)
+
+    def get_tags(self, ws):
+        return websockets.get_tags(ws)
+
+    def set_websocket_auto_response(self, pair=None):
+        websockets.set_auto_response(pair)
+
+    acceptWebSocket, getWebSockets, getTags = accept_websocket, get_websockets, get_tags
+    setWebSocketAutoResponse = set_websocket_auto_response
+
+
+def env(bindings=None):
+    """The class's env vars (``wasmdo.toml``'s ``[classes.NAME] env``, wrangler ``vars``) and its
+    bindings (``{env name: stub class}``, from the build), as attributes and as a mapping."""
+    values = dict(host_object.env_vars())
+    for name, stub_class in (bindings or {}).items():
+        values[name] = DurableObjectNamespace(name, stub_class)
+    return Env(values)
 
 
 class Env(dict):

@@ -9,6 +9,8 @@ followed by a tagged JSON tree:
     list / tuple                                         → ["a", [items…]]
     dict with str keys                                   → ["o", {key: value…}]
     dict with other keys                                 → ["m", [[k, v]…]]
+    dataclass instance                                   → as the dict of its fields
+    Enum member                                          → as its value
     set / frozenset                                      → ["s", [v…]]
     int beyond ±2**53                                    → ["i", "123"] (a JS bigint)
     NaN / inf / -inf / -0.0                              → ["n", "NaN" | "Infinity" | "-Infinity" | "-0"]
@@ -21,7 +23,9 @@ Read back, JavaScript's ``undefined`` is ``None``, an ArrayBuffer or any typed a
 """
 
 import base64
+import dataclasses
 import datetime
+import enum
 import json
 import math
 
@@ -110,6 +114,12 @@ def _tag(value, seen):
         return _descend(value, seen, lambda: ["a", [_tag(v, seen) for v in value]])
     if isinstance(value, (set, frozenset)):
         return _descend(value, seen, lambda: ["s", [_tag(v, seen) for v in value]])
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        # a dataclass instance is stored as the dict of its fields (read back as a dict)
+        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        return _descend(value, seen, lambda: ["o", {k: _tag(v, seen) for k, v in fields.items()}])
+    if isinstance(value, enum.Enum):
+        return _tag(value.value, seen)
     if type(value) is dict:
         if all(isinstance(k, str) for k in value):
             return _descend(value, seen, lambda: ["o", {k: _tag(v, seen) for k, v in value.items()}])

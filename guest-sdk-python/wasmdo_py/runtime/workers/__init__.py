@@ -6,8 +6,17 @@ on Cloudflare.
 
 import json as _json
 
-from wasmdo_runtime.state import DurableObjectState, DurableObjectId, StorageError
-from wasmdo_runtime.values import JsError, DataCloneError
+from wasmdo_runtime.namespace import (
+    CallError,
+    DurableObjectId,
+    DurableObjectNamespace,
+    DurableObjectStub,
+    MethodError,
+    RemoteError,
+)
+from wasmdo_runtime.state import DurableObjectState, StorageError
+from wasmdo_runtime.values import DataCloneError, JsError
+from wasmdo_runtime.websockets import WebSocket, WebSocketError, WebSocketPair, WebSocketRequestResponsePair
 
 __all__ = [
     "DurableObject",
@@ -18,6 +27,15 @@ __all__ = [
     "StorageError",
     "JsError",
     "DataCloneError",
+    "DurableObjectNamespace",
+    "DurableObjectStub",
+    "CallError",
+    "RemoteError",
+    "MethodError",
+    "WebSocket",
+    "WebSocketPair",
+    "WebSocketRequestResponsePair",
+    "WebSocketError",
 ]
 
 
@@ -94,7 +112,7 @@ class Response:
     """An HTTP response: ``Response("hi", status=200, headers={...})``, or
     ``Response.json(value)``."""
 
-    def __init__(self, body=None, status=200, headers=None, status_text=None):
+    def __init__(self, body=None, status=200, headers=None, status_text=None, web_socket=None, webSocket=None):
         if body is None:
             self.body = b""
         elif isinstance(body, (bytes, bytearray, memoryview)):
@@ -102,6 +120,10 @@ class Response:
         else:
             self.body = str(body).encode()
         self.status = int(status)
+        # the client end of an accepted WebSocketPair: the host switches the connection (101)
+        self.web_socket = web_socket or webSocket
+        if self.web_socket is not None and self.status == 200:
+            self.status = 101
         self.headers = Headers(headers)
         if body is not None and isinstance(body, str) and "content-type" not in self.headers:
             self.headers.set("content-type", "text/plain;charset=UTF-8")
