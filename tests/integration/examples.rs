@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use wasmdo_test_artifacts::{
     EXAMPLE_BATCHER, EXAMPLE_BOOKING, EXAMPLE_CHAT_JS, EXAMPLE_CHATROOM, EXAMPLE_CHATROOM_JS,
-    EXAMPLE_COUNTER, EXAMPLE_COUNTER_JS, EXAMPLE_RATE_LIMITER_JS, EXAMPLE_ROOM_JS,
+    EXAMPLE_COUNTER, EXAMPLE_COUNTER_JS, EXAMPLE_MODERATOR_PY, EXAMPLE_RATE_LIMITER_JS, EXAMPLE_ROOM_JS,
 };
 
 use crate::harness::{TestHost, cli};
@@ -167,35 +167,47 @@ fn chat_js_keeps_its_log_in_sql() {
     );
 }
 
-/// The room (TypeScript) calls a rate limiter (TypeScript) and the global counter (Rust).
+/// One app in three languages: the room (TypeScript) asks the author's moderator (Python)
+/// before it posts, and numbers messages with the global counter (Rust); the moderator asks the
+/// author's rate limiter (TypeScript) and counts refusals in the counter (Rust).
 const ROOM_CONFIG: &str = r#"
 [classes.limiter]
 env = { CAPACITY = "3", REFILL_MS = "600000" }
 
+[classes.moderator]
+bindings = { LIMITER = "limiter", COUNTER = "counter" }
+
 [classes.room]
-bindings = { COUNTER = "counter", LIMITER = "limiter" }
+bindings = { COUNTER = "counter", MODERATOR = "moderator" }
 "#;
 
 fn room_host() -> TestHost {
     let host = TestHost::with_config(ROOM_CONFIG);
     host.deploy("counter", EXAMPLE_COUNTER).expect(201);
     host.deploy("limiter", EXAMPLE_RATE_LIMITER_JS).expect(201);
+    host.deploy("moderator", EXAMPLE_MODERATOR_PY).expect(201);
     host.deploy("room", EXAMPLE_ROOM_JS).expect(201);
     host
 }
 
 #[test]
-fn room_js_calls_a_typescript_limiter_and_a_rust_counter() {
+fn room_js_moderator_py_limiter_js_and_counter_rust_are_one_app() {
     let host = room_host();
     for (i, remaining) in [2, 1, 0].into_iter().enumerate() {
         let posted = host.call("room", "lobby", "post", json!(["ann", format!("hi {i}")]));
         assert_eq!(posted, json!({"seq": i + 1, "remaining": remaining}));
     }
-    // ann's bucket (the limiter object `ann`) is empty: the room throws, and writes nothing
+    // ann's bucket (the limiter object `ann`, asked by the moderator `ann`) is empty: the room
+    // throws, and writes nothing
     let refused = host
         .rpc("room", "lobby", "post", json!(["ann", "one more"]))
         .expect(422);
     assert_eq!(refused["value"]["name"], "RateLimited", "{refused}");
+    // a banned word: refused by the moderator before the limiter is asked
+    let rejected = host
+        .rpc("room", "garden", "post", json!(["bob", "cheap spam here"]))
+        .expect(422);
+    assert_eq!(rejected["value"]["name"], "Rejected", "{rejected}");
     // another author in another room: its own bucket, the same global counter (Rust)
     let posted = host.call("room", "garden", "post", json!(["bob", "hello"]));
     assert_eq!(posted["seq"], 4);
@@ -208,20 +220,37 @@ fn room_js_calls_a_typescript_limiter_and_a_rust_counter() {
         json!({"seq": 3, "author": "ann", "text": "hi 2"})
     );
     assert_eq!(host.call("limiter", "ann", "remaining", json!([])), 0);
+    assert_eq!(host.call("limiter", "bob", "remaining", json!([])), 2);
+    // the moderator's refusals: its own storage and the Rust counter `refusals`
+    assert_eq!(host.call("moderator", "ann", "refusals", json!([])), 1);
+    assert_eq!(host.call("counter", "refusals", "get", json!([])), 2);
+    let page = host.request("GET", "/objects/moderator/bob/", b"");
+    assert_eq!(page.text, "1 refused here, 2 in all");
+    // the moderator's typed method, as HTTP clients see it
+    assert_eq!(
+        host.call("moderator", "carol", "review", json!(["hello"])),
+        json!({"allowed": true, "reason": "ok", "remaining": 2})
+    );
 }
 
 #[test]
-fn room_js_stubs_are_what_bindgen_generates() {
-    for (class, wasm, binding) in [
-        ("counter", EXAMPLE_COUNTER, "COUNTER"),
-        ("limiter", EXAMPLE_RATE_LIMITER_JS, "LIMITER"),
-    ] {
+fn the_polyglot_stubs_are_what_bindgen_generates() {
+    for (class, wasm, binding) in [("counter", EXAMPLE_COUNTER, "COUNTER")] {
         for (lang, ext) in [("wit-stub", "wit"), ("ts-stub", "d.ts")] {
             crate::harness::assert_bindgen_output(
                 &[class, "--wasm", wasm, "--lang", lang, "--binding", binding],
                 &format!("examples/room-js/stubs/{class}.{ext}"),
             );
         }
+    }
+    for (class, wasm, binding) in [
+        ("counter", EXAMPLE_COUNTER, "COUNTER"),
+        ("limiter", EXAMPLE_RATE_LIMITER_JS, "LIMITER"),
+    ] {
+        crate::harness::assert_bindgen_output(
+            &[class, "--wasm", wasm, "--lang", "py-stub", "--binding", binding],
+            &format!("examples/moderator-py/src/stubs/{class}.py"),
+        );
     }
 }
 

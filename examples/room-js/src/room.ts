@@ -1,16 +1,29 @@
-// A chat room in TypeScript that calls objects of two other classes through typed stubs:
-// - LIMITER → `limiter` (TypeScript, examples/rate-limiter-js), one object per author;
-// - COUNTER → `counter` (Rust, examples/counter), one object counting every message of every room.
-// The stubs' WIT and TypeScript types (stubs/) are generated from the deployed classes by
-// `wasmdo bindgen` (`npm run stubs`); package.json's `wasmdo.bindings` hands the WIT to the build.
+// A chat room in TypeScript that calls objects of two other classes:
+// - MODERATOR → `moderator` (Python, examples/moderator-py), one object per author: may this text
+//   be posted now? (It asks the TypeScript rate limiter and counts refusals in the Rust counter.)
+//   Called by name, as Cloudflare's RPC calls any class: no stub needed.
+// - COUNTER → `counter` (Rust, examples/counter), one object counting every message of every room,
+//   through a typed stub: its WIT and TypeScript types (stubs/) are generated from the deployed
+//   class by `wasmdo bindgen` (`npm run stubs`); package.json's `wasmdo.bindings` hands the WIT to
+//   the build.
 import { DurableObject, type DurableObjectNamespace, type DurableObjectState } from "cloudflare:workers";
 
 import type { Counter } from "../stubs/counter";
-import type { Limiter } from "../stubs/limiter";
+
+/** What the moderator answers (its Python dataclass `Verdict`, as a plain object). */
+interface Verdict {
+  allowed: boolean;
+  reason: "ok" | "banned-word" | "rate-limited";
+  remaining: number;
+}
+
+interface Moderator {
+  review(text: string): Promise<Verdict>;
+}
 
 interface Env {
   COUNTER: DurableObjectNamespace<Counter>;
-  LIMITER: DurableObjectNamespace<Limiter>;
+  MODERATOR: DurableObjectNamespace<Moderator>;
 }
 
 /** A message as the room keeps it. */
@@ -38,19 +51,21 @@ export class Room extends DurableObject<Env> {
     });
   }
 
-  /** Posts a message if the author's rate limit allows it; throws `RateLimited` otherwise. */
+  /** Posts a message if the author's moderator allows it; throws `RateLimited` (too many
+   * messages too fast) or `Rejected` (a banned word) otherwise. */
   async post(author: string, text: string): Promise<Posted> {
     if (author === "" || text === "") throw new TypeError("author and text must not be empty");
-    const decision = await this.env.LIMITER.getByName(author).take();
-    if (!decision.allowed) {
-      const e = new Error(`${author} is posting too fast: retry in ${decision.retryAfterMs} ms`);
-      e.name = "RateLimited";
+    const verdict = await this.env.MODERATOR.getByName(author).review(text);
+    if (!verdict.allowed) {
+      const limited = verdict.reason === "rate-limited";
+      const e = new Error(limited ? `${author} is posting too fast` : `the message has a banned word`);
+      e.name = limited ? "RateLimited" : "Rejected";
       throw e;
     }
     // s64 crosses as a bigint
     const seq = Number(await this.env.COUNTER.getByName("messages").increment(1n));
     this.ctx.storage.sql.exec("INSERT INTO messages (seq, author, text) VALUES (?, ?, ?)", seq, author, text);
-    return { seq, remaining: decision.remaining };
+    return { seq, remaining: verdict.remaining };
   }
 
   /** The latest `limit` messages (default 20), oldest first. */

@@ -145,9 +145,14 @@ class DurableObjectStub:
         call.__name__ = method
         return call
 
-    def _typed(self, method, args, params, result, spelling):
+    # the classes a typed stub's descriptors name (its module's)
+    _types = Types()
+
+    def _typed(self, method, args, params, result, error, spelling):
         """A typed stub's call (``wasmdo bindgen --lang py-stub``): the arguments as the callee
-        reads them, the result as the stub's classes."""
+        reads them (``spelling``: records keyed by WIT names, or camelCase for JavaScript), the
+        result — and a typed method's own error, raised as ``MethodError`` — as the stub's
+        classes."""
         plain = [to_plain(d, a, spelling) for d, a in zip(params, args)]
         # absent trailing options are left out, so the callee's defaults apply
         while plain and plain[-1] is None and params[len(plain) - 1]["k"] == "option":
@@ -155,12 +160,10 @@ class DurableObjectStub:
         try:
             value = self._call(method, plain)
         except MethodError as e:
-            e.value = from_plain(self._error, e.value, f"the error of {method}", self._types) if self._error else e.value
+            if error is not None:
+                e.value = from_plain(error, e.value, f"the error of {method}", self._types)
             raise
         return from_plain(result, value, f"the result of {method}", self._types)
-
-    _types = Types()
-    _error = None
 
     def _call(self, method, args):
         outcome = _objects(host_dynamic.call, self._binding, str(self.id), method, serialize(args))
