@@ -86,10 +86,6 @@ class AnalyseTest(unittest.TestCase):
         self.assertEqual(kebab("_x"), "x")
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 TYPES = '''
 from dataclasses import dataclass
 from enum import Enum
@@ -152,3 +148,57 @@ class RecordsAndEnums(unittest.TestCase):
         self.assertEqual((box["k"], box["py"], box["dict"]), ("record", "Box", True))
         color = box["fields"][1]["desc"]
         self.assertEqual([c["py"] for c in color["cases"]], ["RED", "DARK_GREEN", "BLUE"])
+
+
+UNSUPPORTED = """from workers import DurableObject
+
+class Shop(DurableObject):
+    async def totals(self, by_item: dict[str, int]) -> int:
+        return 1
+
+    async def tags(self) -> set[str]:
+        return set()
+
+    async def thing(self, x: object) -> int:
+        return 1
+"""
+
+
+class BuildErrors(unittest.TestCase):
+    def test_an_unsupported_annotation_says_where_and_what_to_write(self):
+        skipped = {s["name"]: s for s in analyse(UNSUPPORTED, "shop.py")["skipped"]}
+        self.assertEqual(skipped["totals"]["line"], 4)
+        self.assertIn("`dict[str, int]`", skipped["totals"]["why"])
+        self.assertIn("write a dataclass or TypedDict of the class's module, or list[tuple[K, V]] instead", skipped["totals"]["why"])
+        self.assertIn("write list[T] instead", skipped["tags"]["why"])
+        self.assertIn("write int, float, str", skipped["thing"]["why"])
+
+    def test_strict_makes_every_untyped_method_an_error_with_its_line(self):
+        with self.assertRaises(AnalysisError) as e:
+            analyse(UNSUPPORTED, "shop.py", strict=True)
+        message = str(e.exception)
+        self.assertIn("shop.py:4: Shop.totals has no typed RPC form", message)
+        self.assertIn("shop.py:7: Shop.tags", message)
+        self.assertIn("build without --strict", message)
+
+    def test_the_command_reports_a_syntax_error_with_file_and_line(self):
+        import contextlib
+        import io
+        import tempfile
+        from pathlib import Path
+
+        from wasmdo_py.cli import main
+
+        with tempfile.TemporaryDirectory() as d:
+            bad = Path(d) / "bad.py"
+            bad.write_text("from workers import DurableObject\n\nclass A(DurableObject)\n    pass\n")
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err):
+                status = main(["build", str(bad), "-o", str(Path(d) / "out.wasm")])
+            self.assertEqual(status, 1)
+            self.assertIn(f"{bad}:3: expected ':'", err.getvalue())
+            self.assertFalse((Path(d) / "out.wasm").exists())
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -128,7 +128,10 @@ def _desc(node, where, types, hint="value"):
         made = types.record_or_enum(node.id, where)
         if made is not None:
             return made
-        raise Untyped(f"{where} is `{node.id}`, which has no WIT form (a dataclass, TypedDict or Enum of the class's module has)")
+        if node.id in _INSTEAD:
+            raise Untyped(f"{where} is `{node.id}`, which has no WIT form{_instead(node.id)}")
+        raise Untyped(f"{where} is `{node.id}`, which has no WIT form: write int, float, str, bool, bytes, "
+                      "list/tuple/Optional of them, or a dataclass, TypedDict or Enum of the class's module")
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
         parts = [node.left, node.right]
         nones = [p for p in parts if isinstance(p, ast.Constant) and p.value is None]
@@ -147,8 +150,26 @@ def _desc(node, where, types, hint="value"):
             return {"k": "option", "of": _desc(args[0], where, types, hint)}
         if base == "Literal":
             return types.literal(args, where, hint)
-        raise Untyped(f"{where} is `{ast.unparse(node)}`, which has no WIT form")
+        raise Untyped(f"{where} is `{ast.unparse(node)}`, which has no WIT form{_instead(base)}")
     raise Untyped(f"{where} is `{ast.unparse(node)}`, which has no WIT form")
+
+
+# what to write instead of a type that has no WIT form
+_INSTEAD = {
+    "dict": "a dataclass or TypedDict of the class's module, or list[tuple[K, V]]",
+    "Dict": "a dataclass or TypedDict of the class's module, or list[tuple[K, V]]",
+    "Mapping": "a dataclass or TypedDict of the class's module, or list[tuple[K, V]]",
+    "set": "list[T]",
+    "frozenset": "list[T]",
+    "Set": "list[T]",
+    "Union": "T | None, or a dataclass with optional fields",
+    "Sequence": "list[T]",
+    "Iterable": "list[T]",
+}
+
+
+def _instead(base):
+    return f": write {_INSTEAD[base]} instead" if base in _INSTEAD else ""
 
 
 def _wit(desc):
@@ -199,8 +220,10 @@ def _is_durable_object(name, classes, seen=()):
     return any(_is_durable_object(b, classes, seen + (name,)) for b in _bases(cls) if b)
 
 
-def analyse(source, path, class_name=None):
-    """The class's surface: ``{"class_name", "interface", "methods": [...], "skipped": [...]}``."""
+def analyse(source, path, class_name=None, strict=False):
+    """The class's surface: ``{"class_name", "interface", "methods": [...], "skipped": [...],
+    "types": [...]}``. ``strict``: a public method without a typed form is an error, not a
+    method reached by name only."""
     try:
         tree = ast.parse(source, filename=path)
     except SyntaxError as e:
@@ -238,7 +261,12 @@ def analyse(source, path, class_name=None):
             try:
                 methods.append(_method(node, class_name, types))
             except Untyped as why:
-                skipped.append({"name": node.name, "why": str(why)})
+                skipped.append({"name": node.name, "why": str(why), "line": node.lineno})
+    if strict and skipped:
+        raise AnalysisError("\n".join(
+            f"{path}:{s['line']}: {class_name}.{s['name']} has no typed RPC form ({s['why']}); "
+            "type it, or build without --strict to let callers reach it by name"
+            for s in skipped))
     methods.sort(key=lambda m: m["wit"])
     interface = kebab(class_name)
     # only the types of the methods kept (a skipped method may have made some)

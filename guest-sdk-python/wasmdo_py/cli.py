@@ -52,10 +52,10 @@ def log(message):
     print(f"wasmdo-py: {message}", file=sys.stderr, flush=True)
 
 
-def describe(entry, class_name=None):
+def describe(entry, class_name=None, strict=False):
     source = Path(entry).read_text()
     try:
-        return analyse(source, entry, class_name)
+        return analyse(source, entry, class_name, strict)
     except AnalysisError as e:
         raise BuildError(str(e)) from None
 
@@ -133,17 +133,17 @@ def parse_bindings(specs, entry):
     return list(found.values())
 
 
-def build(entry, out, class_name=None, bindings=()):
+def build(entry, out, class_name=None, bindings=(), strict=False):
     started = time.monotonic()
     entry, class_name, bindings = project(entry, class_name, bindings)
     if entry.suffix != ".py" or not entry.is_file():
         raise BuildError(f"{entry}: not a Python module")
     bindings = parse_bindings(bindings, entry)
-    surface = describe(entry, class_name)
+    surface = describe(entry, class_name, strict)
     log(f"class {surface['class_name']}: {len(surface['methods'])} typed RPC method(s)"
         + "".join(f", env.{n}" + (f" typed by {m}" if m else "") for n, m, _ in bindings))
     for s in surface["skipped"]:
-        log(f"  {s['name']} is reached by name only: {s['why']}")
+        log(f"  {entry}:{s['line']}: {s['name']} is reached by name only: {s['why']}")
     with tempfile.TemporaryDirectory(prefix="wasmdo-py-") as work:
         work = Path(work)
         shutil.copytree(wit_dir(), work / "wit" / "deps" / "wasmdo-object", ignore=shutil.ignore_patterns("*.md"))
@@ -181,13 +181,15 @@ def main(argv=None):
     b.add_argument("--class", dest="class_name")
     b.add_argument("--binding", action="append", default=[], metavar="NAME[=STUB.py]",
                    help="env.NAME calls another class (typed by a py-stub module)")
+    b.add_argument("--strict", action="store_true",
+                   help="every public method must have a typed RPC form (no methods reached by name only)")
     w = sub.add_parser("wit", help="print the class's WIT")
     w.add_argument("entry")
     w.add_argument("--class", dest="class_name")
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
-            build(args.entry, args.out, args.class_name, args.binding)
+            build(args.entry, args.out, args.class_name, args.binding, args.strict)
         else:
             entry, class_name, _ = project(args.entry, args.class_name, [])
             print(wit_world(describe(entry, class_name)), end="")

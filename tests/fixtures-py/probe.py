@@ -136,6 +136,22 @@ class Probe(Base):
         self.activations += 1
         return self.activations
 
+    # runaway guests: each is stopped by a limit, and the object goes on
+    async def spin(self) -> int:
+        i = 0
+        while True:
+            i += 1
+
+    async def allocate(self, mb: int) -> int:
+        self.hoard = [bytearray(b"x" * (1 << 20)) for _ in range(mb)]
+        return len(self.hoard)
+
+    async def recurse(self, depth: int) -> int:
+        def down(n):
+            return 0 if n == 0 else 1 + down(n - 1)
+
+        return down(depth)
+
     async def fetch(self, request):
         if request.method == "POST":
             body = await request.json()

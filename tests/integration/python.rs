@@ -540,3 +540,31 @@ fn records_and_enums_cross_as_the_classes_of_the_module() {
         .expect_error(400, "InvalidArgument");
     assert!(msg.contains("`mode`"), "{msg}");
 }
+
+#[test]
+fn runaway_python_is_stopped_and_the_object_recovers() {
+    let host = TestHost::with_config("[limits]\nfuel-per-event = 1000000000\n");
+    host.deploy("probe", PY_PROBE).expect(201);
+    assert_eq!(host.call("probe", "a", "count-activation", json!([])), 1);
+    let before = host.metric("wasmdo_fuel_consumed_total");
+    let err = host
+        .rpc("probe", "a", "spin", json!([]))
+        .expect_error(500, "CpuLimitExceeded");
+    assert!(err.contains("fuel"), "{err}");
+    assert!(host.metric("wasmdo_fuel_consumed_total") - before >= 1_000_000_000);
+    // the instance was dropped: the next call activates the object again
+    assert_eq!(host.call("probe", "a", "count-activation", json!([])), 1);
+    // a memory bomb stops at the instance's memory limit
+    let bomb = host.rpc("probe", "a", "allocate", json!([100_000])).expect(500);
+    assert!(
+        ["MemoryLimitExceeded", "Trap"].contains(&bomb["kind"].as_str().unwrap()),
+        "{bomb}"
+    );
+    // deep recursion is CPython's RecursionError (the method's own error) or the stack limit
+    let deep = host.rpc("probe", "a", "recurse", json!([10_000_000]));
+    assert!(deep.status == 422 || deep.status == 500, "{}", deep.text);
+    assert_eq!(host.call("probe", "a", "recurse", json!([100])), 100);
+    // other objects never noticed
+    assert_eq!(host.call("probe", "b", "hello", json!(["b"])), "hello b");
+    assert_eq!(host.call("probe", "a", "hello", json!(["a"])), "hello a");
+}
