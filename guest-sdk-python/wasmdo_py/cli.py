@@ -20,6 +20,7 @@ import argparse
 import hashlib
 import os
 import shutil
+import site
 import subprocess
 import sys
 import sysconfig
@@ -133,6 +134,17 @@ def parse_bindings(specs, entry):
     return list(found.values())
 
 
+def site_packages():
+    """The running interpreter's package directories — the project's environment when wasmdo-py
+    runs in it — where the class's pure-Python dependencies are found (componentize-py bundles
+    the modules the class imports, not whole directories)."""
+    found = []
+    for d in [*site.getsitepackages(), site.getusersitepackages()]:
+        if Path(d).is_dir() and Path(d) not in found:
+            found.append(Path(d))
+    return found
+
+
 def build(entry, out, class_name=None, bindings=(), strict=False):
     started = time.monotonic()
     entry, class_name, bindings = project(entry, class_name, bindings)
@@ -150,7 +162,8 @@ def build(entry, out, class_name=None, bindings=(), strict=False):
         (work / "wit" / "class.wit").write_text(wit_world(surface))
         (work / "app").mkdir()
         (work / "app" / "wasmdo_app.py").write_text(app_module(surface, entry.stem, bindings))
-        paths = [work / "app", entry.parent, RUNTIME, *{p for _, _, p in bindings if p is not None}]
+        paths = [work / "app", entry.parent, RUNTIME, *{p for _, _, p in bindings if p is not None},
+                 *site_packages()]
         command = [
             componentize_py(), "-d", str(work / "wit"), "-w", f"{surface['interface']}-object",
             "componentize", "wasmdo_app", *(a for p in paths for a in ("-p", str(p))),

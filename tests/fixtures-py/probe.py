@@ -136,6 +136,46 @@ class Probe(Base):
         self.activations += 1
         return self.activations
 
+    async def transactions(self) -> list[str]:
+        s = self.ctx.storage
+        await s.put("t", 0)
+        await s.transaction(lambda txn: txn.put("t", 1))
+
+        async def fails(txn):
+            await txn.put("t", 2)
+            raise ValueError("no")
+
+        try:
+            await s.transaction(fails)
+        except ValueError:
+            pass
+
+        async def rolls_back(txn):
+            await txn.put("t", 3)
+            txn.rollback()
+            return "rolled back"
+
+        outcome = await s.transaction(rolls_back)
+
+        def insert(fail):
+            s.sql.exec("INSERT INTO notes (body, score) VALUES ('txn', 0)")
+            if fail:
+                raise KeyError("undone")
+
+        s.transaction_sync(lambda: insert(False))
+        try:
+            s.transaction_sync(lambda: insert(True))
+        except KeyError:
+            pass
+        count = s.sql.exec("SELECT count(*) AS n FROM notes WHERE body = 'txn'").one()["n"]
+        return [str(await s.get("t")), outcome, str(count)]
+
+    async def log(self, message: str) -> None:
+        import logging
+
+        print(f"printed {message}")
+        logging.getLogger("probe").warning("logged %s", message)
+
     # runaway guests: each is stopped by a limit, and the object goes on
     async def spin(self) -> int:
         i = 0

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use wasmdo_test_artifacts::{
     EXAMPLE_BATCHER, EXAMPLE_BOOKING, EXAMPLE_CHAT_JS, EXAMPLE_CHATROOM, EXAMPLE_CHATROOM_JS,
-    EXAMPLE_COUNTER, EXAMPLE_COUNTER_JS, EXAMPLE_MODERATOR_PY, EXAMPLE_RATE_LIMITER_JS, EXAMPLE_ROOM_JS,
+    EXAMPLE_COUNTER, EXAMPLE_COUNTER_JS, EXAMPLE_MODERATOR_PY, EXAMPLE_RATE_LIMITER_JS,
+    EXAMPLE_ROOM_JS,
 };
 
 use crate::harness::{TestHost, cli};
@@ -248,7 +249,15 @@ fn the_polyglot_stubs_are_what_bindgen_generates() {
         ("limiter", EXAMPLE_RATE_LIMITER_JS, "LIMITER"),
     ] {
         crate::harness::assert_bindgen_output(
-            &[class, "--wasm", wasm, "--lang", "py-stub", "--binding", binding],
+            &[
+                class,
+                "--wasm",
+                wasm,
+                "--lang",
+                "py-stub",
+                "--binding",
+                binding,
+            ],
             &format!("examples/moderator-py/src/stubs/{class}.py"),
         );
     }

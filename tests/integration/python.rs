@@ -555,7 +555,9 @@ fn runaway_python_is_stopped_and_the_object_recovers() {
     // the instance was dropped: the next call activates the object again
     assert_eq!(host.call("probe", "a", "count-activation", json!([])), 1);
     // a memory bomb stops at the instance's memory limit
-    let bomb = host.rpc("probe", "a", "allocate", json!([100_000])).expect(500);
+    let bomb = host
+        .rpc("probe", "a", "allocate", json!([100_000]))
+        .expect(500);
     assert!(
         ["MemoryLimitExceeded", "Trap"].contains(&bomb["kind"].as_str().unwrap()),
         "{bomb}"
@@ -567,4 +569,76 @@ fn runaway_python_is_stopped_and_the_object_recovers() {
     // other objects never noticed
     assert_eq!(host.call("probe", "b", "hello", json!(["b"])), "hello b");
     assert_eq!(host.call("probe", "a", "hello", json!(["a"])), "hello a");
+}
+
+#[test]
+fn transactions_nest_commit_and_roll_back_and_logs_reach_the_host() {
+    let host = probe_host();
+    assert_eq!(
+        host.call("probe", "p", "transactions", json!([])),
+        json!(["1", "rolled back", "1"])
+    );
+    host.call("probe", "p", "log", json!(["hello"]));
+    host.wait_for(
+        Duration::from_secs(5),
+        "the guest's output in the log",
+        || {
+            let log = host.log();
+            log.contains("printed hello") && log.contains("logged hello")
+        },
+    );
+}
+
+#[test]
+fn a_pure_python_dependency_of_the_projects_environment_is_bundled() {
+    // a virtual environment holding a package, and a class importing it, built by that
+    // environment's Python as a project would be
+    let work = tempfile::tempdir().unwrap();
+    let venv = work.path().join("venv");
+    let made = std::process::Command::new("python3")
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&venv)
+        .status()
+        .expect("python3 -m venv");
+    assert!(made.success());
+    let python = venv.join("bin/python");
+    let out = std::process::Command::new(&python)
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+        ])
+        .output()
+        .unwrap();
+    let site = std::path::PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+    std::fs::create_dir_all(site.join("shouty")).unwrap();
+    std::fs::write(
+        site.join("shouty/__init__.py"),
+        "def shout(text):\n    return text.upper() + '!'\n",
+    )
+    .unwrap();
+    let class = work.path().join("loud.py");
+    std::fs::write(
+        &class,
+        "from shouty import shout\nfrom workers import DurableObject\n\n\
+         class Loud(DurableObject):\n    async def say(self, text: str) -> str:\n        return shout(text)\n",
+    )
+    .unwrap();
+    let wasm = work.path().join("loud.wasm");
+    let sdk = concat!(env!("CARGO_MANIFEST_DIR"), "/../guest-sdk-python");
+    let built = std::process::Command::new(&python)
+        .args(["-m", "wasmdo_py", "build"])
+        .arg(&class)
+        .arg("-o")
+        .arg(&wasm)
+        .env("PYTHONPATH", sdk)
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let host = TestHost::start();
+    host.deploy("loud", wasm.to_str().unwrap()).expect(201);
+    assert_eq!(host.call("loud", "a", "say", json!(["hi"])), "HI!");
 }

@@ -4,6 +4,8 @@ method — each converting between the host's values and the class's, and runnin
 ``async`` methods to completion (storage calls finish at once, so nothing is left waiting).
 """
 
+import logging
+import sys
 import urllib.parse
 
 from componentize_py_types import Err
@@ -15,6 +17,10 @@ from wasmdo_runtime import websockets
 from wasmdo_runtime.state import DurableObjectState, env
 from wasmdo_runtime.types import ResultTypeError, Types, check, from_plain, to_user, type_name
 from wasmdo_runtime.values import deserialize, serialize
+
+# `logging` is part of every class (bundled even when the class imports it only inside a
+# method): records of INFO and above go to stderr, the object's log
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 # the class's WebSocket handlers, by event: the Python name, then Cloudflare's
 SOCKET_HANDLERS = {

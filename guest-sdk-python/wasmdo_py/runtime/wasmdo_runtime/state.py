@@ -137,6 +137,42 @@ class Storage:
     async def delete_all(self):
         _host(host_storage.delete_all)
 
+    async def transaction(self, closure):
+        """Runs ``await closure(txn)``; its writes commit if it returns and roll back if it
+        raises or calls ``txn.rollback()``. Transactions nest."""
+        _host(host_storage.begin_transaction)
+        txn = Transaction(self)
+        try:
+            result = closure(txn)
+            if hasattr(result, "__await__"):
+                result = await result
+        except BaseException:
+            if not txn.rolled_back:
+                _host(host_storage.rollback_transaction)
+            raise
+        if not txn.rolled_back:
+            _host(host_storage.commit_transaction)
+        return result
+
+    def transaction_sync(self, closure):
+        """Runs ``closure()`` (not async) in a nested transaction: committed if it returns,
+        rolled back if it raises."""
+        _host(host_storage.begin_transaction)
+        try:
+            result = closure()
+        except BaseException:
+            _host(host_storage.rollback_transaction)
+            raise
+        if hasattr(result, "__await__"):
+            _host(host_storage.rollback_transaction)
+            result.close()
+            raise TypeError("transaction_sync: the callback must not be async (use transaction)")
+        _host(host_storage.commit_transaction)
+        return result
+
+    async def sync(self):
+        """Writes are durable when the event's reply leaves the host; nothing to wait for."""
+
     async def get_alarm(self):
         return host_alarms.get_alarm()
 
@@ -150,6 +186,32 @@ class Storage:
         host_alarms.delete_alarm()
 
     deleteAll, getAlarm, setAlarm, deleteAlarm = delete_all, get_alarm, set_alarm, delete_alarm
+    transactionSync = transaction_sync
+
+
+class Transaction:
+    """The ``txn`` of ``storage.transaction(closure)``: the storage API and ``rollback()``."""
+
+    def __init__(self, storage):
+        self._storage = storage
+        self.rolled_back = False
+
+    def _live(self):
+        if self.rolled_back:
+            raise StorageError("no-transaction", "the transaction was rolled back")
+        return self._storage
+
+    def __getattr__(self, name):
+        if name in ("get", "put", "delete", "list", "get_alarm", "set_alarm", "delete_alarm",
+                    "getAlarm", "setAlarm", "deleteAlarm", "sql"):
+            return getattr(self._live(), name)
+        raise AttributeError(name)
+
+    def rollback(self):
+        """Undoes the transaction's writes now; its later storage calls fail."""
+        if not self.rolled_back:
+            _host(host_storage.rollback_transaction)
+            self.rolled_back = True
 
 
 class DurableObjectState:
