@@ -12,7 +12,7 @@
 //! `BENCH_QUICK=1` for a short run; `BENCH_ONLY=http` for the HTTP rows of the Rust counter and
 //! workerd only; `BENCH_JOURNAL_DIR=<dir>` puts the commit journal there (e.g. on a tmpfs, to see
 //! what its fsyncs cost); `BENCH_ONLY=js` for the JavaScript counter and workerd only,
-//! `BENCH_ONLY=calls` for object-to-object calls only (beside workerd's DO-to-DO RPC when
+//! `BENCH_ONLY=py` for the Python counter only, `BENCH_ONLY=calls` for object-to-object calls only (beside workerd's DO-to-DO RPC when
 //! installed).
 
 use std::net::SocketAddr;
@@ -252,41 +252,86 @@ async fn http_scenarios(label: &str, addr: SocketAddr, pid: u32, secs: Duration,
     );
 }
 
-/// The JavaScript counter (`examples/counter-js`, built with guest-sdk-js): component size, build
-/// and compile times, activation, warm calls and RSS per live object in-process, then the same
-/// HTTP scenarios as the Rust counter (workerd runs this very class for comparison).
-async fn js_counter(dir: &Path, secs: Duration) -> anyhow::Result<()> {
-    let path = wasmdo_test_artifacts::EXAMPLE_COUNTER_JS;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let build = |cache: bool| -> anyhow::Result<Duration> {
-        let start = Instant::now();
-        let mut cmd = std::process::Command::new("node");
-        cmd.arg(root.join("guest-sdk-js/bin/wasmdo-js.mjs"))
-            .args(["build", "--quiet"])
-            .arg(root.join("examples/counter-js/src/counter.ts"))
-            .arg("-o")
-            .arg(dir.join("counter-js.wasm"));
-        if !cache {
-            cmd.arg("--no-cache");
+/// A counter class in a guest language other than Rust, built by its SDK.
+#[derive(Clone, Copy, PartialEq)]
+enum Guest {
+    /// `examples/counter-js`, built with guest-sdk-js (componentize-js).
+    Js,
+    /// `examples/counter-py`, built with guest-sdk-python (componentize-py).
+    Py,
+}
+
+impl Guest {
+    fn label(self) -> &'static str {
+        match self {
+            Guest::Js => "js",
+            Guest::Py => "py",
         }
-        anyhow::ensure!(cmd.status()?.success(), "wasmdo-js build failed");
+    }
+
+    fn component(self) -> &'static str {
+        match self {
+            Guest::Js => wasmdo_test_artifacts::EXAMPLE_COUNTER_JS,
+            Guest::Py => wasmdo_test_artifacts::EXAMPLE_COUNTER_PY,
+        }
+    }
+
+    /// Builds the counter from source into `dir`; `cache`: let the SDK reuse an unchanged
+    /// build (JavaScript only).
+    fn build(self, dir: &Path, cache: bool) -> anyhow::Result<Duration> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let start = Instant::now();
+        let status = match self {
+            Guest::Js => {
+                let mut cmd = std::process::Command::new("node");
+                cmd.arg(root.join("guest-sdk-js/bin/wasmdo-js.mjs"))
+                    .args(["build", "--quiet"])
+                    .arg(root.join("examples/counter-js/src/counter.ts"))
+                    .arg("-o")
+                    .arg(dir.join("counter-js.wasm"));
+                if !cache {
+                    cmd.arg("--no-cache");
+                }
+                cmd.status()?
+            }
+            Guest::Py => std::process::Command::new("python3")
+                .args(["-m", "wasmdo_py", "build"])
+                .arg(root.join("examples/counter-py"))
+                .arg("-o")
+                .arg(dir.join("counter-py.wasm"))
+                .env("PYTHONPATH", root.join("guest-sdk-python"))
+                .stderr(std::process::Stdio::null())
+                .status()?,
+        };
+        anyhow::ensure!(status.success(), "the {} build failed", self.label());
         Ok(start.elapsed())
-    };
-    let (fresh, cached) = (build(false)?, build(true)?);
+    }
+}
+
+/// A guest-language counter: component size, build and compile times, activation, warm calls
+/// and RSS per live object in-process, then the same HTTP scenarios as the Rust counter (workerd
+/// runs the JavaScript class for comparison).
+async fn guest_counter(guest: Guest, dir: &Path, secs: Duration) -> anyhow::Result<()> {
+    let lang = guest.label();
+    let path = guest.component();
+    let fresh = guest.build(dir, false)?;
     let bytes = std::fs::read(path)?;
+    let cached = match guest {
+        Guest::Js => format!(", {:.2} s unchanged (cache)", guest.build(dir, true)?.as_secs_f64()),
+        Guest::Py => String::new(),
+    };
     println!(
-        "js counter component: {:.1} MB; build {:.1} s from scratch, {:.2} s unchanged (cache)",
+        "{lang} counter component: {:.1} MB; build {:.1} s from scratch{cached}",
         bytes.len() as f64 / 1e6,
         fresh.as_secs_f64(),
-        cached.as_secs_f64()
     );
 
     let mut config = wasmdo_host::config::Config {
         listen: "127.0.0.1:0".parse()?,
-        data: Some(dir.join("js")),
+        data: Some(dir.join(lang)),
         ..Default::default()
     };
-    // a JS instance holds a few MB: keep at most 1,000 live (LRU-evicted beyond)
+    // a JS or Python instance holds a few MB: keep at most 1,000 live (LRU-evicted beyond)
     config.limits.max_live_objects = 1_000;
     config.limits.idle_timeout_ms = 600_000;
     let host = wasmdo_host::Host::start(config).await?;
@@ -304,7 +349,7 @@ async fn js_counter(dir: &Path, secs: Duration) -> anyhow::Result<()> {
     let compile = deploy(bytes.clone()).await?;
     let precompiled = deploy(bytes).await?;
     println!(
-        "js counter deploy: compile {:.1} s; same bytes again (precompiled artifact) {:.0} ms",
+        "{lang} counter deploy: compile {:.1} s; same bytes again (precompiled artifact) {:.0} ms",
         compile.as_secs_f64(),
         precompiled.as_secs_f64() * 1e3
     );
@@ -321,11 +366,48 @@ async fn js_counter(dir: &Path, secs: Duration) -> anyhow::Result<()> {
         let n = if quick() { n / 10 } else { n };
         let (stats, fuel) = warm_calls(&directory, "counter", &hot, method, &args, n).await?;
         println!(
-            "js in-process rpc, warm object, {method:<9}:        {}  {fuel} fuel/call",
+            "{lang} in-process rpc, warm object, {method:<9}:        {}  {fuel} fuel/call",
             stats.line()
         );
     }
-    // the same trivial method, typed (WIT values) and dynamic (by name, encoded values)
+    if guest == Guest::Js {
+        js_typed_and_dynamic(&host).await?;
+        js_fuel_overhead(dir).await?;
+    }
+    let me = std::process::id();
+    for (method, args) in [
+        ("get", arguments(json!([]))),
+        ("increment", arguments(json!([1]))),
+    ] {
+        let n = if quick() { 100 } else { 400 };
+        let mut samples = Vec::with_capacity(n);
+        let before = mem(me);
+        for i in 0..n {
+            let object = Address::Name(format!("{lang}-new-{method}-{i}"));
+            let start = Instant::now();
+            directory
+                .call("counter", &object, method, args.clone())
+                .await?;
+            samples.push(start.elapsed());
+        }
+        let after = mem(me);
+        println!(
+            "{lang} activation of a never-seen object + {method:<9}: {}  {}",
+            Stats::new(samples).line(),
+            per_object(before, after, n),
+        );
+    }
+    let addr = host.addr();
+    let metrics = host.runtime().clone();
+    tokio::spawn(host.serve());
+    let syncs = move || metrics.metrics().journal_syncs.load(Ordering::Relaxed);
+    http_scenarios(&format!("wasmdo-{lang}"), addr, me, secs, Some(&syncs)).await;
+    Ok(())
+}
+
+/// The same trivial JavaScript method, typed (WIT values) and dynamic (by name, encoded values).
+async fn js_typed_and_dynamic(host: &wasmdo_host::Host) -> anyhow::Result<()> {
+    let directory = host.directory().clone();
     host.registry()
         .deploy("probe", std::fs::read(wasmdo_test_artifacts::JS_RUNTIME)?)
         .await
@@ -348,35 +430,6 @@ async fn js_counter(dir: &Path, secs: Duration) -> anyhow::Result<()> {
             stats.line()
         );
     }
-    js_fuel_overhead(dir).await?;
-    let me = std::process::id();
-    for (method, args) in [
-        ("get", arguments(json!([]))),
-        ("increment", arguments(json!([1]))),
-    ] {
-        let n = if quick() { 100 } else { 400 };
-        let mut samples = Vec::with_capacity(n);
-        let before = mem(me);
-        for i in 0..n {
-            let object = Address::Name(format!("js-new-{method}-{i}"));
-            let start = Instant::now();
-            directory
-                .call("counter", &object, method, args.clone())
-                .await?;
-            samples.push(start.elapsed());
-        }
-        let after = mem(me);
-        println!(
-            "js activation of a never-seen object + {method:<9}: {}  {}",
-            Stats::new(samples).line(),
-            per_object(before, after, n),
-        );
-    }
-    let addr = host.addr();
-    let metrics = host.runtime().clone();
-    tokio::spawn(host.serve());
-    let syncs = move || metrics.metrics().journal_syncs.load(Ordering::Relaxed);
-    http_scenarios("wasmdo-js", addr, me, secs, Some(&syncs)).await;
     Ok(())
 }
 
@@ -761,9 +814,13 @@ async fn run() -> anyhow::Result<()> {
     if std::env::var("BENCH_ONLY").as_deref() == Ok("calls") {
         return object_calls(dir.path()).await;
     }
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("py") {
+        let secs = Duration::from_secs(if quick() { 2 } else { 10 });
+        return guest_counter(Guest::Py, dir.path(), secs).await;
+    }
     if std::env::var("BENCH_ONLY").as_deref() == Ok("js") {
         let secs = Duration::from_secs(if quick() { 2 } else { 10 });
-        js_counter(dir.path(), secs).await?;
+        guest_counter(Guest::Js, dir.path(), secs).await?;
         if let Some(workerd) = start_workerd("config.capnp", "counter.js")? {
             http_scenarios("workerd", workerd.addr, workerd.child.id(), secs, None).await;
         }
@@ -884,7 +941,8 @@ async fn run() -> anyhow::Result<()> {
     let runtime = directory.runtime().clone();
     let syncs = move || runtime.metrics().journal_syncs.load(Ordering::Relaxed);
     http_scenarios("wasmdo", addr, me, secs, Some(&syncs)).await;
-    js_counter(dir.path(), secs).await?;
+    guest_counter(Guest::Js, dir.path(), secs).await?;
+    guest_counter(Guest::Py, dir.path(), secs).await?;
     if let Some(workerd) = start_workerd("config.capnp", "counter.js")? {
         http_scenarios("workerd", workerd.addr, workerd.child.id(), secs, None).await;
     }
