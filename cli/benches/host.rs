@@ -317,7 +317,10 @@ async fn guest_counter(guest: Guest, dir: &Path, secs: Duration) -> anyhow::Resu
     let fresh = guest.build(dir, false)?;
     let bytes = std::fs::read(path)?;
     let cached = match guest {
-        Guest::Js => format!(", {:.2} s unchanged (cache)", guest.build(dir, true)?.as_secs_f64()),
+        Guest::Js => format!(
+            ", {:.2} s unchanged (cache)",
+            guest.build(dir, true)?.as_secs_f64()
+        ),
         Guest::Py => String::new(),
     };
     println!(

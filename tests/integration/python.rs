@@ -642,3 +642,19 @@ fn a_pure_python_dependency_of_the_projects_environment_is_bundled() {
     host.deploy("loud", wasm.to_str().unwrap()).expect(201);
     assert_eq!(host.call("loud", "a", "say", json!(["hi"])), "HI!");
 }
+
+#[test]
+fn python_objects_fill_every_live_slot() {
+    // a Python instance holds ~10 core instances: the engine's pool must still fit
+    // `max-live-objects` of them, and the least recently used make room beyond that
+    let host = TestHost::with_config("[limits]\nmax-live-objects = 6\n");
+    host.deploy("probe", PY_PROBE).expect(201);
+    for i in 0..12 {
+        assert_eq!(
+            host.call("probe", &format!("o{i}"), "count-activation", json!([])),
+            1
+        );
+    }
+    assert_eq!(host.metric("wasmdo_live_objects"), 6);
+    assert_eq!(host.call("probe", "o11", "count-activation", json!([])), 2);
+}

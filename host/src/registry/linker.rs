@@ -31,8 +31,10 @@ pub(crate) fn new_engine(limits: &Limits, metrics: &Arc<Metrics>) -> Result<Engi
     let live = limits.max_live_objects.max(1);
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(live)
-        // a Rust component has ~3 core instances, a JS one a few more
-        .total_core_instances(live.saturating_mul(8))
+        // every live object must fit, whatever its language: a Rust component instantiates ~3
+        // core modules, a JavaScript one 4, a Python one (componentize-py: CPython, libc and
+        // their shims) up to 14. A core instance slot reserves nothing until used.
+        .total_core_instances(live.saturating_mul(16))
         .max_core_instances_per_component(32)
         .total_memories(live.saturating_mul(2))
         .max_memories_per_component(4)
