@@ -10,7 +10,7 @@ import { bindingNamespaces } from "./namespace.js";
 import { isRpcName } from "./rpc-names.js";
 import { installRequest, toRequest, toResponseRecord } from "./http.js";
 import { installTimers, reportWake, runDue } from "./event-loop.js";
-import { forgetWebSocket, installResponse, webSocket, webSocketData, WebSocketPair, WebSocketRequestResponsePair } from "./websockets.js";
+import { discardSends, flushSends, forgetWebSocket, installResponse, webSocket, webSocketData, WebSocketPair, WebSocketRequestResponsePair } from "./websockets.js";
 
 export { registerBinding } from "./namespace.js";
 export { registerJsonVars } from "./object.js";
@@ -40,16 +40,34 @@ function warmUp() {
 }
 
 /**
+ * Ends an event that succeeded: the `ws.send`s it batched go to the host (a message sent to
+ * many sockets in one call), then the host learns when the object's timers are next due.
+ */
+function endEvent() {
+  try {
+    flushSends();
+  } finally {
+    reportWake();
+  }
+}
+
+/** Ends an event that failed: its batched sends go nowhere (its effects are undone). */
+function abandonEvent() {
+  discardSends();
+  reportWake();
+}
+
+/**
  * What an event that failed answers (its `err`), once the host knows when the object's timers
  * are next due: every event ends by telling it (`reportWake`), a failed one too.
  */
 function failed(e) {
-  reportWake();
+  abandonEvent();
   return errorRecord(e);
 }
 
 function failedText(e) {
-  reportWake();
+  abandonEvent();
   return errorText(e);
 }
 
@@ -212,11 +230,11 @@ export function hostObject(userModule, exportName, methods) {
    */
   function settle(result) {
     if (!ctx.hasWaitUntil()) {
-      reportWake();
+      endEvent();
       return result;
     }
     return ctx._settleWaitUntil().then(() => {
-      reportWake();
+      endEvent();
       return result;
     });
   }
@@ -228,10 +246,10 @@ export function hostObject(userModule, exportName, methods) {
           ctx = new DurableObjectState();
           instance = new Class(ctx, objectEnv(bindingNamespaces()));
           await ctx._settleBlocking();
-          reportWake();
+          endEvent();
         } catch (e) {
           instance = null;
-          reportWake();
+          abandonEvent();
           throw `constructing ${exportName} (class ${className()}) failed: ${errorText(e)}`;
         }
       },
@@ -281,7 +299,7 @@ export function hostObject(userModule, exportName, methods) {
           instance.ctx = ctx;
           instance.env = objectEnv(bindingNamespaces());
           instance.restore(deserialize(new Uint8Array(state)));
-          reportWake();
+          endEvent();
         } catch (e) {
           instance = null;
           throw failedText(e);
@@ -295,7 +313,7 @@ export function hostObject(userModule, exportName, methods) {
         try {
           await runDue();
           if (ctx) await settle();
-          else reportWake();
+          else endEvent();
         } catch (e) {
           throw failedText(e);
         }
@@ -316,18 +334,18 @@ export function hostObject(userModule, exportName, methods) {
           throw threw(e);
         }
         if (!rpcCallable(object, name)) {
-          reportWake();
+          abandonEvent();
           throw { tag: "unknown-method", val: `${exportName} has no method \`${name}\` that callers may reach` };
         }
         let list;
         try {
           list = deserialize(new Uint8Array(args));
         } catch (e) {
-          reportWake();
+          abandonEvent();
           throw { tag: "bad-arguments", val: `the arguments are not encoded values: ${e.message}` };
         }
         if (!Array.isArray(list)) {
-          reportWake();
+          abandonEvent();
           throw { tag: "bad-arguments", val: "the arguments must be a list of values" };
         }
         const finish = (result) => {
@@ -414,7 +432,7 @@ export function hostWorker(worker) {
           const response = isClass ? await new worker(ctx, env).fetch(request) : await worker.fetch(request, env, ctx);
           const record = await toResponseRecord(response, "the Worker's fetch");
           await ctx._settle();
-          reportWake();
+          endEvent();
           return record;
         } catch (e) {
           await ctx._settle();
@@ -425,13 +443,13 @@ export function hostWorker(worker) {
 
     // the sockets a Worker accepted itself (`server.accept()`): their events go to the
     // socket's listeners (a Worker has no handler methods)
-    websocketHandler: webSocketHandler(() => {}, reportWake),
+    websocketHandler: webSocketHandler(() => {}, endEvent),
 
     eventLoopHandler: {
       async run() {
         try {
           await runDue();
-          reportWake();
+          endEvent();
         } catch (e) {
           throw failedText(e);
         }

@@ -22,6 +22,7 @@ import {
   sockets,
   tags as hostTags,
   send as hostSend,
+  sendMany as hostSendMany,
   close as hostClose,
   setAttachment,
   attachment,
@@ -29,6 +30,39 @@ import {
 } from "wasmdo:object/websockets@0.1.0";
 
 import { serialize, deserialize } from "./values.js";
+
+// `ws.send` of a small message is batched until the event ends (or the next close, or a large
+// send): a broadcast — the same message to many sockets — is then one host call
+// (`websockets.send-many`) instead of one per socket. Order is kept: consecutive sends of the
+// same message become one call, in the order they were made, and the host releases every send
+// after the event commits anyway. A failed event's sends are dropped, as the host drops them.
+// Larger messages go out at once, so their size errors are thrown by `send` itself.
+const BATCHED_BYTES = 16 * 1024;
+/** Sockets and messages, in send order: `[id, message, id, message, …]`. */
+let pending = [];
+
+/** Sends what the event batched, a run of the same message as one call. */
+export function flushSends() {
+  if (pending.length === 0) return;
+  const sends = pending;
+  pending = [];
+  for (let i = 0; i < sends.length; ) {
+    const m = sends[i + 1];
+    const ids = [];
+    for (; i < sends.length && sameMessage(sends[i + 1], m); i += 2) ids.push(sends[i]);
+    // a socket gone since (the client left) is skipped, as the network would drop the message
+    call(hostSendMany, new BigUint64Array(ids.map(BigInt)), m);
+  }
+}
+
+/** Drops what the event batched (it failed: the host undoes its sends). */
+export function discardSends() {
+  pending = [];
+}
+
+function sameMessage(a, b) {
+  return a === b || (a.tag === b.tag && a.val === b.val);
+}
 
 /** A WebSocket call the host refused: `code` is the WIT error case (`unknown-socket`, …). */
 export class WebSocketError extends Error {
@@ -158,10 +192,20 @@ export class WebSocket {
     else if (message instanceof ArrayBuffer) m = { tag: "binary", val: new Uint8Array(message) };
     else if (ArrayBuffer.isView(message)) m = { tag: "binary", val: new Uint8Array(message.buffer, message.byteOffset, message.byteLength) };
     else m = { tag: "text", val: String(message) };
-    call(hostSend, this._id, m);
+    const id = this._id;
+    // a UTF-16 code unit is at most 3 bytes of UTF-8
+    const bytes = m.tag === "text" ? m.val.length * 3 : m.val.byteLength;
+    if (bytes <= BATCHED_BYTES) {
+      // a batched binary message must not change before it goes: copy it
+      pending.push(id, m.tag === "text" ? m : { tag: "binary", val: m.val.slice() });
+      return;
+    }
+    flushSends();
+    call(hostSend, id, m);
   }
 
   close(code = 1000, reason = "") {
+    flushSends();
     call(hostClose, this._id, code, reason);
     this.#closing = true;
   }

@@ -17,6 +17,24 @@ export class Sockets extends DurableObject {
   }
 
   async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    if (message === "burst") {
+      // broadcasts, interleaved with a binary message changed after sending and a large one:
+      // every client gets its messages in the order they were sent
+      const all = this.ctx.getWebSockets("all");
+      for (const s of all) s.send("one");
+      for (const s of all) s.send("two");
+      const bytes = new Uint8Array([1, 2, 3]);
+      ws.send(bytes);
+      bytes[0] = 9;
+      ws.send("x".repeat(20_000));
+      for (const s of all) s.send("three");
+      return;
+    }
+    if (message === "last words") {
+      ws.send("bye");
+      ws.close(4001, "done");
+      return;
+    }
     this.messages += 1;
     ws.send(`${this.messages} ${this.constructed ? "constructed" : "restored"} ${this.ctx.getWebSockets("all").length}`);
   }

@@ -362,3 +362,37 @@ fn a_javascript_object_keeps_its_fields_across_hibernation_with_a_snapshot() {
     assert_eq!(ask(&mut a, "x"), "3 restored 1");
     assert_eq!(host.metric("wasmdo_restores_total"), 1);
 }
+
+#[test]
+fn a_javascript_broadcast_keeps_every_clients_order() {
+    // the JS SDK sends a run of the same message to many sockets as one host call
+    let host = TestHost::start();
+    host.deploy("js", wasmdo_test_artifacts::JS_SOCKETS)
+        .expect(201);
+    let url = format!("{}/objects/js/burst/", host.url.replace("http://", "ws://"));
+    let (mut a, _) = tungstenite::connect(&url).expect("connect");
+    let (mut b, _) = tungstenite::connect(&url).expect("connect");
+    a.send(Message::text("burst")).unwrap();
+    assert_eq!(text(&mut a), "one");
+    assert_eq!(text(&mut a), "two");
+    // sent as it was when `send` was called
+    assert_eq!(a.read().unwrap(), Message::binary(vec![1u8, 2, 3]));
+    assert_eq!(text(&mut a), "x".repeat(20_000));
+    assert_eq!(text(&mut a), "three");
+    for expected in ["one", "two", "three"] {
+        assert_eq!(text(&mut b), expected);
+    }
+    // a send before a close arrives before the close
+    a.send(Message::text("last words")).unwrap();
+    assert_eq!(text(&mut a), "bye");
+    match a.read() {
+        Ok(Message::Close(Some(frame))) => assert_eq!(u16::from(frame.code), 4001),
+        other => panic!("expected the close, got {other:?}"),
+    }
+    // the sends of a broadcast to a socket that left are dropped, the others delivered
+    drop(a);
+    b.send(Message::text("burst")).unwrap();
+    for expected in ["one", "two"] {
+        assert_eq!(text(&mut b), expected);
+    }
+}

@@ -108,6 +108,18 @@ impl WebSocketsCtx {
     /// Whether a send to `id` goes out: `Ok(false)` for a socket the client has just closed (its
     /// close event is still to come), whose messages are dropped as the network would; an error
     /// for an id the object does not hold.
+    /// A message as the socket sends it, if it is within the size limit.
+    fn outgoing(&self, message: Message) -> Result<WsMessage, Error> {
+        let (len, message) = match message {
+            Message::Text(t) => (t.len(), WsMessage::text(t)),
+            Message::Binary(b) => (b.len(), WsMessage::binary(b)),
+        };
+        if len as u64 > self.max_message_bytes {
+            return Err(Error::MessageTooLarge(self.max_message_bytes));
+        }
+        Ok(message)
+    }
+
     fn check_open(&self, id: SocketId) -> Result<bool, Error> {
         self.hub.socket(&self.key, id, |s| Ok(!s.closed))
     }
@@ -201,17 +213,38 @@ impl websockets_api::Host for WebSocketsCtx {
     fn send(&mut self, socket: SocketId, message: Message) -> wasmtime::Result<Result<(), Error>> {
         Ok((|| {
             let open = self.check_open(socket)?;
-            let (len, message) = match message {
-                Message::Text(t) => (t.len(), WsMessage::text(t)),
-                Message::Binary(b) => (b.len(), WsMessage::binary(b)),
-            };
-            if len as u64 > self.max_message_bytes {
-                return Err(Error::MessageTooLarge(self.max_message_bytes));
-            }
+            let message = self.outgoing(message)?;
             if open {
                 self.event_out.push((socket, Outgoing::Message(message)));
             }
             Ok(())
+        })())
+    }
+
+    fn send_many(
+        &mut self,
+        sockets: Vec<SocketId>,
+        message: Message,
+    ) -> wasmtime::Result<Result<u32, Error>> {
+        Ok((|| {
+            let message = self.outgoing(message)?;
+            // one look at the hub for all of them; the message's bytes are shared, not copied
+            let open: Vec<SocketId> = self
+                .hub
+                .with(&self.key, |o| {
+                    sockets
+                        .iter()
+                        .copied()
+                        .filter(|id| o.sockets.get(id).is_some_and(|s| !s.closed))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let sent = u32::try_from(open.len()).unwrap_or(u32::MAX);
+            self.event_out.extend(
+                open.into_iter()
+                    .map(|id| (id, Outgoing::Message(message.clone()))),
+            );
+            Ok(sent)
         })())
     }
 
