@@ -126,7 +126,8 @@ fn start_workerd_chat() -> anyhow::Result<Option<Workerd>> {
     })
 }
 
-/// A member joining `room` through the Worker from client address `ip`, past its own `joined`.
+/// A member joining `room` through the Worker from client address `ip` (a loopback address),
+/// past its own `joined`.
 async fn join(addr: SocketAddr, room: &str, name: &str, ip: &str) -> Socket {
     let mut request = format!("ws://{addr}/api/rooms/{room}/websocket?name={name}")
         .into_client_request()
@@ -134,7 +135,13 @@ async fn join(addr: SocketAddr, room: &str, name: &str, ip: &str) -> Socket {
     request
         .headers_mut()
         .insert("cf-connecting-ip", ip.parse().expect("header"));
-    let stream = TcpStream::connect(addr).await.expect("connect");
+    // from that address, too: wasmdo sets CF-Connecting-IP from the connection's peer (the
+    // example limits joins per address), workerd passes the header on
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::new(ip.parse().expect("address"), 0))
+        .expect("bind the client address");
+    let stream = socket.connect(addr).await.expect("connect");
     let config = WebSocketConfig::default().read_buffer_size(4096);
     let (mut ws, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(config))
         .await
@@ -172,7 +179,7 @@ async fn workload(label: &'static str, addr: SocketAddr, direct: bool) -> Result
             addr,
             &format!("h{room}"),
             "writer",
-            &format!("10.200.0.{room}"),
+            &format!("127.200.0.{room}"),
         )
         .await;
         for i in 0..20 {
@@ -224,7 +231,7 @@ async fn workload(label: &'static str, addr: SocketAddr, direct: bool) -> Result
     let started = Instant::now();
     let mut room = Vec::with_capacity(members);
     for i in 0..members {
-        let ip = format!("10.{}.{}.1", i / 256, i % 256);
+        let ip = format!("127.{}.{}.1", 1 + i / 256, i % 256);
         room.push(join(addr, "fan", &format!("m{i}"), &ip).await);
     }
     let join_secs = started.elapsed().as_secs_f64();
