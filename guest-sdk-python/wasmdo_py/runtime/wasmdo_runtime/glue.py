@@ -14,6 +14,8 @@ from wit_world.imports import dynamic as host_dynamic_types
 from wit_world.imports import http_types
 
 from wasmdo_runtime import websockets
+from wasmdo_runtime.http import Request, Response
+from wasmdo_runtime.object import DurableObject
 from wasmdo_runtime.state import DurableObjectState, env
 from wasmdo_runtime.types import ResultTypeError, Types, check, from_plain, to_user, type_name
 from wasmdo_runtime.values import deserialize, serialize
@@ -54,8 +56,6 @@ def error_text(e):
 def rpc_callable(obj, name):
     """Whether callers may reach ``name`` by RPC: a public method of the class (or of the
     project's base classes), not a handler, not ``_private``."""
-    from workers import DurableObject
-
     if name.startswith("_") or name in HANDLERS:
         return False
     for klass in type(obj).__mro__:
@@ -93,8 +93,6 @@ class HostObject:
             raise Err(f"constructing {self.cls.__name__} failed: {error_text(e)}") from None
 
     def fetch(self, req):
-        from workers import Request, Response
-
         try:
             obj = self.live()
             if not hasattr(obj, "fetch"):

@@ -24,6 +24,7 @@ from wit_world.imports import dynamic as host_dynamic
 from wit_world.imports import http_types
 from wit_world.imports import objects as host_objects
 
+from wasmdo_runtime.http import Request, Response
 from wasmdo_runtime.types import Types, from_plain, to_plain
 from wasmdo_runtime.values import deserialize, serialize
 
@@ -175,8 +176,6 @@ class DurableObjectStub:
 
     async def fetch(self, request, method="GET", headers=None, body=None):
         """The callee's ``fetch``: a ``Request``, or a URL (its path is what the callee sees)."""
-        from workers import Request, Response
-
         if not isinstance(request, Request):
             request = Request(str(request), method, headers, body)
         url = request.url
