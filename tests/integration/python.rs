@@ -236,7 +236,10 @@ fn hibernatable_websockets_keep_tags_and_attachments_across_hibernation() {
         (4000, reason) => assert_eq!(reason, "bye"),
         other => panic!("expected close 4000, got {other:?}"),
     }
+    // the client's half of the closing handshake, queued when the server's close was read
+    let _ = ann.flush();
     bob.close(None).unwrap();
+    let _ = bob.flush();
     host.wait_for(Duration::from_secs(10), "both closes recorded", || {
         host.call("sockets", "room", "closed", json!([]))
             .as_array()
