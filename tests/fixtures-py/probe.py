@@ -89,11 +89,15 @@ class Probe(Base):
         s = self.ctx.storage
         await s.put({"k1": 1, "k2": [True, None], "k3": b"\x01\x02", "big": 2**64})
         listed = await s.list(prefix="k")
+        # Cloudflare's options object, and options that change nothing here
+        first_two = await s.list({"prefix": "k", "limit": 2})
+        await s.put("k1", 1, {"allowUnconfirmed": True})
         many = await s.get(["k1", "k3", "nope"])
         deleted = await s.delete(["k1", "nope"])
         big = await s.get("big")
         return json.dumps({
             "listed": sorted(listed),
+            "first_two": list(first_two),
             "k2": listed["k2"],
             "k3": list(many["k3"]),
             "missing": "nope" in many,

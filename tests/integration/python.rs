@@ -137,7 +137,7 @@ fn storage_speaks_the_encoding_every_sdk_reads() {
     assert_eq!(
         kv,
         json!({
-            "listed": ["k1", "k2", "k3"], "k2": [true, null], "k3": [1, 2], "missing": false,
+            "listed": ["k1", "k2", "k3"], "first_two": ["k1", "k2"], "k2": [true, null], "k3": [1, 2], "missing": false,
             "deleted": 1, "big": "18446744073709551616", "after": ["big", "k2", "k3", "plain"]
         })
     );

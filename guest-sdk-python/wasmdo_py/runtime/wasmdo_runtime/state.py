@@ -107,34 +107,41 @@ class SqlStorage:
 
 
 class Storage:
-    """``ctx.storage``: keys and values (any value the encoding holds), SQL, the alarm."""
+    """``ctx.storage``: keys and values (any value the encoding holds), SQL, the alarm. The
+    ``options`` Cloudflare's methods take (``allowConcurrency``, ``noCache``, …) are accepted and
+    change nothing: every event already runs alone, and every write is durable before its reply."""
 
     def __init__(self):
         self.sql = SqlStorage()
 
-    async def get(self, key_or_keys):
+    async def get(self, key_or_keys, options=None):
         if isinstance(key_or_keys, (list, tuple)):
             found = _host(host_storage.get_many, [str(k) for k in key_or_keys])
             return {k: deserialize(v) for k, v in found}
         raw = _host(host_storage.get, str(key_or_keys))
         return None if raw is None else deserialize(raw)
 
-    async def put(self, key_or_entries, value=None):
+    async def put(self, key_or_entries, value=None, options=None):
         if isinstance(key_or_entries, dict):
             _host(host_storage.put_many, [(str(k), serialize(v)) for k, v in key_or_entries.items()])
         else:
             _host(host_storage.put, str(key_or_entries), serialize(value))
 
-    async def delete(self, key_or_keys):
+    async def delete(self, key_or_keys, options=None):
         if isinstance(key_or_keys, (list, tuple)):
             return _host(host_storage.delete_many, [str(k) for k in key_or_keys])
         return _host(host_storage.delete, str(key_or_keys))
 
     async def list(self, prefix=None, start=None, end=None, limit=None, reverse=False):
+        # Cloudflare's options object works too: list({"prefix": "k", "limit": 10})
+        if isinstance(prefix, dict):
+            o = prefix
+            prefix, start, end = o.get("prefix"), o.get("start"), o.get("end")
+            limit, reverse = o.get("limit"), o.get("reverse", False)
         options = host_storage.ListOptions(prefix, start, end, limit, bool(reverse))
         return {k: deserialize(v) for k, v in _host(host_storage.list, options)}
 
-    async def delete_all(self):
+    async def delete_all(self, options=None):
         _host(host_storage.delete_all)
 
     async def transaction(self, closure):
@@ -173,16 +180,16 @@ class Storage:
     async def sync(self):
         """Writes are durable when the event's reply leaves the host; nothing to wait for."""
 
-    async def get_alarm(self):
+    async def get_alarm(self, options=None):
         return host_alarms.get_alarm()
 
-    async def set_alarm(self, scheduled_time):
+    async def set_alarm(self, scheduled_time, options=None):
         # milliseconds since the epoch, or a datetime
         if hasattr(scheduled_time, "timestamp"):
             scheduled_time = round(scheduled_time.timestamp() * 1000)
         host_alarms.set_alarm(int(scheduled_time))
 
-    async def delete_alarm(self):
+    async def delete_alarm(self, options=None):
         host_alarms.delete_alarm()
 
     deleteAll, getAlarm, setAlarm, deleteAlarm = delete_all, get_alarm, set_alarm, delete_alarm
