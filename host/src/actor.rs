@@ -935,12 +935,30 @@ impl Actor {
         args: &[u8],
         limits: &Limits,
     ) -> Result<Dynamic, ObjectError> {
-        let json = rpc::dynamic::encoded_to_json(args).map_err(|_| {
+        let body = rpc::dynamic::encoded_to_json_text(args).map_err(|_| {
             ObjectError::InvalidArgument("the arguments are not encoded values".into())
         })?;
-        let body = serde_json::to_vec(&json)
-            .map_err(|e| ObjectError::internal_from("the arguments", e))?;
-        let args = rpc::json::args_from_json(&method.params, &body)
+        let encode = |v: &serde_json::Value| {
+            serde_json::to_vec(v).map_err(|e| ObjectError::internal_from("the result", e))
+        };
+        Ok(match self.call_json(method, &body, limits).await? {
+            Reply::Ok(value) => Ok(encode(&value)?),
+            Reply::MethodError(value) => Err(Thrown {
+                name: "MethodError".into(),
+                message: String::from_utf8(encode(&value)?).unwrap_or_default(),
+            }),
+        })
+    }
+
+    /// A typed method with its arguments as a JSON array (HTTP's mapping), as one event: its
+    /// value, or its own `err`, as JSON.
+    async fn call_json(
+        &mut self,
+        method: &Method,
+        body: &[u8],
+        limits: &Limits,
+    ) -> Result<Reply, ObjectError> {
+        let args = rpc::json::args_from_json(&method.params, body)
             .map_err(|e| ObjectError::InvalidArgument(e.to_string()))?;
         let instance = self.ensure_live().await?;
         let result = match instance.call(method, &args, limits).await {
@@ -952,16 +970,7 @@ impl Actor {
             }
         };
         self.end_event(matches!(result, Reply::Ok(_)))?;
-        let encode = |v: &serde_json::Value| {
-            serde_json::to_vec(v).map_err(|e| ObjectError::internal_from("the result", e))
-        };
-        Ok(match result {
-            Reply::Ok(value) => Ok(encode(&value)?),
-            Reply::MethodError(value) => Err(Thrown {
-                name: "MethodError".into(),
-                message: String::from_utf8(encode(&value)?).unwrap_or_default(),
-            }),
-        })
+        Ok(result)
     }
 
     /// A stub call from another object: the method by its WIT name, checked against what the
@@ -1024,20 +1033,7 @@ impl Actor {
                 Err(thrown) => Err(ObjectError::MethodError(rpc::dynamic::thrown_json(&thrown))),
             };
         };
-        let args = rpc::json::args_from_json(&method.params, &args)
-            .map_err(|e| ObjectError::InvalidArgument(e.to_string()))?;
-        let outcome = instance.call(method, &args, limits).await;
-        let result = match outcome {
-            Ok(value) => rpc::reply(value, method.result.as_ref()),
-            Err((e, poisoned)) => {
-                self.log_failure("rpc", &e);
-                self.after_failure(poisoned);
-                return Err(e);
-            }
-        };
-        let keep = matches!(result, Reply::Ok(_));
-        self.end_event(keep)?;
-        match result {
+        match self.call_json(method, &args, limits).await? {
             Reply::Ok(v) => Ok(v),
             Reply::MethodError(v) => Err(ObjectError::MethodError(v)),
         }

@@ -9,6 +9,8 @@
 //! returns reaches an HTTP client as JSON: as itself when JSON holds it, otherwise as
 //! [`encoded_to_json`] renders it.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use serde_json::{Map, Value};
 use wasmtime::component::{ComponentType, Lift};
@@ -56,6 +58,18 @@ pub(crate) fn encoded_to_json(bytes: &[u8]) -> Result<Value, ObjectError> {
         }
         _ => serde_json::from_slice(bytes).map_err(|e| broken(e.to_string())),
     }
+}
+
+/// Encoded values as JSON text: text JSON already holds is itself (not parsed and printed
+/// again); a tagged value is rendered by [`encoded_to_json`].
+pub(crate) fn encoded_to_json_text(bytes: &[u8]) -> Result<Cow<'_, [u8]>, ObjectError> {
+    if bytes.first() != Some(&EXTENDED) {
+        return Ok(Cow::Borrowed(bytes));
+    }
+    let value = encoded_to_json(bytes)?;
+    serde_json::to_vec(&value)
+        .map(Cow::Owned)
+        .map_err(|e| ObjectError::internal_from("an encoded value", e))
 }
 
 /// One tagged value as JSON; `None` for `undefined`.
