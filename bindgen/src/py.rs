@@ -2,7 +2,7 @@
 //! another class through a binding, a module of that class's methods with Python types —
 //! records as dataclasses, enums as `Enum`s — over the SDK's calls by name.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 
 use wit_parser::{Resolve, Type, TypeDefKind, TypeId};
@@ -37,7 +37,8 @@ fn lit(s: &str) -> String {
 struct Py<'a> {
     resolve: &'a Resolve,
     decls: String,
-    declared: BTreeSet<TypeId>,
+    /// The records and enums declared so far: their annotation and descriptor.
+    declared: HashMap<TypeId, (String, String)>,
 }
 
 impl<'a> Py<'a> {
@@ -62,6 +63,9 @@ impl<'a> Py<'a> {
     }
 
     fn named(&mut self, id: TypeId) -> (String, String) {
+        if let Some(known) = self.declared.get(&id) {
+            return known.clone();
+        }
         let resolve = self.resolve;
         let def = &resolve.types[id];
         match &def.kind {
@@ -105,21 +109,16 @@ impl<'a> Py<'a> {
                         lit(&f.name)
                     ));
                 }
-                if self.declared.insert(id) {
-                    let _ = write!(
-                        self.decls,
-                        "@dataclass\nclass {class}:\n    \"\"\"The record `{wit}`.\"\"\"\n\n{body}\n\n"
-                    );
-                }
-                (
-                    class.clone(),
-                    format!(
-                        "{{\"k\": \"record\", \"name\": {}, \"py\": {}, \"dict\": False, \"fields\": [{}]}}",
-                        lit(&wit),
-                        lit(&class),
-                        fields.join(", ")
-                    ),
-                )
+                let decl = format!(
+                    "@dataclass\nclass {class}:\n    \"\"\"The record `{wit}`.\"\"\"\n\n{body}\n\n"
+                );
+                let desc = format!(
+                    "{{\"k\": \"record\", \"name\": {}, \"py\": {}, \"dict\": False, \"fields\": [{}]}}",
+                    lit(&wit),
+                    lit(&class),
+                    fields.join(", ")
+                );
+                self.declare(id, &decl, class, desc)
             }
             TypeDefKind::Enum(e) if def.name.is_some() => {
                 let wit = def.name.clone().unwrap_or_default();
@@ -135,29 +134,31 @@ impl<'a> Py<'a> {
                         lit(&member)
                     ));
                 }
-                if self.declared.insert(id) {
-                    let _ = write!(
-                        self.decls,
-                        "class {class}(Enum):\n    \"\"\"The enum `{wit}`.\"\"\"\n\n{body}\n\n"
-                    );
-                }
-                (
-                    class.clone(),
-                    format!(
-                        "{{\"k\": \"enum\", \"name\": {}, \"py\": {}, \"cases\": [{}]}}",
-                        lit(&wit),
-                        lit(&class),
-                        cases.join(", ")
-                    ),
-                )
+                let decl = format!(
+                    "class {class}(Enum):\n    \"\"\"The enum `{wit}`.\"\"\"\n\n{body}\n\n"
+                );
+                let desc = format!(
+                    "{{\"k\": \"enum\", \"name\": {}, \"py\": {}, \"cases\": [{}]}}",
+                    lit(&wit),
+                    lit(&class),
+                    cases.join(", ")
+                );
+                self.declare(id, &decl, class, desc)
             }
             // variants, flags, results, maps: as the callee's plain values
             _ => ("Any".into(), "{\"k\": \"any\"}".into()),
         }
     }
+
+    /// Declares the record or enum `id` (its class `decl`), once; its annotation and descriptor.
+    fn declare(&mut self, id: TypeId, decl: &str, class: String, desc: String) -> (String, String) {
+        self.decls.push_str(decl);
+        self.declared.insert(id, (class.clone(), desc.clone()));
+        (class, desc)
+    }
 }
 
-/// Whether `ty` is the record a class of `language`'s SDK declares for its raised errors
+/// Whether `ty` is the record the Python or JavaScript SDK declares for a class's raised errors
 /// (`py-error`, `js-error`): such an error crosses as the callee's exception, by name.
 fn is_sdk_error(resolve: &Resolve, ty: &Type) -> bool {
     matches!(ty, Type::Id(id) if matches!(resolve.types[*id].name.as_deref(), Some("py-error" | "js-error")))
@@ -174,7 +175,7 @@ pub fn py_stub(wit: &str, class: &str, binding: &str) -> Result<String, Error> {
     let mut py = Py {
         resolve: &resolve,
         decls: String::new(),
-        declared: BTreeSet::new(),
+        declared: HashMap::new(),
     };
     // a JavaScript callee reads records with camelCase keys; Rust's JSON mapping and Python's
     // SDK read WIT's names
@@ -192,11 +193,7 @@ pub fn py_stub(wit: &str, class: &str, binding: &str) -> Result<String, Error> {
             continue;
         }
         let func = method.func;
-        let optional_from = func
-            .params
-            .iter()
-            .rposition(|p| !crate::ts::is_option(&resolve, &p.ty))
-            .map_or(0, |i| i + 1);
+        let optional_from = crate::ts::optional_from(&resolve, func);
         let mut params = Vec::new();
         let mut names = Vec::new();
         let mut descs = Vec::new();

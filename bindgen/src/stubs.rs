@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use wasmdo_protocol::stubs::{STUB_RESOURCE, binding_wit_name};
 
-use crate::ts::{Ts, is_option};
+use crate::ts::{Ts, optional_from};
 use crate::{Error, Outcome, camel, class_methods, doc, ident, parse_class, pascal, snake};
 
 /// The stub package a class calling `class` through the binding `binding` imports (see
@@ -120,11 +120,7 @@ pub fn ts_stub(wit: &str, class: &str, binding: &str) -> Result<String, Error> {
             continue;
         }
         let func = method.func;
-        let optional_from = func
-            .params
-            .iter()
-            .rposition(|p| !is_option(&resolve, &p.ty))
-            .map_or(0, |i| i + 1);
+        let optional_from = optional_from(&resolve, func);
         let mut params = Vec::new();
         for (i, p) in func.params.iter().enumerate() {
             let t = ts.ty(&p.ty)?;

@@ -231,11 +231,7 @@ pub fn typescript(wit: &str, class: &str) -> Result<String, Error> {
         let mut params = Vec::new();
         let mut args = Vec::new();
         // trailing option parameters may be left out, as the host allows
-        let optional_from = func
-            .params
-            .iter()
-            .rposition(|p| !is_option(&resolve, &p.ty))
-            .map_or(0, |i| i + 1);
+        let optional_from = optional_from(&resolve, func);
         for (i, p) in func.params.iter().enumerate() {
             let t = ts.ty(&p.ty)?;
             let q = if i >= optional_from { "?" } else { "" };
@@ -351,6 +347,15 @@ pub(crate) fn is_option(resolve: &Resolve, ty: &Type) -> bool {
         },
         _ => false,
     }
+}
+
+/// The index of a function's first parameter that callers may leave out: every parameter after
+/// the last one that is not an `option` (the host lets trailing options be absent).
+pub(crate) fn optional_from(resolve: &Resolve, func: &wit_parser::Function) -> usize {
+    func.params
+        .iter()
+        .rposition(|p| !is_option(resolve, &p.ty))
+        .map_or(0, |i| i + 1)
 }
 
 #[cfg(test)]
