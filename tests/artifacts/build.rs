@@ -218,9 +218,10 @@ fn build_js_guests(
 }
 
 /// The Python guests, built with guest-sdk-python's `wasmdo-py build` (componentize-py): every
-/// `tests/fixtures-py/<name>.py` (as `PY_<NAME>`) and every example directory with a
-/// `pyproject.toml` naming its class module in `[tool.wasmdo] main = "…"` (as
-/// `EXAMPLE_<NAME>`). Returns the fixtures' names, as `py_<name>`.
+/// `tests/fixtures-py/<name>.py` or project directory `tests/fixtures-py/<name>/` (as
+/// `PY_<NAME>`) and every example directory with a `pyproject.toml` (as `EXAMPLE_<NAME>`), a
+/// project built whole: its `[tool.wasmdo]` names the class module and bindings. Returns the
+/// fixtures' names, as `py_<name>`.
 fn build_py_guests(
     root: &Path,
     out_dir: &Path,
@@ -236,14 +237,8 @@ fn build_py_guests(
     let mut guests = Vec::new();
     for entry in fs::read_dir(&fixtures_dir).context("reading tests/fixtures-py")? {
         let path = entry?.path();
-        println!("cargo:rerun-if-changed={}", path.display());
         // a module, or a project directory (its pyproject.toml names the module and bindings)
         let project = path.join("pyproject.toml").is_file();
-        if project {
-            for file in fs::read_dir(&path)? {
-                println!("cargo:rerun-if-changed={}", file?.path().display());
-            }
-        }
         if project || path.extension().is_some_and(|e| e == "py") {
             let stem = path.file_stem().and_then(|s| s.to_str()).context("name")?;
             fixtures.insert(format!("py_{stem}"));
@@ -260,18 +255,8 @@ fn build_py_guests(
         if !manifest.is_file() {
             continue;
         }
-        let text = fs::read_to_string(&manifest)?;
-        let main = text
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("main = "))
-            .map(|v| v.trim_matches('"').to_owned())
-            .with_context(|| {
-                format!(
-                    "{}: needs `[tool.wasmdo] main = \"src/<class module>.py\"`",
-                    manifest.display()
-                )
-            })?;
-        guests.push(example_guest(&dir, &main)?);
+        // wasmdo-py reads the project's `[tool.wasmdo]`: its module, class and bindings
+        guests.push(example_guest(&dir, "")?);
     }
     guests.sort();
     for (konst, entry, name) in guests {

@@ -25,7 +25,7 @@ from wit_world.imports import http_types
 from wit_world.imports import objects as host_objects
 
 from wasmdo_runtime.http import Request, Response
-from wasmdo_runtime.types import Types, from_plain, to_plain
+from wasmdo_runtime.types import Types, from_plain, to_plain, wit_case
 from wasmdo_runtime.values import deserialize, serialize
 
 
@@ -61,8 +61,7 @@ class MethodError(Exception):
 
 
 def _call_error(e):
-    case = type(e.value).__name__.removeprefix("CallError_")
-    kind = "".join("-" + c.lower() if c.isupper() else c for c in case).lstrip("-")
+    _, kind = wit_case(e.value)
     detail = e.value.value
     if isinstance(detail, host_objects.Failure):
         detail = f"{detail.kind}: {detail.message}"

@@ -11,6 +11,7 @@ from wit_world.imports import storage as host_storage
 
 from wasmdo_runtime import websockets
 from wasmdo_runtime.namespace import DurableObjectId, DurableObjectNamespace
+from wasmdo_runtime.types import wit_case
 from wasmdo_runtime.values import deserialize, serialize
 
 # the storage error cases, as the messages the other SDKs give
@@ -39,9 +40,8 @@ def _host(f, *args):
     try:
         return f(*args)
     except Err as e:
-        case = type(e.value).__name__.removeprefix("Error_")
+        case, code = wit_case(e.value)
         value = getattr(e.value, "value", None)
-        code = "".join("-" + c.lower() if c.isupper() else c for c in case).lstrip("-")
         raise StorageError(code, _MESSAGES.get(case, lambda v: f"{code}: {v}")(value)) from None
 
 

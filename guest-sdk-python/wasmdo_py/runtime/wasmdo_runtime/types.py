@@ -28,6 +28,13 @@ def _camel(name):
     return head + "".join(w.capitalize() for w in rest)
 
 
+def wit_case(value):
+    """A value of a WIT variant as componentize-py gives it (``Error_NotUpgrade(…)``): its case's
+    class name (``NotUpgrade``) and WIT name (``not-upgrade``)."""
+    case = type(value).__name__.rpartition("_")[2]
+    return case, "".join("-" + c.lower() if c.isupper() else c for c in case).lstrip("-")
+
+
 class Types:
     """Where the classes behind a descriptor live: the user's (its dataclasses, TypedDicts and
     Enums, by name in the class's module) and componentize-py's (the WIT records and enums, by

@@ -16,6 +16,7 @@ while it is open, and the socket is closed (1001) if the instance goes.
 from componentize_py_types import Err
 from wit_world.imports import websockets as host
 
+from wasmdo_runtime.types import wit_case
 from wasmdo_runtime.values import deserialize, serialize
 
 _EVENTS = ("message", "close", "error")
@@ -45,8 +46,7 @@ def _call(f, *args):
     try:
         return f(*args)
     except Err as e:
-        case = type(e.value).__name__.removeprefix("Error_")
-        code = "".join("-" + c.lower() if c.isupper() else c for c in case).lstrip("-")
+        case, code = wit_case(e.value)
         raise WebSocketError(code, _messages(case, getattr(e.value, "value", None))) from None
 
 
