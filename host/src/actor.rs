@@ -712,6 +712,16 @@ impl Actor {
     /// Makes sure a live instance of the class's current version exists, running `init` in its
     /// own savepoint when it is created.
     async fn ensure_live(&mut self) -> Result<&mut Instance, ObjectError> {
+        if let Some(tenure) = &self.runtime.tenure
+            && !tenure.holds(&self.key)
+        {
+            // another host may be writing the object: nothing of this host's copy may serve
+            self.drop_instance();
+            self.state_mut().storage.close();
+            return Err(ObjectError::NotOwner(
+                "this host no longer owns the object".into(),
+            ));
+        }
         let current = self.runtime.registry.deployed(&self.key.class)?;
         let stale = match &self.occupant {
             Occupant::Live(instance) => instance.class().version != current.version,

@@ -78,6 +78,39 @@ pub struct Config {
     pub limits: Limits,
     /// Per-class settings, by class name.
     pub classes: BTreeMap<String, ClassConfig>,
+    /// Cluster mode (`None`: a single host, today's default).
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// `[cluster]`: this host is one of many sharing a PostgreSQL database; each object is owned by
+/// one host at a time, and any host forwards events to the owner.
+///
+/// ```toml
+/// [cluster]
+/// postgres = "postgres://wasmdo@db.internal:5432/wasmdo"
+/// host-id = "a"                          # unique per host, stable across restarts
+/// advertise = "http://10.0.0.5:8080"     # how other hosts reach this one (default: listen)
+/// lease-ms = 2000                        # a host silent this long is dead
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ClusterConfig {
+    /// The PostgreSQL connection string (libpq style, `postgres://…` or `host=… user=…`).
+    pub postgres: String,
+    /// This host's id: unique in the cluster, the same across its restarts.
+    pub host_id: String,
+    /// The URL other hosts forward events to (`http://host:port`); default: the control plane's
+    /// bound address.
+    #[serde(default)]
+    pub advertise: Option<String>,
+    /// How long a host may go without a heartbeat before others take its objects over.
+    #[serde(default = "default_lease_ms")]
+    pub lease_ms: u64,
+}
+
+/// The default lease: 2 s (failover within a few seconds of a host's death).
+fn default_lease_ms() -> u64 {
+    2000
 }
 
 /// A bearer token: kept out of `Debug` output (and so out of logs).
@@ -139,6 +172,7 @@ impl Default for Config {
             entry: None,
             limits: Limits::default(),
             classes: BTreeMap::new(),
+            cluster: None,
         }
     }
 }

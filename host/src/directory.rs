@@ -42,6 +42,8 @@ pub struct Directory {
     permits: Arc<Semaphore>,
     next_generation: AtomicU64,
     epoch: Instant,
+    /// The router actors are handed, if not this directory (a cluster host's).
+    outer: std::sync::OnceLock<Weak<dyn Router>>,
 }
 
 impl Directory {
@@ -53,6 +55,7 @@ impl Directory {
             live: Mutex::new(HashMap::new()),
             next_generation: AtomicU64::new(0),
             epoch: Instant::now(),
+            outer: std::sync::OnceLock::new(),
         })
     }
 
@@ -66,6 +69,12 @@ impl Directory {
     /// What the objects of this host run with.
     pub fn runtime(&self) -> &Arc<Runtime> {
         &self.runtime
+    }
+
+    /// Hands the actors started from now on `router` to reach other objects (a cluster host's,
+    /// which forwards to other hosts), instead of this directory. Set once, before serving.
+    pub(crate) fn route_through(&self, router: Weak<dyn Router>) {
+        let _ = self.outer.set(router);
     }
 
     /// Number of live objects.
@@ -168,7 +177,10 @@ impl Directory {
                     self.epoch,
                 ));
                 let name = name.map(str::to_owned);
-                let router: Weak<dyn Router> = self.me.clone();
+                let router: Weak<dyn Router> = match self.outer.get() {
+                    Some(outer) => outer.clone(),
+                    None => self.me.clone(),
+                };
                 let actor = Actor::new(
                     key.clone(),
                     name,
@@ -194,6 +206,18 @@ impl Directory {
             let closed = ObjectError::internal("the object's mailbox is closed");
             Box::new((closed, back.0))
         })
+    }
+
+    /// Whether `key` has an actor on this host.
+    pub(crate) fn is_live(&self, key: &ObjectKey) -> bool {
+        self.live.lock().expect("directory lock").contains_key(key)
+    }
+
+    /// Asks the actor of `key`, if any, to retire once idle.
+    pub(crate) fn evict(&self, key: &ObjectKey) {
+        if let Some(entry) = self.live.lock().expect("directory lock").get(key) {
+            let _ = entry.tx.send(Event::Evict);
+        }
     }
 
     fn evict_one_idle(&self, except: &ObjectKey) {

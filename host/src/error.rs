@@ -114,6 +114,18 @@ pub enum ObjectError {
     /// redeployed with another signature): the caller must regenerate its stub.
     #[error("{0}")]
     StaleStub(String),
+    /// Cluster mode: this host does not own the object (another live host does, or this host's
+    /// claim lapsed). A host that forwarded the event learns to look the owner up again.
+    #[error("{0}")]
+    NotOwner(String),
+    /// Cluster mode: the cluster store (PostgreSQL) cannot be reached, so no object can be
+    /// claimed or commit; retry once it is back.
+    #[error("{0}")]
+    ClusterUnavailable(String),
+    /// Cluster mode: the error the object's owner host answered a forwarded event with, as it
+    /// answered it.
+    #[error("{}", .0.message)]
+    Relayed(Box<Relayed>),
     /// A host-side failure (I/O, a bug): what failed, and why (the source, when there is one).
     #[error("internal error: {what}")]
     Internal {
@@ -187,8 +199,93 @@ impl ObjectError {
             ObjectError::InvalidRequest(_) => "InvalidRequest",
             ObjectError::RequestTimeout(_) => "RequestTimeout",
             ObjectError::StaleStub(_) => "StaleStub",
+            ObjectError::NotOwner(_) => "NotOwner",
+            ObjectError::ClusterUnavailable(_) => "ClusterUnavailable",
+            ObjectError::Relayed(relayed) => relayed.kind,
             ObjectError::Internal { .. } => "Internal",
         }
+    }
+}
+
+/// An error another host of the cluster answered with: its status, kind and message, kept as
+/// they were.
+#[derive(Debug, Clone)]
+pub struct Relayed {
+    /// The HTTP status the owner answered.
+    pub status: u16,
+    /// The error's kind (one of [`ObjectError::kind`]'s; `Internal` for one this host does not
+    /// know).
+    pub kind: &'static str,
+    /// The message.
+    pub message: String,
+    /// A method's own error value, for `MethodError`.
+    pub value: Option<serde_json::Value>,
+}
+
+impl Relayed {
+    /// Every kind an error can have, to give a relayed one its `&'static` name.
+    const KINDS: &[&str] = &[
+        "UnknownClass",
+        "UnknownMethod",
+        "InvalidArgument",
+        "MethodError",
+        "CallCycle",
+        "FetchFailed",
+        "AlarmFailed",
+        "CpuLimitExceeded",
+        "WallClockLimitExceeded",
+        "MemoryLimitExceeded",
+        "StackOverflow",
+        "Trap",
+        "InitFailed",
+        "Overloaded",
+        "CommitFailed",
+        "BodyTooLarge",
+        "QuotaExceeded",
+        "ComponentInUse",
+        "InvalidComponent",
+        "InvalidName",
+        "InvalidManifest",
+        "NotFound",
+        "Unauthorized",
+        "Forbidden",
+        "InvalidRequest",
+        "RequestTimeout",
+        "StaleStub",
+        "NotOwner",
+        "ClusterUnavailable",
+    ];
+
+    /// The error of an answer with `status` and JSON `body` (`{"error", "kind", "value"?}`).
+    pub(crate) fn from_answer(status: u16, body: &[u8]) -> ObjectError {
+        let parsed: Option<wasmdo_protocol::error::ErrorBody> = serde_json::from_slice(body).ok();
+        let (kind, message, value) = match parsed {
+            Some(body) => (body.kind, body.error, body.value),
+            None => (
+                "Internal".to_owned(),
+                format!(
+                    "the owner host answered {status}: {}",
+                    String::from_utf8_lossy(&body[..body.len().min(200)])
+                ),
+                None,
+            ),
+        };
+        if kind == "MethodError"
+            && let Some(value) = value
+        {
+            return ObjectError::MethodError(value);
+        }
+        let kind = Self::KINDS
+            .iter()
+            .find(|k| **k == kind)
+            .copied()
+            .unwrap_or("Internal");
+        ObjectError::Relayed(Box::new(Relayed {
+            status,
+            kind,
+            message,
+            value,
+        }))
     }
 }
 
@@ -255,6 +352,10 @@ pub enum StartError {
         /// The directory.
         path: PathBuf,
     },
+    /// Cluster mode could not start: the store is unreachable, or the data directory is not a
+    /// cluster host's.
+    #[error("cluster: {0}")]
+    Cluster(String),
     /// The WebAssembly engine cannot be created with the configured limits.
     #[error("cannot create the wasm engine")]
     Engine(#[source] Cause),

@@ -100,6 +100,16 @@ impl HostSecret {
         }
     }
 
+    /// The secret's bytes (to share it with the other hosts of a cluster).
+    pub(crate) fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// A secret from 32 bytes (a cluster's shared one).
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Option<HostSecret> {
+        bytes.try_into().ok().map(HostSecret)
+    }
+
     /// The namespace named `name` (a class's namespace name: its own name unless renamed).
     pub fn namespace(&self, name: &str) -> Namespace {
         let mut mac = HmacSha256::new_from_slice(&self.0).expect("any key length");

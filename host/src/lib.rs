@@ -46,6 +46,7 @@ pub mod alarms;
 mod bindings;
 pub mod class;
 mod clock;
+mod cluster;
 pub mod config;
 pub mod directory;
 pub mod error;
@@ -78,6 +79,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::alarms::Schedule;
+use crate::cluster::ClusterRouter;
 use crate::config::Config;
 use crate::directory::Directory;
 use crate::error::StartError;
@@ -95,6 +97,12 @@ use crate::storage::journal::Journal;
 pub struct Host {
     runtime: Arc<Runtime>,
     directory: Arc<Directory>,
+    /// How events reach objects: the directory, or in a cluster the cluster router.
+    router: Arc<dyn Router>,
+    /// The router for events another host of the cluster forwarded here (never forwards).
+    forwarded: Arc<dyn Router>,
+    /// This host's place in its cluster, if it is one.
+    cluster: Option<Arc<cluster::Cluster>>,
     projects: Arc<Projects>,
     listener: TcpListener,
     addr: SocketAddr,
@@ -111,6 +119,13 @@ impl Host {
     /// starts the epoch ticker and binds the listener.
     pub async fn start(config: Config) -> Result<Host, StartError> {
         config.check_planes()?;
+        let listen = |source| StartError::Listen {
+            addr: config.listen,
+            source,
+        };
+        // bound first: a cluster host advertises the address it got
+        let listener = TcpListener::bind(config.listen).await.map_err(listen)?;
+        let addr = listener.local_addr().map_err(listen)?;
         let data = config.data_dir();
         std::fs::create_dir_all(&data)
             .map_err(|e| StartError::data_dir("cannot create data dir", &data, e))?;
@@ -120,9 +135,18 @@ impl Host {
         data_lock
             .try_lock()
             .map_err(|_| StartError::DataDirInUse { path: data.clone() })?;
-        // before anything reads an object file: bring every one up to date from the journal
+        let cluster = match &config.cluster {
+            Some(settings) => Some(Arc::new(
+                join_cluster(settings, &config, addr, &data).await?,
+            )),
+            None => None,
+        };
+        // before anything reads an object file: bring every one up to date from the journal (a
+        // cluster host keeps none: the store holds every commit)
         let journal_dir = config.journal_dir();
-        let recovered = {
+        let recovered = if cluster.is_some() {
+            storage::journal::Recovered::default()
+        } else {
             let (dir, journal) = (data.clone(), journal_dir.clone());
             tokio::task::spawn_blocking(move || storage::journal::recover(&dir, &journal))
                 .await
@@ -134,8 +158,22 @@ impl Host {
                 })?
         };
         let secret_path = data.join("host.key");
-        let secret = HostSecret::load_or_create(&secret_path)
+        let mut secret = HostSecret::load_or_create(&secret_path)
             .map_err(|e| StartError::data_dir("cannot read or create", &secret_path, e))?;
+        if let Some(cluster) = &cluster {
+            // every host derives ids from one secret: the first host's
+            let shared = cluster
+                .store
+                .secret(secret.bytes().to_vec())
+                .await
+                .and_then(|bytes| {
+                    HostSecret::from_bytes(&bytes).ok_or_else(|| {
+                        cluster::store::StoreError("the stored id secret is not 32 bytes".into())
+                    })
+                })
+                .map_err(|e| StartError::Cluster(e.to_string()))?;
+            secret = shared;
+        }
         let metrics = Arc::new(Metrics::default());
         let engine = registry::new_engine(&config.limits, &metrics)?;
         let registry = {
@@ -176,6 +214,7 @@ impl Host {
             })?;
         let schedule = Arc::new(schedule);
         let journal: Option<Arc<dyn CommitLog>> = match config.limits.durable_commits {
+            _ if cluster.is_some() => cluster.clone().map(|c| c as Arc<dyn CommitLog>),
             true => Some(Arc::new(
                 Journal::start(
                     &data,
@@ -194,7 +233,7 @@ impl Host {
         let usage = storage::sqlite::Usage::scan(&data, config.limits.quotas())
             .map_err(|e| StartError::data_dir("cannot measure the object databases in", &data, e))?
             .map(Arc::new);
-        let runtime = Arc::new(Runtime::new(
+        let mut runtime = Runtime::new(
             registry.clone(),
             config.limits.clone(),
             data,
@@ -202,21 +241,38 @@ impl Host {
             schedule.clone(),
             journal,
             usage,
-        ));
+        );
+        if let Some(cluster) = &cluster {
+            runtime = runtime.with_tenure(cluster.clone());
+        }
+        let runtime = Arc::new(runtime);
         let directory = Directory::new(runtime.clone());
-        let router: Arc<dyn Router> = directory.clone();
+        let (router, forwarded): (Arc<dyn Router>, Arc<dyn Router>) = match &cluster {
+            Some(cluster) => {
+                let router =
+                    ClusterRouter::new(cluster.clone(), directory.clone(), runtime.clone());
+                let forwarded = Arc::new(router.forwarded());
+                let router = Arc::new(router);
+                directory.route_through(Arc::downgrade(&(router.clone() as Arc<dyn Router>)));
+                let evict = Arc::downgrade(&directory);
+                tokio::spawn(cluster::Cluster::beat(
+                    Arc::downgrade(cluster),
+                    move |keys| {
+                        if let Some(directory) = evict.upgrade() {
+                            keys.iter().for_each(|key| directory.evict(key));
+                        }
+                    },
+                ));
+                (router, forwarded)
+            }
+            None => (directory.clone(), directory.clone()),
+        };
         let projects = Projects::open(runtime.clone(), router.clone(), &config.data_dir())?;
         // before alarms go out: a migration a crash interrupted moves or deletes some
         projects.start(config.entry.as_deref()).await;
         tokio::spawn(schedule.run(Arc::downgrade(&router)));
         let retention = Duration::from_millis(config.limits.unused_component_retention_ms);
         tokio::spawn(collect_components(Arc::downgrade(&registry), retention));
-        let listen = |source| StartError::Listen {
-            addr: config.listen,
-            source,
-        };
-        let listener = TcpListener::bind(config.listen).await.map_err(listen)?;
-        let addr = listener.local_addr().map_err(listen)?;
         let public = match config.public_listen {
             Some(public) => {
                 let listen = |source| StartError::Listen {
@@ -232,6 +288,9 @@ impl Host {
         Ok(Host {
             runtime,
             directory,
+            router,
+            forwarded,
+            cluster,
             projects: Arc::new(projects),
             listener,
             addr,
@@ -281,7 +340,9 @@ impl Host {
                     .min(tokio::sync::Semaphore::MAX_PERMITS),
             )),
             credentials: self.credentials,
-            router: self.directory.clone(),
+            router: self.router,
+            forwarded: self.forwarded,
+            cluster: self.cluster,
             runtime: self.runtime,
             directory: self.directory,
             projects: self.projects,
@@ -294,6 +355,33 @@ impl Host {
         }
         gateway::serve(self.listener, gateway, gateway::Plane::Control, caps()).await;
     }
+}
+
+/// Joins the cluster `settings` name: a data directory used by a single host before is refused
+/// (its objects are not in the cluster store; importing them is not supported yet).
+async fn join_cluster(
+    settings: &config::ClusterConfig,
+    config: &Config,
+    addr: SocketAddr,
+    data: &std::path::Path,
+) -> Result<cluster::Cluster, StartError> {
+    let marker = data.join("cluster");
+    if !marker.exists() && data.join("objects").exists() {
+        return Err(StartError::Cluster(format!(
+            "{} holds objects of a single host; a cluster host needs a data directory of its own (its files are a cache of the cluster store)",
+            data.display()
+        )));
+    }
+    std::fs::write(&marker, format!("{}\n", settings.host_id))
+        .map_err(|e| StartError::data_dir("cannot write", &marker, e))?;
+    let url = settings
+        .advertise
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let token = config.admin_token.as_ref().map(|t| t.expose().to_owned());
+    cluster::Cluster::join(settings, url, token)
+        .await
+        .map_err(|e| StartError::Cluster(e.to_string()))
 }
 
 /// The connection caps in effect: the configured ones, lowered so that sockets can take at most

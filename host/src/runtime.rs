@@ -37,6 +37,16 @@ pub struct Runtime {
     pub(crate) journal: Option<Arc<dyn CommitLog>>,
     /// What the object databases take, against the storage quotas (`None`: no quota set).
     pub(crate) usage: Option<Arc<Usage>>,
+    /// The data directory.
+    pub(crate) data: PathBuf,
+    /// Whether this host may run an object's events (`None`: always, a single host).
+    pub(crate) tenure: Option<Arc<dyn Tenure>>,
+}
+
+/// Whether this host may run an object's events: always on a single host; in a cluster, only
+/// while it owns the object (an actor checks before every event that runs guest code).
+pub(crate) trait Tenure: Send + Sync {
+    fn holds(&self, key: &ObjectKey) -> bool;
 }
 
 impl Runtime {
@@ -51,7 +61,9 @@ impl Runtime {
     ) -> Runtime {
         Runtime {
             registry,
-            databases: Databases::new(data, limits.max_open_databases),
+            databases: Databases::new(data.clone(), limits.max_open_databases),
+            data,
+            tenure: None,
             limits,
             metrics,
             schedule,
@@ -60,6 +72,12 @@ impl Runtime {
             journal,
             usage,
         }
+    }
+
+    /// Runs events only while `tenure` holds (cluster mode).
+    pub(crate) fn with_tenure(mut self, tenure: Arc<dyn Tenure>) -> Runtime {
+        self.tenure = Some(tenure);
+        self
     }
 
     /// The class registry objects are activated from.

@@ -27,6 +27,24 @@ impl Gateway {
                     "classes": self.runtime.registry.list().len(),
                 }),
             )),
+            (&Method::GET, ["cluster"]) => {
+                let Some(cluster) = &self.cluster else {
+                    return Err(ObjectError::NotFound(
+                        "this host is not in a cluster (no `[cluster]` in its config)".into(),
+                    ));
+                };
+                Ok(json_response(
+                    StatusCode::OK,
+                    &serde_json::json!({
+                        "host": cluster.me.host,
+                        "incarnation": cluster.me.number,
+                        "url": cluster.url,
+                        "lease_ms": cluster.lease.as_millis() as u64,
+                        "owned_objects": cluster.owned(),
+                        "hosts": cluster.hosts(),
+                    }),
+                ))
+            }
             (&Method::GET, ["metrics"]) => {
                 let text = self.runtime.metrics.render(
                     self.directory.live_objects(),

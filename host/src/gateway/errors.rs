@@ -37,6 +37,11 @@ pub(crate) fn status_of(error: &ObjectError) -> StatusCode {
         | ObjectError::CommitFailed(_)
         | ObjectError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         ObjectError::StaleStub(_) => StatusCode::CONFLICT,
+        ObjectError::NotOwner(_) => StatusCode::MISDIRECTED_REQUEST,
+        ObjectError::ClusterUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        ObjectError::Relayed(relayed) => {
+            StatusCode::from_u16(relayed.status).unwrap_or(StatusCode::BAD_GATEWAY)
+        }
     }
 }
 

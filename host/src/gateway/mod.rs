@@ -20,6 +20,8 @@
 //! | `GET /_admin/projects`, `GET /_admin/projects/{name}` | deployed projects |
 //! | `GET /_admin/health`, `GET /_admin/metrics` | liveness, Prometheus metrics |
 //! | `GET /_admin/classes/{class}/id-from-name/{name}`, `POST …/new-unique-id`, `GET …/id-from-string/{id}` | object ids, as Cloudflare's namespace methods |
+//! | `GET /_admin/cluster` | cluster mode: this host, the hosts, their health and objects |
+//! | `POST /_cluster/dynamic/{class}/{name}/{method}` | cluster mode: a call by name another host forwarded (admin scope) |
 //! | `POST /rpc/{class}/{name}/{method}` | typed RPC, JSON array of arguments |
 //! | `ANY /objects/{class}/{name}/{path…}` | the object's `fetch` |
 //! | anything else | the entry Worker's `fetch`, if one is deployed (404 otherwise) |
@@ -67,6 +69,11 @@ pub(crate) struct Gateway {
     pub(crate) runtime: Arc<Runtime>,
     /// How requests reach objects.
     pub(crate) router: Arc<dyn Router>,
+    /// How requests another host of the cluster forwarded reach objects (never forwarded
+    /// again); the same as `router` on a single host.
+    pub(crate) forwarded: Arc<dyn Router>,
+    /// This host's cluster, if it is in one (`/_admin/cluster`).
+    pub(crate) cluster: Option<Arc<crate::cluster::Cluster>>,
     /// This host's live objects (for `health` and `metrics` only).
     pub(crate) directory: Arc<Directory>,
     /// The entry Worker's instances.
@@ -391,7 +398,15 @@ impl Gateway {
         if plane == Plane::Public {
             return self.worker(req, peer, path.clone()).await;
         }
+        let router = match req.headers().contains_key(crate::cluster::FORWARDED) {
+            true => &self.forwarded,
+            false => &self.router,
+        };
         match (req.method(), segments.as_slice()) {
+            (_, ["_cluster", "dynamic", class, name, method]) => {
+                let req = self.authorize(req, Scope::Admin).await?;
+                self.forwarded_dynamic(req, class, name, method).await
+            }
             (_, ["_admin", rest @ ..]) => {
                 let scope = admin_scope(req.method(), rest);
                 let req = self.authorize(req, scope).await?;
@@ -401,7 +416,7 @@ impl Gateway {
                 let req = self.authorize(req, Scope::Call).await?;
                 match (req.method(), &segments[1..]) {
                     (&Method::POST, [class, name, method]) => {
-                        self.rpc(req, class, name, method).await
+                        self.rpc(req, router, class, name, method).await
                     }
                     _ => Err(ObjectError::NotFound(
                         "RPC calls are `POST /rpc/{class}/{name}/{method}`".into(),
@@ -416,7 +431,7 @@ impl Gateway {
                     1 + "objects".len() + 1 + segments[1].len() + 1 + segments[2].len();
                 let rest = &path[prefix_len..];
                 let rest = if rest.is_empty() { "/" } else { rest };
-                self.fetch(req, peer, &class, &address, rest.to_string())
+                self.fetch(req, router, peer, &class, &address, rest.to_string())
                     .await
             }
             _ => self.worker(req, peer, path.clone()).await,
@@ -459,7 +474,7 @@ impl Gateway {
         match self.runtime.registry.entry_worker() {
             Some(worker) => {
                 let slot = self.workers.pick();
-                self.fetch(req, peer, &worker.name, &slot.address(), path)
+                self.fetch(req, &self.router, peer, &worker.name, &slot.address(), path)
                     .await
             }
             None => Err(ObjectError::NotFound(format!(

@@ -16,13 +16,14 @@ use super::connections::Admitted;
 use super::{Gateway, decode, json_response, object_name, websocket, websocket_key};
 use crate::bindings::http_types;
 use crate::error::ObjectError;
-use crate::router::Address;
+use crate::router::{Address, Router};
 
 impl Gateway {
     /// `POST /rpc/{class}/{name}/{method}`: the body is a JSON array of arguments.
     pub(super) async fn rpc(
         &self,
         req: Request<Incoming>,
+        router: &Arc<dyn Router>,
         class: &str,
         name: &str,
         method: &str,
@@ -36,11 +37,54 @@ impl Gateway {
         // `Val`): the decoding is charged to the body budget too
         let _parse = self.charge_parse(&body)?;
         // the body (and its budget) lives until the reply: the object decodes it in place
-        let value = self
-            .router
-            .call(&class, &address, &method, body.bytes())
-            .await?;
+        let value = router.call(&class, &address, &method, body.bytes()).await?;
         Ok(json_response(StatusCode::OK, &value))
+    }
+
+    /// `POST /_cluster/dynamic/{class}/{name}/{method}`: a call by name another host of the
+    /// cluster forwarded; the body is the encoded list of arguments, the answer the encoded value
+    /// (or, with the `x-wasmdo-thrown` header, what the method threw as JSON).
+    pub(super) async fn forwarded_dynamic(
+        &self,
+        req: Request<Incoming>,
+        class: &str,
+        name: &str,
+        method: &str,
+    ) -> Result<Response<Full<Bytes>>, ObjectError> {
+        let class = decode(class)?;
+        let address = object_name(name)?;
+        let method = decode(method)?;
+        let body = self
+            .read_body(req.into_body(), self.runtime.limits.max_body_bytes)
+            .await?;
+        let (key, name) = self.forwarded.resolve(&class, &address)?;
+        let answer = self
+            .forwarded
+            .call_dynamic(
+                key,
+                name.as_deref(),
+                method,
+                body.to_vec(),
+                Arc::new(Vec::new()),
+            )
+            .await?;
+        let response = Response::builder().status(StatusCode::OK);
+        Ok(match answer {
+            Ok(value) => response
+                .header("content-type", "application/octet-stream")
+                .body(Full::new(Bytes::from(value))),
+            Err(thrown) => response
+                .header("content-type", "application/json")
+                .header(crate::cluster::THROWN, "1")
+                .body(Full::new(Bytes::from(
+                    serde_json::to_vec(&serde_json::json!({
+                        "name": thrown.name,
+                        "message": thrown.message,
+                    }))
+                    .expect("JSON prints"),
+                ))),
+        }
+        .expect("valid response"))
     }
 
     /// Takes the memory parsing `body` as JSON will cost (an estimate from the number of values
@@ -75,6 +119,7 @@ impl Gateway {
     pub(super) async fn fetch(
         &self,
         mut req: Request<Incoming>,
+        router: &Arc<dyn Router>,
         peer: SocketAddr,
         class: &str,
         address: &Address,
@@ -103,8 +148,7 @@ impl Gateway {
             headers,
             body: body.to_vec(),
         };
-        let fetched = self
-            .router
+        let fetched = router
             .fetch(class, address, request, upgrade.is_some())
             .await?;
         let response = fetched.response;
@@ -139,7 +183,7 @@ impl Gateway {
                     builder = builder.header(name.as_str(), value.as_str());
                 }
             }
-            let router = self.router.clone();
+            let router = router.clone();
             let max_message_bytes = self.runtime.limits.max_websocket_message_bytes;
             tokio::spawn(async move {
                 match on_upgrade.await {

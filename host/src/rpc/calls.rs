@@ -325,9 +325,10 @@ fn call_error(e: ObjectError) -> CallError {
         ObjectError::UnknownMethod { .. }
         | ObjectError::InvalidArgument(_)
         | ObjectError::StaleStub(_) => CallError::BadCall(e.to_string()),
-        ObjectError::UnknownClass(_) | ObjectError::Overloaded(_) => {
-            CallError::Unavailable(e.to_string())
-        }
+        ObjectError::UnknownClass(_)
+        | ObjectError::Overloaded(_)
+        | ObjectError::NotOwner(_)
+        | ObjectError::ClusterUnavailable(_) => CallError::Unavailable(e.to_string()),
         other => CallError::CalleeFailed(Failure {
             kind: other.kind().to_string(),
             message: other.message(),

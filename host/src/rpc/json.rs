@@ -146,7 +146,6 @@ pub(crate) fn args_from_json(
 }
 
 /// Decodes one JSON value into a [`Val`] of type `ty`; errors carry a path but no argument.
-#[cfg(test)]
 pub(crate) fn json_to_val(ty: &Type, json: &Value) -> Result<Val, ArgumentError> {
     let text = serde_json::to_vec(json).expect("a JSON value prints");
     let failure = Failure::default();

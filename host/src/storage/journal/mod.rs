@@ -29,7 +29,7 @@ mod recover;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use recover::recover;
+pub(crate) use recover::{Recovered, file_batch, rebuild, recover};
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;

@@ -106,6 +106,30 @@ pub(crate) fn recover(data: &Path, dir: &Path) -> Result<Recovered, String> {
     Ok(recovered)
 }
 
+/// Makes the object file `object` (its path under `data`) again from its whole history,
+/// `records` (every batch from the first, in order; none: the object is empty): the file, its WAL
+/// and shared-memory file are deleted first. Nothing may have the file open.
+pub(crate) fn rebuild(data: &Path, object: &str, records: &[Changes]) -> Result<(), String> {
+    let path = data.join(object);
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.clone().into_os_string();
+        file.push(suffix);
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("cannot remove {}: {e}", Path::new(&file).display())),
+        }
+    }
+    if records.is_empty() {
+        return Ok(());
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    }
+    replay(data, object, records).map(drop)
+}
+
 /// Brings one object file forward; returns how many batches it wrote.
 fn replay(data: &Path, object: &str, records: &[Changes]) -> Result<usize, String> {
     let relative = Path::new(object);
@@ -183,7 +207,7 @@ fn replay(data: &Path, object: &str, records: &[Changes]) -> Result<usize, Strin
 
 /// The last batch the file at `path` holds (`None`: no file, or an empty one), after folding its
 /// WAL into it so that page writes land on the file SQLite reads.
-fn file_batch(path: &Path) -> Result<Option<u64>, String> {
+pub(crate) fn file_batch(path: &Path) -> Result<Option<u64>, String> {
     match std::fs::metadata(path) {
         Ok(meta) if meta.len() == 0 => return Ok(None),
         Ok(_) => {}

@@ -75,6 +75,19 @@ impl Databases {
     }
 
     /// Closes the parked databases of `class` (its objects are being stopped by a migration).
+    /// Closes the parked database of `key`, if any (an object this host is taking over again).
+    pub(crate) fn close(&self, key: &ObjectKey) {
+        let closed = self
+            .parked
+            .lock()
+            .expect("parked databases lock")
+            .databases
+            .remove(key);
+        if closed.is_some() {
+            self.open.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
     pub(crate) fn close_class(&self, class: &str) {
         let closed: Vec<_> = {
             let mut parked = self.parked.lock().expect("parked databases lock");

@@ -1,0 +1,404 @@
+//! The cluster store on PostgreSQL (15+): four tables, each protocol step one statement or one
+//! short transaction, liveness judged by the server's clock (`now()`), so hosts need no
+//! synchronized clocks.
+//!
+//! | table | one row per |
+//! |---|---|
+//! | `wasmdo_meta` | setting shared by every host (the id secret) |
+//! | `wasmdo_hosts` | host id: its current incarnation, URL and heartbeat |
+//! | `wasmdo_objects` | object ever claimed: owner incarnation, epoch, last committed batch |
+//! | `wasmdo_changes` | committed batch of an object: the pages it wrote (SQLite WAL frames) |
+//!
+//! A commit is one statement: an `UPDATE` of the object's row guarded by owner, epoch and batch
+//! number ([`super::protocol::commit_applies`]) feeding the `INSERT` of the batch, so the fence
+//! and the data are one transaction. Commits are spread over a few connections and pipelined on
+//! each; the server's group commit makes one WAL flush cover many of them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+use tokio_postgres::{Client, NoTls, Statement};
+
+use super::protocol::{self, Claim, Claimed, Found, Incarnation};
+use super::store::{Beat, ClusterStore, HostStatus, StoreError, StoreFuture};
+use crate::storage::commit::Changes;
+
+/// Connections commits and lookups are spread over (each pipelines its queries).
+const CONNECTIONS: usize = 4;
+/// How long connecting may take before the store counts as unavailable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long one statement may take before the store counts as unavailable.
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS wasmdo_meta (
+    key text PRIMARY KEY,
+    value bytea NOT NULL
+);
+CREATE TABLE IF NOT EXISTS wasmdo_hosts (
+    id text PRIMARY KEY,
+    incarnation bigint NOT NULL,
+    url text NOT NULL,
+    heartbeat timestamptz NOT NULL,
+    started timestamptz NOT NULL
+);
+CREATE TABLE IF NOT EXISTS wasmdo_objects (
+    object text PRIMARY KEY,
+    owner text NOT NULL,
+    incarnation bigint NOT NULL,
+    epoch bigint NOT NULL,
+    seq bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS wasmdo_objects_owner ON wasmdo_objects (owner, incarnation);
+CREATE TABLE IF NOT EXISTS wasmdo_changes (
+    object text NOT NULL,
+    seq bigint NOT NULL,
+    epoch bigint NOT NULL,
+    page_size integer NOT NULL,
+    db_pages integer NOT NULL,
+    frames bytea NOT NULL,
+    PRIMARY KEY (object, seq)
+);
+";
+
+/// Whether the owner named by `o` is alive: the host row holds that incarnation and a heartbeat
+/// within the lease (`$lease` seconds).
+fn alive_sql(lease: &str) -> String {
+    format!(
+        "coalesce(h.incarnation = o.incarnation AND h.heartbeat > now() - make_interval(secs => {lease}::float8), false)"
+    )
+}
+
+const COMMIT: &str = "
+WITH fenced AS (
+    UPDATE wasmdo_objects SET seq = $4
+    WHERE object = $1 AND owner = $2 AND incarnation = $3 AND epoch = $5 AND seq = $4 - 1
+    RETURNING object
+)
+INSERT INTO wasmdo_changes (object, seq, epoch, page_size, db_pages, frames)
+SELECT object, $4, $5, $6, $7, $8 FROM fenced";
+
+/// One pooled connection and its prepared commit.
+struct Conn {
+    client: Client,
+    commit: Statement,
+}
+
+/// [`ClusterStore`] on a PostgreSQL server.
+pub(crate) struct Postgres {
+    url: String,
+    pool: Vec<Mutex<Option<Arc<Conn>>>>,
+    next: AtomicUsize,
+    /// For claims, which need a transaction of their own.
+    claims: Mutex<Option<Client>>,
+}
+
+impl Postgres {
+    /// A store on the server at `url` (`postgres://user@host:port/db`); connects lazily, and
+    /// again after the server went away.
+    pub(crate) fn new(url: &str) -> Postgres {
+        Postgres {
+            url: url.to_owned(),
+            pool: (0..CONNECTIONS).map(|_| Mutex::new(None)).collect(),
+            next: AtomicUsize::new(0),
+            claims: Mutex::new(None),
+        }
+    }
+
+    async fn connect(&self) -> Result<Client, StoreError> {
+        let connecting = tokio_postgres::connect(&self.url, NoTls);
+        let (client, connection) = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+            .await
+            .map_err(|_| StoreError("connecting to PostgreSQL timed out".into()))?
+            .map_err(fail)?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(target: "wasmdo.cluster", "PostgreSQL connection closed: {e}");
+            }
+        });
+        Ok(client)
+    }
+
+    /// A pooled connection, connecting (again) if needed.
+    async fn conn(&self) -> Result<Arc<Conn>, StoreError> {
+        let slot = &self.pool[self.next.fetch_add(1, Ordering::Relaxed) % self.pool.len()];
+        let mut slot = slot.lock().await;
+        if let Some(conn) = slot.as_ref().filter(|c| !c.client.is_closed()) {
+            return Ok(conn.clone());
+        }
+        let client = self.connect().await?;
+        let commit = client.prepare(COMMIT).await.map_err(fail)?;
+        let conn = Arc::new(Conn { client, commit });
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+}
+
+/// A PostgreSQL error as the store's.
+fn fail(e: tokio_postgres::Error) -> StoreError {
+    StoreError(match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    })
+}
+
+/// Bounds one store call: a server that hangs counts as unavailable.
+async fn timed<T>(
+    call: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(STATEMENT_TIMEOUT, call)
+        .await
+        .map_err(|_| StoreError("PostgreSQL did not answer in time".into()))?
+}
+
+fn found(row: &tokio_postgres::Row) -> Found {
+    Found {
+        claim: Claim {
+            owner: Incarnation {
+                host: row.get(0),
+                number: row.get(1),
+            },
+            epoch: row.get(2),
+            seq: row.get(3),
+        },
+        alive: row.get(4),
+    }
+}
+
+impl ClusterStore for Postgres {
+    fn migrate(&self) -> StoreFuture<'_, ()> {
+        Box::pin(timed(async move {
+            let mut client = self.connect().await?;
+            let tx = client.transaction().await.map_err(fail)?;
+            // hosts starting together must not race on CREATE TABLE
+            tx.execute("SELECT pg_advisory_xact_lock(7301)", &[])
+                .await
+                .map_err(fail)?;
+            tx.batch_execute(SCHEMA).await.map_err(fail)?;
+            tx.commit().await.map_err(fail)
+        }))
+    }
+
+    fn secret(&self, proposal: Vec<u8>) -> StoreFuture<'_, Vec<u8>> {
+        Box::pin(timed(async move {
+            let conn = self.conn().await?;
+            conn.client
+                .execute(
+                    "INSERT INTO wasmdo_meta (key, value) VALUES ('secret', $1) ON CONFLICT (key) DO NOTHING",
+                    &[&proposal],
+                )
+                .await
+                .map_err(fail)?;
+            let row = conn
+                .client
+                .query_one("SELECT value FROM wasmdo_meta WHERE key = 'secret'", &[])
+                .await
+                .map_err(fail)?;
+            Ok(row.get(0))
+        }))
+    }
+
+    fn register<'a>(&'a self, id: &'a str, url: &'a str) -> StoreFuture<'a, Incarnation> {
+        Box::pin(timed(async move {
+            let conn = self.conn().await?;
+            let row = conn
+                .client
+                .query_one(
+                    "INSERT INTO wasmdo_hosts (id, incarnation, url, heartbeat, started)
+                     VALUES ($1, 1, $2, now(), now())
+                     ON CONFLICT (id) DO UPDATE SET incarnation = wasmdo_hosts.incarnation + 1,
+                         url = $2, heartbeat = now(), started = now()
+                     RETURNING incarnation",
+                    &[&id, &url],
+                )
+                .await
+                .map_err(fail)?;
+            Ok(Incarnation {
+                host: id.to_owned(),
+                number: row.get(0),
+            })
+        }))
+    }
+
+    fn heartbeat<'a>(&'a self, me: &'a Incarnation, lease: Duration) -> StoreFuture<'a, Beat> {
+        Box::pin(timed(async move {
+            let conn = self.conn().await?;
+            let lease = lease.as_secs_f64();
+            let renewed = conn
+                .client
+                .query_opt(
+                    "WITH old AS (SELECT heartbeat FROM wasmdo_hosts WHERE id = $1 AND incarnation = $2)
+                     UPDATE wasmdo_hosts h SET heartbeat = now() FROM old
+                     WHERE h.id = $1 AND h.incarnation = $2
+                     RETURNING old.heartbeat < now() - make_interval(secs => $3::float8)",
+                    &[&me.host, &me.number, &lease],
+                )
+                .await
+                .map_err(fail)?;
+            let lapsed = renewed.is_none_or(|row| row.get::<_, bool>(0));
+            let rows = conn
+                .client
+                .query(
+                    "SELECT h.id, h.incarnation, h.url,
+                            h.heartbeat > now() - make_interval(secs => $1::float8),
+                            (extract(epoch from now() - h.heartbeat) * 1000)::bigint,
+                            (SELECT count(*) FROM wasmdo_objects o
+                              WHERE o.owner = h.id AND o.incarnation = h.incarnation)
+                     FROM wasmdo_hosts h ORDER BY h.id",
+                    &[&lease],
+                )
+                .await
+                .map_err(fail)?;
+            let hosts = rows
+                .iter()
+                .map(|row| HostStatus {
+                    id: row.get(0),
+                    incarnation: row.get(1),
+                    url: row.get(2),
+                    alive: row.get(3),
+                    heartbeat_age_ms: row.get(4),
+                    objects: row.get(5),
+                })
+                .collect();
+            Ok(Beat { lapsed, hosts })
+        }))
+    }
+
+    fn lookup<'a>(&'a self, object: &'a str, lease: Duration) -> StoreFuture<'a, Option<Found>> {
+        Box::pin(timed(async move {
+            let conn = self.conn().await?;
+            let sql = format!(
+                "SELECT o.owner, o.incarnation, o.epoch, o.seq, {}
+                 FROM wasmdo_objects o LEFT JOIN wasmdo_hosts h ON h.id = o.owner
+                 WHERE o.object = $1",
+                alive_sql("$2")
+            );
+            let row = conn
+                .client
+                .query_opt(&sql, &[&object, &lease.as_secs_f64()])
+                .await
+                .map_err(fail)?;
+            Ok(row.as_ref().map(found))
+        }))
+    }
+
+    fn claim<'a>(
+        &'a self,
+        object: &'a str,
+        me: &'a Incarnation,
+        lease: Duration,
+    ) -> StoreFuture<'a, Claimed> {
+        Box::pin(timed(async move {
+            let mut slot = self.claims.lock().await;
+            if slot.as_ref().is_none_or(Client::is_closed) {
+                *slot = Some(self.connect().await?);
+            }
+            let client = slot.as_mut().expect("connected above");
+            let tx = client.transaction().await.map_err(fail)?;
+            let inserted = tx
+                .query_opt(
+                    "INSERT INTO wasmdo_objects (object, owner, incarnation, epoch, seq)
+                     VALUES ($1, $2, $3, 1, 0) ON CONFLICT (object) DO NOTHING RETURNING epoch",
+                    &[&object, &me.host, &me.number],
+                )
+                .await
+                .map_err(fail)?;
+            if inserted.is_some() {
+                tx.commit().await.map_err(fail)?;
+                return Ok(Claimed::Won {
+                    epoch: 1,
+                    seq: 0,
+                    previous: None,
+                });
+            }
+            let sql = format!(
+                "SELECT o.owner, o.incarnation, o.epoch, o.seq, {}
+                 FROM wasmdo_objects o LEFT JOIN wasmdo_hosts h ON h.id = o.owner
+                 WHERE o.object = $1 FOR UPDATE OF o",
+                alive_sql("$2")
+            );
+            let row = tx
+                .query_one(&sql, &[&object, &lease.as_secs_f64()])
+                .await
+                .map_err(fail)?;
+            let current = found(&row);
+            if !protocol::claim_applies(Some(&current.claim), current.alive, me) {
+                tx.commit().await.map_err(fail)?;
+                return Ok(Claimed::Lost(current));
+            }
+            let epoch = protocol::claim_epoch(Some(&current.claim), me);
+            tx.execute(
+                "UPDATE wasmdo_objects SET owner = $2, incarnation = $3, epoch = $4 WHERE object = $1",
+                &[&object, &me.host, &me.number, &epoch],
+            )
+            .await
+            .map_err(fail)?;
+            tx.commit().await.map_err(fail)?;
+            Ok(Claimed::Won {
+                epoch,
+                seq: current.claim.seq,
+                previous: Some(current.claim.owner),
+            })
+        }))
+    }
+
+    fn commit<'a>(
+        &'a self,
+        me: &'a Incarnation,
+        epoch: i64,
+        changes: &'a Changes,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(timed(async move {
+            let conn = self.conn().await?;
+            let seq = changes.seq as i64;
+            let page_size = changes.page_size as i32;
+            let db_pages = changes.db_pages as i32;
+            let stored = conn
+                .client
+                .execute(
+                    &conn.commit,
+                    &[
+                        &&*changes.object,
+                        &me.host,
+                        &me.number,
+                        &seq,
+                        &epoch,
+                        &page_size,
+                        &db_pages,
+                        &changes.frames,
+                    ],
+                )
+                .await
+                .map_err(fail)?;
+            Ok(stored == 1)
+        }))
+    }
+
+    fn changes<'a>(&'a self, object: &'a str, after: i64) -> StoreFuture<'a, Vec<Changes>> {
+        Box::pin(timed(async move {
+            let conn = self.conn().await?;
+            let rows = conn
+                .client
+                .query(
+                    "SELECT seq, page_size, db_pages, frames FROM wasmdo_changes
+                     WHERE object = $1 AND seq > $2 ORDER BY seq",
+                    &[&object, &after],
+                )
+                .await
+                .map_err(fail)?;
+            let object: Arc<str> = object.into();
+            Ok(rows
+                .iter()
+                .map(|row| Changes {
+                    object: object.clone(),
+                    seq: row.get::<_, i64>(0) as u64,
+                    page_size: row.get::<_, i32>(1) as u32,
+                    db_pages: row.get::<_, i32>(2) as u32,
+                    frames: row.get(3),
+                })
+                .collect())
+        }))
+    }
+}

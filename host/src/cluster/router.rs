@@ -1,0 +1,700 @@
+//! [`ClusterRouter`]: the `Router` of a cluster host. Every event first finds its object's place
+//! — this host (it owns the object, or claims it because nobody live does) or the live owner —
+//! and then goes to this host's [`Directory`] or is forwarded (`forward.rs`).
+//!
+//! Taking an object over (`prepare`) drops whatever this host kept of it from an earlier tenure
+//! (a live actor, a parked connection, a hibernation snapshot) and rebuilds its file from the
+//! store's batches unless the file holds exactly them ([`protocol::must_rebuild`]).
+//!
+//! A forwarded event is never forwarded again: a host that does not own the object answers
+//! `421 NotOwner`, and the sender looks the owner up afresh.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hyper::{Method, StatusCode};
+use wasmtime::component::Val;
+use wasmtime::component::types::Type;
+
+use super::Cluster;
+use super::forward::{Answer, Peers, THROWN, failure, segment};
+use super::protocol::{self, Next, Prepare, Route};
+use crate::bindings::dynamic_api::Thrown;
+use crate::bindings::http_types::{Request, Response};
+use crate::directory::Directory;
+use crate::error::ObjectError;
+use crate::ids::{ObjectId, ObjectKey};
+use crate::router::{Address, Chain, Dynamic, Fetched, Routed, Router, StubMethod};
+use crate::rpc::json::{json_to_val, val_to_json};
+use crate::runtime::Runtime;
+use crate::websockets::{SocketEvent, SocketId};
+
+/// How often an event looks for its object's place before giving up (each miss is a race with
+/// another host's claim or a stale view, corrected by one more lookup).
+const PLACE_ATTEMPTS: usize = 4;
+/// How long taking an object over waits for this host's previous actor of it to retire.
+const RETIRE_WAIT: Duration = Duration::from_secs(5);
+
+/// Where an event runs.
+enum Place {
+    Here,
+    /// The owner's URL.
+    There(String),
+}
+
+/// What the two faces of the router share.
+struct Shared {
+    cluster: Arc<Cluster>,
+    directory: Arc<Directory>,
+    runtime: Arc<Runtime>,
+    peers: Peers,
+    /// Objects being looked up or claimed right now: events for them wait for the outcome.
+    settling: Mutex<HashMap<ObjectKey, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// The router of a cluster host. [`ClusterRouter::new`] gives the face for events from clients
+/// and this host's objects; [`ClusterRouter::forwarded`] the face for events another host
+/// forwarded here, which never forwards.
+#[derive(Clone)]
+pub(crate) struct ClusterRouter {
+    shared: Arc<Shared>,
+    forwards: bool,
+}
+
+impl ClusterRouter {
+    pub(crate) fn new(
+        cluster: Arc<Cluster>,
+        directory: Arc<Directory>,
+        runtime: Arc<Runtime>,
+    ) -> ClusterRouter {
+        let peers = Peers::new(cluster.token.clone());
+        ClusterRouter {
+            shared: Arc::new(Shared {
+                cluster,
+                directory,
+                runtime,
+                peers,
+                settling: Mutex::new(HashMap::new()),
+            }),
+            forwards: true,
+        }
+    }
+
+    /// The face for events another host forwarded here.
+    pub(crate) fn forwarded(&self) -> ClusterRouter {
+        ClusterRouter {
+            shared: self.shared.clone(),
+            forwards: false,
+        }
+    }
+}
+
+impl Shared {
+    /// The object's name in the store: its database path under the data directory.
+    fn store_name(&self, key: &ObjectKey) -> Arc<str> {
+        let namespace = self.runtime.registry.namespace_name(&key.class);
+        self.runtime.databases.name(&namespace, key.id)
+    }
+
+    /// Where the next event for `key` runs: here (owned, or claimed now) or at its live owner.
+    async fn place(&self, key: &ObjectKey, forwards: bool) -> Result<Place, ObjectError> {
+        if self
+            .runtime
+            .registry
+            .entry_worker()
+            .is_some_and(|worker| *worker.name == *key.class)
+        {
+            // the entry Worker keeps no state: every host runs its own instances
+            return Ok(Place::Here);
+        }
+        for _ in 0..PLACE_ATTEMPTS {
+            let settling = self
+                .settling
+                .lock()
+                .expect("settling lock")
+                .get(key)
+                .cloned();
+            if let Some(settling) = settling {
+                drop(settling.lock().await);
+            }
+            let route = self.cluster.books.ownership().route(key);
+            match route {
+                Route::Local { .. } => return Ok(Place::Here),
+                Route::Forward { owner } => match self.cluster.url_of(&owner) {
+                    Some(_) if !forwards => {
+                        return Err(ObjectError::NotOwner(format!(
+                            "host {} does not own this object; host {} does",
+                            self.cluster.me.host, owner.host
+                        )));
+                    }
+                    Some(url) => return Ok(Place::There(url)),
+                    // a run this host has not heard of yet: ask again
+                    None => self.cluster.forget(key),
+                },
+                Route::Unknown => self.settle(key).await?,
+            }
+        }
+        Err(ObjectError::ClusterUnavailable(
+            "the object's owner kept changing while this host looked it up; retry".into(),
+        ))
+    }
+
+    /// Looks `key` up in the store and claims it if nobody live owns it; one at a time per
+    /// object.
+    async fn settle(&self, key: &ObjectKey) -> Result<(), ObjectError> {
+        let lock = {
+            let mut settling = self.settling.lock().expect("settling lock");
+            settling.entry(key.clone()).or_default().clone()
+        };
+        let guard = lock.lock().await;
+        let outcome = self.settle_now(key).await;
+        drop(guard);
+        let mut settling = self.settling.lock().expect("settling lock");
+        if settling
+            .get(key)
+            .is_some_and(|l| Arc::ptr_eq(l, &lock) && Arc::strong_count(l) == 2)
+        {
+            settling.remove(key);
+        }
+        outcome
+    }
+
+    async fn settle_now(&self, key: &ObjectKey) -> Result<(), ObjectError> {
+        let cluster = &self.cluster;
+        if !matches!(cluster.books.ownership().route(key), Route::Unknown) {
+            return Ok(()); // settled while this event waited
+        }
+        let name = self.store_name(key);
+        let unavailable =
+            |e: super::store::StoreError| ObjectError::ClusterUnavailable(e.to_string());
+        let found = cluster
+            .store
+            .lookup(&name, cluster.lease)
+            .await
+            .map_err(unavailable)?;
+        let mut next = cluster.books.ownership().looked_up(key, found);
+        for _ in 0..2 {
+            let Next::Claim { .. } = next else { break };
+            let claimed = cluster
+                .store
+                .claim(&name, &cluster.me, cluster.lease)
+                .await
+                .map_err(unavailable)?;
+            next = cluster.books.ownership().claimed(key, claimed);
+        }
+        match next {
+            Next::Local { epoch, prepare } => {
+                if let Err(e) = self.prepare(key, &name, &prepare).await {
+                    cluster.forget(key);
+                    return Err(e);
+                }
+                cluster.books.names().insert(name, key.clone());
+                tracing::debug!(target: "wasmdo.cluster", class = &*key.class, id = %key.id, epoch, "owning");
+                Ok(())
+            }
+            Next::Forward { .. } => Ok(()),
+            Next::Claim { .. } => {
+                cluster.forget(key);
+                Err(ObjectError::ClusterUnavailable(
+                    "the object's owner kept changing while this host claimed it; retry".into(),
+                ))
+            }
+        }
+    }
+
+    /// Makes this host ready to serve `key` after (re)claiming it: nothing kept from before, and
+    /// a file that holds exactly the store's batches.
+    async fn prepare(
+        &self,
+        key: &ObjectKey,
+        name: &Arc<str>,
+        prepare: &Prepare,
+    ) -> Result<(), ObjectError> {
+        let deadline = Instant::now() + RETIRE_WAIT;
+        while self.directory.is_live(key) {
+            self.directory.evict(key);
+            if Instant::now() >= deadline {
+                return Err(ObjectError::Overloaded(
+                    "this host's previous actor of the object is still busy; retry".into(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        self.runtime.databases.close(key);
+        drop(self.runtime.snapshots.take(key));
+        let data = self.runtime.data.clone();
+        let path = data.join(&**name);
+        let local = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || crate::storage::journal::file_batch(&path))
+                .await
+                .map_err(|e| ObjectError::internal_from("reading the object file", e))?
+        };
+        let local = match local {
+            Ok(seq) => seq.map(|s| s as i64),
+            // unreadable: rebuilt below
+            Err(_) => Some(-1),
+        };
+        let me = &self.cluster.me;
+        if !protocol::must_rebuild(me, prepare.previous.as_ref(), local, prepare.seq) {
+            return Ok(());
+        }
+        let changes = self
+            .cluster
+            .store
+            .changes(name, 0)
+            .await
+            .map_err(|e| ObjectError::ClusterUnavailable(e.to_string()))?;
+        let last = changes.last().map_or(0, |c| c.seq as i64);
+        if last < prepare.seq {
+            return Err(ObjectError::internal(format!(
+                "the cluster store holds batches up to {last} of an object at batch {}",
+                prepare.seq
+            )));
+        }
+        let object = name.clone();
+        let rebuilt = tokio::task::spawn_blocking(move || {
+            crate::storage::journal::rebuild(&data, &object, &changes)
+        })
+        .await
+        .map_err(|e| ObjectError::internal_from("rebuilding the object file", e))?;
+        rebuilt.map_err(|e| ObjectError::internal(format!("rebuilding the object file: {e}")))?;
+        tracing::info!(target: "wasmdo.cluster", class = &*key.class, id = %key.id,
+            local = ?local, batches = last, "rebuilt the object from the cluster store");
+        Ok(())
+    }
+
+    /// Sends a forwarded event to `url`; `None` if that host no longer owns `key` (it is
+    /// forgotten, to be looked up again).
+    async fn send(
+        &self,
+        key: &ObjectKey,
+        url: &str,
+        method: Method,
+        path: &str,
+        headers: &[(String, String)],
+        body: Bytes,
+    ) -> Result<Option<(StatusCode, hyper::HeaderMap, Bytes)>, ObjectError> {
+        let answer = self.peers.send(url, method, path, headers, body).await;
+        match answer {
+            Ok(Answer::Answered {
+                status,
+                headers,
+                body,
+            }) => Ok(Some((status, headers, body))),
+            Ok(Answer::NotOwner) => {
+                self.cluster.forget(key);
+                Ok(None)
+            }
+            Err(e) => {
+                // the owner may have died: look it up again next time
+                self.cluster.forget(key);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The path segment that addresses an object: its name, or `id:<hex>`.
+fn address_segment(key: &ObjectKey, name: Option<&str>) -> String {
+    match name {
+        Some(name) => segment(name),
+        None => format!("id:{}", key.id.to_hex()),
+    }
+}
+
+/// Headers that describe one connection, not the request: never forwarded.
+fn hop_by_hop(name: &str) -> bool {
+    [
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "content-length",
+        "upgrade",
+        "te",
+        "trailer",
+        "proxy-connection",
+        "authorization",
+    ]
+    .iter()
+    .any(|h| name.eq_ignore_ascii_case(h))
+}
+
+/// The response the owner answered a forwarded `fetch` with.
+fn response_of(status: StatusCode, headers: &hyper::HeaderMap, body: Bytes) -> Response {
+    Response {
+        status: status.as_u16(),
+        headers: headers
+            .iter()
+            .filter(|(name, _)| !hop_by_hop(name.as_str()))
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: body.to_vec(),
+    }
+}
+
+/// The value a forwarded stub call's JSON answer stands for, as the stub's `result` type.
+fn answer_val(
+    result: Option<&Type>,
+    status: StatusCode,
+    body: &[u8],
+) -> Result<Option<Val>, ObjectError> {
+    let decode = |ty: &Type, body: &[u8]| -> Result<Val, ObjectError> {
+        let json: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|e| ObjectError::internal(format!("the owner host answered bad JSON: {e}")))?;
+        json_to_val(ty, &json)
+            .map_err(|e| ObjectError::internal(format!("the owner host's answer: {e}")))
+    };
+    if status.is_success() {
+        return match result {
+            None => Ok(None),
+            Some(Type::Result(r)) => {
+                let ok = r.ok().map(|ty| decode(&ty, body)).transpose()?;
+                Ok(Some(Val::Result(Ok(ok.map(Box::new)))))
+            }
+            Some(ty) => decode(ty, body).map(Some),
+        };
+    }
+    match (failure(status, body), result) {
+        (ObjectError::MethodError(value), Some(Type::Result(r))) => {
+            let err = match r.err() {
+                Some(ty) => Some(Box::new(json_to_val(&ty, &value).map_err(|e| {
+                    ObjectError::internal(format!("the owner host's error value: {e}"))
+                })?)),
+                None => None,
+            };
+            Ok(Some(Val::Result(Err(err))))
+        }
+        (e, _) => Err(e),
+    }
+}
+
+/// Runs `$here` (a future of the local outcome) if this host is the object's place, or `$there`
+/// (a future of `Some(answer)`, or `None` when the host turned out not to own it) with the
+/// owner's URL bound to `$url`; again, after a fresh lookup, when the owner or this host turns
+/// out not to own the object. A macro rather than a function taking closures: the futures stay
+/// inline, where the compiler can see they are `Send`.
+macro_rules! dispatch {
+    ($router:expr, $key:expr, $here:expr, |$url:ident| $there:expr) => {{
+        let router: &ClusterRouter = $router;
+        let shared = &router.shared;
+        let mut outcome = Err(ObjectError::ClusterUnavailable(
+            "the object's owner kept changing; retry".into(),
+        ));
+        for _ in 0..PLACE_ATTEMPTS {
+            match shared.place($key, router.forwards).await {
+                Err(e) => {
+                    outcome = Err(e);
+                    break;
+                }
+                Ok(Place::Here) => match $here.await {
+                    Err(ObjectError::NotOwner(_)) if router.forwards => shared.cluster.forget($key),
+                    done => {
+                        outcome = done;
+                        break;
+                    }
+                },
+                Ok(Place::There($url)) => match $there.await {
+                    Ok(Some(answer)) => {
+                        outcome = Ok(answer);
+                        break;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        outcome = Err(e);
+                        break;
+                    }
+                },
+            }
+        }
+        outcome
+    }};
+}
+
+impl Router for ClusterRouter {
+    fn resolve(
+        &self,
+        class: &str,
+        address: &Address,
+    ) -> Result<(ObjectKey, Option<String>), ObjectError> {
+        self.shared.directory.resolve(class, address)
+    }
+
+    fn new_unique_id(&self, class: &str) -> Result<ObjectId, ObjectError> {
+        self.shared.directory.new_unique_id(class)
+    }
+
+    fn call(
+        &self,
+        class: &str,
+        address: &Address,
+        method: &str,
+        args: Bytes,
+    ) -> Routed<serde_json::Value> {
+        let me = self.clone();
+        let (class, address, method) = (class.to_owned(), address.clone(), method.to_owned());
+        Box::pin(async move {
+            let (key, name) = me.resolve(&class, &address)?;
+            let directory = me.shared.directory.clone();
+            let path = format!(
+                "/rpc/{}/{}/{}",
+                segment(&class),
+                address_segment(&key, name.as_deref()),
+                segment(&method)
+            );
+            dispatch!(
+                &me,
+                &key,
+                Router::call(&*directory, &class, &address, &method, args.clone()),
+                |url| async {
+                    let answer = me
+                        .shared
+                        .send(&key, &url, Method::POST, &path, &[], args.clone())
+                        .await?;
+                    match answer {
+                        None => Ok(None),
+                        Some((status, _, body)) if status.is_success() => {
+                            serde_json::from_slice(&body).map(Some).map_err(|e| {
+                                ObjectError::internal(format!(
+                                    "the owner host answered bad JSON: {e}"
+                                ))
+                            })
+                        }
+                        Some((status, _, body)) => Err(failure(status, &body)),
+                    }
+                }
+            )
+        })
+    }
+
+    fn fetch(
+        &self,
+        class: &str,
+        address: &Address,
+        request: Request,
+        upgrade: bool,
+    ) -> Routed<Fetched> {
+        let me = self.clone();
+        let (class, address) = (class.to_owned(), address.clone());
+        Box::pin(async move {
+            let (key, name) = me.resolve(&class, &address)?;
+            me.fetch_key(key, name, request, upgrade, Arc::new(Vec::new()))
+                .await
+        })
+    }
+
+    fn invoke(
+        &self,
+        key: ObjectKey,
+        name: Option<&str>,
+        stub: Arc<StubMethod>,
+        args: Vec<Val>,
+        chain: Chain,
+    ) -> Routed<Option<Val>> {
+        let me = self.clone();
+        let name = name.map(str::to_owned);
+        Box::pin(async move {
+            let directory = me.shared.directory.clone();
+            let path = format!(
+                "/rpc/{}/{}/{}",
+                segment(&key.class),
+                address_segment(&key, name.as_deref()),
+                segment(&stub.method)
+            );
+            let json: Vec<serde_json::Value> = (stub.params.iter().zip(&args))
+                .map(|(ty, val)| val_to_json(ty, val))
+                .collect();
+            let body = Bytes::from(serde_json::to_vec(&json).expect("JSON values print"));
+            dispatch!(
+                &me,
+                &key,
+                directory.invoke(
+                    key.clone(),
+                    name.as_deref(),
+                    stub.clone(),
+                    args.clone(),
+                    chain.clone(),
+                ),
+                |url| async {
+                    let answer = me
+                        .shared
+                        .send(&key, &url, Method::POST, &path, &[], body.clone())
+                        .await?;
+                    match answer {
+                        None => Ok(None),
+                        Some((status, _, body)) => {
+                            answer_val(stub.result.as_ref(), status, &body).map(Some)
+                        }
+                    }
+                }
+            )
+        })
+    }
+
+    fn call_dynamic(
+        &self,
+        key: ObjectKey,
+        name: Option<&str>,
+        method: String,
+        args: Vec<u8>,
+        chain: Chain,
+    ) -> Routed<Dynamic> {
+        let me = self.clone();
+        let name = name.map(str::to_owned);
+        Box::pin(async move {
+            let directory = me.shared.directory.clone();
+            let path = format!(
+                "/_cluster/dynamic/{}/{}/{}",
+                segment(&key.class),
+                address_segment(&key, name.as_deref()),
+                segment(&method)
+            );
+            let body = Bytes::from(args.clone());
+            dispatch!(
+                &me,
+                &key,
+                directory.call_dynamic(
+                    key.clone(),
+                    name.as_deref(),
+                    method.clone(),
+                    args.clone(),
+                    chain.clone(),
+                ),
+                |url| async {
+                    let answer = me
+                        .shared
+                        .send(&key, &url, Method::POST, &path, &[], body.clone())
+                        .await?;
+                    match answer {
+                        None => Ok(None),
+                        Some((status, headers, body))
+                            if status.is_success() && headers.contains_key(THROWN) =>
+                        {
+                            let thrown: serde_json::Value =
+                                serde_json::from_slice(&body).map_err(|e| {
+                                    ObjectError::internal(format!("bad thrown value: {e}"))
+                                })?;
+                            let text =
+                                |field: &str| thrown[field].as_str().unwrap_or_default().to_owned();
+                            Ok(Some(Err(Thrown {
+                                name: text("name"),
+                                message: text("message"),
+                            })))
+                        }
+                        Some((status, _, body)) if status.is_success() => {
+                            Ok(Some(Ok(body.to_vec())))
+                        }
+                        Some((status, _, body)) => Err(failure(status, &body)),
+                    }
+                }
+            )
+        })
+    }
+
+    fn fetch_object(
+        &self,
+        key: ObjectKey,
+        name: Option<&str>,
+        request: Request,
+        upgrade: bool,
+        chain: Chain,
+    ) -> Routed<Fetched> {
+        let me = self.clone();
+        let name = name.map(str::to_owned);
+        Box::pin(async move { me.fetch_key(key, name, request, upgrade, chain).await })
+    }
+
+    /// A socket lives on the host that accepted it, which owns its object.
+    fn deliver_websocket(
+        &self,
+        key: &ObjectKey,
+        socket: SocketId,
+        event: SocketEvent,
+    ) -> Result<(), (ObjectError, SocketEvent)> {
+        self.shared.directory.deliver_websocket(key, socket, event)
+    }
+
+    /// Alarms fire where the object's schedule is: the host that owns it.
+    fn deliver_alarm(&self, key: &ObjectKey, name: Option<&str>, retry: u32) {
+        let me = self.clone();
+        let (key, name) = (key.clone(), name.map(str::to_owned));
+        tokio::spawn(async move {
+            match me.shared.place(&key, false).await {
+                Ok(Place::Here) => me
+                    .shared
+                    .directory
+                    .deliver_alarm(&key, name.as_deref(), retry),
+                Ok(Place::There(_)) | Err(_) => {
+                    tracing::info!(target: "wasmdo.alarms", class = &*key.class, id = %key.id,
+                        "not firing the alarm of an object this host does not own");
+                }
+            }
+        });
+    }
+
+    fn stop_class(&self, class: &str, wait: Duration) -> Routed<()> {
+        self.shared.directory.stop_class(class, wait)
+    }
+}
+
+impl ClusterRouter {
+    async fn fetch_key(
+        &self,
+        key: ObjectKey,
+        name: Option<String>,
+        request: Request,
+        upgrade: bool,
+        chain: Chain,
+    ) -> Result<Fetched, ObjectError> {
+        let directory = self.shared.directory.clone();
+        let mut path = format!(
+            "/objects/{}/{}{}",
+            segment(&key.class),
+            address_segment(&key, name.as_deref()),
+            request.path
+        );
+        if !request.query.is_empty() {
+            path = format!("{path}?{}", request.query);
+        }
+        let headers: Vec<(String, String)> = (request.headers.iter())
+            .filter(|(name, _)| !hop_by_hop(name))
+            .cloned()
+            .collect();
+        let method = Method::from_bytes(request.method.as_bytes())
+            .map_err(|_| ObjectError::InvalidRequest(format!("bad method `{}`", request.method)))?;
+        let body = Bytes::from(request.body.clone());
+        dispatch!(
+            self,
+            &key,
+            directory.fetch_object(
+                key.clone(),
+                name.as_deref(),
+                request.clone(),
+                upgrade,
+                chain.clone(),
+            ),
+            |url| async {
+                if upgrade {
+                    return Err(ObjectError::NotOwner(format!(
+                        "WebSocket upgrades are not forwarded between hosts yet: the object lives on {url}; connect there"
+                    )));
+                }
+                let answer = self
+                    .shared
+                    .send(&key, &url, method.clone(), &path, &headers, body.clone())
+                    .await?;
+                Ok(answer.map(|(status, headers, body)| Fetched {
+                    response: response_of(status, &headers, body),
+                    accepted: None,
+                }))
+            }
+        )
+    }
+}

@@ -1,0 +1,86 @@
+//! The cluster store: what a host of a cluster needs from the engine that keeps the cluster's
+//! shared state — membership, ownership, every object's committed batches, the id secret. One
+//! small trait, so that another engine (FoundationDB, etcd + object storage) can be added without
+//! touching actors; [`super::postgres`] is today's implementation.
+//!
+//! Every method is one short conversation with the store. Claims and commits evaluate the
+//! protocol's predicates ([`super::protocol`]) atomically with their writes.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use super::protocol::{Claimed, Found, Incarnation};
+use crate::storage::commit::Changes;
+
+/// A store call in flight.
+pub(crate) type StoreFuture<'a, T> =
+    Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// Why the store could not answer: it is unreachable, or refused the statement. Requests that
+/// need it fail with a `503` until it is back.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the cluster store is unavailable: {0}")]
+pub(crate) struct StoreError(pub(crate) String);
+
+/// A host as the store sees it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct HostStatus {
+    pub(crate) id: String,
+    pub(crate) incarnation: i64,
+    pub(crate) url: String,
+    /// Whether its heartbeat is within the lease.
+    pub(crate) alive: bool,
+    /// Milliseconds since its last heartbeat, by the store's clock.
+    pub(crate) heartbeat_age_ms: i64,
+    /// Objects whose row names this incarnation.
+    pub(crate) objects: i64,
+}
+
+/// What a heartbeat learned.
+#[derive(Debug, Clone)]
+pub(crate) struct Beat {
+    /// This host's previous heartbeat was older than the lease (or its row names a newer run):
+    /// other hosts may have claimed its objects.
+    pub(crate) lapsed: bool,
+    /// Every registered host.
+    pub(crate) hosts: Vec<HostStatus>,
+}
+
+/// The store every host of a cluster shares.
+pub(crate) trait ClusterStore: Send + Sync {
+    /// Creates the store's tables if they are missing (safe to run from many hosts at once).
+    fn migrate(&self) -> StoreFuture<'_, ()>;
+
+    /// The secret every host derives object ids from: `proposal` if none is stored yet.
+    fn secret(&self, proposal: Vec<u8>) -> StoreFuture<'_, Vec<u8>>;
+
+    /// Registers a new run of the host `id`, reachable at `url`; its incarnation.
+    fn register<'a>(&'a self, id: &'a str, url: &'a str) -> StoreFuture<'a, Incarnation>;
+
+    /// Renews `me`'s heartbeat.
+    fn heartbeat<'a>(&'a self, me: &'a Incarnation, lease: Duration) -> StoreFuture<'a, Beat>;
+
+    /// Who owns `object`, if anyone ever claimed it.
+    fn lookup<'a>(&'a self, object: &'a str, lease: Duration) -> StoreFuture<'a, Option<Found>>;
+
+    /// Claims `object` for `me` (see [`super::protocol::claim_applies`]).
+    fn claim<'a>(
+        &'a self,
+        object: &'a str,
+        me: &'a Incarnation,
+        lease: Duration,
+    ) -> StoreFuture<'a, Claimed>;
+
+    /// Stores one batch of `object`, fenced (see [`super::protocol::commit_applies`]): `false` if
+    /// the fence refused it (nothing was written).
+    fn commit<'a>(
+        &'a self,
+        me: &'a Incarnation,
+        epoch: i64,
+        changes: &'a Changes,
+    ) -> StoreFuture<'a, bool>;
+
+    /// The batches of `object` after `after`, in order.
+    fn changes<'a>(&'a self, object: &'a str, after: i64) -> StoreFuture<'a, Vec<Changes>>;
+}
