@@ -8,6 +8,7 @@ mod alarms_basic;
 mod bindgen;
 mod chat_worker;
 mod cli;
+mod cluster;
 mod connections;
 mod control_plane;
 mod durability;

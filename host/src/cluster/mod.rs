@@ -87,6 +87,34 @@ impl Cluster {
         self.hosts.lock().expect("hosts lock").clone()
     }
 
+    /// The store's row for `key`, for `GET /_admin/cluster/objects/{class}/{name}`.
+    pub(crate) async fn owner(
+        &self,
+        key: &ObjectKey,
+        runtime: &crate::runtime::Runtime,
+    ) -> Result<serde_json::Value, crate::error::ObjectError> {
+        let namespace = runtime.registry.namespace_name(&key.class);
+        let name = runtime.databases.name(&namespace, key.id);
+        let found = self
+            .store
+            .lookup(&name, self.lease)
+            .await
+            .map_err(|e| crate::error::ObjectError::ClusterUnavailable(e.to_string()))?;
+        let Some(found) = found else {
+            return Err(crate::error::ObjectError::NotFound(
+                "no host has claimed this object yet".into(),
+            ));
+        };
+        Ok(serde_json::json!({
+            "id": key.id.to_hex(),
+            "owner": found.claim.owner.host,
+            "incarnation": found.claim.owner.number,
+            "alive": found.alive,
+            "epoch": found.claim.epoch,
+            "batches": found.claim.seq,
+        }))
+    }
+
     /// Objects this host owns, as far as it knows.
     pub(crate) fn owned(&self) -> usize {
         self.books.ownership().owned()
@@ -99,6 +127,14 @@ impl Cluster {
             .iter()
             .find(|h| h.id == owner.host && h.incarnation == owner.number)
             .map(|h| h.url.clone())
+    }
+
+    /// Whether the host run `owner` is alive, as of the last heartbeat.
+    fn is_alive(&self, owner: &Incarnation) -> bool {
+        let hosts = self.hosts.lock().expect("hosts lock");
+        hosts
+            .iter()
+            .any(|h| h.id == owner.host && h.incarnation == owner.number && h.alive)
     }
 
     /// Forgets what was known about `key` (and its name, if this host owned it).

@@ -73,12 +73,13 @@ fn alive_sql(lease: &str) -> String {
 
 const COMMIT: &str = "
 WITH fenced AS (
-    UPDATE wasmdo_objects SET seq = $4
-    WHERE object = $1 AND owner = $2 AND incarnation = $3 AND epoch = $5 AND seq = $4 - 1
+    UPDATE wasmdo_objects SET seq = $4::bigint
+    WHERE object = $1::text AND owner = $2::text AND incarnation = $3::bigint
+      AND epoch = $5::bigint AND seq = $4::bigint - 1
     RETURNING object
 )
 INSERT INTO wasmdo_changes (object, seq, epoch, page_size, db_pages, frames)
-SELECT object, $4, $5, $6, $7, $8 FROM fenced";
+SELECT object, $4::bigint, $5::bigint, $6::integer, $7::integer, $8::bytea FROM fenced";
 
 /// One pooled connection and its prepared commit.
 struct Conn {
@@ -174,6 +175,9 @@ impl ClusterStore for Postgres {
             let tx = client.transaction().await.map_err(fail)?;
             // hosts starting together must not race on CREATE TABLE
             tx.execute("SELECT pg_advisory_xact_lock(7301)", &[])
+                .await
+                .map_err(fail)?;
+            tx.batch_execute("SET LOCAL client_min_messages = warning")
                 .await
                 .map_err(fail)?;
             tx.batch_execute(SCHEMA).await.map_err(fail)?;

@@ -20,7 +20,7 @@ use wasmtime::component::types::Type;
 
 use super::Cluster;
 use super::forward::{Answer, Peers, THROWN, failure, segment};
-use super::protocol::{self, Next, Prepare, Route};
+use super::protocol::{self, Incarnation, Next, Prepare, Route};
 use crate::bindings::dynamic_api::Thrown;
 use crate::bindings::http_types::{Request, Response};
 use crate::directory::Directory;
@@ -40,8 +40,8 @@ const RETIRE_WAIT: Duration = Duration::from_secs(5);
 /// Where an event runs.
 enum Place {
     Here,
-    /// The owner's URL.
-    There(String),
+    /// The owner's URL, and the owner.
+    There(String, Incarnation),
 }
 
 /// What the two faces of the router share.
@@ -129,7 +129,7 @@ impl Shared {
                             self.cluster.me.host, owner.host
                         )));
                     }
-                    Some(url) => return Ok(Place::There(url)),
+                    Some(url) => return Ok(Place::There(url, owner)),
                     // a run this host has not heard of yet: ask again
                     None => self.cluster.forget(key),
                 },
@@ -264,6 +264,31 @@ impl Shared {
         tracing::info!(target: "wasmdo.cluster", class = &*key.class, id = %key.id,
             local = ?local, batches = last, "rebuilt the object from the cluster store");
         Ok(())
+    }
+
+    /// Waits for `forwarded`, an event forwarded to `owner`, unless the owner is declared dead
+    /// first (it may have died, or stopped, holding the event): then the event's outcome is
+    /// unknown, and the caller gets `ClusterUnavailable` to retry.
+    async fn watching<T>(
+        &self,
+        owner: &Incarnation,
+        forwarded: impl Future<Output = Result<T, ObjectError>>,
+    ) -> Result<T, ObjectError> {
+        let died = async {
+            loop {
+                tokio::time::sleep(self.cluster.lease / 3).await;
+                if !self.cluster.is_alive(owner) {
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            outcome = forwarded => outcome,
+            () = died => Err(ObjectError::ClusterUnavailable(format!(
+                "host {} died (or stopped answering its lease) while it held this event; whether it ran is unknown: retry",
+                owner.host
+            ))),
+        }
     }
 
     /// Sends a forwarded event to `url`; `None` if that host no longer owns `key` (it is
@@ -401,7 +426,7 @@ macro_rules! dispatch {
                         break;
                     }
                 },
-                Ok(Place::There($url)) => match $there.await {
+                Ok(Place::There($url, owner)) => match shared.watching(&owner, $there).await {
                     Ok(Some(answer)) => {
                         outcome = Ok(answer);
                         break;
@@ -631,7 +656,7 @@ impl Router for ClusterRouter {
                     .shared
                     .directory
                     .deliver_alarm(&key, name.as_deref(), retry),
-                Ok(Place::There(_)) | Err(_) => {
+                Ok(Place::There(..)) | Err(_) => {
                     tracing::info!(target: "wasmdo.alarms", class = &*key.class, id = %key.id,
                         "not firing the alarm of an object this host does not own");
                 }

@@ -45,6 +45,18 @@ impl Gateway {
                     }),
                 ))
             }
+            (&Method::GET, ["cluster", "objects", class, name]) => {
+                let Some(cluster) = &self.cluster else {
+                    return Err(ObjectError::NotFound(
+                        "this host is not in a cluster (no `[cluster]` in its config)".into(),
+                    ));
+                };
+                let class = decode(class)?;
+                let address = super::object_name(name)?;
+                let (key, _) = self.router.resolve(&class, &address)?;
+                let found = cluster.owner(&key, &self.runtime).await?;
+                Ok(json_response(StatusCode::OK, &found))
+            }
             (&Method::GET, ["metrics"]) => {
                 let text = self.runtime.metrics.render(
                     self.directory.live_objects(),

@@ -21,6 +21,7 @@
 //! | `GET /_admin/health`, `GET /_admin/metrics` | liveness, Prometheus metrics |
 //! | `GET /_admin/classes/{class}/id-from-name/{name}`, `POST …/new-unique-id`, `GET …/id-from-string/{id}` | object ids, as Cloudflare's namespace methods |
 //! | `GET /_admin/cluster` | cluster mode: this host, the hosts, their health and objects |
+//! | `GET /_admin/cluster/objects/{class}/{name}` | cluster mode: the host that owns an object, its epoch and batches |
 //! | `POST /_cluster/dynamic/{class}/{name}/{method}` | cluster mode: a call by name another host forwarded (admin scope) |
 //! | `POST /rpc/{class}/{name}/{method}` | typed RPC, JSON array of arguments |
 //! | `ANY /objects/{class}/{name}/{path…}` | the object's `fetch` |

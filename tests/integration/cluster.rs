@@ -1,0 +1,522 @@
+//! Cluster mode against real PostgreSQL and real `wasmdo` processes: three hosts on one store,
+//! any host reaching the one live instance of an object, stub calls across hosts, kill -9 of an
+//! owner under load, and a paused owner (SIGSTOP) that must not commit after a takeover.
+//!
+//! PostgreSQL: `WASMDO_TEST_POSTGRES` (a server URL, e.g. `postgres://postgres@127.0.0.1:5432`)
+//! if set; otherwise a throwaway server is started once per test run (`initdb` + `pg_ctl` from
+//! Debian's `postgresql`, which `scripts/test` installs), as the `postgres` user when running as
+//! root, and stopped when the test process exits. Each test gets a database of its own.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use wasmdo_test_artifacts::{EXAMPLE_COUNTER, RPC_CALLS, RPC_TYPES};
+
+use crate::harness::{TestHost, wait_until};
+
+/// The lease the tests run with: short, so failovers are quick.
+const LEASE_MS: u64 = 1000;
+
+/// The URL of a PostgreSQL server for the tests (without a database name).
+fn postgres_server() -> &'static str {
+    static SERVER: OnceLock<String> = OnceLock::new();
+    SERVER.get_or_init(|| match std::env::var("WASMDO_TEST_POSTGRES") {
+        Ok(url) if !url.is_empty() => url,
+        _ => start_postgres(),
+    })
+}
+
+/// Whether this process runs as root.
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+}
+
+/// Runs `program` as the `postgres` user when this process is root (`initdb` refuses root).
+fn as_postgres(program: &str) -> Command {
+    match is_root() {
+        true => {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--", program]);
+            command
+        }
+        false => Command::new(program),
+    }
+}
+
+/// Starts a throwaway PostgreSQL server on a free port; it stops when this process exits.
+#[expect(
+    clippy::zombie_processes,
+    reason = "the reaper outlives this process: it waits for it to exit, then stops the server"
+)]
+fn start_postgres() -> String {
+    let bin = pg_bin_dir();
+    let dir = tempfile::Builder::new()
+        .prefix("wasmdo-pg-")
+        .tempdir()
+        .expect("temp dir")
+        .keep();
+    let data = dir.join("data");
+    std::fs::create_dir(&data).expect("pg data dir");
+    let open = |path: &std::path::Path| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    };
+    open(&dir);
+    if is_root() {
+        let status = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&dir)
+            .status()
+            .expect("chown");
+        assert!(status.success(), "chown the PostgreSQL directory");
+    }
+    let initdb = as_postgres(&format!("{bin}/initdb"))
+        .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "-D"])
+        .arg(&data)
+        .output()
+        .expect("run initdb");
+    assert!(
+        initdb.status.success(),
+        "initdb failed: {}",
+        String::from_utf8_lossy(&initdb.stderr)
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let options = format!(
+        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200",
+        dir.display()
+    );
+    let started = as_postgres(&format!("{bin}/pg_ctl"))
+        .args(["-w", "-t", "60", "-o", &options, "-l"])
+        .arg(dir.join("log"))
+        .arg("-D")
+        .arg(&data)
+        .arg("start")
+        .output()
+        .expect("run pg_ctl");
+    assert!(
+        started.status.success(),
+        "pg_ctl start failed: {}\n{}",
+        String::from_utf8_lossy(&started.stderr),
+        std::fs::read_to_string(dir.join("log")).unwrap_or_default()
+    );
+    // stop the server once this test process is gone, whatever way it ends
+    let stop = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {runas} {bin}/pg_ctl -D {data} -m immediate stop >/dev/null 2>&1; rm -rf {dir}",
+        pid = std::process::id(),
+        runas = if is_root() {
+            "runuser -u postgres --"
+        } else {
+            ""
+        },
+        data = data.display(),
+        dir = dir.display()
+    );
+    Command::new("sh")
+        .args(["-c", &stop])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn the PostgreSQL reaper");
+    format!("postgres://postgres@127.0.0.1:{port}")
+}
+
+/// Where Debian's PostgreSQL binaries are (`/usr/lib/postgresql/<version>/bin`).
+fn pg_bin_dir() -> String {
+    let mut versions: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL is installed (scripts/test installs Debian's `postgresql`)")
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("bin"))
+        .filter(|bin| bin.join("pg_ctl").exists())
+        .collect();
+    versions.sort();
+    versions
+        .pop()
+        .expect("a PostgreSQL version with pg_ctl")
+        .display()
+        .to_string()
+}
+
+/// A fresh database for one test; its URL.
+fn database(test: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let server = postgres_server();
+    let name = format!(
+        "wasmdo_{test}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let created = Command::new("psql")
+        .arg(format!("{server}/postgres"))
+        .args(["-v", "ON_ERROR_STOP=1", "-q", "-c"])
+        .arg(format!("CREATE DATABASE {name}"))
+        .output()
+        .expect("run psql");
+    assert!(
+        created.status.success(),
+        "CREATE DATABASE failed: {}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    format!("{server}/{name}")
+}
+
+/// Three hosts of one cluster, with `classes` (TOML) deployed on each.
+fn cluster(test: &str, classes: &str) -> Vec<TestHost> {
+    let url = database(test);
+    let hosts: Vec<TestHost> = ["a", "b", "c"]
+        .iter()
+        .map(|id| {
+            TestHost::with_config(&format!(
+                "[cluster]\npostgres = {url:?}\nhost-id = \"{id}\"\nlease-ms = {LEASE_MS}\n\n{classes}"
+            ))
+        })
+        .collect();
+    // every host has seen the others' heartbeats
+    for host in &hosts {
+        wait_until(Duration::from_secs(10), "every host sees three", || {
+            let status = host.request("GET", "/_admin/cluster", b"").expect(200);
+            let hosts = status["hosts"].as_array().cloned().unwrap_or_default();
+            hosts.len() == 3 && hosts.iter().all(|h| h["alive"] == true)
+        });
+    }
+    hosts
+}
+
+fn counter_classes() -> String {
+    format!("[classes.counter]\ncomponent = {EXAMPLE_COUNTER:?}\n")
+}
+
+/// How many objects each host owns, by host id (from any host's view of the store, refreshed by
+/// its heartbeat: wait one).
+fn owners(host: &TestHost) -> BTreeMap<String, i64> {
+    std::thread::sleep(Duration::from_millis(LEASE_MS / 2));
+    let status = host.request("GET", "/_admin/cluster", b"").expect(200);
+    status["hosts"]
+        .as_array()
+        .expect("hosts")
+        .iter()
+        .map(|h| {
+            (
+                h["id"].as_str().expect("id").to_owned(),
+                h["objects"].as_i64().expect("objects"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn any_host_reaches_the_one_instance_of_each_object() {
+    let hosts = cluster("reach", &counter_classes());
+    let objects = 12;
+    // every object incremented through every host, round-robin
+    for round in 0..3 {
+        for o in 0..objects {
+            let host = &hosts[(o + round) % 3];
+            host.call("counter", &format!("o{o}"), "increment", json!([1]));
+        }
+    }
+    for o in 0..objects {
+        for host in &hosts {
+            assert_eq!(
+                host.call("counter", &format!("o{o}"), "get", json!([])),
+                3,
+                "object o{o} through {}",
+                host.url
+            );
+        }
+    }
+    // one owner per object, spread over the hosts that first touched them
+    let owned = owners(&hosts[0]);
+    assert_eq!(owned.values().sum::<i64>(), objects as i64, "{owned:?}");
+    assert!(owned.values().all(|n| *n > 0), "{owned:?}");
+    // a host's own view agrees with the store
+    let status = hosts[1].request("GET", "/_admin/cluster", b"").expect(200);
+    assert_eq!(status["host"], "b");
+    assert_eq!(status["owned_objects"], owned["b"]);
+    // `fetch` is forwarded too, and ids resolve the same on every host
+    let id = hosts[0]
+        .request("GET", "/_admin/classes/counter/id-from-name/o1", b"")
+        .expect(200);
+    for host in &hosts {
+        let again = host
+            .request("GET", "/_admin/classes/counter/id-from-name/o1", b"")
+            .expect(200);
+        assert_eq!(again, id);
+        let reply = host.request("GET", "/objects/counter/o1/", b"");
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(reply.text, "3");
+    }
+}
+
+#[test]
+fn stub_calls_and_errors_cross_hosts() {
+    let classes = format!(
+        "[classes.types]\ncomponent = {RPC_TYPES:?}\n[classes.calls]\ncomponent = {RPC_CALLS:?}\n[classes.calls.bindings]\ntypes = \"types\"\npeer = \"calls\"\n"
+    );
+    let hosts = cluster("stubs", &classes);
+    // the callee is first used through c (c owns it), the caller through a (a owns it)
+    assert_eq!(hosts[2].call("types", "x", "add", json!([1, 1])), 2);
+    assert_eq!(
+        hosts[0].call("calls", "a", "add-remote", json!(["x", 2, 3])),
+        5
+    );
+    assert_eq!(owner_of(&hosts, "types", "x"), 2);
+    assert_eq!(owner_of(&hosts, "calls", "a"), 0);
+    // typed values and the callee's own error cross the hosts as they cross one host
+    let person = json!({"name": "ann", "age": null, "home": {"x": 1, "y": -2}});
+    assert_eq!(
+        hosts[1].call("calls", "a", "echo-remote", json!(["x", person])),
+        person
+    );
+    assert_eq!(
+        hosts[1].call("calls", "a", "fail-remote", json!(["x"])),
+        "method error: bad-input: not ok"
+    );
+    // an error of the owner host comes back with its kind and status
+    hosts[1]
+        .rpc("counter-that-is-not", "x", "get", json!([]))
+        .expect_error(404, "UnknownClass");
+    hosts[1]
+        .rpc("types", "x", "no-such-method", json!([]))
+        .expect_error(404, "UnknownMethod");
+}
+
+/// Increments objects through `hosts` until `stop`; every acknowledged increment per object.
+fn increment_until(
+    urls: Vec<String>,
+    objects: usize,
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<BTreeMap<String, i64>>>,
+) -> Vec<std::thread::JoinHandle<()>> {
+    (0..urls.len() * 2)
+        .map(|w| {
+            let (urls, stop, acked) = (urls.clone(), stop.clone(), acked.clone());
+            std::thread::spawn(move || {
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .timeout_global(Some(Duration::from_secs(15)))
+                    .build()
+                    .into();
+                let mut i = w;
+                while !stop.load(Ordering::Relaxed) {
+                    let object = format!("o{}", i % objects);
+                    let url = &urls[i % urls.len()];
+                    let reply = agent
+                        .post(format!("{url}/rpc/counter/{object}/increment"))
+                        .send("[1]");
+                    match reply {
+                        Ok(r) if r.status() == 200 => {
+                            *acked.lock().unwrap().entry(object).or_default() += 1;
+                        }
+                        // the owner died under the request, or the object is failing over
+                        _ => std::thread::sleep(Duration::from_millis(20)),
+                    }
+                    i += 1;
+                }
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn killing_an_owner_loses_no_acknowledged_increment() {
+    let mut hosts = cluster("kill", &counter_classes());
+    let objects = 8;
+    // host a owns every object
+    for o in 0..objects {
+        hosts[0].call("counter", &format!("o{o}"), "increment", json!([1]));
+    }
+    let acked = Arc::new(Mutex::new(
+        (0..objects)
+            .map(|o| (format!("o{o}"), 1))
+            .collect::<BTreeMap<_, _>>(),
+    ));
+    for cycle in 0..2 {
+        // the victim: whoever owns o0 now
+        let victim = owner_of(&hosts, "counter", "o0");
+        let survivors: Vec<String> = (0..3)
+            .filter(|i| *i != victim)
+            .map(|i| hosts[i].url.clone())
+            .collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let writers = increment_until(survivors, objects, stop.clone(), acked.clone());
+        std::thread::sleep(Duration::from_millis(1500));
+        hosts[victim].kill();
+        let killed = Instant::now();
+        // the objects serve again from another host within a few leases
+        let survivor = &hosts[(victim + 1) % 3];
+        wait_until(Duration::from_secs(15), "o0 serves again", || {
+            survivor.rpc("counter", "o0", "get", json!([])).status == 200
+        });
+        let failover = killed.elapsed();
+        assert!(
+            failover < Duration::from_secs(10),
+            "failover took {failover:?}"
+        );
+        std::thread::sleep(Duration::from_millis(1000));
+        stop.store(true, Ordering::Relaxed);
+        for w in writers {
+            w.join().unwrap();
+        }
+        hosts[victim].crash_and_restart();
+        let _ = cycle;
+    }
+    // every acknowledged increment is there (an unacknowledged one may be too: its reply was lost)
+    let acked = acked.lock().unwrap().clone();
+    for (object, count) in &acked {
+        let value = hosts[1].call("counter", object, "get", json!([]));
+        let value = value.as_i64().expect("a count");
+        assert!(
+            value >= *count,
+            "{object}: {count} increments acknowledged, the object holds {value}"
+        );
+    }
+}
+
+/// The index of the host that owns the object `name` of `class`.
+fn owner_of(hosts: &[TestHost], class: &str, name: &str) -> usize {
+    let owner = hosts[1]
+        .request(
+            "GET",
+            &format!("/_admin/cluster/objects/{class}/{name}"),
+            b"",
+        )
+        .expect(200);
+    let id = owner["owner"].as_str().expect("an owner");
+    ["a", "b", "c"]
+        .iter()
+        .position(|h| *h == id)
+        .expect("a host id")
+}
+
+#[test]
+fn a_paused_owner_cannot_commit_after_a_takeover() {
+    let hosts = cluster("zombie", &counter_classes());
+    // a owns the object
+    assert_eq!(hosts[0].call("counter", "z", "increment", json!([1])), 1);
+    let acked = Arc::new(AtomicUsize::new(1));
+    let pid = hosts[0].pid().to_string();
+    let signal = |sig: &str| {
+        let ok = Command::new("kill").args([sig, &pid]).status().unwrap();
+        assert!(ok.success());
+    };
+    signal("-STOP");
+    // requests sent to the paused owner wait in its sockets
+    let zombie_requests: Vec<_> = (0..3)
+        .map(|_| {
+            let (url, acked) = (hosts[0].url.clone(), acked.clone());
+            std::thread::spawn(move || {
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .timeout_global(Some(Duration::from_secs(30)))
+                    .build()
+                    .into();
+                let reply = agent
+                    .post(format!("{url}/rpc/counter/z/increment"))
+                    .send("[1]");
+                if let Ok(r) = reply
+                    && r.status() == 200
+                {
+                    acked.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    // b takes the object over once a's lease lapses, and commits
+    wait_until(Duration::from_secs(15), "b takes z over", || {
+        let reply = hosts[1].rpc("counter", "z", "increment", json!([1]));
+        if reply.status == 200 {
+            acked.fetch_add(1, Ordering::Relaxed);
+            true
+        } else {
+            false
+        }
+    });
+    for _ in 0..3 {
+        hosts[1].call("counter", "z", "increment", json!([1]));
+        acked.fetch_add(1, Ordering::Relaxed);
+    }
+    signal("-CONT");
+    for r in zombie_requests {
+        r.join().unwrap();
+    }
+    // whatever a did with the requests it held — refused, or forwarded to b — the object holds
+    // exactly the acknowledged increments: a's stale copy committed nothing
+    std::thread::sleep(Duration::from_millis(200));
+    let acked = acked.load(Ordering::Relaxed) as i64;
+    for host in &hosts {
+        let value: Value = host.call("counter", "z", "get", json!([]));
+        assert_eq!(value, acked, "through {}", host.url);
+    }
+    let owned = owners(&hosts[1]);
+    assert_eq!(owned["b"], 1, "{owned:?}");
+    assert_eq!(owned["a"], 0, "{owned:?}");
+    eprintln!(
+        "the paused owner's fenced commits: {}",
+        hosts[0]
+            .log()
+            .matches("refused by the cluster store")
+            .count()
+    );
+}
+
+#[test]
+fn a_single_host_data_dir_is_refused_and_a_down_store_is_a_clear_error() {
+    // a data dir a single host used holds objects the store does not have
+    let mut single = TestHost::start();
+    single.deploy("counter", EXAMPLE_COUNTER).expect(201);
+    single.call("counter", "x", "increment", json!([1]));
+    let data = single.data.clone();
+    single.kill();
+    let config = format!(
+        "[cluster]\npostgres = {:?}\nhost-id = \"a\"\n",
+        database("refused")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wasmdo.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = Command::new(crate::harness::binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&data)
+        .stdout(std::process::Stdio::null())
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("holds objects of a single host"), "{err}");
+    // an unreachable store stops the start with a message naming it
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        &path,
+        format!(
+            "[cluster]\npostgres = \"postgres://postgres@127.0.0.1:{port}/x\"\nhost-id = \"a\"\n"
+        ),
+    )
+    .unwrap();
+    let out = Command::new(crate::harness::binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.path().join("fresh"))
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cluster store is unavailable"), "{err}");
+}
