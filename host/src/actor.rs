@@ -487,6 +487,7 @@ impl Actor {
         let alarm = self.sync_alarm_before_commit();
         let commit = match alarm {
             Ok(alarm) => {
+                self.state_mut().storage.alarm_for_commit(alarm);
                 let commit = self.commit().await;
                 if commit.is_ok() && alarm == Some(None) {
                     self.unschedule_alarm();

@@ -252,6 +252,7 @@ impl Host {
                 let router =
                     ClusterRouter::new(cluster.clone(), directory.clone(), runtime.clone());
                 let forwarded = Arc::new(router.forwarded());
+                router.adopt_orphaned_alarms();
                 let router = Arc::new(router);
                 directory.route_through(Arc::downgrade(&(router.clone() as Arc<dyn Router>)));
                 let evict = Arc::downgrade(&directory);

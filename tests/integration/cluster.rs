@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use wasmdo_test_artifacts::{EXAMPLE_COUNTER, RPC_CALLS, RPC_TYPES};
+use wasmdo_test_artifacts::{ALARMS_BASIC, EXAMPLE_COUNTER, RPC_CALLS, RPC_TYPES};
 
 use crate::harness::{TestHost, wait_until};
 
@@ -519,4 +519,45 @@ fn a_single_host_data_dir_is_refused_and_a_down_store_is_a_clear_error() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cluster store is unavailable"), "{err}");
+}
+
+#[test]
+fn the_alarms_of_a_dead_host_fire_on_a_survivor() {
+    let classes = format!("[classes.probe]\ncomponent = {ALARMS_BASIC:?}\n");
+    let mut hosts = cluster("alarms", &classes);
+    // an alarm fires on the host that owns its object
+    hosts[0].call("probe", "soon", "set-in", json!([200]));
+    wait_until(Duration::from_secs(10), "the alarm fires on a", || {
+        let d = hosts[0].call("probe", "soon", "deliveries", json!([]));
+        d.as_array().is_some_and(|d| d.len() == 1)
+    });
+    // an alarm set on a, which dies before it is due
+    hosts[0].call("probe", "later", "set-in", json!([2500]));
+    hosts[0].kill();
+    // nobody calls the object: a survivor takes it over because its alarm comes due
+    wait_until(
+        Duration::from_secs(20),
+        "a survivor adopts the object",
+        || {
+            let owner = hosts[1]
+                .request("GET", "/_admin/cluster/objects/probe/later", b"")
+                .expect(200);
+            owner["owner"] != "a"
+        },
+    );
+    let survivor = owner_of(&hosts, "probe", "later");
+    assert_ne!(survivor, 0);
+    wait_until(
+        Duration::from_secs(10),
+        "the alarm fires on the survivor",
+        || {
+            let d = hosts[survivor].call("probe", "later", "deliveries", json!([]));
+            d.as_array().is_some_and(|d| d.len() == 1)
+        },
+    );
+    assert_eq!(
+        hosts[survivor].call("probe", "later", "get", json!([])),
+        json!(null)
+    );
+    let _ = &mut hosts;
 }

@@ -129,6 +129,14 @@ impl Cluster {
             .map(|h| h.url.clone())
     }
 
+    /// Reads the registered hosts again (a host that just started is not in the last
+    /// heartbeat's list yet).
+    async fn refresh_hosts(&self) -> Result<(), StoreError> {
+        let hosts = self.store.hosts(self.lease).await?;
+        *self.hosts.lock().expect("hosts lock") = hosts;
+        Ok(())
+    }
+
     /// Whether the host run `owner` is alive, as of the last heartbeat.
     fn is_alive(&self, owner: &Incarnation) -> bool {
         let hosts = self.hosts.lock().expect("hosts lock");
@@ -231,6 +239,11 @@ impl CommitLog for Cluster {
             let _ = tx.send(outcome);
         });
         durable
+    }
+
+    /// The store holds the only durable copy of every batch.
+    fn local_fallback(&self) -> bool {
+        false
     }
 
     /// Object files are a cache in a cluster: nothing to fold.

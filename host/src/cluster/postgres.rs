@@ -49,8 +49,11 @@ CREATE TABLE IF NOT EXISTS wasmdo_objects (
     owner text NOT NULL,
     incarnation bigint NOT NULL,
     epoch bigint NOT NULL,
-    seq bigint NOT NULL
+    seq bigint NOT NULL,
+    class text NOT NULL,
+    alarm_at bigint
 );
+CREATE INDEX IF NOT EXISTS wasmdo_objects_alarm ON wasmdo_objects (alarm_at) WHERE alarm_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS wasmdo_objects_owner ON wasmdo_objects (owner, incarnation);
 CREATE TABLE IF NOT EXISTS wasmdo_changes (
     object text NOT NULL,
@@ -73,7 +76,8 @@ fn alive_sql(lease: &str) -> String {
 
 const COMMIT: &str = "
 WITH fenced AS (
-    UPDATE wasmdo_objects SET seq = $4::bigint
+    UPDATE wasmdo_objects SET seq = $4::bigint,
+        alarm_at = CASE WHEN $9::boolean THEN $10::bigint ELSE alarm_at END
     WHERE object = $1::text AND owner = $2::text AND incarnation = $3::bigint
       AND epoch = $5::bigint AND seq = $4::bigint - 1
     RETURNING object
@@ -152,6 +156,34 @@ async fn timed<T>(
     tokio::time::timeout(STATEMENT_TIMEOUT, call)
         .await
         .map_err(|_| StoreError("PostgreSQL did not answer in time".into()))?
+}
+
+/// Every registered host, with its liveness and how many objects it owns.
+async fn hosts(client: &Client, lease: f64) -> Result<Vec<HostStatus>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT h.id, h.incarnation, h.url,
+                            h.heartbeat > now() - make_interval(secs => $1::float8),
+                            (extract(epoch from now() - h.heartbeat) * 1000)::bigint,
+                            (SELECT count(*) FROM wasmdo_objects o
+                              WHERE o.owner = h.id AND o.incarnation = h.incarnation)
+                     FROM wasmdo_hosts h ORDER BY h.id",
+            &[&lease],
+        )
+        .await
+        .map_err(fail)?;
+    let hosts: Vec<HostStatus> = rows
+        .iter()
+        .map(|row| HostStatus {
+            id: row.get(0),
+            incarnation: row.get(1),
+            url: row.get(2),
+            alive: row.get(3),
+            heartbeat_age_ms: row.get(4),
+            objects: row.get(5),
+        })
+        .collect();
+    Ok(hosts)
 }
 
 fn found(row: &tokio_postgres::Row) -> Found {
@@ -242,31 +274,15 @@ impl ClusterStore for Postgres {
                 .await
                 .map_err(fail)?;
             let lapsed = renewed.is_none_or(|row| row.get::<_, bool>(0));
-            let rows = conn
-                .client
-                .query(
-                    "SELECT h.id, h.incarnation, h.url,
-                            h.heartbeat > now() - make_interval(secs => $1::float8),
-                            (extract(epoch from now() - h.heartbeat) * 1000)::bigint,
-                            (SELECT count(*) FROM wasmdo_objects o
-                              WHERE o.owner = h.id AND o.incarnation = h.incarnation)
-                     FROM wasmdo_hosts h ORDER BY h.id",
-                    &[&lease],
-                )
-                .await
-                .map_err(fail)?;
-            let hosts = rows
-                .iter()
-                .map(|row| HostStatus {
-                    id: row.get(0),
-                    incarnation: row.get(1),
-                    url: row.get(2),
-                    alive: row.get(3),
-                    heartbeat_age_ms: row.get(4),
-                    objects: row.get(5),
-                })
-                .collect();
+            let hosts = hosts(&conn.client, lease).await?;
             Ok(Beat { lapsed, hosts })
+        }))
+    }
+
+    fn hosts(&self, lease: Duration) -> StoreFuture<'_, Vec<HostStatus>> {
+        Box::pin(timed(async move {
+            let conn = self.conn().await?;
+            hosts(&conn.client, lease.as_secs_f64()).await
         }))
     }
 
@@ -291,6 +307,7 @@ impl ClusterStore for Postgres {
     fn claim<'a>(
         &'a self,
         object: &'a str,
+        class: &'a str,
         me: &'a Incarnation,
         lease: Duration,
     ) -> StoreFuture<'a, Claimed> {
@@ -303,9 +320,9 @@ impl ClusterStore for Postgres {
             let tx = client.transaction().await.map_err(fail)?;
             let inserted = tx
                 .query_opt(
-                    "INSERT INTO wasmdo_objects (object, owner, incarnation, epoch, seq)
-                     VALUES ($1, $2, $3, 1, 0) ON CONFLICT (object) DO NOTHING RETURNING epoch",
-                    &[&object, &me.host, &me.number],
+                    "INSERT INTO wasmdo_objects (object, owner, incarnation, epoch, seq, class)
+                     VALUES ($1, $2, $3, 1, 0, $4) ON CONFLICT (object) DO NOTHING RETURNING epoch",
+                    &[&object, &me.host, &me.number, &class],
                 )
                 .await
                 .map_err(fail)?;
@@ -348,6 +365,30 @@ impl ClusterStore for Postgres {
         }))
     }
 
+    fn orphaned_alarms(
+        &self,
+        by: i64,
+        lease: Duration,
+        limit: i64,
+    ) -> StoreFuture<'_, Vec<(String, String)>> {
+        Box::pin(timed(async move {
+            let conn = self.conn().await?;
+            let sql = format!(
+                "SELECT o.class, o.object FROM wasmdo_objects o
+                 LEFT JOIN wasmdo_hosts h ON h.id = o.owner
+                 WHERE o.alarm_at IS NOT NULL AND o.alarm_at <= $1 AND NOT {}
+                 ORDER BY o.alarm_at LIMIT $3",
+                alive_sql("$2")
+            );
+            let rows = conn
+                .client
+                .query(&sql, &[&by, &lease.as_secs_f64(), &limit])
+                .await
+                .map_err(fail)?;
+            Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+        }))
+    }
+
     fn commit<'a>(
         &'a self,
         me: &'a Incarnation,
@@ -372,6 +413,8 @@ impl ClusterStore for Postgres {
                         &page_size,
                         &db_pages,
                         &changes.frames,
+                        &changes.alarm.is_some(),
+                        &changes.alarm.flatten(),
                     ],
                 )
                 .await
@@ -401,6 +444,7 @@ impl ClusterStore for Postgres {
                     page_size: row.get::<_, i32>(1) as u32,
                     db_pages: row.get::<_, i32>(2) as u32,
                     frames: row.get(3),
+                    alarm: None,
                 })
                 .collect())
         }))

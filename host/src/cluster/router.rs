@@ -82,6 +82,11 @@ impl ClusterRouter {
         }
     }
 
+    /// Starts taking over the objects of dead hosts whose alarms come due.
+    pub(crate) fn adopt_orphaned_alarms(&self) {
+        tokio::spawn(Shared::adopt_orphaned_alarms(Arc::downgrade(&self.shared)));
+    }
+
     /// The face for events another host forwarded here.
     pub(crate) fn forwarded(&self) -> ClusterRouter {
         ClusterRouter {
@@ -130,8 +135,16 @@ impl Shared {
                         )));
                     }
                     Some(url) => return Ok(Place::There(url, owner)),
-                    // a run this host has not heard of yet: ask again
-                    None => self.cluster.forget(key),
+                    // a run this host has not heard of yet: read the hosts again
+                    None => {
+                        self.cluster
+                            .refresh_hosts()
+                            .await
+                            .map_err(|e| ObjectError::ClusterUnavailable(e.to_string()))?;
+                        if self.cluster.url_of(&owner).is_none() {
+                            self.cluster.forget(key);
+                        }
+                    }
                 },
                 Route::Unknown => self.settle(key).await?,
             }
@@ -179,7 +192,7 @@ impl Shared {
             let Next::Claim { .. } = next else { break };
             let claimed = cluster
                 .store
-                .claim(&name, &cluster.me, cluster.lease)
+                .claim(&name, &key.class, &cluster.me, cluster.lease)
                 .await
                 .map_err(unavailable)?;
             next = cluster.books.ownership().claimed(key, claimed);
@@ -224,8 +237,7 @@ impl Shared {
         }
         self.runtime.databases.close(key);
         drop(self.runtime.snapshots.take(key));
-        let data = self.runtime.data.clone();
-        let path = data.join(&**name);
+        let path = self.runtime.data.join(&**name);
         let local = {
             let path = path.clone();
             tokio::task::spawn_blocking(move || crate::storage::journal::file_batch(&path))
@@ -238,9 +250,32 @@ impl Shared {
             Err(_) => Some(-1),
         };
         let me = &self.cluster.me;
-        if !protocol::must_rebuild(me, prepare.previous.as_ref(), local, prepare.seq) {
-            return Ok(());
+        if protocol::must_rebuild(me, prepare.previous.as_ref(), local, prepare.seq) {
+            self.rebuild(key, name, prepare, local).await?;
         }
+        // the object's alarm fires here now (it may have been set on another host)
+        let alarm =
+            tokio::task::spawn_blocking(move || crate::storage::sqlite::stored_alarm(&path))
+                .await
+                .map_err(|e| ObjectError::internal_from("reading the object's alarm", e))?
+                .map_err(|e| ObjectError::internal(format!("reading the object's alarm: {e}")))?;
+        let schedule = &self.runtime.schedule;
+        let scheduled = match alarm {
+            Some(at) => schedule.set(key, None, at, 0),
+            None => schedule.remove(key),
+        };
+        scheduled.map_err(|e| ObjectError::internal(format!("scheduling the object's alarm: {e}")))
+    }
+
+    /// Makes the object's file again from the store's batches.
+    async fn rebuild(
+        &self,
+        key: &ObjectKey,
+        name: &Arc<str>,
+        prepare: &Prepare,
+        local: Option<i64>,
+    ) -> Result<(), ObjectError> {
+        let data = self.runtime.data.clone();
         let changes = self
             .cluster
             .store
@@ -264,6 +299,44 @@ impl Shared {
         tracing::info!(target: "wasmdo.cluster", class = &*key.class, id = %key.id,
             local = ?local, batches = last, "rebuilt the object from the cluster store");
         Ok(())
+    }
+
+    /// Claims, every half lease, the objects whose alarm is due and whose owner is dead: taking
+    /// one over schedules its alarm here (`prepare`). Stops when the router is dropped.
+    async fn adopt_orphaned_alarms(shared: std::sync::Weak<Shared>) {
+        loop {
+            let Some(me) = shared.upgrade() else { return };
+            let every = me.cluster.lease / 2;
+            let by = crate::clock::now_ms() + every.as_millis() as i64;
+            match me
+                .cluster
+                .store
+                .orphaned_alarms(by, me.cluster.lease, 64)
+                .await
+            {
+                Ok(orphans) => {
+                    for (class, object) in orphans {
+                        let id = std::path::Path::new(&object)
+                            .file_stem()
+                            .and_then(|stem| stem.to_str())
+                            .and_then(ObjectId::from_hex);
+                        let Some(id) = id else { continue };
+                        if me.runtime.registry.get(&class).is_none() {
+                            continue;
+                        }
+                        let key = ObjectKey::new(&class, id);
+                        if let Err(e) = me.place(&key, true).await {
+                            tracing::warn!(target: "wasmdo.cluster", class, id = %id, "cannot take over an object with a due alarm: {e}");
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(target: "wasmdo.cluster", "looking for orphaned alarms: {e}")
+                }
+            }
+            drop(me);
+            tokio::time::sleep(every).await;
+        }
     }
 
     /// Waits for `forwarded`, an event forwarded to `owner`, unless the owner is declared dead

@@ -61,19 +61,32 @@ pub(crate) trait ClusterStore: Send + Sync {
     /// Renews `me`'s heartbeat.
     fn heartbeat<'a>(&'a self, me: &'a Incarnation, lease: Duration) -> StoreFuture<'a, Beat>;
 
+    /// Every registered host.
+    fn hosts(&self, lease: Duration) -> StoreFuture<'_, Vec<HostStatus>>;
+
     /// Who owns `object`, if anyone ever claimed it.
     fn lookup<'a>(&'a self, object: &'a str, lease: Duration) -> StoreFuture<'a, Option<Found>>;
 
-    /// Claims `object` for `me` (see [`super::protocol::claim_applies`]).
+    /// Claims `object` (of `class`) for `me` (see [`super::protocol::claim_applies`]).
     fn claim<'a>(
         &'a self,
         object: &'a str,
+        class: &'a str,
         me: &'a Incarnation,
         lease: Duration,
     ) -> StoreFuture<'a, Claimed>;
 
-    /// Stores one batch of `object`, fenced (see [`super::protocol::commit_applies`]): `false` if
-    /// the fence refused it (nothing was written).
+    /// Objects with an alarm due by `by` (ms since the Unix epoch) whose owner is not alive:
+    /// (class, object), at most `limit`.
+    fn orphaned_alarms(
+        &self,
+        by: i64,
+        lease: Duration,
+        limit: i64,
+    ) -> StoreFuture<'_, Vec<(String, String)>>;
+
+    /// Stores one batch of `object`, fenced (see [`super::protocol::commit_applies`]), and the
+    /// alarm it left: `false` if the fence refused it (nothing was written).
     fn commit<'a>(
         &'a self,
         me: &'a Incarnation,

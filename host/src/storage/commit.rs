@@ -32,6 +32,10 @@ pub(crate) struct Changes {
     /// number first, big-endian) followed by the page. (Read back from a journal, only the page
     /// number of each header is kept.)
     pub(crate) frames: Vec<u8>,
+    /// The object's alarm as the batch left it, if the batch touched it (`Some(None)`: cleared);
+    /// for a cluster store, which fires the alarms of objects whose host died. Not journaled:
+    /// the alarm's row is among the pages.
+    pub(crate) alarm: Option<Option<i64>>,
 }
 
 impl Changes {
@@ -91,6 +95,13 @@ impl Durable {
 pub(crate) trait CommitLog: Send + Sync {
     /// Makes `changes` durable. The returned promise settles once they are (or cannot be).
     fn append(&self, changes: Changes) -> Durable;
+
+    /// Whether a batch the log does not take (too large to copy, or unreadable from the WAL)
+    /// may be made durable by syncing the object's own WAL instead. `false` for a log that is
+    /// the only durable copy (a cluster store): such a batch is appended anyway, or fails.
+    fn local_fallback(&self) -> bool {
+        true
+    }
 
     /// Blocks until everything appended so far is durable in the object files themselves, and
     /// no longer needed in the log: called before object files are deleted, so that a later

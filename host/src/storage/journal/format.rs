@@ -186,6 +186,7 @@ fn decode_record(bytes: &[u8]) -> Result<(Changes, usize), String> {
         page_size,
         db_pages,
         frames,
+        alarm: None,
     };
     Ok((changes, RECORD_HEADER + length))
 }
@@ -250,6 +251,7 @@ mod tests {
             page_size: 512,
             db_pages: 7,
             frames,
+            alarm: None,
         }
     }
 
@@ -324,6 +326,7 @@ mod tests {
             page_size: 512,
             db_pages: 5,
             frames,
+            alarm: None,
         };
         let mut bytes = segment_header(1).to_vec();
         encode(&changes, &mut bytes);

@@ -10,6 +10,30 @@ const ALARM_TABLE: &str = "_wasmdo_alarm";
 const CREATE_ALARM_TABLE: &str = "CREATE TABLE IF NOT EXISTS _wasmdo_alarm \
      (singleton INTEGER PRIMARY KEY CHECK (singleton = 0), time INTEGER NOT NULL)";
 
+/// The alarm stored in the closed database file at `path` (`None`: no file, or no alarm): for a
+/// cluster host that just took the object over, to schedule it.
+pub(crate) fn stored_alarm(path: &std::path::Path) -> Result<Option<i64>, String> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let flags =
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = rusqlite::Connection::open_with_flags(path, flags).map_err(|e| e.to_string())?;
+    if !table_exists(&conn, ALARM_TABLE).map_err(|e| e.to_string())? {
+        return Ok(None);
+    }
+    conn.query_row(
+        "SELECT time FROM _wasmdo_alarm WHERE singleton = 0",
+        [],
+        |row| row.get(0),
+    )
+    .map(Some)
+    .or_else(|e| match e {
+        rusqlite::Error::QueryReturnedNoRows => Ok(None),
+        e => Err(e.to_string()),
+    })
+}
+
 impl SqliteStorage {
     /// The time of this object's alarm (ms since the Unix epoch), or `None` if none is set.
     pub(crate) fn get_alarm(&mut self) -> Result<Option<i64>, StorageError> {

@@ -78,6 +78,7 @@ mod sql;
 mod usage;
 mod wal;
 
+pub(crate) use alarm::stored_alarm;
 pub(crate) use databases::Databases;
 pub(crate) use file::create_database;
 pub(crate) use usage::{Quotas, Usage};
@@ -235,6 +236,10 @@ pub(crate) struct SqliteStorage {
     /// The next journaled commit must also sync the WAL itself: a commit the journal refused
     /// could not be taken back out of it.
     sync_wal_once: bool,
+    /// The alarm the next commit leaves, if its batch touched it (see [`Changes::alarm`]).
+    ///
+    /// [`Changes::alarm`]: crate::storage::commit::Changes::alarm
+    commit_alarm: Option<Option<i64>>,
     /// [`MAX_JOURNAL_RECORD_BYTES`] except in tests.
     max_journal_record: usize,
     /// The host's storage usage and this database's namespace in it, when quotas are set.
@@ -269,6 +274,7 @@ impl SqliteStorage {
             seq: None,
             durable: None,
             sync_wal_once: false,
+            commit_alarm: None,
             max_journal_record: MAX_JOURNAL_RECORD_BYTES,
             usage: None,
             batch_start_bytes: 0,
@@ -549,15 +555,32 @@ impl SqliteStorage {
         Ok(next)
     }
 
+    /// Tells the next commit what the batch left of the object's alarm (the actor reads it just
+    /// before committing): `Some(None)` cleared, `Some(Some(t))` set, `None` untouched.
+    pub(crate) fn alarm_for_commit(&mut self, alarm: Option<Option<i64>>) {
+        self.commit_alarm = alarm;
+    }
+
     /// Hands the commit just made to the journal; its durability promise.
     fn hand_to_journal(&mut self, seq: u64) -> Durable {
+        let alarm = self.commit_alarm.take();
         let (Some(journal), Some(wal)) = (self.journal.as_ref(), self.wal.as_mut()) else {
             return Durable::ready(Err("the database has no WAL to journal".into()));
         };
         let sync_wal = std::mem::take(&mut self.sync_wal_once);
+        let fallback = journal.local_fallback();
         match wal.take(self.object.clone(), seq) {
-            Ok(changes) if !sync_wal && changes.frames.len() <= self.max_journal_record => {
+            Ok(mut changes)
+                if !fallback || (!sync_wal && changes.frames.len() <= self.max_journal_record) =>
+            {
+                changes.alarm = alarm;
                 journal.append(changes)
+            }
+            Err(e) if !fallback => {
+                wal.forget_position();
+                Durable::ready(Err(format!(
+                    "cannot read the commit back from the WAL: {e}"
+                )))
             }
             // too large to copy, or the WAL holds a commit the journal never got: the WAL itself
             // is made durable (the file then holds everything up to this batch)

@@ -125,6 +125,7 @@ impl WalTail {
             page_size,
             db_pages,
             frames: bytes,
+            alarm: None,
         })
     }
 
