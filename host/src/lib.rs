@@ -343,12 +343,29 @@ impl Host {
             credentials: self.credentials,
             router: self.router,
             forwarded: self.forwarded,
+            replication: self
+                .cluster
+                .clone()
+                .map(|c| gateway::Replication::new(c, &self.runtime.data)),
             cluster: self.cluster,
             runtime: self.runtime,
             directory: self.directory,
             projects: self.projects,
         });
         let _held = self.data_lock;
+        if gateway.replication.is_some() {
+            // every deploy made through any host, before this one serves
+            match gateway.catch_up().await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(target: "wasmdo.cluster", "applied {n} deploys from the cluster's log")
+                }
+                Err(e) => {
+                    tracing::warn!(target: "wasmdo.cluster", "cannot read the cluster's deploy log: {e}; following it from now")
+                }
+            }
+            tokio::spawn(gateway.clone().follow());
+        }
         let caps = || gateway::Connections::new(max_connections, per_peer);
         if let Some((public, _)) = self.public {
             let plane = gateway::Plane::Public;

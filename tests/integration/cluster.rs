@@ -561,3 +561,34 @@ fn the_alarms_of_a_dead_host_fire_on_a_survivor() {
     );
     let _ = &mut hosts;
 }
+
+#[test]
+fn a_deploy_to_one_host_reaches_every_host_and_hosts_that_start_later() {
+    let mut hosts = cluster("deploys", "");
+    hosts[1].deploy("counter", EXAMPLE_COUNTER).expect(201);
+    // every host runs the class: a call through any of them
+    for host in &hosts {
+        wait_until(
+            Duration::from_secs(20),
+            "the class reaches every host",
+            || host.request("GET", "/_admin/classes/counter", b"").status == 200,
+        );
+    }
+    assert_eq!(hosts[2].call("counter", "d", "increment", json!([5])), 5);
+    assert_eq!(hosts[0].call("counter", "d", "get", json!([])), 5);
+    // a refused deploy is refused where it was made, and changes nothing anywhere
+    hosts[0]
+        .deploy_bytes("broken", b"not a component")
+        .expect_error(400, "InvalidComponent");
+    // a host restarted on a fresh data directory catches up before it serves
+    hosts[0].kill();
+    std::fs::remove_dir_all(&hosts[0].data).unwrap();
+    hosts[0].crash_and_restart();
+    hosts[0]
+        .request("GET", "/_admin/classes/counter", b"")
+        .expect(200);
+    hosts[0]
+        .request("GET", "/_admin/classes/broken", b"")
+        .expect_error(404, "UnknownClass");
+    assert_eq!(hosts[0].call("counter", "d", "get", json!([])), 5);
+}

@@ -22,7 +22,7 @@ use tokio::sync::Mutex;
 use tokio_postgres::{Client, NoTls, Statement};
 
 use super::protocol::{self, Claim, Claimed, Found, Incarnation};
-use super::store::{Beat, ClusterStore, HostStatus, StoreError, StoreFuture};
+use super::store::{Beat, Change, ClusterStore, HostStatus, StoreError, StoreFuture};
 use crate::storage::commit::Changes;
 
 /// Connections commits and lookups are spread over (each pipelines its queries).
@@ -55,6 +55,13 @@ CREATE TABLE IF NOT EXISTS wasmdo_objects (
 );
 CREATE INDEX IF NOT EXISTS wasmdo_objects_alarm ON wasmdo_objects (alarm_at) WHERE alarm_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS wasmdo_objects_owner ON wasmdo_objects (owner, incarnation);
+CREATE TABLE IF NOT EXISTS wasmdo_deploys (
+    seq bigserial PRIMARY KEY,
+    kind text NOT NULL,
+    target text NOT NULL,
+    body bytea NOT NULL,
+    at timestamptz NOT NULL DEFAULT now()
+);
 CREATE TABLE IF NOT EXISTS wasmdo_changes (
     object text NOT NULL,
     seq bigint NOT NULL,
@@ -420,6 +427,46 @@ impl ClusterStore for Postgres {
                 .await
                 .map_err(fail)?;
             Ok(stored == 1)
+        }))
+    }
+
+    fn record<'a>(&'a self, change: &'a Change) -> StoreFuture<'a, i64> {
+        Box::pin(timed(async move {
+            let conn = self.conn().await?;
+            let row = conn
+                .client
+                .query_one(
+                    "INSERT INTO wasmdo_deploys (kind, target, body) VALUES ($1, $2, $3) RETURNING seq",
+                    &[&change.kind, &change.target, &change.body],
+                )
+                .await
+                .map_err(fail)?;
+            Ok(row.get(0))
+        }))
+    }
+
+    fn recorded(&self, after: i64) -> StoreFuture<'_, Vec<(i64, Change)>> {
+        Box::pin(timed(async move {
+            let conn = self.conn().await?;
+            let rows = conn
+                .client
+                .query(
+                    "SELECT seq, kind, target, body FROM wasmdo_deploys WHERE seq > $1 ORDER BY seq",
+                    &[&after],
+                )
+                .await
+                .map_err(fail)?;
+            Ok(rows
+                .iter()
+                .map(|row| {
+                    let change = Change {
+                        kind: row.get(1),
+                        target: row.get(2),
+                        body: row.get(3),
+                    };
+                    (row.get(0), change)
+                })
+                .collect())
         }))
     }
 

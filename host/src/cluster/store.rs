@@ -47,6 +47,16 @@ pub(crate) struct Beat {
     pub(crate) hosts: Vec<HostStatus>,
 }
 
+/// A change to what the cluster runs (a deploy), recorded for every host to apply in order:
+/// `kind` says which (`class`, `component`, `delete-component`, `project`), `target` names what
+/// it changes, `body` is the request body.
+#[derive(Debug, Clone)]
+pub(crate) struct Change {
+    pub(crate) kind: String,
+    pub(crate) target: String,
+    pub(crate) body: Vec<u8>,
+}
+
 /// The store every host of a cluster shares.
 pub(crate) trait ClusterStore: Send + Sync {
     /// Creates the store's tables if they are missing (safe to run from many hosts at once).
@@ -93,6 +103,12 @@ pub(crate) trait ClusterStore: Send + Sync {
         epoch: i64,
         changes: &'a Changes,
     ) -> StoreFuture<'a, bool>;
+
+    /// Appends `change` to the cluster's deploy log; its number.
+    fn record<'a>(&'a self, change: &'a Change) -> StoreFuture<'a, i64>;
+
+    /// The deploy log after number `after`, in order.
+    fn recorded(&self, after: i64) -> StoreFuture<'_, Vec<(i64, Change)>>;
 
     /// The batches of `object` after `after`, in order.
     fn changes<'a>(&'a self, object: &'a str, after: i64) -> StoreFuture<'a, Vec<Changes>>;

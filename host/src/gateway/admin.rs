@@ -1,8 +1,6 @@
 //! The admin API (`/_admin/…`): health and metrics, classes (deploy, describe, WIT, ids),
 //! components and project deploys.
 
-use std::sync::atomic::Ordering;
-
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -12,6 +10,22 @@ use super::{Gateway, decode, json_response};
 use crate::error::ObjectError;
 
 impl Gateway {
+    /// Makes a deploy (see `replicate.rs`) and answers with its outcome.
+    async fn answer_change(
+        &self,
+        kind: &str,
+        target: String,
+        body: Vec<u8>,
+    ) -> Result<Response<Full<Bytes>>, ObjectError> {
+        let change = crate::cluster::store::Change {
+            kind: kind.to_owned(),
+            target,
+            body,
+        };
+        let (status, reply) = self.change(change).await?;
+        Ok(json_response(status, &reply))
+    }
+
     /// `/_admin/{rest…}`.
     pub(super) async fn admin(
         &self,
@@ -124,22 +138,13 @@ impl Gateway {
                 let class = decode(class)?;
                 let limit = self.runtime.limits.max_component_bytes;
                 let bytes = self.read_body(req.into_body(), limit).await?;
-                let version = self.runtime.registry.deploy(&class, bytes.to_vec()).await?;
-                self.runtime.metrics.deploys.fetch_add(1, Ordering::Relaxed);
-                Ok(json_response(StatusCode::CREATED, &version.describe()))
+                self.answer_change("class", class, bytes.to_vec()).await
             }
             (&Method::PUT, ["components"]) => {
                 let limit = self.runtime.limits.max_component_bytes;
                 let bytes = self.read_body(req.into_body(), limit).await?;
-                let (hash, size) = self
-                    .runtime
-                    .registry
-                    .store_component(bytes.to_vec())
-                    .await?;
-                Ok(json_response(
-                    StatusCode::CREATED,
-                    &serde_json::json!({ "hash": hash, "size": size }),
-                ))
+                self.answer_change("component", String::new(), bytes.to_vec())
+                    .await
             }
             (&Method::GET, ["components"]) => Ok(json_response(
                 StatusCode::OK,
@@ -147,25 +152,18 @@ impl Gateway {
             )),
             (&Method::DELETE, ["components", hash]) => {
                 let hash = decode(hash)?;
-                self.runtime.registry.delete_component(&hash).await?;
-                Ok(json_response(
-                    StatusCode::OK,
-                    &serde_json::json!({ "deleted": hash }),
-                ))
+                self.answer_change("delete-component", hash, Vec::new())
+                    .await
             }
             (&Method::PUT, ["projects", project]) => {
                 let project = decode(project)?;
                 let limit = self.runtime.limits.max_body_bytes;
                 let body = self.read_body(req.into_body(), limit).await?;
-                let manifest = serde_json::from_slice(&body).map_err(|e| {
+                // refused before it is recorded: a manifest that is not even JSON
+                serde_json::from_slice::<serde_json::Value>(&body).map_err(|e| {
                     ObjectError::InvalidManifest(format!("the manifest is not valid: {e}"))
                 })?;
-                let (reply, deployed) = self.projects.deploy(&project, manifest).await?;
-                self.runtime
-                    .metrics
-                    .deploys
-                    .fetch_add(deployed as u64, Ordering::Relaxed);
-                Ok(json_response(StatusCode::OK, &reply))
+                self.answer_change("project", project, body.to_vec()).await
             }
             (&Method::GET, ["projects"]) => Ok(json_response(
                 StatusCode::OK,

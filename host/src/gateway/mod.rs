@@ -33,6 +33,7 @@ mod connections;
 mod errors;
 mod framing;
 mod objects;
+mod replicate;
 mod websocket;
 mod workers;
 
@@ -62,6 +63,7 @@ use auth::Scope;
 use connections::AcceptErrors;
 pub(crate) use connections::Connections;
 pub(crate) use errors::{error_response, json_response};
+pub(crate) use replicate::Replication;
 pub(crate) use workers::WorkerPool;
 
 /// Shared by every connection of both listeners.
@@ -75,6 +77,8 @@ pub(crate) struct Gateway {
     pub(crate) forwarded: Arc<dyn Router>,
     /// This host's cluster, if it is in one (`/_admin/cluster`).
     pub(crate) cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// In a cluster: this host's place in the deploy log.
+    pub(crate) replication: Option<replicate::Replication>,
     /// This host's live objects (for `health` and `metrics` only).
     pub(crate) directory: Arc<Directory>,
     /// The entry Worker's instances.
