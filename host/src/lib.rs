@@ -18,7 +18,8 @@
 //! |---|---|
 //! | `gateway` | hyper listeners of the control and public planes, bearer tokens, connection caps and timeouts, the body budget, routes (`admin`, `objects`), JSON errors → HTTP statuses, one task per WebSocket connection, the entry Worker's instances |
 //! | `projects` | project deploys: a manifest's classes as one set, migrations (rename, delete), the entry Worker |
-//! | [`router`] | the trait every ingress and capability reaches an object through (this host: the directory) |
+//! | [`router`] | the trait every ingress and capability reaches an object through (this host: the directory; a cluster host: the cluster router) |
+//! | `cluster` | cluster mode on PostgreSQL: membership, ownership with epochs, fenced commits, forwarding, takeover (see docs/CLUSTER.md) |
 //! | [`directory`] | object id → live actor; one activation per id; eviction; nothing else |
 //! | [`runtime`] | what an actor is handed: registry, limits, metrics, schedule, WebSocket hub, databases, snapshots |
 //! | [`registry`] | uploaded components: store, validation, compilation, versions; composes each capability's linker |

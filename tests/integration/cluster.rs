@@ -2,150 +2,22 @@
 //! any host reaching the one live instance of an object, stub calls across hosts, kill -9 of an
 //! owner under load, and a paused owner (SIGSTOP) that must not commit after a takeover.
 //!
-//! PostgreSQL: `WASMDO_TEST_POSTGRES` (a server URL, e.g. `postgres://postgres@127.0.0.1:5432`)
-//! if set; otherwise a throwaway server is started once per test run (`initdb` + `pg_ctl` from
-//! Debian's `postgresql`, which `scripts/test` installs), as the `postgres` user when running as
-//! root, and stopped when the test process exits. Each test gets a database of its own.
+//! PostgreSQL: see `postgres.rs`; each test gets a database of its own.
 
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use wasmdo_test_artifacts::{ALARMS_BASIC, EXAMPLE_COUNTER, RPC_CALLS, RPC_TYPES};
 
 use crate::harness::{TestHost, wait_until};
+use crate::postgres::postgres_server;
 
 /// The lease the tests run with: short, so failovers are quick.
 const LEASE_MS: u64 = 1000;
-
-/// The URL of a PostgreSQL server for the tests (without a database name).
-fn postgres_server() -> &'static str {
-    static SERVER: OnceLock<String> = OnceLock::new();
-    SERVER.get_or_init(|| match std::env::var("WASMDO_TEST_POSTGRES") {
-        Ok(url) if !url.is_empty() => url,
-        _ => start_postgres(),
-    })
-}
-
-/// Whether this process runs as root.
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
-}
-
-/// Runs `program` as the `postgres` user when this process is root (`initdb` refuses root).
-fn as_postgres(program: &str) -> Command {
-    match is_root() {
-        true => {
-            let mut command = Command::new("runuser");
-            command.args(["-u", "postgres", "--", program]);
-            command
-        }
-        false => Command::new(program),
-    }
-}
-
-/// Starts a throwaway PostgreSQL server on a free port; it stops when this process exits.
-#[expect(
-    clippy::zombie_processes,
-    reason = "the reaper outlives this process: it waits for it to exit, then stops the server"
-)]
-fn start_postgres() -> String {
-    let bin = pg_bin_dir();
-    let dir = tempfile::Builder::new()
-        .prefix("wasmdo-pg-")
-        .tempdir()
-        .expect("temp dir")
-        .keep();
-    let data = dir.join("data");
-    std::fs::create_dir(&data).expect("pg data dir");
-    let open = |path: &std::path::Path| {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777)).expect("chmod");
-    };
-    open(&dir);
-    if is_root() {
-        let status = Command::new("chown")
-            .args(["-R", "postgres:postgres"])
-            .arg(&dir)
-            .status()
-            .expect("chown");
-        assert!(status.success(), "chown the PostgreSQL directory");
-    }
-    let initdb = as_postgres(&format!("{bin}/initdb"))
-        .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "-D"])
-        .arg(&data)
-        .output()
-        .expect("run initdb");
-    assert!(
-        initdb.status.success(),
-        "initdb failed: {}",
-        String::from_utf8_lossy(&initdb.stderr)
-    );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let options = format!(
-        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200",
-        dir.display()
-    );
-    let started = as_postgres(&format!("{bin}/pg_ctl"))
-        .args(["-w", "-t", "60", "-o", &options, "-l"])
-        .arg(dir.join("log"))
-        .arg("-D")
-        .arg(&data)
-        .arg("start")
-        .output()
-        .expect("run pg_ctl");
-    assert!(
-        started.status.success(),
-        "pg_ctl start failed: {}\n{}",
-        String::from_utf8_lossy(&started.stderr),
-        std::fs::read_to_string(dir.join("log")).unwrap_or_default()
-    );
-    // stop the server once this test process is gone, whatever way it ends
-    let stop = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {runas} {bin}/pg_ctl -D {data} -m immediate stop >/dev/null 2>&1; rm -rf {dir}",
-        pid = std::process::id(),
-        runas = if is_root() {
-            "runuser -u postgres --"
-        } else {
-            ""
-        },
-        data = data.display(),
-        dir = dir.display()
-    );
-    Command::new("sh")
-        .args(["-c", &stop])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn the PostgreSQL reaper");
-    format!("postgres://postgres@127.0.0.1:{port}")
-}
-
-/// Where Debian's PostgreSQL binaries are (`/usr/lib/postgresql/<version>/bin`).
-fn pg_bin_dir() -> String {
-    let mut versions: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
-        .expect("PostgreSQL is installed (scripts/test installs Debian's `postgresql`)")
-        .filter_map(Result::ok)
-        .map(|e| e.path().join("bin"))
-        .filter(|bin| bin.join("pg_ctl").exists())
-        .collect();
-    versions.sort();
-    versions
-        .pop()
-        .expect("a PostgreSQL version with pg_ctl")
-        .display()
-        .to_string()
-}
 
 /// A fresh database for one test; its URL.
 fn database(test: &str) -> String {

@@ -22,6 +22,7 @@ mod js_sdk;
 mod js_worker;
 mod limits_runaway;
 mod object_info;
+mod postgres;
 mod projects;
 mod python;
 mod quotas;
