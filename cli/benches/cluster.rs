@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 mod load;
 #[path = "../../tests/integration/postgres.rs"]
 mod postgres;
+#[path = "shared/workerd.rs"]
+mod shared;
 use load::{Stats, http_load};
 
 /// The lease the cluster runs with (the default).
@@ -175,6 +177,42 @@ async fn run() -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         secs.as_secs()
     );
+
+    // the peer, when bench/workerd is installed (`scripts/npm-deps bench/workerd`)
+    let workerd = shared::start_workerd("config.capnp", |root, dir| {
+        std::fs::copy(root.join("counter.js"), dir.join("counter.js"))?;
+        Ok(())
+    })?;
+    if let Some(workerd) = &workerd {
+        let (rate, stats) = http_load(
+            workerd.addr,
+            Arc::new(|_| "/rpc/counter/hot/increment".to_string()),
+            Some("[1]"),
+            16,
+            secs,
+        )
+        .await;
+        println!(
+            "{:<20} hot object, durable write, 16 conns: {rate:>8.0} req/s  {}",
+            "workerd",
+            line(&stats)
+        );
+        let prefix = format!("new-workerd-{}", std::process::id());
+        let (rate, stats) = http_load(
+            workerd.addr,
+            Arc::new(move |i| format!("/rpc/counter/{prefix}-{i}/increment")),
+            Some("[1]"),
+            16,
+            secs,
+        )
+        .await;
+        println!(
+            "{:<20} new objects (write each),   16 conns: {rate:>8.0} objects/s  {}",
+            "workerd",
+            line(&stats)
+        );
+    }
+    drop(workerd);
 
     // the hot object, owned by a
     let hot = "/rpc/counter/hot/increment";
