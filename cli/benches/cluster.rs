@@ -18,6 +18,10 @@ use std::time::{Duration, Instant};
 #[path = "shared/load.rs"]
 mod load;
 #[path = "../../tests/integration/postgres.rs"]
+#[expect(
+    dead_code,
+    reason = "the bench uses the shared server only, not stopping it"
+)]
 mod postgres;
 #[path = "shared/workerd.rs"]
 mod shared;

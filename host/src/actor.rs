@@ -169,23 +169,20 @@ enum Pending {
 impl Pending {
     fn release(self, commit: &Result<(), ObjectError>) {
         // a receiver that went away (client disconnected) is not an error
+        let failed = |e: &ObjectError| match e {
+            // the cluster did not commit the batch: the caller may retry, as the error says
+            ObjectError::ClusterUnavailable(_) => e.clone(),
+            _ => ObjectError::CommitFailed(e.to_string()),
+        };
         match (self, commit) {
             (Pending::Call(tx, r), Ok(())) => drop(tx.send(r)),
             (Pending::Fetch(tx, r), Ok(())) => drop(tx.send(r)),
             (Pending::Invoke(tx, r), Ok(())) => drop(tx.send(r)),
             (Pending::Dynamic(tx, r), Ok(())) => drop(tx.send(r)),
-            (Pending::Dynamic(tx, _), Err(e)) => {
-                drop(tx.send(Err(ObjectError::CommitFailed(e.to_string()))))
-            }
-            (Pending::Invoke(tx, _), Err(e)) => {
-                drop(tx.send(Err(ObjectError::CommitFailed(e.to_string()))))
-            }
-            (Pending::Call(tx, _), Err(e)) => {
-                drop(tx.send(Err(ObjectError::CommitFailed(e.to_string()))))
-            }
-            (Pending::Fetch(tx, _), Err(e)) => {
-                drop(tx.send(Err(ObjectError::CommitFailed(e.to_string()))))
-            }
+            (Pending::Dynamic(tx, _), Err(e)) => drop(tx.send(Err(failed(e)))),
+            (Pending::Invoke(tx, _), Err(e)) => drop(tx.send(Err(failed(e)))),
+            (Pending::Call(tx, _), Err(e)) => drop(tx.send(Err(failed(e)))),
+            (Pending::Fetch(tx, _), Err(e)) => drop(tx.send(Err(failed(e)))),
         }
     }
 }
@@ -698,7 +695,11 @@ impl Actor {
         };
         outcome.map_err(|e| {
             tracing::error!(target: "wasmdo.actor", class = &*self.key.class, id = %self.key.id, "commit failed: {e}");
-            ObjectError::CommitFailed(e.to_string())
+            let message = e.to_string();
+            match message.contains(crate::storage::commit::CLUSTER_REFUSED) {
+                true => ObjectError::ClusterUnavailable(message),
+                false => ObjectError::CommitFailed(message),
+            }
         })
     }
 

@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use wasmdo_test_artifacts::{ALARMS_BASIC, EXAMPLE_COUNTER, RPC_CALLS, RPC_TYPES};
+use wasmdo_test_artifacts::{
+    ALARMS_BASIC, EXAMPLE_COUNTER, RPC_CALLS, RPC_TYPES, WEBSOCKETS_BASIC,
+};
 
 use crate::harness::{TestHost, wait_until};
 use crate::postgres::postgres_server;
@@ -463,4 +465,169 @@ fn a_deploy_to_one_host_reaches_every_host_and_hosts_that_start_later() {
         .request("GET", "/_admin/classes/broken", b"")
         .expect_error(404, "UnknownClass");
     assert_eq!(hosts[0].call("counter", "d", "get", json!([])), 5);
+}
+
+/// A WebSocket client of the `ws` fixture's object `object` through `host`, past its welcome.
+fn ws_connect(host: &TestHost, object: &str) -> crate::harness::WsClient {
+    let url = format!(
+        "{}/objects/ws/{object}/ws?tags=t",
+        host.url.replace("http://", "ws://")
+    );
+    let (mut ws, _) =
+        tungstenite::connect(url).unwrap_or_else(|e| panic!("connect: {e}; log:\n{}", host.log()));
+    if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_mut() {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    }
+    let welcome = crate::harness::ws_text(&mut ws);
+    assert!(welcome.starts_with("welcome "), "{welcome}");
+    ws
+}
+
+#[test]
+fn a_websocket_reaches_its_object_through_any_host_and_reconnects_after_its_host_dies() {
+    use tungstenite::Message;
+    let classes = format!("[classes.ws]\ncomponent = {WEBSOCKETS_BASIC:?}\n");
+    let mut hosts = cluster("sockets", &classes);
+    // a owns the object; one client connects through a, one through b (tunnelled to a)
+    let mut near = ws_connect(&hosts[0], "room");
+    let mut far = ws_connect(&hosts[1], "room");
+    assert_eq!(owner_of(&hosts, "ws", "room"), 0);
+    far.send(Message::text("echo hello")).unwrap();
+    assert_eq!(crate::harness::ws_text(&mut far), "hello");
+    far.send(Message::text("count")).unwrap();
+    assert_eq!(crate::harness::ws_text(&mut far), "2");
+    near.send(Message::text("broadcast hi")).unwrap();
+    assert_eq!(crate::harness::ws_text(&mut near), "broadcast hi");
+    assert_eq!(crate::harness::ws_text(&mut far), "broadcast hi");
+    // the socket's host dies: the client through b sees its connection end, and reconnects
+    // through b, which takes the object over
+    hosts[0].kill();
+    let ended = loop {
+        match far.read() {
+            Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+            Ok(other) => break format!("{other:?}"),
+            Err(e) => break e.to_string(),
+        }
+    };
+    assert!(!ended.is_empty());
+    let mut again = None;
+    wait_until(Duration::from_secs(20), "reconnect through b", || {
+        let url = format!(
+            "{}/objects/ws/room/ws?tags=t",
+            hosts[1].url.replace("http://", "ws://")
+        );
+        match tungstenite::connect(url) {
+            Ok((ws, _)) => {
+                again = Some(ws);
+                true
+            }
+            Err(_) => false,
+        }
+    });
+    let mut again = again.unwrap();
+    let welcome = crate::harness::ws_text(&mut again);
+    assert!(welcome.starts_with("welcome "), "{welcome}");
+    again.send(Message::text("echo back")).unwrap();
+    assert_eq!(crate::harness::ws_text(&mut again), "back");
+    assert_eq!(owner_of(&hosts, "ws", "room"), 1);
+    let _ = &mut hosts;
+}
+
+#[test]
+fn postgres_restarted_under_load_answers_503_loses_nothing_and_service_resumes() {
+    let server = crate::postgres::Server::start();
+    let url = format!("{}/postgres", server.url);
+    let hosts: Vec<TestHost> = ["a", "b"]
+        .iter()
+        .map(|id| {
+            TestHost::with_config(&format!(
+                "[cluster]\npostgres = {url:?}\nhost-id = \"{id}\"\nlease-ms = {LEASE_MS}\n\n{}",
+                counter_classes()
+            ))
+        })
+        .collect();
+    let objects = 6;
+    for o in 0..objects {
+        hosts[o % 2].call("counter", &format!("p{o}"), "increment", json!([1]));
+    }
+    let acked: Arc<Mutex<BTreeMap<String, i64>>> = Arc::new(Mutex::new(
+        (0..objects).map(|o| (format!("p{o}"), 1)).collect(),
+    ));
+    let refusals: Arc<Mutex<BTreeMap<(u16, String), usize>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let urls: Vec<String> = hosts.iter().map(|h| h.url.clone()).collect();
+            let (stop, acked, refusals) = (stop.clone(), acked.clone(), refusals.clone());
+            std::thread::spawn(move || {
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .timeout_global(Some(Duration::from_secs(20)))
+                    .build()
+                    .into();
+                let mut i = w;
+                while !stop.load(Ordering::Relaxed) {
+                    let object = format!("p{}", i % objects);
+                    let reply = agent
+                        .post(format!("{}/rpc/counter/{object}/increment", urls[i % 2]))
+                        .send("[1]");
+                    if let Ok(r) = reply {
+                        let status = r.status().as_u16();
+                        let text = r.into_body().read_to_string().unwrap_or_default();
+                        if status == 200 {
+                            *acked.lock().unwrap().entry(object).or_default() += 1;
+                        } else {
+                            let body: Value = serde_json::from_str(&text).unwrap_or_default();
+                            let kind = match body["kind"].as_str() {
+                                Some("ClusterUnavailable") => "ClusterUnavailable".to_owned(),
+                                _ => text.clone(),
+                            };
+                            *refusals.lock().unwrap().entry((status, kind)).or_default() += 1;
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                    }
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(800));
+    server.crash();
+    std::thread::sleep(Duration::from_millis(2500));
+    server.resume();
+    // service resumes by itself
+    for (o, host) in (0..objects).zip(hosts.iter().cycle()) {
+        wait_until(Duration::from_secs(20), "increments succeed again", || {
+            host.rpc("counter", &format!("p{o}"), "get", json!([]))
+                .status
+                == 200
+        });
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    // while it was down, requests failed with the store's 503 (a batch refused at commit, a
+    // claim or lookup that could not happen), never with anything unclear
+    let refusals = refusals.lock().unwrap().clone();
+    assert!(
+        !refusals.is_empty(),
+        "requests failed while PostgreSQL was down"
+    );
+    for (status, kind) in refusals.keys() {
+        assert_eq!(
+            (*status, kind.as_str()),
+            (503, "ClusterUnavailable"),
+            "{refusals:?}"
+        );
+    }
+    // nothing acknowledged was lost
+    for (object, count) in acked.lock().unwrap().iter() {
+        let value = hosts[1].call("counter", object, "get", json!([]));
+        assert!(
+            value.as_i64().unwrap() >= *count,
+            "{object}: {count} acknowledged, {value} stored"
+        );
+    }
 }

@@ -12,7 +12,7 @@ pub(crate) fn postgres_server() -> &'static str {
     static SERVER: OnceLock<String> = OnceLock::new();
     SERVER.get_or_init(|| match std::env::var("WASMDO_TEST_POSTGRES") {
         Ok(url) if !url.is_empty() => url,
-        _ => start_postgres(),
+        _ => Server::start().url,
     })
 }
 
@@ -36,85 +36,121 @@ fn as_postgres(program: &str) -> Command {
     }
 }
 
-/// Starts a throwaway PostgreSQL server on a free port; it stops when this process exits.
-#[expect(
-    clippy::zombie_processes,
-    reason = "the reaper outlives this process: it waits for it to exit, then stops the server"
-)]
-fn start_postgres() -> String {
-    let bin = pg_bin_dir();
-    let dir = tempfile::Builder::new()
-        .prefix("wasmdo-pg-")
-        .tempdir()
-        .expect("temp dir")
-        .keep();
-    let data = dir.join("data");
-    std::fs::create_dir(&data).expect("pg data dir");
-    let open = |path: &std::path::Path| {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777)).expect("chmod");
-    };
-    open(&dir);
-    if is_root() {
-        let status = Command::new("chown")
-            .args(["-R", "postgres:postgres"])
-            .arg(&dir)
-            .status()
-            .expect("chown");
-        assert!(status.success(), "chown the PostgreSQL directory");
+/// A throwaway PostgreSQL server of this process: stopped when the process exits, and in between
+/// stopped and started again at will (a test of the store going away).
+pub(crate) struct Server {
+    /// `postgres://postgres@127.0.0.1:<port>` (no database).
+    pub(crate) url: String,
+    bin: String,
+    data: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    options: String,
+}
+
+impl Server {
+    /// Creates and starts a server on a free port.
+    #[expect(
+        clippy::zombie_processes,
+        reason = "the reaper outlives this process: it waits for it to exit, then stops the server"
+    )]
+    pub(crate) fn start() -> Server {
+        let bin = pg_bin_dir();
+        let dir = tempfile::Builder::new()
+            .prefix("wasmdo-pg-")
+            .tempdir()
+            .expect("temp dir")
+            .keep();
+        let data = dir.join("data");
+        std::fs::create_dir(&data).expect("pg data dir");
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        }
+        if is_root() {
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&dir)
+                .status()
+                .expect("chown");
+            assert!(status.success(), "chown the PostgreSQL directory");
+        }
+        let initdb = as_postgres(&format!("{bin}/initdb"))
+            .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "-D"])
+            .arg(&data)
+            .output()
+            .expect("run initdb");
+        assert!(
+            initdb.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&initdb.stderr)
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200",
+            dir.display()
+        );
+        let server = Server {
+            url: format!("postgres://postgres@127.0.0.1:{port}"),
+            bin,
+            data,
+            dir,
+            options,
+        };
+        server.resume();
+        // stop the server once this process is gone, whatever way it ends
+        let stop = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {runas} {bin}/pg_ctl -D {data} -m immediate stop >/dev/null 2>&1; rm -rf {dir}",
+            pid = std::process::id(),
+            runas = if is_root() {
+                "runuser -u postgres --"
+            } else {
+                ""
+            },
+            bin = server.bin,
+            data = server.data.display(),
+            dir = server.dir.display()
+        );
+        Command::new("sh")
+            .args(["-c", &stop])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn the PostgreSQL reaper");
+        server
     }
-    let initdb = as_postgres(&format!("{bin}/initdb"))
-        .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "-D"])
-        .arg(&data)
-        .output()
-        .expect("run initdb");
-    assert!(
-        initdb.status.success(),
-        "initdb failed: {}",
-        String::from_utf8_lossy(&initdb.stderr)
-    );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let options = format!(
-        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200",
-        dir.display()
-    );
-    let started = as_postgres(&format!("{bin}/pg_ctl"))
-        .args(["-w", "-t", "60", "-o", &options, "-l"])
-        .arg(dir.join("log"))
-        .arg("-D")
-        .arg(&data)
-        .arg("start")
-        .output()
-        .expect("run pg_ctl");
-    assert!(
-        started.status.success(),
-        "pg_ctl start failed: {}\n{}",
-        String::from_utf8_lossy(&started.stderr),
-        std::fs::read_to_string(dir.join("log")).unwrap_or_default()
-    );
-    // stop the server once this test process is gone, whatever way it ends
-    let stop = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {runas} {bin}/pg_ctl -D {data} -m immediate stop >/dev/null 2>&1; rm -rf {dir}",
-        pid = std::process::id(),
-        runas = if is_root() {
-            "runuser -u postgres --"
-        } else {
-            ""
-        },
-        data = data.display(),
-        dir = dir.display()
-    );
-    Command::new("sh")
-        .args(["-c", &stop])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn the PostgreSQL reaper");
-    format!("postgres://postgres@127.0.0.1:{port}")
+
+    /// Starts the (stopped) server again.
+    pub(crate) fn resume(&self) {
+        let started = as_postgres(&format!("{}/pg_ctl", self.bin))
+            .args(["-w", "-t", "60", "-o", &self.options, "-l"])
+            .arg(self.dir.join("log"))
+            .arg("-D")
+            .arg(&self.data)
+            .arg("start")
+            .output()
+            .expect("run pg_ctl");
+        assert!(
+            started.status.success(),
+            "pg_ctl start failed: {}\n{}",
+            String::from_utf8_lossy(&started.stderr),
+            std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+        );
+    }
+
+    /// Stops the server the way a crash would (`immediate`: no checkpoint, clients cut off).
+    pub(crate) fn crash(&self) {
+        let stopped = as_postgres(&format!("{}/pg_ctl", self.bin))
+            .args(["-w", "-m", "immediate", "-D"])
+            .arg(&self.data)
+            .arg("stop")
+            .output()
+            .expect("run pg_ctl");
+        assert!(stopped.status.success(), "pg_ctl stop failed");
+    }
 }
 
 /// Where Debian's PostgreSQL binaries are (`/usr/lib/postgresql/<version>/bin`).

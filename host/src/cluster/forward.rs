@@ -106,6 +106,75 @@ impl Peers {
         })
     }
 
+    /// Sends a WebSocket upgrade request (`GET path` with `headers`, which carry the client's
+    /// `Upgrade`, `Connection` and `Sec-WebSocket-*`) to the host at `base`, on a connection of its
+    /// own: the answer, and with a `101` the owner side of the tunnel to pipe the client to.
+    pub(super) async fn upgrade(
+        &self,
+        base: &str,
+        path: &str,
+        headers: &[(String, String)],
+    ) -> Result<(Answer, Option<hyper::upgrade::OnUpgrade>), ObjectError> {
+        let authority = base
+            .strip_prefix("http://")
+            .unwrap_or(base)
+            .trim_end_matches('/')
+            .to_owned();
+        let mut builder = Request::builder().method(Method::GET).uri(path);
+        for (name, value) in headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        builder = builder.header(FORWARDED, "1");
+        if let Some(token) = &self.token {
+            builder = builder.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = builder
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| ObjectError::InvalidRequest(format!("cannot forward: {e}")))?;
+        let unavailable = |e: String| {
+            ObjectError::ClusterUnavailable(format!("cannot reach host {authority}: {e}"))
+        };
+        let stream =
+            tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(&authority))
+                .await
+                .map_err(|_| unavailable("timed out".into()))?
+                .map_err(|e| unavailable(e.to_string()))?;
+        let _ = stream.set_nodelay(true);
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        tokio::spawn(connection.with_upgrades());
+        let mut response = sender.send_request(request).await.map_err(|e| {
+            ObjectError::ClusterUnavailable(format!("the owner host {base} did not answer: {e}"))
+        })?;
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let tunnel = hyper::upgrade::on(&mut response);
+            let answer = Answer::Answered {
+                status: response.status(),
+                headers: response.headers().clone(),
+                body: Bytes::new(),
+            };
+            return Ok((answer, Some(tunnel)));
+        }
+        let (parts, incoming) = response.into_parts();
+        if parts.status == StatusCode::MISDIRECTED_REQUEST {
+            return Ok((Answer::NotOwner, None));
+        }
+        let body = incoming
+            .collect()
+            .await
+            .map_err(|e| {
+                ObjectError::ClusterUnavailable(format!("the owner host {base} broke off: {e}"))
+            })?
+            .to_bytes();
+        let answer = Answer::Answered {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        };
+        Ok((answer, None))
+    }
+
     async fn connection(&self, authority: &str) -> Result<SendRequest<Full<Bytes>>, ObjectError> {
         loop {
             let idle = self

@@ -35,7 +35,7 @@ pub(crate) use router::ClusterRouter;
 use crate::config::ClusterConfig;
 use crate::ids::ObjectKey;
 use crate::runtime::Tenure;
-use crate::storage::commit::{Changes, CommitLog, Durable};
+use crate::storage::commit::{CLUSTER_REFUSED, Changes, CommitLog, Durable};
 use protocol::{Incarnation, Ownership};
 use store::{ClusterStore, HostStatus, StoreError};
 
@@ -210,10 +210,9 @@ impl CommitLog for Cluster {
             .as_ref()
             .and_then(|key| self.books.ownership().epoch(key));
         let (Some(key), Some(epoch)) = (owner, epoch) else {
-            return Durable::ready(Err(
-                "this host no longer owns the object (its lease lapsed or another host took it over)"
-                    .into(),
-            ));
+            return Durable::ready(Err(format!(
+                "{CLUSTER_REFUSED}: this host no longer owns the object (its lease lapsed or another host took it over)"
+            )));
         };
         let (tx, durable) = Durable::new();
         let store = self.store.clone();
@@ -227,13 +226,13 @@ impl CommitLog for Cluster {
                 Ok(false) => {
                     books.forget(&key);
                     Err(format!(
-                        "refused by the cluster store: another host owns the object now (this host's epoch {epoch} is stale)"
+                        "{CLUSTER_REFUSED}: refused by the cluster store: another host owns the object now (this host's epoch {epoch} is stale)"
                     ))
                 }
                 Err(e) => {
                     // the store may or may not hold it: the next event checks the file against it
                     books.forget(&key);
-                    Err(e.to_string())
+                    Err(format!("{CLUSTER_REFUSED}: {e}"))
                 }
             };
             let _ = tx.send(outcome);

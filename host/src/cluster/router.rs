@@ -29,7 +29,7 @@ use crate::ids::{ObjectId, ObjectKey};
 use crate::router::{Address, Chain, Dynamic, Fetched, Routed, Router, StubMethod};
 use crate::rpc::json::{json_to_val, val_to_json};
 use crate::runtime::Runtime;
-use crate::websockets::{SocketEvent, SocketId};
+use crate::websockets::{Accepted, SocketEvent, SocketId};
 
 /// How often an event looks for its object's place before giving up (each miss is a race with
 /// another host's claim or a stale view, corrected by one more lookup).
@@ -361,6 +361,48 @@ impl Shared {
                 "host {} died (or stopped answering its lease) while it held this event; whether it ran is unknown: retry",
                 owner.host
             ))),
+        }
+    }
+
+    /// Forwards a WebSocket upgrade to the owner at `url`: its answer, and with a `101` the tunnel
+    /// the client's connection is piped through; `None` if that host no longer owns `key`.
+    async fn tunnel(
+        &self,
+        key: &ObjectKey,
+        url: &str,
+        path: &str,
+        headers: &[(String, String)],
+    ) -> Result<Option<Fetched>, ObjectError> {
+        // the upgrade's own headers go along (they are hop-by-hop for anything else)
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .filter(|(name, _)| {
+                !hop_by_hop(name)
+                    || name.eq_ignore_ascii_case("upgrade")
+                    || name.eq_ignore_ascii_case("connection")
+            })
+            .cloned()
+            .collect();
+        match self.peers.upgrade(url, path, &headers).await {
+            Ok((
+                Answer::Answered {
+                    status,
+                    headers,
+                    body,
+                },
+                tunnel,
+            )) => Ok(Some(Fetched {
+                response: response_of(status, &headers, body),
+                accepted: tunnel.map(Accepted::Tunnel),
+            })),
+            Ok((Answer::NotOwner, _)) => {
+                self.cluster.forget(key);
+                Ok(None)
+            }
+            Err(e) => {
+                self.cluster.forget(key);
+                Err(e)
+            }
         }
     }
 
@@ -780,9 +822,10 @@ impl ClusterRouter {
             ),
             |url| async {
                 if upgrade {
-                    return Err(ObjectError::NotOwner(format!(
-                        "WebSocket upgrades are not forwarded between hosts yet: the object lives on {url}; connect there"
-                    )));
+                    return self
+                        .shared
+                        .tunnel(&key, &url, &path, &request.headers)
+                        .await;
                 }
                 let answer = self
                     .shared

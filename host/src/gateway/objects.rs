@@ -17,6 +17,8 @@ use super::{Gateway, decode, json_response, object_name, websocket, websocket_ke
 use crate::bindings::http_types;
 use crate::error::ObjectError;
 use crate::router::{Address, Router};
+use crate::websockets::Accepted;
+use hyper_util::rt::TokioIo;
 
 impl Gateway {
     /// `POST /rpc/{class}/{name}/{method}`: the body is a JSON array of arguments.
@@ -186,14 +188,26 @@ impl Gateway {
             let router = router.clone();
             let max_message_bytes = self.runtime.limits.max_websocket_message_bytes;
             tokio::spawn(async move {
-                match on_upgrade.await {
-                    Ok(upgraded) => {
-                        websocket::serve(router, max_message_bytes, accepted, upgraded).await;
-                        // the socket's slot among the listener's connections, freed now
-                        drop(connection);
+                match (on_upgrade.await, accepted) {
+                    (Ok(upgraded), Accepted::Here(socket)) => {
+                        websocket::serve(router, max_message_bytes, socket, upgraded).await;
                     }
-                    Err(e) => tracing::debug!(target: "wasmdo.websockets", "upgrade failed: {e}"),
+                    (Ok(upgraded), Accepted::Tunnel(owner)) => match owner.await {
+                        Ok(owner) => {
+                            let mut client = TokioIo::new(upgraded);
+                            let mut owner = TokioIo::new(owner);
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut owner).await;
+                        }
+                        Err(e) => {
+                            tracing::debug!(target: "wasmdo.websockets", "the owner host's upgrade failed: {e}")
+                        }
+                    },
+                    (Err(e), _) => {
+                        tracing::debug!(target: "wasmdo.websockets", "upgrade failed: {e}")
+                    }
                 }
+                // the socket's slot among the listener's connections, freed now
+                drop(connection);
             });
             return builder.body(Full::new(Bytes::new())).map_err(|e| {
                 ObjectError::FetchFailed(format!("fetch returned an invalid header: {e}"))

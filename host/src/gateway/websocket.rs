@@ -18,14 +18,14 @@ use crate::bindings::websockets_api::Message;
 use crate::error::ObjectError;
 use crate::ids::ObjectKey;
 use crate::router::Router;
-use crate::websockets::{Accepted, Outgoing, SocketEvent, SocketId};
+use crate::websockets::{HereSocket, Outgoing, SocketEvent, SocketId};
 
 /// Serves one accepted socket's connection until it ends: outgoing messages from the object,
 /// incoming ones to it as events (auto-responses answered here).
 pub(crate) async fn serve(
     router: Arc<dyn Router>,
     max_message_bytes: u64,
-    accepted: Accepted,
+    accepted: HereSocket,
     upgraded: Upgraded,
 ) {
     let Some((key, id, hub, outbox)) = accepted.connect() else {

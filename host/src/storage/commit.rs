@@ -109,6 +109,11 @@ pub(crate) trait CommitLog: Send + Sync {
     fn checkpoint(&self) -> Result<(), String>;
 }
 
+/// How a commit log's error says that the batch was not committed for a reason of the cluster
+/// (its store is unreachable, or another host owns the object now) and may be retried: the actor
+/// answers such a failed commit with `ClusterUnavailable` (`503`) instead of `CommitFailed`.
+pub(crate) const CLUSTER_REFUSED: &str = "the cluster did not commit this batch";
+
 /// An I/O error as an operator should read it.
 pub(crate) fn describe(e: &std::io::Error) -> String {
     match e.kind() {

@@ -251,16 +251,27 @@ impl Hub {
     }
 }
 
-/// A socket accepted by a `fetch` whose event has not committed yet. Dropped without being
-/// connected (the event rolled back, the commit failed, the client left), it forgets the socket.
-pub(crate) struct Accepted {
+/// A WebSocket a `fetch` accepted, to switch the client's connection to once the reply is
+/// released.
+pub(crate) enum Accepted {
+    /// A socket of an object on this host.
+    Here(HereSocket),
+    /// A socket another host of the cluster accepted (its object lives there): the client's
+    /// connection is piped, byte for byte, to the connection this host upgraded to that host.
+    Tunnel(hyper::upgrade::OnUpgrade),
+}
+
+/// A socket accepted by a `fetch` of an object on this host whose event has not committed yet.
+/// Dropped without being connected (the event rolled back, the commit failed, the client left),
+/// it forgets the socket.
+pub(crate) struct HereSocket {
     pub(super) key: ObjectKey,
     pub(super) id: SocketId,
     pub(super) outbox: Option<Arc<Outbox>>,
     pub(super) hub: Arc<Hub>,
 }
 
-impl Accepted {
+impl HereSocket {
     /// Hands the socket to its connection task: its key, id, hub and outbox; `None` if it was
     /// handed over already.
     pub(crate) fn connect(mut self) -> Option<(ObjectKey, SocketId, Arc<Hub>, Arc<Outbox>)> {
@@ -269,7 +280,7 @@ impl Accepted {
     }
 }
 
-impl Drop for Accepted {
+impl Drop for HereSocket {
     fn drop(&mut self) {
         if self.outbox.is_some() {
             self.hub.forget(&self.key, self.id);

@@ -24,7 +24,7 @@
 
 mod hub;
 
-pub(crate) use hub::{Accepted, Hub, Outgoing, SocketEvent, SocketId};
+pub(crate) use hub::{Accepted, HereSocket, Hub, Outgoing, SocketEvent, SocketId};
 
 use std::sync::Arc;
 
@@ -154,12 +154,12 @@ impl WebSocketsCtx {
         let (id, outbox) = self
             .hub
             .register(&self.key, tags, in_memory, self.max_sockets)?;
-        self.upgrade = Some(Some(Accepted {
+        self.upgrade = Some(Some(Accepted::Here(HereSocket {
             key: self.key.clone(),
             id,
             outbox: Some(outbox),
             hub: self.hub.clone(),
-        }));
+        })));
         Ok(id)
     }
 }
