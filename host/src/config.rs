@@ -91,6 +91,7 @@ pub struct Config {
 /// host-id = "a"                          # unique per host, stable across restarts
 /// advertise = "http://10.0.0.5:8080"     # how other hosts reach this one (default: listen)
 /// lease-ms = 2000                        # a host silent this long is dead
+/// retain-batches = 0                     # recent batches kept restorable (superseded pages)
 /// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -106,6 +107,11 @@ pub struct ClusterConfig {
     /// How long a host may go without a heartbeat before others take its objects over.
     #[serde(default = "default_lease_ms")]
     pub lease_ms: u64,
+    /// How many of an object's most recent batches stay restorable in the store; older
+    /// superseded page versions are compacted away (every 64 batches). Default 0: the store
+    /// keeps just what the latest state needs.
+    #[serde(default)]
+    pub retain_batches: u64,
 }
 
 /// The default lease: 2 s (failover within a few seconds of a host's death).

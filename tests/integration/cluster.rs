@@ -631,3 +631,38 @@ fn postgres_restarted_under_load_answers_503_loses_nothing_and_service_resumes()
         );
     }
 }
+
+#[test]
+fn the_store_compacts_superseded_pages_and_a_takeover_rebuilds_from_what_is_left() {
+    let mut hosts = cluster("compaction", &counter_classes());
+    // one increment per batch: 200 batches, each rewriting the same few pages
+    for _ in 0..200 {
+        hosts[0].call("counter", "busy", "increment", json!([1]));
+    }
+    let status = |host: &TestHost| {
+        host.request("GET", "/_admin/cluster/objects/counter/busy", b"")
+            .expect(200)
+    };
+    wait_until(Duration::from_secs(10), "compaction ran", || {
+        let s = status(&hosts[1]);
+        s["batches"] == 200 && s["stored_pages"].as_i64().unwrap() < 100
+    });
+    let stored = status(&hosts[1]);
+    assert!(stored["stored_bytes"].as_i64().unwrap() > 0, "{stored}");
+    // another host takes the object over from the compacted pages
+    hosts[0].kill();
+    wait_until(Duration::from_secs(15), "b serves the object", || {
+        hosts[1].rpc("counter", "busy", "get", json!([])).status == 200
+    });
+    assert_eq!(hosts[1].call("counter", "busy", "get", json!([])), 200);
+    assert_eq!(
+        hosts[1].call("counter", "busy", "increment", json!([1])),
+        201
+    );
+    assert!(
+        hosts[1]
+            .log()
+            .contains("rebuilt the object from the cluster store")
+    );
+    let _ = &mut hosts;
+}

@@ -53,7 +53,13 @@ pub(crate) struct Cluster {
     renewed: Mutex<Instant>,
     /// The bearer token hosts send each other (the control plane's admin token), if any.
     pub(crate) token: Option<String>,
+    /// How many recent batches of an object stay restorable (superseded page versions older
+    /// than that are compacted away).
+    retain_batches: u64,
 }
+
+/// An object's superseded page versions are compacted every this many batches.
+const COMPACT_EVERY: u64 = 64;
 
 impl Cluster {
     /// Joins the cluster `config` describes: creates the store's tables if needed and registers
@@ -79,6 +85,7 @@ impl Cluster {
             hosts: Mutex::new(Vec::new()),
             renewed: Mutex::new(Instant::now()),
             token,
+            retain_batches: config.retain_batches,
         })
     }
 
@@ -105,6 +112,11 @@ impl Cluster {
                 "no host has claimed this object yet".into(),
             ));
         };
+        let (pages, bytes) = self
+            .store
+            .footprint(&name)
+            .await
+            .map_err(|e| crate::error::ObjectError::ClusterUnavailable(e.to_string()))?;
         Ok(serde_json::json!({
             "id": key.id.to_hex(),
             "owner": found.claim.owner.host,
@@ -112,6 +124,8 @@ impl Cluster {
             "alive": found.alive,
             "epoch": found.claim.epoch,
             "batches": found.claim.seq,
+            "stored_pages": pages,
+            "stored_bytes": bytes,
         }))
     }
 
@@ -220,9 +234,27 @@ impl CommitLog for Cluster {
         // the outcome reaches the actor through `tx`; a refused batch also ends this host's
         // ownership, which the commit's waiter learns from the error
         let books = self.books.clone();
+        let retain = self.retain_batches;
         tokio::spawn(async move {
             let outcome = match store.commit(&me, epoch, &changes).await {
-                Ok(true) => Ok(()),
+                Ok(true) => {
+                    let seq = changes.seq;
+                    if seq % COMPACT_EVERY == 0 && seq > retain {
+                        // off the output gate's path: the reply does not wait for it
+                        let (store, object) = (store.clone(), changes.object.clone());
+                        tokio::spawn(async move {
+                            match store.compact(&object, (seq - retain) as i64).await {
+                                Ok(dropped) => {
+                                    tracing::debug!(target: "wasmdo.cluster", %object, dropped, "compacted")
+                                }
+                                Err(e) => {
+                                    tracing::warn!(target: "wasmdo.cluster", %object, "compacting: {e}")
+                                }
+                            }
+                        });
+                    }
+                    Ok(())
+                }
                 Ok(false) => {
                     books.forget(&key);
                     Err(format!(

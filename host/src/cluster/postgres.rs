@@ -23,7 +23,7 @@ use tokio_postgres::{Client, NoTls, Statement};
 
 use super::protocol::{self, Claim, Claimed, Found, Incarnation};
 use super::store::{Beat, Change, ClusterStore, HostStatus, StoreError, StoreFuture};
-use crate::storage::commit::Changes;
+use crate::storage::commit::{Changes, Image};
 
 /// Connections commits and lookups are spread over (each pipelines its queries).
 const CONNECTIONS: usize = 4;
@@ -62,14 +62,20 @@ CREATE TABLE IF NOT EXISTS wasmdo_deploys (
     body bytea NOT NULL,
     at timestamptz NOT NULL DEFAULT now()
 );
-CREATE TABLE IF NOT EXISTS wasmdo_changes (
+CREATE TABLE IF NOT EXISTS wasmdo_batches (
     object text NOT NULL,
     seq bigint NOT NULL,
     epoch bigint NOT NULL,
     page_size integer NOT NULL,
     db_pages integer NOT NULL,
-    frames bytea NOT NULL,
     PRIMARY KEY (object, seq)
+);
+CREATE TABLE IF NOT EXISTS wasmdo_pages (
+    object text NOT NULL,
+    page integer NOT NULL,
+    seq bigint NOT NULL,
+    data bytea NOT NULL,
+    PRIMARY KEY (object, page, seq)
 );
 ";
 
@@ -88,9 +94,16 @@ WITH fenced AS (
     WHERE object = $1::text AND owner = $2::text AND incarnation = $3::bigint
       AND epoch = $5::bigint AND seq = $4::bigint - 1
     RETURNING object
+), batch AS (
+    INSERT INTO wasmdo_batches (object, seq, epoch, page_size, db_pages)
+    SELECT object, $4::bigint, $5::bigint, $6::integer, $7::integer FROM fenced
+    RETURNING object
+), pages AS (
+    INSERT INTO wasmdo_pages (object, page, seq, data)
+    SELECT b.object, p.page, $4::bigint, p.data
+    FROM batch b, unnest($8::integer[], $11::bytea[]) AS p(page, data)
 )
-INSERT INTO wasmdo_changes (object, seq, epoch, page_size, db_pages, frames)
-SELECT object, $4::bigint, $5::bigint, $6::integer, $7::integer, $8::bytea FROM fenced";
+SELECT count(*) FROM batch";
 
 /// One pooled connection and its prepared commit.
 struct Conn {
@@ -407,9 +420,16 @@ impl ClusterStore for Postgres {
             let seq = changes.seq as i64;
             let page_size = changes.page_size as i32;
             let db_pages = changes.db_pages as i32;
-            let stored = conn
+            // the last version of each page the batch wrote (a commit may write a page twice)
+            let mut latest: std::collections::BTreeMap<u32, &[u8]> = Default::default();
+            for (number, page) in changes.pages() {
+                latest.insert(number, page);
+            }
+            let numbers: Vec<i32> = latest.keys().map(|n| *n as i32).collect();
+            let pages: Vec<&[u8]> = latest.values().copied().collect();
+            let row = conn
                 .client
-                .execute(
+                .query_one(
                     &conn.commit,
                     &[
                         &&*changes.object,
@@ -419,14 +439,89 @@ impl ClusterStore for Postgres {
                         &epoch,
                         &page_size,
                         &db_pages,
-                        &changes.frames,
+                        &numbers,
                         &changes.alarm.is_some(),
                         &changes.alarm.flatten(),
+                        &pages,
                     ],
                 )
                 .await
                 .map_err(fail)?;
-            Ok(stored == 1)
+            Ok(row.get::<_, i64>(0) == 1)
+        }))
+    }
+
+    fn image<'a>(&'a self, object: &'a str) -> StoreFuture<'a, Option<Image>> {
+        Box::pin(timed(async move {
+            let conn = self.conn().await?;
+            // one statement: one snapshot, whatever commits or compactions run meanwhile
+            let rows = conn
+                .client
+                .query(
+                    "WITH last AS (
+                         SELECT seq, page_size, db_pages FROM wasmdo_batches
+                         WHERE object = $1 ORDER BY seq DESC LIMIT 1
+                     )
+                     SELECT last.seq, last.page_size, last.db_pages, p.page, p.data
+                     FROM last JOIN wasmdo_pages p ON p.object = $1 AND p.seq <= last.seq
+                     ORDER BY p.seq, p.page",
+                    &[&object],
+                )
+                .await
+                .map_err(fail)?;
+            let Some(first) = rows.first() else {
+                return Ok(None);
+            };
+            Ok(Some(Image {
+                seq: first.get::<_, i64>(0) as u64,
+                page_size: first.get::<_, i32>(1) as u32,
+                db_pages: first.get::<_, i32>(2) as u32,
+                pages: rows
+                    .iter()
+                    .map(|row| (row.get::<_, i32>(3) as u32, row.get(4)))
+                    .collect(),
+            }))
+        }))
+    }
+
+    fn footprint<'a>(&'a self, object: &'a str) -> StoreFuture<'a, (i64, i64)> {
+        Box::pin(timed(async move {
+            let conn = self.conn().await?;
+            let row = conn
+                .client
+                .query_one(
+                    "SELECT count(*), coalesce(sum(length(data)), 0)::bigint FROM wasmdo_pages WHERE object = $1",
+                    &[&object],
+                )
+                .await
+                .map_err(fail)?;
+            Ok((row.get(0), row.get(1)))
+        }))
+    }
+
+    fn compact<'a>(&'a self, object: &'a str, upto: i64) -> StoreFuture<'a, u64> {
+        Box::pin(timed(async move {
+            let conn = self.conn().await?;
+            let dropped = conn
+                .client
+                .execute(
+                    "DELETE FROM wasmdo_pages p
+                     WHERE p.object = $1 AND p.seq < $2 AND EXISTS (
+                         SELECT 1 FROM wasmdo_pages q
+                         WHERE q.object = p.object AND q.page = p.page
+                           AND q.seq > p.seq AND q.seq <= $2)",
+                    &[&object, &upto],
+                )
+                .await
+                .map_err(fail)?;
+            conn.client
+                .execute(
+                    "DELETE FROM wasmdo_batches WHERE object = $1 AND seq < $2",
+                    &[&object, &upto],
+                )
+                .await
+                .map_err(fail)?;
+            Ok(dropped)
         }))
     }
 
@@ -465,33 +560,6 @@ impl ClusterStore for Postgres {
                         body: row.get(3),
                     };
                     (row.get(0), change)
-                })
-                .collect())
-        }))
-    }
-
-    fn changes<'a>(&'a self, object: &'a str, after: i64) -> StoreFuture<'a, Vec<Changes>> {
-        Box::pin(timed(async move {
-            let conn = self.conn().await?;
-            let rows = conn
-                .client
-                .query(
-                    "SELECT seq, page_size, db_pages, frames FROM wasmdo_changes
-                     WHERE object = $1 AND seq > $2 ORDER BY seq",
-                    &[&object, &after],
-                )
-                .await
-                .map_err(fail)?;
-            let object: Arc<str> = object.into();
-            Ok(rows
-                .iter()
-                .map(|row| Changes {
-                    object: object.clone(),
-                    seq: row.get::<_, i64>(0) as u64,
-                    page_size: row.get::<_, i32>(1) as u32,
-                    db_pages: row.get::<_, i32>(2) as u32,
-                    frames: row.get(3),
-                    alarm: None,
                 })
                 .collect())
         }))

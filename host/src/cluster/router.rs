@@ -267,7 +267,7 @@ impl Shared {
         scheduled.map_err(|e| ObjectError::internal(format!("scheduling the object's alarm: {e}")))
     }
 
-    /// Makes the object's file again from the store's batches.
+    /// Makes the object's file again from the store's image of it.
     async fn rebuild(
         &self,
         key: &ObjectKey,
@@ -276,13 +276,14 @@ impl Shared {
         local: Option<i64>,
     ) -> Result<(), ObjectError> {
         let data = self.runtime.data.clone();
-        let changes = self
+        let image = self
             .cluster
             .store
-            .changes(name, 0)
+            .image(name)
             .await
             .map_err(|e| ObjectError::ClusterUnavailable(e.to_string()))?;
-        let last = changes.last().map_or(0, |c| c.seq as i64);
+        let last = image.as_ref().map_or(0, |image| image.seq as i64);
+        let pages = image.as_ref().map_or(0, |image| image.pages.len());
         if last < prepare.seq {
             return Err(ObjectError::internal(format!(
                 "the cluster store holds batches up to {last} of an object at batch {}",
@@ -291,13 +292,13 @@ impl Shared {
         }
         let object = name.clone();
         let rebuilt = tokio::task::spawn_blocking(move || {
-            crate::storage::journal::rebuild(&data, &object, &changes)
+            crate::storage::journal::rebuild(&data, &object, image.as_ref())
         })
         .await
         .map_err(|e| ObjectError::internal_from("rebuilding the object file", e))?;
         rebuilt.map_err(|e| ObjectError::internal(format!("rebuilding the object file: {e}")))?;
         tracing::info!(target: "wasmdo.cluster", class = &*key.class, id = %key.id,
-            local = ?local, batches = last, "rebuilt the object from the cluster store");
+            local = ?local, batch = last, pages, "rebuilt the object from the cluster store");
         Ok(())
     }
 

@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use super::protocol::{Claimed, Found, Incarnation};
-use crate::storage::commit::Changes;
+use crate::storage::commit::{Changes, Image};
 
 /// A store call in flight.
 pub(crate) type StoreFuture<'a, T> =
@@ -110,6 +110,15 @@ pub(crate) trait ClusterStore: Send + Sync {
     /// The deploy log after number `after`, in order.
     fn recorded(&self, after: i64) -> StoreFuture<'_, Vec<(i64, Change)>>;
 
-    /// The batches of `object` after `after`, in order.
-    fn changes<'a>(&'a self, object: &'a str, after: i64) -> StoreFuture<'a, Vec<Changes>>;
+    /// `object` as of its last batch (`None`: it has none).
+    fn image<'a>(&'a self, object: &'a str) -> StoreFuture<'a, Option<Image>>;
+
+    /// What the store holds of `object`: (page versions, their bytes).
+    fn footprint<'a>(&'a self, object: &'a str) -> StoreFuture<'a, (i64, i64)>;
+
+    /// Forgets the versions of `object`'s pages that a later version written at or before batch
+    /// `upto` supersedes: the object can no longer be restored to a batch before `upto`, and is
+    /// rebuilt from fewer pages. Safe at any time (the state at every batch from `upto` on stays
+    /// whole); returns how many page versions were dropped.
+    fn compact<'a>(&'a self, object: &'a str, upto: i64) -> StoreFuture<'a, u64>;
 }

@@ -55,6 +55,19 @@ impl Changes {
     }
 }
 
+/// An object's database at one batch, as a cluster store keeps it: the latest version of every
+/// page written up to that batch, in the order they were written, and the size the batch left.
+/// Written over the template every new database starts from, they make exactly that database.
+pub(crate) struct Image {
+    /// The batch the image stands for.
+    pub(crate) seq: u64,
+    pub(crate) page_size: u32,
+    /// The size of the database in pages at that batch.
+    pub(crate) db_pages: u32,
+    /// (page number, page bytes), oldest write first.
+    pub(crate) pages: Vec<(u32, Vec<u8>)>,
+}
+
 /// Size of a WAL frame header (SQLite's file format, section 4.1).
 pub(crate) const WAL_FRAME_HEADER: usize = 24;
 

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use rusqlite::{Connection, OpenFlags};
 
 use super::{format, sync_dir, sync_file_system};
-use crate::storage::commit::{Changes, describe};
+use crate::storage::commit::{Changes, Image, describe};
 use crate::storage::sqlite::{batch_number, create_database};
 
 /// What recovery did.
@@ -106,10 +106,10 @@ pub(crate) fn recover(data: &Path, dir: &Path) -> Result<Recovered, String> {
     Ok(recovered)
 }
 
-/// Makes the object file `object` (its path under `data`) again from its whole history,
-/// `records` (every batch from the first, in order; none: the object is empty): the file, its WAL
-/// and shared-memory file are deleted first. Nothing may have the file open.
-pub(crate) fn rebuild(data: &Path, object: &str, records: &[Changes]) -> Result<(), String> {
+/// Makes the object file `object` (its path under `data`) again from `image` (`None`: the
+/// object has no batch, and no file): the file, its WAL and shared-memory file are deleted
+/// first, then the template is written with the image's pages. Nothing may have the file open.
+pub(crate) fn rebuild(data: &Path, object: &str, image: Option<&Image>) -> Result<(), String> {
     let path = data.join(object);
     for suffix in ["", "-wal", "-shm"] {
         let mut file = path.clone().into_os_string();
@@ -120,14 +120,35 @@ pub(crate) fn rebuild(data: &Path, object: &str, records: &[Changes]) -> Result<
             Err(e) => return Err(format!("cannot remove {}: {e}", Path::new(&file).display())),
         }
     }
-    if records.is_empty() {
+    let Some(image) = image else {
         return Ok(());
-    }
+    };
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
             .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
     }
-    replay(data, object, records).map(drop)
+    create_database(&path).map_err(|e| format!("cannot create the file: {e}"))?;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open: {e}"))?;
+    for (number, page) in &image.pages {
+        let offset = u64::from(number.saturating_sub(1)) * u64::from(image.page_size);
+        file.write_all_at(page, offset)
+            .map_err(|e| format!("cannot write page {number}: {}", describe(&e)))?;
+    }
+    file.set_len(u64::from(image.db_pages) * u64::from(image.page_size))
+        .map_err(|e| format!("cannot set the size: {}", describe(&e)))?;
+    file.sync_all()
+        .map_err(|e| format!("cannot sync: {}", describe(&e)))?;
+    drop(file);
+    match file_batch(&path)? {
+        Some(now) if now == image.seq => Ok(()),
+        other => Err(format!(
+            "the rebuilt file holds batch {other:?}, not {}",
+            image.seq
+        )),
+    }
 }
 
 /// Brings one object file forward; returns how many batches it wrote.
