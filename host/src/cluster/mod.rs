@@ -239,7 +239,7 @@ impl CommitLog for Cluster {
             let outcome = match store.commit(&me, epoch, &changes).await {
                 Ok(true) => {
                     let seq = changes.seq;
-                    if seq % COMPACT_EVERY == 0 && seq > retain {
+                    if seq.is_multiple_of(COMPACT_EVERY) && seq > retain {
                         // off the output gate's path: the reply does not wait for it
                         let (store, object) = (store.clone(), changes.object.clone());
                         tokio::spawn(async move {
