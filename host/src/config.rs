@@ -108,7 +108,7 @@ pub struct ClusterConfig {
     #[serde(default = "default_lease_ms")]
     pub lease_ms: u64,
     /// How many of an object's most recent batches stay restorable in the store; older
-    /// superseded page versions are compacted away (every 64 batches). Default 0: the store
+    /// superseded page versions are compacted away (every 1,024 batches). Default 0: the store
     /// keeps just what the latest state needs.
     #[serde(default)]
     pub retain_batches: u64,

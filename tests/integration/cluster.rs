@@ -635,8 +635,9 @@ fn postgres_restarted_under_load_answers_503_loses_nothing_and_service_resumes()
 #[test]
 fn the_store_compacts_superseded_pages_and_a_takeover_rebuilds_from_what_is_left() {
     let mut hosts = cluster("compaction", &counter_classes());
-    // one increment per batch: 200 batches, each rewriting the same few pages
-    for _ in 0..200 {
+    // one increment per batch: 1,100 batches (compaction runs every 1,024), each rewriting the
+    // same few pages
+    for _ in 0..1100 {
         hosts[0].call("counter", "busy", "increment", json!([1]));
     }
     let status = |host: &TestHost| {
@@ -645,7 +646,8 @@ fn the_store_compacts_superseded_pages_and_a_takeover_rebuilds_from_what_is_left
     };
     wait_until(Duration::from_secs(10), "compaction ran", || {
         let s = status(&hosts[1]);
-        s["batches"] == 200 && s["stored_pages"].as_i64().unwrap() < 100
+        // fewer page versions than batches: those before batch 1,024 were collapsed
+        s["batches"] == 1100 && s["stored_pages"].as_i64().unwrap() < 1100
     });
     let stored = status(&hosts[1]);
     assert!(stored["stored_bytes"].as_i64().unwrap() > 0, "{stored}");
@@ -654,10 +656,10 @@ fn the_store_compacts_superseded_pages_and_a_takeover_rebuilds_from_what_is_left
     wait_until(Duration::from_secs(15), "b serves the object", || {
         hosts[1].rpc("counter", "busy", "get", json!([])).status == 200
     });
-    assert_eq!(hosts[1].call("counter", "busy", "get", json!([])), 200);
+    assert_eq!(hosts[1].call("counter", "busy", "get", json!([])), 1100);
     assert_eq!(
         hosts[1].call("counter", "busy", "increment", json!([1])),
-        201
+        1101
     );
     assert!(
         hosts[1]

@@ -59,7 +59,7 @@ pub(crate) struct Cluster {
 }
 
 /// An object's superseded page versions are compacted every this many batches.
-const COMPACT_EVERY: u64 = 64;
+const COMPACT_EVERY: u64 = 1024;
 
 impl Cluster {
     /// Joins the cluster `config` describes: creates the store's tables if needed and registers
