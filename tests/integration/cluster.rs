@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use wasmdo_test_artifacts::{
-    ALARMS_BASIC, EXAMPLE_COUNTER, RPC_CALLS, RPC_TYPES, WEBSOCKETS_BASIC,
+    ALARMS_BASIC, EXAMPLE_COUNTER, OBJECT_INFO, RPC_CALLS, RPC_TYPES, WEBSOCKETS_BASIC,
 };
 
 use crate::harness::{TestHost, wait_until};
@@ -667,4 +667,40 @@ fn the_store_compacts_superseded_pages_and_a_takeover_rebuilds_from_what_is_left
             .contains("rebuilt the object from the cluster store")
     );
     let _ = &mut hosts;
+}
+
+#[test]
+fn a_forwarded_request_keeps_the_clients_address_and_authorization() {
+    use std::io::{Read, Write};
+    let classes = format!("[classes.info]\ncomponent = {OBJECT_INFO:?}\n");
+    let hosts = cluster("relayed", &classes);
+    // a owns the object
+    hosts[0].request("GET", "/objects/info/o/", b"").expect(200);
+    // a client at 127.0.0.7 asks b, claiming another address and sending its own credential
+    let addr: std::net::SocketAddr = hosts[1].url.trim_start_matches("http://").parse().unwrap();
+    let mut stream = crate::harness::connect_from("127.0.0.7", addr);
+    write!(
+        stream,
+        "GET /objects/info/o/ HTTP/1.1\r\nHost: app.example\r\nAuthorization: Bearer app-secret\r\ncf-connecting-ip: 203.0.113.9\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{answer}");
+    let body: Value = serde_json::from_str(body).unwrap();
+    let headers = body["headers"].as_array().unwrap();
+    let values = |name: &str| -> Vec<String> {
+        headers
+            .iter()
+            .filter(|h| h[0] == name)
+            .map(|h| h[1].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(values("cf-connecting-ip"), ["127.0.0.7"], "{body}");
+    assert_eq!(values("x-real-ip"), ["127.0.0.7"], "{body}");
+    assert_eq!(values("authorization"), ["Bearer app-secret"], "{body}");
+    assert!(values("x-wasmdo-forwarded").is_empty(), "{body}");
+    assert!(values("x-wasmdo-client-authorization").is_empty(), "{body}");
+    assert_eq!(values("host"), ["app.example"], "{body}");
 }

@@ -19,6 +19,9 @@ use crate::error::{ObjectError, Relayed};
 
 /// The header that marks an event forwarded by another host of the cluster.
 pub(crate) const FORWARDED: &str = "x-wasmdo-forwarded";
+/// The client's own `Authorization` header on a forwarded `fetch` (the hosts authenticate with
+/// theirs); the owner gives it back its name before the object sees the request.
+pub(crate) const CLIENT_AUTHORIZATION: &str = "x-wasmdo-client-authorization";
 /// The header of a dynamic call's answer that says the value is what the method threw.
 pub(crate) const THROWN: &str = "x-wasmdo-thrown";
 /// Idle connections kept per peer.

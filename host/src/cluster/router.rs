@@ -19,7 +19,7 @@ use wasmtime::component::Val;
 use wasmtime::component::types::Type;
 
 use super::Cluster;
-use super::forward::{Answer, Peers, THROWN, failure, segment};
+use super::forward::{Answer, CLIENT_AUTHORIZATION, Peers, THROWN, failure, segment};
 use super::protocol::{self, Incarnation, Next, Prepare, Route};
 use crate::bindings::dynamic_api::Thrown;
 use crate::bindings::http_types::{Request, Response};
@@ -375,15 +375,11 @@ impl Shared {
         headers: &[(String, String)],
     ) -> Result<Option<Fetched>, ObjectError> {
         // the upgrade's own headers go along (they are hop-by-hop for anything else)
-        let headers: Vec<(String, String)> = headers
-            .iter()
-            .filter(|(name, _)| {
-                !hop_by_hop(name)
-                    || name.eq_ignore_ascii_case("upgrade")
-                    || name.eq_ignore_ascii_case("connection")
-            })
-            .cloned()
-            .collect();
+        let headers = forwarded_headers(headers, |name| {
+            !hop_by_hop(name)
+                || name.eq_ignore_ascii_case("upgrade")
+                || name.eq_ignore_ascii_case("connection")
+        });
         match self.peers.upgrade(url, path, &headers).await {
             Ok((
                 Answer::Answered {
@@ -461,6 +457,24 @@ fn hop_by_hop(name: &str) -> bool {
     ]
     .iter()
     .any(|h| name.eq_ignore_ascii_case(h))
+}
+
+/// The headers of a request forwarded to the owner: those `keep` keeps, and the client's
+/// `Authorization` under [`CLIENT_AUTHORIZATION`] (the forwarding host sends its own).
+fn forwarded_headers(
+    headers: &[(String, String)],
+    keep: impl Fn(&str) -> bool,
+) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter_map(|(name, value)| match name {
+            _ if name.eq_ignore_ascii_case("authorization") => {
+                Some((CLIENT_AUTHORIZATION.to_owned(), value.clone()))
+            }
+            _ if keep(name) => Some((name.clone(), value.clone())),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The response the owner answered a forwarded `fetch` with.
@@ -804,10 +818,7 @@ impl ClusterRouter {
         if !request.query.is_empty() {
             path = format!("{path}?{}", request.query);
         }
-        let headers: Vec<(String, String)> = (request.headers.iter())
-            .filter(|(name, _)| !hop_by_hop(name))
-            .cloned()
-            .collect();
+        let headers = forwarded_headers(&request.headers, |name| !hop_by_hop(name));
         let method = Method::from_bytes(request.method.as_bytes())
             .map_err(|_| ObjectError::InvalidRequest(format!("bad method `{}`", request.method)))?;
         let body = Bytes::from(request.body.clone());

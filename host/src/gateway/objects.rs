@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::auth::Scope;
 use super::connections::Admitted;
 use super::{Gateway, decode, json_response, object_name, websocket, websocket_key};
 use crate::bindings::http_types;
@@ -138,7 +139,12 @@ impl Gateway {
             .and_then(|h| h.to_str().ok())
             .unwrap_or("localhost");
         let url = format!("http://{host}{}", parts.uri);
-        let headers = guest_headers(&parts.headers, peer)?;
+        // a request another host of the cluster forwarded (with the admin credential) carries
+        // the client's address that host saw
+        let relayed = self.cluster.is_some()
+            && parts.headers.contains_key(crate::cluster::FORWARDED)
+            && self.credentials.check(&parts.headers, Scope::Admin).is_ok();
+        let headers = guest_headers(&parts.headers, peer, relayed)?;
         let body = self
             .read_body(body, self.runtime.limits.max_body_bytes)
             .await?;
@@ -237,8 +243,29 @@ impl Gateway {
 fn guest_headers(
     headers: &hyper::HeaderMap,
     peer: SocketAddr,
+    relayed: bool,
 ) -> Result<Vec<(String, String)>, ObjectError> {
     let mut out = Vec::with_capacity(headers.len() + 2);
+    let relayed_ip = relayed
+        .then(|| headers.get("cf-connecting-ip"))
+        .flatten()
+        .and_then(|v| v.to_str().ok());
+    if relayed_ip.is_some() {
+        // the first host set the client's address already; the credential is the hosts' own,
+        // and the client's `Authorization` travelled under another name
+        for (name, value) in headers {
+            let name = match name.as_str() {
+                "authorization" | crate::cluster::FORWARDED => continue,
+                crate::cluster::CLIENT_AUTHORIZATION => "authorization",
+                other => other,
+            };
+            let value = std::str::from_utf8(value.as_bytes()).map_err(|_| {
+                ObjectError::InvalidRequest(format!("the value of header `{name}` is not UTF-8"))
+            })?;
+            out.push((name.to_owned(), value.to_owned()));
+        }
+        return Ok(out);
+    }
     for (name, value) in headers {
         if name == "cf-connecting-ip" {
             continue;
