@@ -218,12 +218,10 @@ fn killing_an_owner_loses_no_acknowledged_increment() {
     for cycle in 0..2 {
         // the victim: whoever owns o0 now
         let victim = owner_of(&hosts, "counter", "o0");
-        let survivors: Vec<String> = (0..3)
-            .filter(|i| *i != victim)
-            .map(|i| hosts[i].url.clone())
-            .collect();
+        // writes go through all three hosts, the victim too until it dies
+        let urls: Vec<String> = hosts.iter().map(|h| h.url.clone()).collect();
         let stop = Arc::new(AtomicBool::new(false));
-        let writers = increment_until(survivors, objects, stop.clone(), acked.clone());
+        let writers = increment_until(urls, objects, stop.clone(), acked.clone());
         std::thread::sleep(Duration::from_millis(1500));
         hosts[victim].kill();
         let killed = Instant::now();
@@ -245,6 +243,27 @@ fn killing_an_owner_loses_no_acknowledged_increment() {
         hosts[victim].crash_and_restart();
         let _ = cycle;
     }
+    // no object ever had two live instances: each (object, epoch) was served by one host only
+    let mut served: BTreeMap<(String, i64), Vec<usize>> = BTreeMap::new();
+    for (h, host) in hosts.iter().enumerate() {
+        for (id, epoch) in owning(&host.log()) {
+            let hosts = served.entry((id, epoch)).or_default();
+            if !hosts.contains(&h) {
+                hosts.push(h);
+            }
+        }
+    }
+    assert!(
+        served.keys().any(|(_, epoch)| *epoch > 1),
+        "takeovers happened: {served:?}"
+    );
+    for ((id, epoch), by) in &served {
+        assert_eq!(
+            by.len(),
+            1,
+            "object {id} epoch {epoch} was served by hosts {by:?}"
+        );
+    }
     // every acknowledged increment is there (an unacknowledged one may be too: its reply was lost)
     let acked = acked.lock().unwrap().clone();
     for (object, count) in &acked {
@@ -255,6 +274,36 @@ fn killing_an_owner_loses_no_acknowledged_increment() {
             "{object}: {count} increments acknowledged, the object holds {value}"
         );
     }
+}
+
+/// Every (object id, epoch) a host's log says it started serving (`owning` lines).
+fn owning(log: &str) -> Vec<(String, i64)> {
+    // the log is colored: drop the escape sequences first
+    let mut plain = String::with_capacity(log.len());
+    let mut chars = log.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+        .lines()
+        .filter(|line| line.contains("owning"))
+        .filter_map(|line| {
+            let field = |name: &str| {
+                let start = line.find(&format!(" {name}="))? + name.len() + 2;
+                let rest = &line[start..];
+                Some(rest.split_whitespace().next()?.to_owned())
+            };
+            Some((field("id")?, field("epoch")?.parse().ok()?))
+        })
+        .collect()
 }
 
 /// The index of the host that owns the object `name` of `class`.

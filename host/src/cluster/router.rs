@@ -204,7 +204,7 @@ impl Shared {
                     return Err(e);
                 }
                 cluster.books.names().insert(name, key.clone());
-                tracing::debug!(target: "wasmdo.cluster", class = &*key.class, id = %key.id, epoch, "owning");
+                tracing::info!(target: "wasmdo.cluster", class = &*key.class, id = %key.id, epoch, "owning");
                 Ok(())
             }
             Next::Forward { .. } => Ok(()),
