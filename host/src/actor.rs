@@ -105,6 +105,9 @@ pub(crate) enum Event {
     Call {
         method: String,
         args: Bytes,
+        /// The objects waiting on this call: empty from a client; in a cluster, those of the
+        /// host that forwarded another object's call here.
+        chain: Chain,
         reply: oneshot::Sender<Result<serde_json::Value, ObjectError>>,
     },
     /// A call from another object's stub, with component values (no JSON): `stub` says which
@@ -834,6 +837,7 @@ impl Actor {
         self.state_mut().calls.chain = match &event {
             Event::Invoke { chain, .. }
             | Event::Fetch { chain, .. }
+            | Event::Call { chain, .. }
             | Event::CallDynamic { chain, .. } => chain.clone(),
             _ => Arc::new(Vec::new()),
         };
@@ -851,6 +855,7 @@ impl Actor {
                 method,
                 args,
                 reply,
+                ..
             } => {
                 let result = self.call(&method, args, limits).await;
                 Some(Pending::Call(reply, result))

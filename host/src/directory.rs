@@ -95,6 +95,7 @@ impl Directory {
         let event = Event::Call {
             method: method.to_string(),
             args,
+            chain: Arc::new(Vec::new()),
             reply: tx,
         };
         self.send(class, address, event)?;
@@ -107,24 +108,8 @@ impl Directory {
         Router::id_from_name(self, class, name)
     }
 
-    /// Queues the event `make` builds around its reply channel for the object `address` names in
-    /// `class`; the reply to wait for.
-    fn send_for_reply<T: Send + 'static>(
-        &self,
-        class: &str,
-        address: &Address,
-        make: impl FnOnce(oneshot::Sender<Result<T, ObjectError>>) -> Event,
-    ) -> Routed<T> {
-        let (tx, rx) = oneshot::channel();
-        let waiting = waiting(rx);
-        match self.send(class, address, make(tx)) {
-            Ok(()) => waiting,
-            Err(e) => refused(e),
-        }
-    }
-
-    /// [`Directory::send_for_reply`] from another object: to the object `key` (called `name`),
-    /// unless its call `chain` already holds it.
+    /// Queues the event `make` builds around its reply channel for the object `key` (called
+    /// `name`), unless the call `chain` waiting on it already holds it; the reply to wait for.
     fn send_in_chain<T: Send + 'static>(
         &self,
         key: ObjectKey,
@@ -329,11 +314,17 @@ impl Router for Directory {
         address: &Address,
         method: &str,
         args: Bytes,
+        chain: Chain,
     ) -> Routed<serde_json::Value> {
         let method = method.to_string();
-        self.send_for_reply(class, address, |reply| Event::Call {
+        let (key, name) = match self.resolve(class, address) {
+            Ok(resolved) => resolved,
+            Err(e) => return refused(e),
+        };
+        self.send_in_chain(key, name.as_deref(), chain, |reply, chain| Event::Call {
             method,
             args,
+            chain,
             reply,
         })
     }
@@ -344,11 +335,16 @@ impl Router for Directory {
         address: &Address,
         request: Request,
         upgrade: bool,
+        chain: Chain,
     ) -> Routed<Fetched> {
-        self.send_for_reply(class, address, |reply| Event::Fetch {
+        let (key, name) = match self.resolve(class, address) {
+            Ok(resolved) => resolved,
+            Err(e) => return refused(e),
+        };
+        self.send_in_chain(key, name.as_deref(), chain, |reply, chain| Event::Fetch {
             request,
             upgrade,
-            chain: Arc::new(Vec::new()),
+            chain,
             reply,
         })
     }

@@ -89,24 +89,27 @@ pub(crate) trait Router: Send + Sync {
 
     /// Calls `method` on an object with JSON arguments, the text of a JSON array (decoded by the
     /// object against the method's types, so it crosses as it came); the reply is the JSON
-    /// result.
+    /// result. `chain`: the objects waiting on this call — empty from a client; in a cluster,
+    /// those of another object's call forwarded from another host (a cycle fails at once).
     fn call(
         &self,
         class: &str,
         address: &Address,
         method: &str,
         args: Bytes,
+        chain: Chain,
     ) -> Routed<serde_json::Value>;
 
     /// Delivers an HTTP request from outside the host to an object's `fetch`; with `upgrade` (a
     /// WebSocket upgrade request) the object may accept the socket, which comes back with the
-    /// response.
+    /// response. `chain` as for [`Router::call`].
     fn fetch(
         &self,
         class: &str,
         address: &Address,
         request: Request,
         upgrade: bool,
+        chain: Chain,
     ) -> Routed<Fetched>;
 
     /// Calls a method on the object `key` (called `name`, if addressed by one) with component

@@ -156,6 +156,19 @@ fn stub_calls_and_errors_cross_hosts() {
         hosts[1].call("calls", "a", "fail-remote", json!(["x"])),
         "method error: bad-input: not ok"
     );
+    // a call cycle across hosts fails at once: a (on a) → b (on b) → a
+    assert_eq!(hosts[1].call("calls", "b", "ping", json!([])), "pong");
+    assert_eq!(owner_of(&hosts, "calls", "b"), 1);
+    let err = hosts[2]
+        .rpc("calls", "a", "bounce", json!(["b", "a"]))
+        .expect(422);
+    let message = err["value"].as_str().unwrap();
+    assert!(message.starts_with("cycle: calls/"), "{err}");
+    // and without a cycle the same path works: a → b → c
+    assert_eq!(
+        hosts[2].call("calls", "a", "bounce", json!(["b", "c"])),
+        "pong"
+    );
     // an error of the owner host comes back with its kind and status
     hosts[1]
         .rpc("counter-that-is-not", "x", "get", json!([]))

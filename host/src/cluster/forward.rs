@@ -19,6 +19,19 @@ use crate::error::{ObjectError, Relayed};
 
 /// The header that marks an event forwarded by another host of the cluster.
 pub(crate) const FORWARDED: &str = "x-wasmdo-forwarded";
+/// The objects waiting on a forwarded call (`class/<id hex>`, comma-separated, class names
+/// percent-encoded), so that a call back into one of them fails at once (`CallCycle`).
+pub(crate) const CHAIN: &str = "x-wasmdo-chain";
+
+/// `chain` as the [`CHAIN`] header's value.
+pub(crate) fn chain_header(chain: &[crate::ids::ObjectKey]) -> (String, String) {
+    let value: Vec<String> = chain
+        .iter()
+        .map(|key| format!("{}/{}", segment(&key.class), key.id.to_hex()))
+        .collect();
+    (CHAIN.to_owned(), value.join(","))
+}
+
 /// The client's own `Authorization` header on a forwarded `fetch` (the hosts authenticate with
 /// theirs); the owner gives it back its name before the object sees the request.
 pub(crate) const CLIENT_AUTHORIZATION: &str = "x-wasmdo-client-authorization";

@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub(crate) use forward::{CLIENT_AUTHORIZATION, FORWARDED, THROWN};
+pub(crate) use forward::{CHAIN, CLIENT_AUTHORIZATION, FORWARDED, THROWN};
 pub(crate) use router::ClusterRouter;
 
 use crate::config::ClusterConfig;

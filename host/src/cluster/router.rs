@@ -19,14 +19,14 @@ use wasmtime::component::Val;
 use wasmtime::component::types::Type;
 
 use super::Cluster;
-use super::forward::{Answer, CLIENT_AUTHORIZATION, Peers, THROWN, failure, segment};
+use super::forward::{Answer, CLIENT_AUTHORIZATION, Peers, THROWN, chain_header, failure, segment};
 use super::protocol::{self, Incarnation, Next, Prepare, Route};
 use crate::bindings::dynamic_api::Thrown;
 use crate::bindings::http_types::{Request, Response};
 use crate::directory::Directory;
 use crate::error::ObjectError;
 use crate::ids::{ObjectId, ObjectKey};
-use crate::router::{Address, Chain, Dynamic, Fetched, Routed, Router, StubMethod};
+use crate::router::{Address, Chain, Dynamic, Fetched, Routed, Router, StubMethod, check_cycle};
 use crate::rpc::json::{json_to_val, val_to_json};
 use crate::runtime::Runtime;
 use crate::websockets::{Accepted, SocketEvent, SocketId};
@@ -592,11 +592,14 @@ impl Router for ClusterRouter {
         address: &Address,
         method: &str,
         args: Bytes,
+        chain: Chain,
     ) -> Routed<serde_json::Value> {
         let me = self.clone();
         let (class, address, method) = (class.to_owned(), address.clone(), method.to_owned());
         Box::pin(async move {
             let (key, name) = me.resolve(&class, &address)?;
+            check_cycle(&chain, &key)?;
+            let headers = [chain_header(&chain)];
             let directory = me.shared.directory.clone();
             let path = format!(
                 "/rpc/{}/{}/{}",
@@ -607,11 +610,18 @@ impl Router for ClusterRouter {
             dispatch!(
                 &me,
                 &key,
-                Router::call(&*directory, &class, &address, &method, args.clone()),
+                Router::call(
+                    &*directory,
+                    &class,
+                    &address,
+                    &method,
+                    args.clone(),
+                    chain.clone()
+                ),
                 |url| async {
                     let answer = me
                         .shared
-                        .send(&key, &url, Method::POST, &path, &[], args.clone())
+                        .send(&key, &url, Method::POST, &path, &headers, args.clone())
                         .await?;
                     match answer {
                         None => Ok(None),
@@ -635,13 +645,13 @@ impl Router for ClusterRouter {
         address: &Address,
         request: Request,
         upgrade: bool,
+        chain: Chain,
     ) -> Routed<Fetched> {
         let me = self.clone();
         let (class, address) = (class.to_owned(), address.clone());
         Box::pin(async move {
             let (key, name) = me.resolve(&class, &address)?;
-            me.fetch_key(key, name, request, upgrade, Arc::new(Vec::new()))
-                .await
+            me.fetch_key(key, name, request, upgrade, chain).await
         })
     }
 
@@ -656,6 +666,8 @@ impl Router for ClusterRouter {
         let me = self.clone();
         let name = name.map(str::to_owned);
         Box::pin(async move {
+            check_cycle(&chain, &key)?;
+            let headers = [chain_header(&chain)];
             let directory = me.shared.directory.clone();
             let path = format!(
                 "/rpc/{}/{}/{}",
@@ -680,7 +692,7 @@ impl Router for ClusterRouter {
                 |url| async {
                     let answer = me
                         .shared
-                        .send(&key, &url, Method::POST, &path, &[], body.clone())
+                        .send(&key, &url, Method::POST, &path, &headers, body.clone())
                         .await?;
                     match answer {
                         None => Ok(None),
@@ -704,6 +716,8 @@ impl Router for ClusterRouter {
         let me = self.clone();
         let name = name.map(str::to_owned);
         Box::pin(async move {
+            check_cycle(&chain, &key)?;
+            let headers = [chain_header(&chain)];
             let directory = me.shared.directory.clone();
             let path = format!(
                 "/_cluster/dynamic/{}/{}/{}",
@@ -725,7 +739,7 @@ impl Router for ClusterRouter {
                 |url| async {
                     let answer = me
                         .shared
-                        .send(&key, &url, Method::POST, &path, &[], body.clone())
+                        .send(&key, &url, Method::POST, &path, &headers, body.clone())
                         .await?;
                     match answer {
                         None => Ok(None),
@@ -818,7 +832,9 @@ impl ClusterRouter {
         if !request.query.is_empty() {
             path = format!("{path}?{}", request.query);
         }
-        let headers = forwarded_headers(&request.headers, |name| !hop_by_hop(name));
+        check_cycle(&chain, &key)?;
+        let mut headers = forwarded_headers(&request.headers, |name| !hop_by_hop(name));
+        headers.push(chain_header(&chain));
         let method = Method::from_bytes(request.method.as_bytes())
             .map_err(|_| ObjectError::InvalidRequest(format!("bad method `{}`", request.method)))?;
         let body = Bytes::from(request.body.clone());

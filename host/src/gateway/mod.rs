@@ -407,10 +407,12 @@ impl Gateway {
             true => &self.forwarded,
             false => &self.router,
         };
+        let chain = self.relayed_chain(req.headers())?;
         match (req.method(), segments.as_slice()) {
             (_, ["_cluster", "dynamic", class, name, method]) => {
                 let req = self.authorize(req, Scope::Admin).await?;
-                self.forwarded_dynamic(req, class, name, method).await
+                self.forwarded_dynamic(req, chain, class, name, method)
+                    .await
             }
             (_, ["_admin", rest @ ..]) => {
                 let scope = admin_scope(req.method(), rest);
@@ -421,7 +423,8 @@ impl Gateway {
                 let req = self.authorize(req, Scope::Call).await?;
                 match (req.method(), &segments[1..]) {
                     (&Method::POST, [class, name, method]) => {
-                        self.rpc(req, router, class, name, method).await
+                        let via = objects::Via { router, chain };
+                        self.rpc(req, via, class, name, method).await
                     }
                     _ => Err(ObjectError::NotFound(
                         "RPC calls are `POST /rpc/{class}/{name}/{method}`".into(),
@@ -436,11 +439,45 @@ impl Gateway {
                     1 + "objects".len() + 1 + segments[1].len() + 1 + segments[2].len();
                 let rest = &path[prefix_len..];
                 let rest = if rest.is_empty() { "/" } else { rest };
-                self.fetch(req, router, peer, &class, &address, rest.to_string())
+                let via = objects::Via { router, chain };
+                self.fetch(req, via, peer, &class, &address, rest.to_string())
                     .await
             }
             _ => self.worker(req, peer, path.clone()).await,
         }
+    }
+
+    /// Whether `headers` are those of a request another host of the cluster forwarded: marked so,
+    /// with the cluster's (admin) credential. Only then are the client address and call chain
+    /// it carries believed.
+    pub(super) fn relayed(&self, headers: &hyper::HeaderMap) -> bool {
+        self.cluster.is_some()
+            && headers.contains_key(crate::cluster::FORWARDED)
+            && self.credentials.check(headers, Scope::Admin).is_ok()
+    }
+
+    /// The objects waiting on a call another host forwarded (its `x-wasmdo-chain`); none for
+    /// any other request.
+    fn relayed_chain(
+        &self,
+        headers: &hyper::HeaderMap,
+    ) -> Result<crate::router::Chain, ObjectError> {
+        let value = match headers.get(crate::cluster::CHAIN) {
+            Some(value) if self.relayed(headers) => value,
+            _ => return Ok(Arc::new(Vec::new())),
+        };
+        let bad = || ObjectError::InvalidRequest("a malformed call chain".into());
+        let text = value.to_str().map_err(|_| bad())?;
+        let keys = text
+            .split(',')
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| {
+                let (class, id) = entry.split_once('/').ok_or_else(bad)?;
+                let id = crate::ids::ObjectId::from_hex(id).ok_or_else(bad)?;
+                Ok(crate::ids::ObjectKey::new(&decode(class)?, id))
+            })
+            .collect::<Result<Vec<_>, ObjectError>>()?;
+        Ok(Arc::new(keys))
     }
 
     /// The request, if its credential covers `scope`. A refused request's body is read and
@@ -479,7 +516,11 @@ impl Gateway {
         match self.runtime.registry.entry_worker() {
             Some(worker) => {
                 let slot = self.workers.pick();
-                self.fetch(req, &self.router, peer, &worker.name, &slot.address(), path)
+                let via = objects::Via {
+                    router: &self.router,
+                    chain: Arc::new(Vec::new()),
+                };
+                self.fetch(req, via, peer, &worker.name, &slot.address(), path)
                     .await
             }
             None => Err(ObjectError::NotFound(format!(

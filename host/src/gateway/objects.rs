@@ -12,21 +12,27 @@ use std::sync::Arc;
 
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::auth::Scope;
 use super::connections::Admitted;
 use super::{Gateway, decode, json_response, object_name, websocket, websocket_key};
 use crate::bindings::http_types;
 use crate::error::ObjectError;
-use crate::router::{Address, Router};
+use crate::router::{Address, Chain, Router};
 use crate::websockets::Accepted;
 use hyper_util::rt::TokioIo;
+
+/// How a request reaches its object: the router (the forwarded face, for a request another host
+/// of the cluster forwarded) and the objects waiting on it.
+pub(super) struct Via<'a> {
+    pub(super) router: &'a Arc<dyn Router>,
+    pub(super) chain: Chain,
+}
 
 impl Gateway {
     /// `POST /rpc/{class}/{name}/{method}`: the body is a JSON array of arguments.
     pub(super) async fn rpc(
         &self,
         req: Request<Incoming>,
-        router: &Arc<dyn Router>,
+        via: Via<'_>,
         class: &str,
         name: &str,
         method: &str,
@@ -40,7 +46,9 @@ impl Gateway {
         // `Val`): the decoding is charged to the body budget too
         let _parse = self.charge_parse(&body)?;
         // the body (and its budget) lives until the reply: the object decodes it in place
-        let value = router.call(&class, &address, &method, body.bytes()).await?;
+        let value = (via.router)
+            .call(&class, &address, &method, body.bytes(), via.chain)
+            .await?;
         Ok(json_response(StatusCode::OK, &value))
     }
 
@@ -50,6 +58,7 @@ impl Gateway {
     pub(super) async fn forwarded_dynamic(
         &self,
         req: Request<Incoming>,
+        chain: Chain,
         class: &str,
         name: &str,
         method: &str,
@@ -63,13 +72,7 @@ impl Gateway {
         let (key, name) = self.forwarded.resolve(&class, &address)?;
         let answer = self
             .forwarded
-            .call_dynamic(
-                key,
-                name.as_deref(),
-                method,
-                body.to_vec(),
-                Arc::new(Vec::new()),
-            )
+            .call_dynamic(key, name.as_deref(), method, body.to_vec(), chain)
             .await?;
         let response = Response::builder().status(StatusCode::OK);
         Ok(match answer {
@@ -122,7 +125,7 @@ impl Gateway {
     pub(super) async fn fetch(
         &self,
         mut req: Request<Incoming>,
-        router: &Arc<dyn Router>,
+        via: Via<'_>,
         peer: SocketAddr,
         class: &str,
         address: &Address,
@@ -141,9 +144,7 @@ impl Gateway {
         let url = format!("http://{host}{}", parts.uri);
         // a request another host of the cluster forwarded (with the admin credential) carries
         // the client's address that host saw
-        let relayed = self.cluster.is_some()
-            && parts.headers.contains_key(crate::cluster::FORWARDED)
-            && self.credentials.check(&parts.headers, Scope::Admin).is_ok();
+        let relayed = self.relayed(&parts.headers);
         let headers = guest_headers(&parts.headers, peer, relayed)?;
         let body = self
             .read_body(body, self.runtime.limits.max_body_bytes)
@@ -156,8 +157,9 @@ impl Gateway {
             headers,
             body: body.to_vec(),
         };
+        let router = via.router;
         let fetched = router
-            .fetch(class, address, request, upgrade.is_some())
+            .fetch(class, address, request, upgrade.is_some(), via.chain)
             .await?;
         let response = fetched.response;
         // an accepted socket goes with a 101 answer only: answering anything else refuses it
