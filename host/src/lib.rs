@@ -136,9 +136,10 @@ impl Host {
         data_lock
             .try_lock()
             .map_err(|_| StartError::DataDirInUse { path: data.clone() })?;
+        let metrics = Arc::new(Metrics::default());
         let cluster = match &config.cluster {
             Some(settings) => Some(Arc::new(
-                join_cluster(settings, &config, addr, &data).await?,
+                join_cluster(settings, &config, addr, &data, metrics.clone()).await?,
             )),
             None => None,
         };
@@ -175,7 +176,6 @@ impl Host {
                 .map_err(|e| StartError::Cluster(e.to_string()))?;
             secret = shared;
         }
-        let metrics = Arc::new(Metrics::default());
         let engine = registry::new_engine(&config.limits, &metrics)?;
         let registry = {
             let (engine, dir, cache) = (engine.clone(), data.clone(), config.compile_cache_dir());
@@ -383,6 +383,7 @@ async fn join_cluster(
     config: &Config,
     addr: SocketAddr,
     data: &std::path::Path,
+    metrics: Arc<Metrics>,
 ) -> Result<cluster::Cluster, StartError> {
     let marker = data.join("cluster");
     if !marker.exists() && data.join("objects").exists() {
@@ -398,7 +399,7 @@ async fn join_cluster(
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
     let token = config.admin_token.as_ref().map(|t| t.expose().to_owned());
-    cluster::Cluster::join(settings, url, token)
+    cluster::Cluster::join(settings, url, token, metrics)
         .await
         .map_err(|e| StartError::Cluster(e.to_string()))
 }

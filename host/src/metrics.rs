@@ -53,6 +53,16 @@ pub struct Metrics {
     pub unauthorized: AtomicU64,
     /// Requests refused because request bodies held host-wide were at their budget.
     pub bodies_refused: AtomicU64,
+    /// Cluster mode: claims this host won (an object it started owning).
+    pub cluster_claims: AtomicU64,
+    /// Cluster mode: object files rebuilt from the cluster store on a takeover.
+    pub cluster_rebuilds: AtomicU64,
+    /// Cluster mode: events forwarded to the owner host.
+    pub cluster_forwarded: AtomicU64,
+    /// Cluster mode: batches the cluster store committed.
+    pub cluster_commits: AtomicU64,
+    /// Cluster mode: batches the store's fence refused (this host no longer owned the object).
+    pub cluster_fenced: AtomicU64,
 }
 
 impl Metrics {
@@ -130,6 +140,35 @@ impl Metrics {
             "counter",
             get(&self.journal_checkpoints),
         );
+        for (name, help, counter) in [
+            (
+                "cluster_claims_total",
+                "Cluster mode: objects this host claimed.",
+                &self.cluster_claims,
+            ),
+            (
+                "cluster_rebuilds_total",
+                "Cluster mode: object files rebuilt from the cluster store on a takeover.",
+                &self.cluster_rebuilds,
+            ),
+            (
+                "cluster_forwarded_total",
+                "Cluster mode: events forwarded to the owner host.",
+                &self.cluster_forwarded,
+            ),
+            (
+                "cluster_commits_total",
+                "Cluster mode: batches the cluster store committed.",
+                &self.cluster_commits,
+            ),
+            (
+                "cluster_fenced_total",
+                "Cluster mode: batches refused by the store's fence (another host owned the object).",
+                &self.cluster_fenced,
+            ),
+        ] {
+            gauge(name, help, "counter", get(counter));
+        }
         gauge(
             "traps_total",
             "Instances dropped after a trap or limit.",

@@ -113,6 +113,12 @@ fn any_host_reaches_the_one_instance_of_each_object() {
     let owned = owners(&hosts[0]);
     assert_eq!(owned.values().sum::<i64>(), objects as i64, "{owned:?}");
     assert!(owned.values().all(|n| *n > 0), "{owned:?}");
+    // the hosts' counters: claims add up to the objects, forwards happened, every write committed
+    let total = |name: &str| hosts.iter().map(|h| h.metric(name)).sum::<u64>();
+    assert_eq!(total("wasmdo_cluster_claims_total"), objects as u64);
+    assert!(total("wasmdo_cluster_forwarded_total") > 0);
+    assert!(total("wasmdo_cluster_commits_total") >= 3 * objects as u64);
+    assert_eq!(total("wasmdo_cluster_fenced_total"), 0);
     // a host's own view agrees with the store
     let status = hosts[1].request("GET", "/_admin/cluster", b"").expect(200);
     assert_eq!(status["host"], "b");
@@ -728,6 +734,7 @@ fn the_store_compacts_superseded_pages_and_a_takeover_rebuilds_from_what_is_left
             .log()
             .contains("rebuilt the object from the cluster store")
     );
+    assert_eq!(hosts[1].metric("wasmdo_cluster_rebuilds_total"), 1);
     let _ = &mut hosts;
 }
 

@@ -26,6 +26,7 @@ mod router;
 pub(crate) mod store;
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,7 @@ pub(crate) use router::ClusterRouter;
 
 use crate::config::ClusterConfig;
 use crate::ids::ObjectKey;
+use crate::metrics::Metrics;
 use crate::runtime::Tenure;
 use crate::storage::commit::{CLUSTER_REFUSED, Changes, CommitLog, Durable};
 use protocol::{Incarnation, Ownership};
@@ -56,6 +58,8 @@ pub(crate) struct Cluster {
     /// How many recent batches of an object stay restorable (superseded page versions older
     /// than that are compacted away).
     retain_batches: u64,
+    /// The host's counters (the `cluster_*` ones are this module's).
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 /// An object's superseded page versions are compacted every this many batches.
@@ -68,6 +72,7 @@ impl Cluster {
         config: &ClusterConfig,
         url: String,
         token: Option<String>,
+        metrics: Arc<Metrics>,
     ) -> Result<Cluster, StoreError> {
         let store: Arc<dyn ClusterStore> = Arc::new(postgres::Postgres::new(&config.postgres));
         store.migrate().await?;
@@ -86,6 +91,7 @@ impl Cluster {
             renewed: Mutex::new(Instant::now()),
             token,
             retain_batches: config.retain_batches,
+            metrics,
         })
     }
 
@@ -235,9 +241,11 @@ impl CommitLog for Cluster {
         // ownership, which the commit's waiter learns from the error
         let books = self.books.clone();
         let retain = self.retain_batches;
+        let metrics = self.metrics.clone();
         tokio::spawn(async move {
             let outcome = match store.commit(&me, epoch, &changes).await {
                 Ok(true) => {
+                    metrics.cluster_commits.fetch_add(1, Ordering::Relaxed);
                     let seq = changes.seq;
                     if seq.is_multiple_of(COMPACT_EVERY) && seq > retain {
                         // off the output gate's path: the reply does not wait for it
@@ -256,6 +264,7 @@ impl CommitLog for Cluster {
                     Ok(())
                 }
                 Ok(false) => {
+                    metrics.cluster_fenced.fetch_add(1, Ordering::Relaxed);
                     books.forget(&key);
                     Err(format!(
                         "{CLUSTER_REFUSED}: refused by the cluster store: another host owns the object now (this host's epoch {epoch} is stale)"

@@ -204,6 +204,10 @@ impl Shared {
                     return Err(e);
                 }
                 cluster.books.names().insert(name, key.clone());
+                if prepare.previous.as_ref() != Some(&cluster.me) {
+                    let claims = &cluster.metrics.cluster_claims;
+                    claims.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 tracing::info!(target: "wasmdo.cluster", class = &*key.class, id = %key.id, epoch, "owning");
                 Ok(())
             }
@@ -299,6 +303,8 @@ impl Shared {
         rebuilt.map_err(|e| ObjectError::internal(format!("rebuilding the object file: {e}")))?;
         tracing::info!(target: "wasmdo.cluster", class = &*key.class, id = %key.id,
             local = ?local, batch = last, pages, "rebuilt the object from the cluster store");
+        let rebuilds = &self.runtime.metrics.cluster_rebuilds;
+        rebuilds.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
@@ -380,6 +386,8 @@ impl Shared {
                 || name.eq_ignore_ascii_case("upgrade")
                 || name.eq_ignore_ascii_case("connection")
         });
+        let forwarded = &self.runtime.metrics.cluster_forwarded;
+        forwarded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match self.peers.upgrade(url, path, &headers).await {
             Ok((
                 Answer::Answered {
@@ -414,6 +422,8 @@ impl Shared {
         headers: &[(String, String)],
         body: Bytes,
     ) -> Result<Option<(StatusCode, hyper::HeaderMap, Bytes)>, ObjectError> {
+        let forwarded = &self.runtime.metrics.cluster_forwarded;
+        forwarded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let answer = self.peers.send(url, method, path, headers, body).await;
         match answer {
             Ok(Answer::Answered {
