@@ -773,3 +773,39 @@ fn a_forwarded_request_keeps_the_clients_address_and_authorization() {
     assert!(values("x-wasmdo-client-authorization").is_empty(), "{body}");
     assert_eq!(values("host"), ["app.example"], "{body}");
 }
+
+#[test]
+fn deploys_racing_through_two_hosts_leave_every_host_with_the_same_class() {
+    let hosts = cluster("racing", "");
+    // two clients deploy different components as one class, at once, through different hosts
+    let deployer = |host: &TestHost, component: &'static str| {
+        let (url, bytes) = (host.url.clone(), std::fs::read(component).unwrap());
+        std::thread::spawn(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(120)))
+                .build()
+                .into();
+            for _ in 0..3 {
+                let reply = agent
+                    .put(format!("{url}/_admin/classes/racer"))
+                    .send(&bytes[..])
+                    .unwrap();
+                assert_eq!(reply.status(), 201);
+            }
+        })
+    };
+    let a = deployer(&hosts[0], EXAMPLE_COUNTER);
+    let b = deployer(&hosts[1], RPC_TYPES);
+    a.join().unwrap();
+    b.join().unwrap();
+    // every host ends with the component of the last deploy in the log
+    let hash = |host: &TestHost| {
+        let reply = host.request("GET", "/_admin/classes/racer", b"");
+        (reply.status == 200).then(|| reply.body["hash"].clone())
+    };
+    wait_until(Duration::from_secs(20), "every host agrees", || {
+        let first = hash(&hosts[0]);
+        first.is_some() && hosts.iter().all(|h| hash(h) == first)
+    });
+}

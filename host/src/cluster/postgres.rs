@@ -525,6 +525,24 @@ impl ClusterStore for Postgres {
         }))
     }
 
+    fn lock_deploys(&self) -> StoreFuture<'_, Box<dyn Send + Sync>> {
+        Box::pin(async move {
+            // a connection of its own: the session lock goes with it when it closes
+            let client = timed(self.connect()).await?;
+            // deploys may queue behind a long one (a big component compiles for seconds)
+            tokio::time::timeout(
+                Duration::from_secs(300),
+                client.execute("SELECT pg_advisory_lock(7302)", &[]),
+            )
+            .await
+            .map_err(|_| {
+                StoreError("another deploy held the cluster's deploy lock for 5 minutes".into())
+            })?
+            .map_err(fail)?;
+            Ok(Box::new(client) as Box<dyn Send + Sync>)
+        })
+    }
+
     fn record<'a>(&'a self, change: &'a Change) -> StoreFuture<'a, i64> {
         Box::pin(timed(async move {
             let conn = self.conn().await?;

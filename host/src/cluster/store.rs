@@ -104,6 +104,11 @@ pub(crate) trait ClusterStore: Send + Sync {
         changes: &'a Changes,
     ) -> StoreFuture<'a, bool>;
 
+    /// Takes the cluster-wide deploy lock, held until the returned guard is dropped (or the host
+    /// dies): one deploy at a time in the whole cluster, so that every host applies deploys in
+    /// the order of the log.
+    fn lock_deploys(&self) -> StoreFuture<'_, Box<dyn Send + Sync>>;
+
     /// Appends `change` to the cluster's deploy log; its number.
     fn record<'a>(&'a self, change: &'a Change) -> StoreFuture<'a, i64>;
 

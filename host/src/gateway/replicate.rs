@@ -2,8 +2,9 @@
 //! deleted) is recorded in the cluster store's deploy log and applied by every host, in the
 //! log's order, so that deploying to one host makes the class available on all.
 //!
-//! The host a client deployed to applies the change (its answer is that host's outcome) and,
-//! if it succeeded, records it; every host follows the log every [`FOLLOW_EVERY`] and applies what it
+//! The host a client deployed to takes the cluster-wide deploy lock, applies every earlier change
+//! it has not, applies the change (its answer is that host's outcome) and, if it succeeded,
+//! records it — so the log's order is the order every host applies changes in; every host follows the log every [`FOLLOW_EVERY`] and applies what it
 //! has not, and catches up with the whole log before it serves after a start. The number of the
 //! last change applied is kept in `<data>/cluster-deploys`.
 
@@ -113,9 +114,10 @@ impl Gateway {
         let Some(replication) = &self.replication else {
             return self.apply(&change).await;
         };
-        let _one = replication.applying.lock().await;
-        // the log first: this host must not apply its own change before earlier ones
-        drop(_one);
+        // one deploy at a time in the cluster, applied after every earlier one: the log's order
+        // is the order every host applies them in
+        let _cluster_wide = (replication.cluster.store.lock_deploys().await)
+            .map_err(|e| ObjectError::ClusterUnavailable(e.to_string()))?;
         self.catch_up().await?;
         let _one = replication.applying.lock().await;
         let outcome = self.apply(&change).await?;
