@@ -89,7 +89,7 @@ impl Server {
             .expect("free port")
             .port();
         let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200",
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=500",
             dir.display()
         );
         let server = Server {
