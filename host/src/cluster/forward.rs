@@ -78,48 +78,16 @@ impl Peers {
         headers: &[(String, String)],
         body: Bytes,
     ) -> Result<Answer, ObjectError> {
-        let authority = base
-            .strip_prefix("http://")
-            .unwrap_or(base)
-            .trim_end_matches('/')
-            .to_owned();
-        let mut builder = Request::builder().method(method).uri(path);
-        let mut has_host = false;
-        for (name, value) in headers {
-            has_host |= name.eq_ignore_ascii_case("host");
-            builder = builder.header(name.as_str(), value.as_str());
-        }
-        if !has_host {
-            builder = builder.header(hyper::header::HOST, authority.as_str());
-        }
-        builder = builder.header(FORWARDED, "1");
-        if let Some(token) = &self.token {
-            builder = builder.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        let request = builder
-            .body(Full::new(body))
-            .map_err(|e| ObjectError::InvalidRequest(format!("cannot forward: {e}")))?;
+        let authority = authority(base);
+        let request = self.request(&authority, method, path, headers, body)?;
         let mut sender = self.connection(&authority).await?;
-        let response = sender.send_request(request).await.map_err(|e| {
-            ObjectError::ClusterUnavailable(format!("the owner host {base} did not answer: {e}"))
-        })?;
-        let (parts, incoming) = response.into_parts();
-        let body = incoming
-            .collect()
+        let response = sender
+            .send_request(request)
             .await
-            .map_err(|e| {
-                ObjectError::ClusterUnavailable(format!("the owner host {base} broke off: {e}"))
-            })?
-            .to_bytes();
+            .map_err(|e| no_answer(base, e))?;
+        let answer = read(base, response).await?;
         self.keep(authority, sender).await;
-        if parts.status == StatusCode::MISDIRECTED_REQUEST {
-            return Ok(Answer::NotOwner);
-        }
-        Ok(Answer::Answered {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-        })
+        Ok(answer)
     }
 
     /// Sends a WebSocket upgrade request (`GET path` with `headers`, which carry the client's
@@ -131,38 +99,13 @@ impl Peers {
         path: &str,
         headers: &[(String, String)],
     ) -> Result<(Answer, Option<hyper::upgrade::OnUpgrade>), ObjectError> {
-        let authority = base
-            .strip_prefix("http://")
-            .unwrap_or(base)
-            .trim_end_matches('/')
-            .to_owned();
-        let mut builder = Request::builder().method(Method::GET).uri(path);
-        for (name, value) in headers {
-            builder = builder.header(name.as_str(), value.as_str());
-        }
-        builder = builder.header(FORWARDED, "1");
-        if let Some(token) = &self.token {
-            builder = builder.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        let request = builder
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| ObjectError::InvalidRequest(format!("cannot forward: {e}")))?;
-        let unavailable = |e: String| {
-            ObjectError::ClusterUnavailable(format!("cannot reach host {authority}: {e}"))
-        };
-        let stream =
-            tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(&authority))
-                .await
-                .map_err(|_| unavailable("timed out".into()))?
-                .map_err(|e| unavailable(e.to_string()))?;
-        let _ = stream.set_nodelay(true);
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        let authority = authority(base);
+        let request = self.request(&authority, Method::GET, path, headers, Bytes::new())?;
+        let mut sender = dial(&authority, true).await?;
+        let mut response = sender
+            .send_request(request)
             .await
-            .map_err(|e| unavailable(e.to_string()))?;
-        tokio::spawn(connection.with_upgrades());
-        let mut response = sender.send_request(request).await.map_err(|e| {
-            ObjectError::ClusterUnavailable(format!("the owner host {base} did not answer: {e}"))
-        })?;
+            .map_err(|e| no_answer(base, e))?;
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
             let tunnel = hyper::upgrade::on(&mut response);
             let answer = Answer::Answered {
@@ -172,25 +115,38 @@ impl Peers {
             };
             return Ok((answer, Some(tunnel)));
         }
-        let (parts, incoming) = response.into_parts();
-        if parts.status == StatusCode::MISDIRECTED_REQUEST {
-            return Ok((Answer::NotOwner, None));
-        }
-        let body = incoming
-            .collect()
-            .await
-            .map_err(|e| {
-                ObjectError::ClusterUnavailable(format!("the owner host {base} broke off: {e}"))
-            })?
-            .to_bytes();
-        let answer = Answer::Answered {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-        };
-        Ok((answer, None))
+        Ok((read(base, response).await?, None))
     }
 
+    /// A forwarded request to the host at `authority`: `headers` (a `Host` of its own unless they
+    /// carry the client's), marked [`FORWARDED`], with the cluster's credential.
+    fn request(
+        &self,
+        authority: &str,
+        method: Method,
+        path: &str,
+        headers: &[(String, String)],
+        body: Bytes,
+    ) -> Result<Request<Full<Bytes>>, ObjectError> {
+        let mut builder = Request::builder().method(method).uri(path);
+        let mut has_host = false;
+        for (name, value) in headers {
+            has_host |= name.eq_ignore_ascii_case("host");
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        if !has_host {
+            builder = builder.header(hyper::header::HOST, authority);
+        }
+        builder = builder.header(FORWARDED, "1");
+        if let Some(token) = &self.token {
+            builder = builder.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        builder
+            .body(Full::new(body))
+            .map_err(|e| ObjectError::InvalidRequest(format!("cannot forward: {e}")))
+    }
+
+    /// An idle pooled connection to `authority`, or a new one.
     async fn connection(&self, authority: &str) -> Result<SendRequest<Full<Bytes>>, ObjectError> {
         loop {
             let idle = self
@@ -205,20 +161,7 @@ impl Peers {
                 None => break,
             }
         }
-        let unavailable = |e: String| {
-            ObjectError::ClusterUnavailable(format!("cannot reach host {authority}: {e}"))
-        };
-        let stream =
-            tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(authority))
-                .await
-                .map_err(|_| unavailable("timed out".into()))?
-                .map_err(|e| unavailable(e.to_string()))?;
-        let _ = stream.set_nodelay(true);
-        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| unavailable(e.to_string()))?;
-        tokio::spawn(connection);
-        Ok(sender)
+        dial(authority, false).await
     }
 
     /// Keeps `sender` for the next request to `authority`, once its connection can take one.
@@ -233,6 +176,62 @@ impl Peers {
             list.push(sender);
         }
     }
+}
+
+/// `host:port` of a peer's URL (`http://host:port`).
+fn authority(base: &str) -> String {
+    base.strip_prefix("http://")
+        .unwrap_or(base)
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// A new connection to `authority`; `upgrades`: it may be switched to another protocol (a
+/// WebSocket tunnel) and is never pooled.
+async fn dial(authority: &str, upgrades: bool) -> Result<SendRequest<Full<Bytes>>, ObjectError> {
+    let unavailable =
+        |e: String| ObjectError::ClusterUnavailable(format!("cannot reach host {authority}: {e}"));
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(authority))
+        .await
+        .map_err(|_| unavailable("timed out".into()))?
+        .map_err(|e| unavailable(e.to_string()))?;
+    let _ = stream.set_nodelay(true);
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
+    match upgrades {
+        true => drop(tokio::spawn(connection.with_upgrades())),
+        false => drop(tokio::spawn(connection)),
+    }
+    Ok(sender)
+}
+
+/// The owner host at `base` did not answer a forwarded request.
+fn no_answer(base: &str, e: hyper::Error) -> ObjectError {
+    ObjectError::ClusterUnavailable(format!("the owner host {base} did not answer: {e}"))
+}
+
+/// The answer of the owner host at `base`, read whole.
+async fn read(
+    base: &str,
+    response: hyper::Response<hyper::body::Incoming>,
+) -> Result<Answer, ObjectError> {
+    let (parts, incoming) = response.into_parts();
+    let body = incoming
+        .collect()
+        .await
+        .map_err(|e| {
+            ObjectError::ClusterUnavailable(format!("the owner host {base} broke off: {e}"))
+        })?
+        .to_bytes();
+    if parts.status == StatusCode::MISDIRECTED_REQUEST {
+        return Ok(Answer::NotOwner);
+    }
+    Ok(Answer::Answered {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    })
 }
 
 /// The error an owner's non-success answer stands for.

@@ -444,12 +444,14 @@ impl Shared {
     }
 }
 
-/// The path segment that addresses an object: its name, or `id:<hex>`.
-fn address_segment(key: &ObjectKey, name: Option<&str>) -> String {
-    match name {
+/// `/{route}/{class}/{object}` on the owner host: the object by its name (`name`), or as
+/// `id:<hex>`.
+fn object_path(route: &str, key: &ObjectKey, name: Option<&str>) -> String {
+    let object = match name {
         Some(name) => segment(name),
         None => format!("id:{}", key.id.to_hex()),
-    }
+    };
+    format!("/{route}/{}/{object}", segment(&key.class))
 }
 
 /// Headers that describe one connection, not the request: never forwarded.
@@ -612,9 +614,8 @@ impl Router for ClusterRouter {
             let headers = [chain_header(&chain)];
             let directory = me.shared.directory.clone();
             let path = format!(
-                "/rpc/{}/{}/{}",
-                segment(&class),
-                address_segment(&key, name.as_deref()),
+                "{}/{}",
+                object_path("rpc", &key, name.as_deref()),
                 segment(&method)
             );
             dispatch!(
@@ -680,9 +681,8 @@ impl Router for ClusterRouter {
             let headers = [chain_header(&chain)];
             let directory = me.shared.directory.clone();
             let path = format!(
-                "/rpc/{}/{}/{}",
-                segment(&key.class),
-                address_segment(&key, name.as_deref()),
+                "{}/{}",
+                object_path("rpc", &key, name.as_deref()),
                 segment(&stub.method)
             );
             let json: Vec<serde_json::Value> = (stub.params.iter().zip(&args))
@@ -730,9 +730,8 @@ impl Router for ClusterRouter {
             let headers = [chain_header(&chain)];
             let directory = me.shared.directory.clone();
             let path = format!(
-                "/_cluster/dynamic/{}/{}/{}",
-                segment(&key.class),
-                address_segment(&key, name.as_deref()),
+                "{}/{}",
+                object_path("_cluster/dynamic", &key, name.as_deref()),
                 segment(&method)
             );
             let body = Bytes::from(args.clone());
@@ -834,9 +833,8 @@ impl ClusterRouter {
     ) -> Result<Fetched, ObjectError> {
         let directory = self.shared.directory.clone();
         let mut path = format!(
-            "/objects/{}/{}{}",
-            segment(&key.class),
-            address_segment(&key, name.as_deref()),
+            "{}{}",
+            object_path("objects", &key, name.as_deref()),
             request.path
         );
         if !request.query.is_empty() {
