@@ -170,7 +170,7 @@ impl ObjectError {
     }
 
     /// The JSON `kind` of this error: the variant's name.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> &str {
         match self {
             ObjectError::UnknownClass(_) => "UnknownClass",
             ObjectError::UnknownMethod { .. } => "UnknownMethod",
@@ -201,7 +201,7 @@ impl ObjectError {
             ObjectError::StaleStub(_) => "StaleStub",
             ObjectError::NotOwner(_) => "NotOwner",
             ObjectError::ClusterUnavailable(_) => "ClusterUnavailable",
-            ObjectError::Relayed(relayed) => relayed.kind,
+            ObjectError::Relayed(relayed) => &relayed.kind,
             ObjectError::Internal { .. } => "Internal",
         }
     }
@@ -213,9 +213,8 @@ impl ObjectError {
 pub struct Relayed {
     /// The HTTP status the owner answered.
     pub status: u16,
-    /// The error's kind (one of [`ObjectError::kind`]'s; `Internal` for one this host does not
-    /// know).
-    pub kind: &'static str,
+    /// The error's kind, as the owner named it.
+    pub kind: String,
     /// The message.
     pub message: String,
     /// A method's own error value, for `MethodError`.
@@ -223,39 +222,6 @@ pub struct Relayed {
 }
 
 impl Relayed {
-    /// Every kind an error can have, to give a relayed one its `&'static` name.
-    const KINDS: &[&str] = &[
-        "UnknownClass",
-        "UnknownMethod",
-        "InvalidArgument",
-        "MethodError",
-        "CallCycle",
-        "FetchFailed",
-        "AlarmFailed",
-        "CpuLimitExceeded",
-        "WallClockLimitExceeded",
-        "MemoryLimitExceeded",
-        "StackOverflow",
-        "Trap",
-        "InitFailed",
-        "Overloaded",
-        "CommitFailed",
-        "BodyTooLarge",
-        "QuotaExceeded",
-        "ComponentInUse",
-        "InvalidComponent",
-        "InvalidName",
-        "InvalidManifest",
-        "NotFound",
-        "Unauthorized",
-        "Forbidden",
-        "InvalidRequest",
-        "RequestTimeout",
-        "StaleStub",
-        "NotOwner",
-        "ClusterUnavailable",
-    ];
-
     /// The error of an answer with `status` and JSON `body` (`{"error", "kind", "value"?}`).
     pub(crate) fn from_answer(status: u16, body: &[u8]) -> ObjectError {
         let parsed: Option<wasmdo_protocol::error::ErrorBody> = serde_json::from_slice(body).ok();
@@ -275,11 +241,6 @@ impl Relayed {
         {
             return ObjectError::MethodError(value);
         }
-        let kind = Self::KINDS
-            .iter()
-            .find(|k| **k == kind)
-            .copied()
-            .unwrap_or("Internal");
         ObjectError::Relayed(Box::new(Relayed {
             status,
             kind,

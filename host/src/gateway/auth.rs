@@ -96,8 +96,8 @@ mod tests {
         headers
     }
 
-    fn kind(result: Result<(), ObjectError>) -> &'static str {
-        result.map_or_else(|e| e.kind(), |()| "ok")
+    fn kind(result: Result<(), ObjectError>) -> String {
+        result.map_or_else(|e| e.kind().to_owned(), |()| "ok".to_owned())
     }
 
     #[test]
