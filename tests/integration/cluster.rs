@@ -46,8 +46,13 @@ fn database(test: &str) -> String {
 
 /// Three hosts of one cluster, with `classes` (TOML) deployed on each.
 fn cluster(test: &str, classes: &str) -> Vec<TestHost> {
-    let url = database(test);
-    let hosts: Vec<TestHost> = ["a", "b", "c"]
+    cluster_on(&database(test), &["a", "b", "c"], classes)
+}
+
+/// Hosts `ids` of a cluster on the PostgreSQL database at `url`, with `classes` (TOML) deployed
+/// on each, once every one of them has seen the others' heartbeats.
+fn cluster_on(url: &str, ids: &[&str], classes: &str) -> Vec<TestHost> {
+    let hosts: Vec<TestHost> = ids
         .iter()
         .map(|id| {
             TestHost::with_config(&format!(
@@ -55,13 +60,16 @@ fn cluster(test: &str, classes: &str) -> Vec<TestHost> {
             ))
         })
         .collect();
-    // every host has seen the others' heartbeats
     for host in &hosts {
-        wait_until(Duration::from_secs(10), "every host sees three", || {
-            let status = host.request("GET", "/_admin/cluster", b"").expect(200);
-            let hosts = status["hosts"].as_array().cloned().unwrap_or_default();
-            hosts.len() == 3 && hosts.iter().all(|h| h["alive"] == true)
-        });
+        wait_until(
+            Duration::from_secs(10),
+            "every host sees the others",
+            || {
+                let status = host.request("GET", "/_admin/cluster", b"").expect(200);
+                let hosts = status["hosts"].as_array().cloned().unwrap_or_default();
+                hosts.len() == ids.len() && hosts.iter().all(|h| h["alive"] == true)
+            },
+        );
     }
     hosts
 }
@@ -184,37 +192,57 @@ fn stub_calls_and_errors_cross_hosts() {
         .expect_error(404, "UnknownMethod");
 }
 
-/// Increments objects through `hosts` until `stop`; every acknowledged increment per object.
+/// Requests that failed under a load, by status and kind (`ClusterUnavailable`, or the whole
+/// answer for anything else).
+type Refusals = Arc<Mutex<BTreeMap<(u16, String), usize>>>;
+
+/// Increments the objects `<prefix>0…` through `urls` (two writers per URL) until `stop`;
+/// counts every acknowledged increment per object in `acked`, every failed one in `refusals`.
 fn increment_until(
     urls: Vec<String>,
+    prefix: &'static str,
     objects: usize,
     stop: Arc<AtomicBool>,
     acked: Arc<Mutex<BTreeMap<String, i64>>>,
+    refusals: Refusals,
 ) -> Vec<std::thread::JoinHandle<()>> {
     (0..urls.len() * 2)
         .map(|w| {
-            let (urls, stop, acked) = (urls.clone(), stop.clone(), acked.clone());
+            let (urls, stop, acked, refusals) =
+                (urls.clone(), stop.clone(), acked.clone(), refusals.clone());
             std::thread::spawn(move || {
                 let agent: ureq::Agent = ureq::Agent::config_builder()
                     .http_status_as_error(false)
-                    .timeout_global(Some(Duration::from_secs(15)))
+                    .timeout_global(Some(Duration::from_secs(20)))
                     .build()
                     .into();
                 let mut i = w;
                 while !stop.load(Ordering::Relaxed) {
-                    let object = format!("o{}", i % objects);
+                    let object = format!("{prefix}{}", i % objects);
                     let url = &urls[i % urls.len()];
                     let reply = agent
                         .post(format!("{url}/rpc/counter/{object}/increment"))
                         .send("[1]");
-                    match reply {
-                        Ok(r) if r.status() == 200 => {
-                            *acked.lock().unwrap().entry(object).or_default() += 1;
-                        }
-                        // the owner died under the request, or the object is failing over
-                        _ => std::thread::sleep(Duration::from_millis(20)),
-                    }
                     i += 1;
+                    let Ok(reply) = reply else {
+                        // the host died under the request
+                        std::thread::sleep(Duration::from_millis(20));
+                        continue;
+                    };
+                    let status = reply.status().as_u16();
+                    let text = reply.into_body().read_to_string().unwrap_or_default();
+                    if status == 200 {
+                        *acked.lock().unwrap().entry(object).or_default() += 1;
+                        continue;
+                    }
+                    // the object is failing over, or the store is away
+                    let body: Value = serde_json::from_str(&text).unwrap_or_default();
+                    let kind = match body["kind"].as_str() {
+                        Some("ClusterUnavailable") => "ClusterUnavailable".to_owned(),
+                        _ => text,
+                    };
+                    *refusals.lock().unwrap().entry((status, kind)).or_default() += 1;
+                    std::thread::sleep(Duration::from_millis(20));
                 }
             })
         })
@@ -240,7 +268,14 @@ fn killing_an_owner_loses_no_acknowledged_increment() {
         // writes go through all three hosts, the victim too until it dies
         let urls: Vec<String> = hosts.iter().map(|h| h.url.clone()).collect();
         let stop = Arc::new(AtomicBool::new(false));
-        let writers = increment_until(urls, objects, stop.clone(), acked.clone());
+        let writers = increment_until(
+            urls,
+            "o",
+            objects,
+            stop.clone(),
+            acked.clone(),
+            Refusals::default(),
+        );
         std::thread::sleep(Duration::from_millis(1500));
         hosts[victim].kill();
         let killed = Instant::now();
@@ -605,15 +640,7 @@ fn a_websocket_reaches_its_object_through_any_host_and_reconnects_after_its_host
 fn postgres_restarted_under_load_answers_503_loses_nothing_and_service_resumes() {
     let server = crate::postgres::Server::start();
     let url = format!("{}/postgres", server.url);
-    let hosts: Vec<TestHost> = ["a", "b"]
-        .iter()
-        .map(|id| {
-            TestHost::with_config(&format!(
-                "[cluster]\npostgres = {url:?}\nhost-id = \"{id}\"\nlease-ms = {LEASE_MS}\n\n{}",
-                counter_classes()
-            ))
-        })
-        .collect();
+    let hosts = cluster_on(&url, &["a", "b"], &counter_classes());
     let objects = 6;
     for o in 0..objects {
         hosts[o % 2].call("counter", &format!("p{o}"), "increment", json!([1]));
@@ -621,44 +648,17 @@ fn postgres_restarted_under_load_answers_503_loses_nothing_and_service_resumes()
     let acked: Arc<Mutex<BTreeMap<String, i64>>> = Arc::new(Mutex::new(
         (0..objects).map(|o| (format!("p{o}"), 1)).collect(),
     ));
-    let refusals: Arc<Mutex<BTreeMap<(u16, String), usize>>> = Arc::default();
+    let refusals = Refusals::default();
     let stop = Arc::new(AtomicBool::new(false));
-    let writers: Vec<_> = (0..4)
-        .map(|w| {
-            let urls: Vec<String> = hosts.iter().map(|h| h.url.clone()).collect();
-            let (stop, acked, refusals) = (stop.clone(), acked.clone(), refusals.clone());
-            std::thread::spawn(move || {
-                let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .timeout_global(Some(Duration::from_secs(20)))
-                    .build()
-                    .into();
-                let mut i = w;
-                while !stop.load(Ordering::Relaxed) {
-                    let object = format!("p{}", i % objects);
-                    let reply = agent
-                        .post(format!("{}/rpc/counter/{object}/increment", urls[i % 2]))
-                        .send("[1]");
-                    if let Ok(r) = reply {
-                        let status = r.status().as_u16();
-                        let text = r.into_body().read_to_string().unwrap_or_default();
-                        if status == 200 {
-                            *acked.lock().unwrap().entry(object).or_default() += 1;
-                        } else {
-                            let body: Value = serde_json::from_str(&text).unwrap_or_default();
-                            let kind = match body["kind"].as_str() {
-                                Some("ClusterUnavailable") => "ClusterUnavailable".to_owned(),
-                                _ => text.clone(),
-                            };
-                            *refusals.lock().unwrap().entry((status, kind)).or_default() += 1;
-                            std::thread::sleep(Duration::from_millis(20));
-                        }
-                    }
-                    i += 1;
-                }
-            })
-        })
-        .collect();
+    let urls: Vec<String> = hosts.iter().map(|h| h.url.clone()).collect();
+    let writers = increment_until(
+        urls,
+        "p",
+        objects,
+        stop.clone(),
+        acked.clone(),
+        refusals.clone(),
+    );
     std::thread::sleep(Duration::from_millis(800));
     server.crash();
     std::thread::sleep(Duration::from_millis(2500));
@@ -758,14 +758,7 @@ fn a_forwarded_request_keeps_the_clients_address_and_authorization() {
     let (head, body) = answer.split_once("\r\n\r\n").unwrap();
     assert!(head.starts_with("HTTP/1.1 200"), "{answer}");
     let body: Value = serde_json::from_str(body).unwrap();
-    let headers = body["headers"].as_array().unwrap();
-    let values = |name: &str| -> Vec<String> {
-        headers
-            .iter()
-            .filter(|h| h[0] == name)
-            .map(|h| h[1].as_str().unwrap().to_owned())
-            .collect()
-    };
+    let values = |name: &str| crate::harness::header_values(&body, name);
     assert_eq!(values("cf-connecting-ip"), ["127.0.0.7"], "{body}");
     assert_eq!(values("x-real-ip"), ["127.0.0.7"], "{body}");
     assert_eq!(values("authorization"), ["Bearer app-secret"], "{body}");

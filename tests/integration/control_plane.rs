@@ -276,14 +276,7 @@ fn objects_see_the_peer_address_not_a_client_claim() {
             b"",
         )
         .expect(200);
-    let headers = reply["headers"].as_array().unwrap();
-    let values = |name: &str| -> Vec<String> {
-        headers
-            .iter()
-            .filter(|h| h[0] == name)
-            .map(|h| h[1].as_str().unwrap().to_owned())
-            .collect()
-    };
+    let values = |name: &str| crate::harness::header_values(&reply, name);
     assert_eq!(values("cf-connecting-ip"), ["127.0.0.1"]);
     assert_eq!(values("x-real-ip"), ["127.0.0.1"]);
 }

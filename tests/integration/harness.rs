@@ -407,6 +407,18 @@ pub(crate) fn ws_text(ws: &mut WsClient) -> String {
     }
 }
 
+/// The values of header `name` in the request the `object_info` fixture echoed (`body`:
+/// its reply, with `headers` as `[name, value]` pairs).
+pub(crate) fn header_values(body: &Value, name: &str) -> Vec<String> {
+    body["headers"]
+        .as_array()
+        .expect("the echoed headers")
+        .iter()
+        .filter(|h| h[0] == name)
+        .map(|h| h[1].as_str().expect("a header value").to_owned())
+        .collect()
+}
+
 /// Every file under `dir`, at any depth.
 pub(crate) fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
