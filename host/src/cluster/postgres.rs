@@ -1,4 +1,4 @@
-//! The cluster store on PostgreSQL (15+): four tables, each protocol step one statement or one
+//! The cluster store on PostgreSQL (15+): six tables, each protocol step one statement or one
 //! short transaction, liveness judged by the server's clock (`now()`), so hosts need no
 //! synchronized clocks.
 //!
@@ -7,11 +7,13 @@
 //! | `wasmdo_meta` | setting shared by every host (the id secret) |
 //! | `wasmdo_hosts` | host id: its current incarnation, URL and heartbeat |
 //! | `wasmdo_objects` | object ever claimed: owner incarnation, epoch, last committed batch |
-//! | `wasmdo_changes` | committed batch of an object: the pages it wrote (SQLite WAL frames) |
+//! | `wasmdo_batches` | committed batch of an object: its number, epoch and database size |
+//! | `wasmdo_pages` | page a batch wrote (from SQLite's WAL), without its longest run of zeros |
+//! | `wasmdo_deploys` | deploy, in the order every host applies them |
 //!
 //! A commit is one statement: an `UPDATE` of the object's row guarded by owner, epoch and batch
-//! number ([`super::protocol::commit_applies`]) feeding the `INSERT` of the batch, so the fence
-//! and the data are one transaction. Commits are spread over a few connections and pipelined on
+//! number ([`super::protocol::commit_applies`]) feeding the `INSERT`s of the batch and its pages,
+//! so the fence and the data are one transaction. Commits are spread over a few connections and pipelined on
 //! each; the server's group commit makes one WAL flush cover many of them.
 
 use std::sync::Arc;
@@ -23,7 +25,7 @@ use tokio_postgres::{Client, NoTls, Statement};
 
 use super::protocol::{self, Claim, Claimed, Found, Incarnation};
 use super::store::{Beat, Change, ClusterStore, HostStatus, StoreError, StoreFuture};
-use crate::storage::commit::{Changes, Image};
+use crate::storage::commit::{Changes, Image, without_zeros};
 
 /// Connections commits and lookups are spread over (each pipelines its queries).
 const CONNECTIONS: usize = 4;
@@ -75,8 +77,10 @@ CREATE TABLE IF NOT EXISTS wasmdo_pages (
     page integer NOT NULL,
     seq bigint NOT NULL,
     data bytea NOT NULL,
+    hole integer,
     PRIMARY KEY (object, page, seq)
 );
+ALTER TABLE wasmdo_pages ADD COLUMN IF NOT EXISTS hole integer;
 ";
 
 /// Whether the owner named by `o` is alive: the host row holds that incarnation and a heartbeat
@@ -99,9 +103,9 @@ WITH fenced AS (
     SELECT object, $4::bigint, $5::bigint, $6::integer, $7::integer FROM fenced
     RETURNING object
 ), pages AS (
-    INSERT INTO wasmdo_pages (object, page, seq, data)
-    SELECT b.object, p.page, $4::bigint, p.data
-    FROM batch b, unnest($8::integer[], $11::bytea[]) AS p(page, data)
+    INSERT INTO wasmdo_pages (object, page, seq, data, hole)
+    SELECT b.object, p.page, $4::bigint, p.data, p.hole
+    FROM batch b, unnest($8::integer[], $11::bytea[], $12::integer[]) AS p(page, data, hole)
 )
 SELECT count(*) FROM batch";
 
@@ -426,7 +430,15 @@ impl ClusterStore for Postgres {
                 latest.insert(number, page);
             }
             let numbers: Vec<i32> = latest.keys().map(|n| *n as i32).collect();
-            let pages: Vec<&[u8]> = latest.values().copied().collect();
+            // stored without their longest run of zeros (a page of a small database is mostly
+            // zeros): `data` is what comes before the run and after it, `hole` where it was
+            let mut pages = Vec::with_capacity(latest.len());
+            let mut holes = Vec::with_capacity(latest.len());
+            for page in latest.values() {
+                let (head, tail) = without_zeros(page);
+                pages.push([head, tail].concat());
+                holes.push(head.len() as i32);
+            }
             let row = conn
                 .client
                 .query_one(
@@ -443,6 +455,7 @@ impl ClusterStore for Postgres {
                         &changes.alarm.is_some(),
                         &changes.alarm.flatten(),
                         &pages,
+                        &holes,
                     ],
                 )
                 .await
@@ -462,7 +475,7 @@ impl ClusterStore for Postgres {
                          SELECT seq, page_size, db_pages FROM wasmdo_batches
                          WHERE object = $1 ORDER BY seq DESC LIMIT 1
                      )
-                     SELECT last.seq, last.page_size, last.db_pages, p.page, p.data
+                     SELECT last.seq, last.page_size, last.db_pages, p.page, p.data, p.hole
                      FROM last JOIN wasmdo_pages p ON p.object = $1 AND p.seq <= last.seq
                      ORDER BY p.seq, p.page",
                     &[&object],
@@ -472,13 +485,29 @@ impl ClusterStore for Postgres {
             let Some(first) = rows.first() else {
                 return Ok(None);
             };
+            let page_size = first.get::<_, i32>(1) as u32;
+            let page = |row: &tokio_postgres::Row| {
+                let data: Vec<u8> = row.get(4);
+                match row.get::<_, Option<i32>>(5) {
+                    // the zeros go back where they were
+                    Some(hole) => {
+                        let hole = (hole.max(0) as usize).min(data.len());
+                        let mut page = Vec::with_capacity(page_size as usize);
+                        page.extend_from_slice(&data[..hole]);
+                        page.resize((page_size as usize).saturating_sub(data.len() - hole), 0);
+                        page.extend_from_slice(&data[hole..]);
+                        page
+                    }
+                    None => data,
+                }
+            };
             Ok(Some(Image {
                 seq: first.get::<_, i64>(0) as u64,
-                page_size: first.get::<_, i32>(1) as u32,
+                page_size,
                 db_pages: first.get::<_, i32>(2) as u32,
                 pages: rows
                     .iter()
-                    .map(|row| (row.get::<_, i32>(3) as u32, row.get(4)))
+                    .map(|row| (row.get::<_, i32>(3) as u32, page(row)))
                     .collect(),
             }))
         }))

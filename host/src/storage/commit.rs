@@ -68,6 +68,27 @@ pub(crate) struct Image {
     pub(crate) pages: Vec<(u32, Vec<u8>)>,
 }
 
+/// A page without the longest run of zeros inside it: the bytes before the run and after it
+/// (most pages of a small database are mostly zeros; logs store them this way).
+pub(crate) fn without_zeros(page: &[u8]) -> (&[u8], &[u8]) {
+    let mut best = (page.len(), 0);
+    let mut i = 0;
+    while i < page.len() {
+        if page[i] != 0 {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < page.len() && page[i] == 0 {
+            i += 1;
+        }
+        if i - start > best.1 {
+            best = (start, i - start);
+        }
+    }
+    (&page[..best.0], &page[best.0 + best.1..])
+}
+
 /// Size of a WAL frame header (SQLite's file format, section 4.1).
 pub(crate) const WAL_FRAME_HEADER: usize = 24;
 

@@ -20,7 +20,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::storage::commit::{Changes, WAL_FRAME_HEADER};
+use crate::storage::commit::{Changes, WAL_FRAME_HEADER, without_zeros};
 
 const MAGIC: &[u8; 8] = b"wasmdoJ1";
 /// Bytes of a segment's header.
@@ -79,8 +79,7 @@ pub(crate) fn encode(changes: &Changes, out: &mut Vec<u8>) {
     out.extend_from_slice(&changes.page_size.to_le_bytes());
     out.extend_from_slice(&changes.db_pages.to_le_bytes());
     for (number, page) in changes.pages() {
-        let (zeros_at, zeros) = longest_zero_run(page);
-        let (head, tail) = (&page[..zeros_at], &page[zeros_at + zeros..]);
+        let (head, tail) = without_zeros(page);
         out.extend_from_slice(&number.to_le_bytes());
         out.extend_from_slice(&(head.len() as u32).to_le_bytes());
         out.extend_from_slice(&(tail.len() as u32).to_le_bytes());
@@ -189,26 +188,6 @@ fn decode_record(bytes: &[u8]) -> Result<(Changes, usize), String> {
         alarm: None,
     };
     Ok((changes, RECORD_HEADER + length))
-}
-
-/// Where the longest run of zero bytes in `page` starts, and how long it is.
-fn longest_zero_run(page: &[u8]) -> (usize, usize) {
-    let mut best = (page.len(), 0);
-    let mut i = 0;
-    while i < page.len() {
-        if page[i] != 0 {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < page.len() && page[i] == 0 {
-            i += 1;
-        }
-        if i - start > best.1 {
-            best = (start, i - start);
-        }
-    }
-    best
 }
 
 struct Reader<'a>(&'a [u8]);
