@@ -52,6 +52,9 @@ pub(super) enum Answer {
     },
     /// The host does not own the object: look it up again.
     NotOwner,
+    /// The host could not be connected to: the event was not sent (`why`), so it may go
+    /// elsewhere if the host is gone.
+    Unreachable(ObjectError),
 }
 
 /// Connections to the other hosts.
@@ -80,7 +83,10 @@ impl Peers {
     ) -> Result<Answer, ObjectError> {
         let authority = authority(base);
         let request = self.request(&authority, method, path, headers, body)?;
-        let mut sender = self.connection(&authority).await?;
+        let mut sender = match self.connection(&authority).await {
+            Ok(sender) => sender,
+            Err(why) => return Ok(Answer::Unreachable(why)),
+        };
         let response = sender
             .send_request(request)
             .await
@@ -101,7 +107,10 @@ impl Peers {
     ) -> Result<(Answer, Option<hyper::upgrade::OnUpgrade>), ObjectError> {
         let authority = authority(base);
         let request = self.request(&authority, Method::GET, path, headers, Bytes::new())?;
-        let mut sender = dial(&authority, true).await?;
+        let mut sender = match dial(&authority, true).await {
+            Ok(sender) => sender,
+            Err(why) => return Ok((Answer::Unreachable(why), None)),
+        };
         let mut response = sender
             .send_request(request)
             .await

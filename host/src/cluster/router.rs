@@ -404,10 +404,31 @@ impl Shared {
                 self.cluster.forget(key);
                 Ok(None)
             }
+            Ok((Answer::Unreachable(why), _)) => self.unreachable(key, url, why).await,
             Err(e) => {
                 self.cluster.forget(key);
                 Err(e)
             }
+        }
+    }
+
+    /// The owner at `url` of `key` could not be connected to, so the event was not sent: if
+    /// the store says that host is gone (it left, or its lease ran out), `None` (the object is
+    /// looked up again, and claimed); otherwise `why`.
+    async fn unreachable<T>(
+        &self,
+        key: &ObjectKey,
+        url: &str,
+        why: ObjectError,
+    ) -> Result<Option<T>, ObjectError> {
+        self.cluster.forget(key);
+        self.cluster
+            .refresh_hosts()
+            .await
+            .map_err(|e| ObjectError::ClusterUnavailable(e.to_string()))?;
+        match self.cluster.alive_at(url) {
+            true => Err(why),
+            false => Ok(None),
         }
     }
 
@@ -435,6 +456,7 @@ impl Shared {
                 self.cluster.forget(key);
                 Ok(None)
             }
+            Ok(Answer::Unreachable(why)) => self.unreachable(key, url, why).await,
             Err(e) => {
                 // the owner may have died: look it up again next time
                 self.cluster.forget(key);
