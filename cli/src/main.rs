@@ -319,9 +319,33 @@ fn serve(
         }
         use std::io::Write;
         std::io::stdout().flush()?;
-        host.serve().await;
-        Ok(())
-    })
+        host.serve_until(shutdown_signal()).await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    // what is left (a blocking task in the middle of something) does not hold the exit up
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    Ok(())
+}
+
+/// SIGTERM or Ctrl-C: the host shuts down (answers what it is serving, closes its WebSockets
+/// with 1001, leaves its cluster) and exits with 0.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!("cannot handle SIGTERM: {e}");
+                std::future::pending::<()>().await
+            }
+        }
+    };
+    tokio::select! {
+        () = terminate => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutting down");
 }
 
 /// Logs to stderr (`WASMDO_LOG`, default `info`), and raises the open-file limit a host needs.

@@ -332,6 +332,13 @@ impl Host {
 
     /// Serves HTTP until the process ends.
     pub async fn serve(self) {
+        self.serve_until(std::future::pending()).await
+    }
+
+    /// Serves HTTP until `stop` completes, then shuts down: stops accepting connections,
+    /// answers the requests under way, closes every WebSocket with 1001 ("going away"), and, in
+    /// a cluster, leaves it so that other hosts take this host's objects over at once.
+    pub async fn serve_until(self, stop: impl std::future::Future<Output = ()>) {
         let limits = &self.runtime.limits;
         let (max_connections, per_peer) = connection_caps(limits);
         let gateway = Arc::new(gateway::Gateway {
@@ -352,6 +359,7 @@ impl Host {
             runtime: self.runtime,
             directory: self.directory,
             projects: self.projects,
+            stopping: tokio::sync::watch::Sender::new(false),
         });
         let _held = self.data_lock;
         if gateway.replication.is_some() {
@@ -368,11 +376,27 @@ impl Host {
             tokio::spawn(gateway.clone().follow());
         }
         let caps = || gateway::Connections::new(max_connections, per_peer);
-        if let Some((public, _)) = self.public {
+        let mut planes = vec![caps()];
+        let public = self.public.map(|(public, _)| {
+            planes.push(caps());
             let plane = gateway::Plane::Public;
-            tokio::spawn(gateway::serve(public, gateway.clone(), plane, caps()));
+            tokio::spawn(gateway::serve(
+                public,
+                gateway.clone(),
+                plane,
+                planes[1].clone(),
+            ))
+        });
+        let control = gateway::Plane::Control;
+        tokio::select! {
+            () = gateway::serve(self.listener, gateway.clone(), control, planes[0].clone()) => {}
+            () = stop => {}
         }
-        gateway::serve(self.listener, gateway, gateway::Plane::Control, caps()).await;
+        // no new connections from here on (the listeners close with their accept loops)
+        if let Some(public) = public {
+            public.abort();
+        }
+        gateway.shut_down(&planes).await;
     }
 }
 

@@ -52,17 +52,23 @@ fn cluster(test: &str, classes: &str) -> Vec<TestHost> {
 /// Hosts `ids` of a cluster on the PostgreSQL database at `url`, with `classes` (TOML) deployed
 /// on each, once every one of them has seen the others' heartbeats.
 fn cluster_on(url: &str, ids: &[&str], classes: &str) -> Vec<TestHost> {
+    cluster_leased(url, ids, classes, LEASE_MS)
+}
+
+/// [`cluster_on`] with a lease of `lease_ms`.
+fn cluster_leased(url: &str, ids: &[&str], classes: &str, lease_ms: u64) -> Vec<TestHost> {
     let hosts: Vec<TestHost> = ids
         .iter()
         .map(|id| {
             TestHost::with_config(&format!(
-                "[cluster]\npostgres = {url:?}\nhost-id = \"{id}\"\nlease-ms = {LEASE_MS}\n\n{classes}"
+                "[cluster]\npostgres = {url:?}\nhost-id = \"{id}\"\nlease-ms = {lease_ms}\n\n{classes}"
             ))
         })
         .collect();
     for host in &hosts {
+        // (a heartbeat every third of the lease)
         wait_until(
-            Duration::from_secs(10),
+            Duration::from_secs(10) + Duration::from_millis(lease_ms / 2),
             "every host sees the others",
             || {
                 let status = host.request("GET", "/_admin/cluster", b"").expect(200);
@@ -602,17 +608,12 @@ fn a_websocket_reaches_its_object_through_any_host_and_reconnects_after_its_host
     near.send(Message::text("broadcast hi")).unwrap();
     assert_eq!(crate::harness::ws_text(&mut near), "broadcast hi");
     assert_eq!(crate::harness::ws_text(&mut far), "broadcast hi");
-    // the socket's host dies: the client through b sees its connection end, and reconnects
+    // the socket's host dies: the client through b is closed by b with 1012 ("service
+    // restart"; the one connected to a itself just loses its connection), and reconnects
     // through b, which takes the object over
     hosts[0].kill();
-    let ended = loop {
-        match far.read() {
-            Ok(Message::Ping(_) | Message::Pong(_)) => continue,
-            Ok(other) => break format!("{other:?}"),
-            Err(e) => break e.to_string(),
-        }
-    };
-    assert!(!ended.is_empty());
+    assert_eq!(crate::harness::ws_close_code(&mut far), Some(1012));
+    assert_eq!(crate::harness::ws_close_code(&mut near), None);
     let mut again = None;
     wait_until(Duration::from_secs(20), "reconnect through b", || {
         let url = format!(
@@ -634,6 +635,43 @@ fn a_websocket_reaches_its_object_through_any_host_and_reconnects_after_its_host
     assert_eq!(crate::harness::ws_text(&mut again), "back");
     assert_eq!(owner_of(&hosts, "ws", "room"), 1);
     let _ = &mut hosts;
+}
+
+#[test]
+fn a_host_shutting_down_closes_its_sockets_with_1001_and_hands_its_objects_over_at_once() {
+    // a lease far longer than the wait for the takeover below: only a host that leaves lets
+    // another take over in time
+    let classes = format!(
+        "[classes.ws]\ncomponent = {WEBSOCKETS_BASIC:?}\n{}",
+        counter_classes()
+    );
+    let mut hosts = cluster_leased(&database("leaving"), &["a", "b"], &classes, 30_000);
+    let mut near = ws_connect(&hosts[0], "hall");
+    let mut far = ws_connect(&hosts[1], "hall");
+    assert_eq!(hosts[0].call("counter", "k", "increment", json!([5])), 5);
+    assert_eq!(owner_of(&hosts, "ws", "hall"), 0);
+    assert_eq!(owner_of(&hosts, "counter", "k"), 0);
+    let status = hosts[0].terminate();
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    // both clients are told the host is going away, the one through b too (a's close frame
+    // passes through b's tunnel)
+    assert_eq!(crate::harness::ws_close_code(&mut near), Some(1001));
+    assert_eq!(crate::harness::ws_close_code(&mut far), Some(1001));
+    // b takes the objects over long before a's lease would have run out, with a's writes
+    wait_until(Duration::from_secs(10), "b serves the counter", || {
+        hosts[1].rpc("counter", "k", "get", json!([])).status == 200
+    });
+    assert_eq!(hosts[1].call("counter", "k", "get", json!([])), 5);
+    assert_eq!(owner_of(&hosts, "counter", "k"), 1);
+    let mut again = ws_connect(&hosts[1], "hall");
+    again.send(tungstenite::Message::text("echo back")).unwrap();
+    assert_eq!(crate::harness::ws_text(&mut again), "back");
+    let status = hosts[1].request("GET", "/_admin/cluster", b"").expect(200);
+    let a = &status["hosts"].as_array().unwrap()[0];
+    assert_eq!(
+        (a["id"].as_str(), a["alive"].as_bool()),
+        (Some("a"), Some(false))
+    );
 }
 
 #[test]

@@ -183,6 +183,25 @@ impl TestHost {
         }
     }
 
+    /// Asks the host to shut down (SIGTERM) and waits for it to exit: its exit status.
+    pub(crate) fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let pid = child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the host did not exit after SIGTERM; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The host's process id.
     pub(crate) fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
@@ -403,6 +422,17 @@ pub(crate) fn ws_text(ws: &mut WsClient) -> String {
             tungstenite::Message::Text(t) => return t.to_string(),
             tungstenite::Message::Ping(_) | tungstenite::Message::Pong(_) => continue,
             other => panic!("expected text, got {other:?}"),
+        }
+    }
+}
+
+/// Reads `ws` until its close frame: the close code (`None`: the connection ended without one).
+pub(crate) fn ws_close_code(ws: &mut WsClient) -> Option<u16> {
+    loop {
+        match ws.read() {
+            Ok(tungstenite::Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+            Ok(_) => continue,
+            Err(_) => return None,
         }
     }
 }

@@ -396,3 +396,13 @@ fn a_javascript_broadcast_keeps_every_clients_order() {
         assert_eq!(text(&mut b), expected);
     }
 }
+
+#[test]
+fn a_host_shutting_down_closes_its_websockets_with_1001_and_exits_cleanly() {
+    let mut host = host("");
+    let (mut ws, _) = connect(&host, "leaving", "t");
+    assert_eq!(ask(&mut ws, "echo still here"), "still here");
+    let status = host.terminate();
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    assert_eq!(crate::harness::ws_close_code(&mut ws), Some(1001));
+}

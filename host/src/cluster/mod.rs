@@ -60,6 +60,11 @@ pub(crate) struct Cluster {
     retain_batches: u64,
     /// The host's counters (the `cluster_*` ones are this module's).
     pub(crate) metrics: Arc<Metrics>,
+    /// Set once the host has left the cluster (it is shutting down): no more heartbeats.
+    left: std::sync::atomic::AtomicBool,
+    /// Held while a heartbeat is on its way, so that leaving waits for it (a heartbeat landing
+    /// after the lease was ended would renew it).
+    beating: tokio::sync::Mutex<()>,
 }
 
 /// An object's superseded page versions are compacted every this many batches.
@@ -92,7 +97,27 @@ impl Cluster {
             token,
             retain_batches: config.retain_batches,
             metrics,
+            left: Default::default(),
+            beating: Default::default(),
         })
+    }
+
+    /// Leaves the cluster (the host is shutting down): stops the heartbeat, gives up every
+    /// object (a commit after this is refused), and ends the lease in the store, so that other
+    /// hosts take the objects over at once instead of after the lease.
+    pub(crate) async fn leave(&self) {
+        self.left.store(true, Ordering::Relaxed);
+        let _beats = self.beating.lock().await;
+        let owned = self.books.ownership().lease_lapsed();
+        self.books.names().clear();
+        match self.store.leave(&self.me, self.lease).await {
+            Ok(()) => {
+                tracing::info!(target: "wasmdo.cluster", objects = owned.len(), "left the cluster: other hosts take this host's objects over")
+            }
+            Err(e) => {
+                tracing::warn!(target: "wasmdo.cluster", "leaving the cluster: {e}; other hosts take this host's objects over when its lease runs out")
+            }
+        }
     }
 
     /// Every registered host, as of the last heartbeat.
@@ -157,6 +182,12 @@ impl Cluster {
         Ok(())
     }
 
+    /// Whether a host that is alive (as of the last reading of the hosts) is reached at `url`.
+    fn alive_at(&self, url: &str) -> bool {
+        let hosts = self.hosts.lock().expect("hosts lock");
+        hosts.iter().any(|h| h.url == url && h.alive)
+    }
+
     /// Whether the host run `owner` is alive, as of the last heartbeat.
     fn is_alive(&self, owner: &Incarnation) -> bool {
         let hosts = self.hosts.lock().expect("hosts lock");
@@ -180,8 +211,14 @@ impl Cluster {
     ) {
         loop {
             let Some(me) = cluster.upgrade() else { return };
+            let beating = me.beating.lock().await;
+            if me.left.load(Ordering::Relaxed) {
+                return;
+            }
             let every = me.lease / 3;
-            let lapsed = match me.store.heartbeat(&me.me, me.lease).await {
+            let beat = me.store.heartbeat(&me.me, me.lease).await;
+            drop(beating);
+            let lapsed = match beat {
                 Ok(beat) => {
                     let mut ownership = me.books.ownership();
                     for host in beat.hosts.iter().filter(|h| !h.alive) {

@@ -303,6 +303,23 @@ impl ClusterStore for Postgres {
         }))
     }
 
+    fn leave<'a>(&'a self, me: &'a Incarnation, lease: Duration) -> StoreFuture<'a, ()> {
+        Box::pin(timed(async move {
+            let conn = self.conn().await?;
+            // a heartbeat just older than the lease: dead by every host's judgement at once
+            conn.client
+                .execute(
+                    "UPDATE wasmdo_hosts
+                     SET heartbeat = now() - make_interval(secs => $3::float8) - interval '1 millisecond'
+                     WHERE id = $1 AND incarnation = $2",
+                    &[&me.host, &me.number, &lease.as_secs_f64()],
+                )
+                .await
+                .map_err(fail)?;
+            Ok(())
+        }))
+    }
+
     fn hosts(&self, lease: Duration) -> StoreFuture<'_, Vec<HostStatus>> {
         Box::pin(timed(async move {
             let conn = self.conn().await?;

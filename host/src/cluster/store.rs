@@ -71,6 +71,10 @@ pub(crate) trait ClusterStore: Send + Sync {
     /// Renews `me`'s heartbeat.
     fn heartbeat<'a>(&'a self, me: &'a Incarnation, lease: Duration) -> StoreFuture<'a, Beat>;
 
+    /// Ends `me`'s lease now (the host is shutting down): every host judges it dead from here
+    /// on, and claims its objects without waiting for the lease to run out.
+    fn leave<'a>(&'a self, me: &'a Incarnation, lease: Duration) -> StoreFuture<'a, ()>;
+
     /// Every registered host.
     fn hosts(&self, lease: Duration) -> StoreFuture<'_, Vec<HostStatus>>;
 

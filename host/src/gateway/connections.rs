@@ -66,7 +66,6 @@ impl Connections {
     }
 
     /// Connections open now.
-    #[cfg(test)]
     pub(crate) fn open(&self) -> usize {
         self.open.lock().expect("connections lock").total
     }

@@ -89,6 +89,9 @@ pub(crate) struct Gateway {
     pub(crate) credentials: Credentials,
     /// Bytes of request bodies buffered host-wide: one permit per byte held.
     pub(crate) bodies: Arc<Semaphore>,
+    /// Set when the host shuts down: connections finish the request they are serving and
+    /// close; WebSocket tunnels close their client's socket.
+    pub(crate) stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// What a listener serves.
@@ -131,6 +134,7 @@ pub(crate) async fn serve(
         let _ = stream.set_nodelay(true);
         let gateway = gateway.clone();
         let metrics = gateway.runtime.metrics.clone();
+        let mut stopping = gateway.stopping.subscribe();
         tokio::spawn(async move {
             let connection = admitted.clone();
             let verdicts = framing::Verdicts::default();
@@ -150,15 +154,23 @@ pub(crate) async fn serve(
                     Ok::<_, Infallible>(response)
                 }
             });
-            if let Err(e) = http1::Builder::new()
+            let served = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_timeout)
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), service)
                 // WebSocket upgrades of `/objects/…` requests
-                .with_upgrades()
-                .await
-            {
+                .with_upgrades();
+            tokio::pin!(served);
+            let outcome = tokio::select! {
+                outcome = served.as_mut() => outcome,
+                () = stopped(&mut stopping) => {
+                    // the request being served is answered, then the connection closes
+                    served.as_mut().graceful_shutdown();
+                    served.await
+                }
+            };
+            if let Err(e) = outcome {
                 if e.is_timeout() {
                     let timeouts = &metrics.request_timeouts;
                     timeouts.fetch_add(1, Ordering::Relaxed);
@@ -168,6 +180,12 @@ pub(crate) async fn serve(
             drop(admitted);
         });
     }
+}
+
+/// Returns once the host is shutting down (see [`Gateway::stopping`]).
+pub(crate) async fn stopped(stopping: &mut tokio::sync::watch::Receiver<bool>) {
+    // (the value's guard must not be held across an await: it is not `Send`)
+    let _ = stopping.wait_for(|stopping| *stopping).await;
 }
 
 /// The `Sec-WebSocket-Key` of a WebSocket upgrade request (RFC 6455: GET, `Upgrade: websocket`,
@@ -265,7 +283,31 @@ impl std::ops::Deref for Body {
     }
 }
 
+/// How long a shutting-down host waits for its connections to finish what they are doing.
+const DRAIN: Duration = Duration::from_secs(5);
+
 impl Gateway {
+    /// Shuts the host down once its listeners stopped accepting: connections answer the request
+    /// they are serving and close, every WebSocket is closed with 1001 (a tunnel's client too),
+    /// waiting up to [`DRAIN`] for the connections of every plane in `planes` to end; then, in a
+    /// cluster, the host leaves it.
+    pub(crate) async fn shut_down(&self, planes: &[Arc<Connections>]) {
+        let _ = self.stopping.send(true);
+        let sockets = self
+            .runtime
+            .websockets
+            .close_all(websocket::CLOSE_GOING_AWAY, websocket::GOING_AWAY_REASON);
+        let open = || planes.iter().map(|p| p.open()).sum::<usize>();
+        let deadline = tokio::time::Instant::now() + DRAIN;
+        while open() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tracing::info!(target: "wasmdo.gateway", sockets, connections_cut = open(), "shutting down");
+        if let Some(cluster) = &self.cluster {
+            cluster.leave().await;
+        }
+    }
+
     /// Reads a whole request body of at most `limit` bytes, within the body-read timeout and the
     /// host-wide budget of buffered bodies. An oversize body is drained (up to
     /// [`MAX_DISCARDED_BODY`]) so the client gets its `BodyTooLarge` reply.

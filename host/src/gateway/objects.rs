@@ -18,7 +18,6 @@ use crate::bindings::http_types;
 use crate::error::ObjectError;
 use crate::router::{Address, Chain, Router};
 use crate::websockets::Accepted;
-use hyper_util::rt::TokioIo;
 
 /// How a request reaches its object: the router (the forwarded face, for a request another host
 /// of the cluster forwarded) and the objects waiting on it.
@@ -195,17 +194,14 @@ impl Gateway {
             }
             let router = router.clone();
             let max_message_bytes = self.runtime.limits.max_websocket_message_bytes;
+            let stopping = self.stopping.subscribe();
             tokio::spawn(async move {
                 match (on_upgrade.await, accepted) {
                     (Ok(upgraded), Accepted::Here(socket)) => {
                         websocket::serve(router, max_message_bytes, socket, upgraded).await;
                     }
                     (Ok(upgraded), Accepted::Tunnel(owner)) => match owner.await {
-                        Ok(owner) => {
-                            let mut client = TokioIo::new(upgraded);
-                            let mut owner = TokioIo::new(owner);
-                            let _ = tokio::io::copy_bidirectional(&mut client, &mut owner).await;
-                        }
+                        Ok(owner) => websocket::tunnel(upgraded, owner, stopping).await,
                         Err(e) => {
                             tracing::debug!(target: "wasmdo.websockets", "the owner host's upgrade failed: {e}")
                         }

@@ -190,3 +190,168 @@ async fn deliver(router: &dyn Router, key: &ObjectKey, id: SocketId, event: Sock
     }
     false
 }
+
+/// Close code for the clients of a tunnel whose owner host went away: 1012, "service restart"
+/// (reconnecting reaches the object on the host that takes it over).
+const CLOSE_OWNER_GONE: u16 = 1012;
+/// Close code for the clients of a host that is shutting down: 1001, "going away".
+pub(crate) const CLOSE_GOING_AWAY: u16 = 1001;
+/// The reason sent with [`CLOSE_GOING_AWAY`].
+pub(crate) const GOING_AWAY_REASON: &str = "the host is shutting down; reconnect";
+
+/// Pipes a client's WebSocket connection to the object's owner host (in a cluster, a socket
+/// lives where its object does), byte for byte. When the owner's side ends without closing
+/// the socket (its host died), or this host shuts down, the client gets a close frame of its
+/// own (1012 or 1001) instead of a connection cut short, if the stream is between frames.
+pub(crate) async fn tunnel(
+    client: Upgraded,
+    owner: Upgraded,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut client_rx, mut client_tx) = tokio::io::split(TokioIo::new(client));
+    let (mut owner_rx, mut owner_tx) = tokio::io::split(TokioIo::new(owner));
+    let up = async {
+        let _ = tokio::io::copy(&mut client_rx, &mut owner_tx).await;
+        let _ = owner_tx.shutdown().await;
+        // the owner's side still answers (its close frame): the other direction ends the tunnel
+        std::future::pending::<()>().await
+    };
+    let down = async {
+        let mut frames = Frames::default();
+        let mut buf = vec![0u8; 16 * 1024];
+        let (code, reason) = loop {
+            tokio::select! {
+                read = owner_rx.read(&mut buf) => match read {
+                    Ok(0) | Err(_) => break (CLOSE_OWNER_GONE, "the object's host went away; reconnect"),
+                    Ok(n) => {
+                        frames.feed(&buf[..n]);
+                        if client_tx.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                },
+                () = super::stopped(&mut stopping) => break (CLOSE_GOING_AWAY, GOING_AWAY_REASON),
+            }
+        };
+        if !frames.closed && frames.between() {
+            let _ = client_tx.write_all(&close_frame(code, reason)).await;
+        }
+        let _ = client_tx.shutdown().await;
+    };
+    tokio::select! {
+        () = down => {}
+        () = up => {}
+    }
+}
+
+/// Where a stream of WebSocket frames stands, read as it passes (RFC 6455 §5.2): whether it is
+/// between two frames (where a frame of our own can go in), and whether a close frame passed.
+#[derive(Debug, Default)]
+struct Frames {
+    /// The current frame's header bytes read so far (it is complete at 2 to 14 bytes).
+    header: Vec<u8>,
+    /// Payload bytes of the current frame still to pass.
+    payload: u64,
+    /// A close frame passed.
+    closed: bool,
+}
+
+impl Frames {
+    fn feed(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.payload > 0 {
+                let n = self.payload.min(bytes.len() as u64) as usize;
+                self.payload -= n as u64;
+                bytes = &bytes[n..];
+                continue;
+            }
+            self.header.push(bytes[0]);
+            bytes = &bytes[1..];
+            if let Some((opcode, payload)) = frame_header(&self.header) {
+                self.closed |= opcode == 0x8;
+                self.payload = payload;
+                self.header.clear();
+            }
+        }
+    }
+
+    fn between(&self) -> bool {
+        self.header.is_empty() && self.payload == 0
+    }
+}
+
+/// A complete frame header's opcode and payload length; `None` while more bytes are needed.
+fn frame_header(header: &[u8]) -> Option<(u8, u64)> {
+    let [first, second, rest @ ..] = header else {
+        return None;
+    };
+    let extended = match second & 0x7f {
+        126 => 2,
+        127 => 8,
+        _ => 0,
+    };
+    let mask = if second & 0x80 != 0 { 4 } else { 0 };
+    if rest.len() < extended + mask {
+        return None;
+    }
+    let payload = match extended {
+        0 => u64::from(second & 0x7f),
+        n => rest[..n].iter().fold(0, |len, b| len << 8 | u64::from(*b)),
+    };
+    Some((first & 0x0f, payload))
+}
+
+/// A server's (unmasked) close frame with `code` and `reason` (at most 123 bytes).
+fn close_frame(code: u16, reason: &str) -> Vec<u8> {
+    let reason = &reason.as_bytes()[..reason.len().min(123)];
+    let mut frame = vec![0x88, (2 + reason.len()) as u8];
+    frame.extend_from_slice(&code.to_be_bytes());
+    frame.extend_from_slice(reason);
+    frame
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_are_followed_across_reads_of_any_size() {
+        // a text frame of 3 bytes, a binary frame of 300 (16-bit length), a masked ping of 1
+        let mut stream = vec![0x81, 3, b'a', b'b', b'c', 0x82, 126, 1, 44];
+        stream.extend(std::iter::repeat_n(7u8, 300));
+        stream.extend([0x89, 0x81, 1, 2, 3, 4, 9]);
+        for chunk in [1, 2, 5, 64, stream.len()] {
+            let mut frames = Frames::default();
+            let mut boundaries = 0;
+            for piece in stream.chunks(chunk) {
+                frames.feed(piece);
+                boundaries += usize::from(frames.between());
+            }
+            assert!(frames.between(), "chunks of {chunk}");
+            assert!(!frames.closed);
+            assert!(boundaries >= 1);
+        }
+        let mut frames = Frames::default();
+        frames.feed(&stream[..20]);
+        assert!(!frames.between(), "inside the binary frame");
+        frames.feed(&[]);
+        assert!(!frames.between());
+    }
+
+    #[test]
+    fn a_close_frame_is_noticed_and_ours_is_well_formed() {
+        let ours = close_frame(1012, "bye");
+        let mut frames = Frames::default();
+        frames.feed(&ours[..3]);
+        assert!(
+            !frames.between() && frames.closed,
+            "the header is read first"
+        );
+        frames.feed(&ours[3..]);
+        assert!(frames.between() && frames.closed);
+        assert_eq!(&ours[..4], &[0x88, 5, 0x03, 0xf4]);
+        // a reason too long for a control frame is cut to fit
+        assert_eq!(close_frame(1001, &"x".repeat(200)).len(), 2 + 125);
+    }
+}

@@ -218,6 +218,20 @@ impl Hub {
         closed
     }
 
+    /// Closes every socket of this host with `code` and `reason`, and forgets them: the host is
+    /// shutting down. Returns how many were closed.
+    pub(crate) fn close_all(&self, code: u16, reason: &str) -> usize {
+        let objects = std::mem::take(&mut *self.objects.lock().expect("websocket hub lock"));
+        let mut closed = 0;
+        for (_, object) in objects {
+            for (_, socket) in object.sockets {
+                self.close_removed(socket, code, reason);
+                closed += 1;
+            }
+        }
+        closed
+    }
+
     /// Closes a socket just removed from its object: its connection task sends the close, then
     /// ends (the outbox is closed).
     fn close_removed(&self, socket: Socket, code: u16, reason: &str) {
