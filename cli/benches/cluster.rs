@@ -4,7 +4,9 @@
 //! Rows: hot object durable writes (through its owner, and through another host that forwards),
 //! the cost of forwarding (a read, one connection, owner vs another host), new objects per second
 //! (connections spread over the three hosts), single host for comparison, the commits per second
-//! PostgreSQL took, and the failover time after kill -9 of an owner (until the object answers
+//! PostgreSQL took, the commits per second the store sustains by itself (the production adapter
+//! and statement, 1/16/64 objects at once, no host in the way), and the failover time after
+//! kill -9 of an owner (until the object answers
 //! through another host). `BENCH_QUICK=1`: shorter runs, 3 failovers instead of 20.
 //!
 //! `cargo bench -p wasmdo --bench cluster`
@@ -298,6 +300,17 @@ async fn run() -> anyhow::Result<()> {
         "cluster",
         line(&Stats::new(samples))
     );
+
+    // the store by itself: the fenced commit of many objects at once, no host in the way
+    for objects in [1, 16, 64] {
+        let rate = wasmdo_host::measure_cluster_store(&format!("{server}/postgres"), objects, secs)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        println!(
+            "{:<20} store alone, {objects:>2} objects committing at once: {rate:>8.0} commits/s",
+            "PostgreSQL"
+        );
+    }
 
     // failover: kill -9 the owner of a fresh object, time until another host serves it
     let kills = if quick() { 3 } else { 20 };

@@ -73,6 +73,10 @@ mod websockets;
 
 pub use rpc::wit::class_wit;
 
+/// For the cluster bench: commits per second the cluster store sustains by itself.
+#[doc(hidden)]
+pub use cluster::measure::store_commits as measure_cluster_store;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

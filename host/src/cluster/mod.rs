@@ -7,6 +7,7 @@
 //! | [`postgres`] | the store on PostgreSQL |
 //! | `router` | [`ClusterRouter`]: the `Router` of a cluster host (here, forwarded, or claimed) |
 //! | `forward` | events sent to the owner host over HTTP |
+//! | `measure` | what the store sustains by itself (commits per second), for the bench |
 //!
 //! [`Cluster`] is this host's membership and ownership state: its incarnation, the lease, which
 //! objects it owns under which epoch (the protocol's [`Ownership`]), and the other hosts. It is
@@ -18,6 +19,7 @@
 //! store's batches unless it already holds exactly them (`router.rs`, `prepare`).
 
 mod forward;
+pub(crate) mod measure;
 #[cfg(test)]
 mod model;
 pub(crate) mod postgres;
