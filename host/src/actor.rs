@@ -41,6 +41,7 @@ use crate::rpc::dynamic::DynamicError;
 use crate::rpc::{self, Reply};
 use crate::runtime::Runtime;
 use crate::state::ObjectState;
+use crate::storage::commit::NotDurable;
 use crate::websockets::{SocketEvent, SocketId, WebSocketsCtx};
 
 /// The directory protocol an actor follows (implemented by the directory, which starts actors):
@@ -694,14 +695,14 @@ impl Actor {
                 }
                 settled
             }
-            Err(e) => Err(e),
+            Err(e) => Err(NotDurable::Failed(e.to_string())),
         };
         outcome.map_err(|e| {
             tracing::error!(target: "wasmdo.actor", class = &*self.key.class, id = %self.key.id, "commit failed: {e}");
-            let message = e.to_string();
-            match message.contains(crate::storage::commit::CLUSTER_REFUSED) {
-                true => ObjectError::ClusterUnavailable(message),
-                false => ObjectError::CommitFailed(message),
+            match e {
+                // nothing was committed: the caller may retry
+                NotDurable::Refused(_) => ObjectError::ClusterUnavailable(e.to_string()),
+                NotDurable::Failed(why) => ObjectError::CommitFailed(why),
             }
         })
     }

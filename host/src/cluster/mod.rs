@@ -39,7 +39,7 @@ use crate::config::ClusterConfig;
 use crate::ids::ObjectKey;
 use crate::metrics::Metrics;
 use crate::runtime::Tenure;
-use crate::storage::commit::{CLUSTER_REFUSED, Changes, CommitLog, Durable};
+use crate::storage::commit::{Changes, CommitLog, Durable};
 use protocol::{Incarnation, Ownership};
 use store::{ClusterStore, HostStatus, StoreError};
 
@@ -269,11 +269,12 @@ impl CommitLog for Cluster {
             .as_ref()
             .and_then(|key| self.books.ownership().epoch(key));
         let (Some(key), Some(epoch)) = (owner, epoch) else {
-            return Durable::ready(Err(format!(
-                "{CLUSTER_REFUSED}: this host no longer owns the object (its lease lapsed or another host took it over)"
-            )));
+            return Durable::refused(
+                "this host no longer owns the object (its lease lapsed or another host took it over)"
+                    .into(),
+            );
         };
-        let (tx, durable) = Durable::new();
+        let (tx, durable) = Durable::from_cluster();
         let store = self.store.clone();
         let me = self.me.clone();
         // the outcome reaches the actor through `tx`; a refused batch also ends this host's
@@ -306,13 +307,13 @@ impl CommitLog for Cluster {
                     metrics.cluster_fenced.fetch_add(1, Ordering::Relaxed);
                     books.forget(&key);
                     Err(format!(
-                        "{CLUSTER_REFUSED}: refused by the cluster store: another host owns the object now (this host's epoch {epoch} is stale)"
+                        "refused by the cluster store: another host owns the object now (this host's epoch {epoch} is stale)"
                     ))
                 }
                 Err(e) => {
                     // the store may or may not hold it: the next event checks the file against it
                     books.forget(&key);
-                    Err(format!("{CLUSTER_REFUSED}: {e}"))
+                    Err(e.to_string())
                 }
             };
             let _ = tx.send(outcome);

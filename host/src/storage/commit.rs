@@ -92,14 +92,41 @@ pub(crate) fn without_zeros(page: &[u8]) -> (&[u8], &[u8]) {
 /// Size of a WAL frame header (SQLite's file format, section 4.1).
 pub(crate) const WAL_FRAME_HEADER: usize = 24;
 
+/// Why a batch did not become durable.
+#[derive(Clone, Debug, thiserror::Error)]
+pub(crate) enum NotDurable {
+    /// The log could not keep it (an I/O error, a full disk): the commit failed.
+    #[error("{0}")]
+    Failed(String),
+    /// A cluster store did not commit it (unreachable, or another host owns the object now):
+    /// nothing was committed, and the caller may retry.
+    #[error("the cluster did not commit this batch: {0}")]
+    Refused(String),
+}
+
 /// A batch's durability, to be awaited before its replies are released.
-pub(crate) struct Durable(oneshot::Receiver<Result<(), String>>);
+pub(crate) struct Durable {
+    outcome: oneshot::Receiver<Result<(), String>>,
+    /// An error is a cluster's refusal, not a failure.
+    refusals: bool,
+}
 
 impl Durable {
-    /// A durability promise and the sender that keeps it.
+    /// A durability promise and the sender that keeps it (an error: the log failed).
     pub(crate) fn new() -> (oneshot::Sender<Result<(), String>>, Durable) {
-        let (tx, rx) = oneshot::channel();
-        (tx, Durable(rx))
+        let (tx, outcome) = oneshot::channel();
+        let durable = Durable {
+            outcome,
+            refusals: false,
+        };
+        (tx, durable)
+    }
+
+    /// A cluster store's promise (an error: the store did not commit the batch).
+    pub(crate) fn from_cluster() -> (oneshot::Sender<Result<(), String>>, Durable) {
+        let (tx, mut durable) = Durable::new();
+        durable.refusals = true;
+        (tx, durable)
     }
 
     /// Already decided.
@@ -109,20 +136,37 @@ impl Durable {
         durable
     }
 
+    /// Already refused by the cluster, for `why`.
+    pub(crate) fn refused(why: String) -> Durable {
+        let (tx, durable) = Durable::from_cluster();
+        let _ = tx.send(Err(why));
+        durable
+    }
+
     /// [`Durable::wait`] for a thread outside the async runtime.
     #[cfg(test)]
-    pub(crate) fn wait_blocking(self) -> Result<(), String> {
-        self.0
-            .blocking_recv()
-            .unwrap_or_else(|_| Err("the commit journal stopped".into()))
+    pub(crate) fn wait_blocking(self) -> Result<(), NotDurable> {
+        let refusals = self.refusals;
+        judge(refusals, self.outcome.blocking_recv())
     }
 
     /// Waits until the batch is durable; `Err` says why it is not (it must then be undone).
-    pub(crate) async fn wait(self) -> Result<(), String> {
-        self.0
-            .await
-            .unwrap_or_else(|_| Err("the commit journal stopped".into()))
+    pub(crate) async fn wait(mut self) -> Result<(), NotDurable> {
+        let outcome = (&mut self.outcome).await;
+        judge(self.refusals, outcome)
     }
+}
+
+/// What a log's answer means: a failure, or (`refusals`, a cluster's) a refusal.
+fn judge(
+    refusals: bool,
+    outcome: Result<Result<(), String>, oneshot::error::RecvError>,
+) -> Result<(), NotDurable> {
+    let outcome = outcome.unwrap_or_else(|_| Err("the commit log stopped".into()));
+    outcome.map_err(|why| match refusals {
+        true => NotDurable::Refused(why),
+        false => NotDurable::Failed(why),
+    })
 }
 
 /// Where committed batches become durable.
@@ -142,11 +186,6 @@ pub(crate) trait CommitLog: Send + Sync {
     /// recovery cannot bring them back.
     fn checkpoint(&self) -> Result<(), String>;
 }
-
-/// How a commit log's error says that the batch was not committed for a reason of the cluster
-/// (its store is unreachable, or another host owns the object now) and may be retried: the actor
-/// answers such a failed commit with `ClusterUnavailable` (`503`) instead of `CommitFailed`.
-pub(crate) const CLUSTER_REFUSED: &str = "the cluster did not commit this batch";
 
 /// An I/O error as an operator should read it.
 pub(crate) fn describe(e: &std::io::Error) -> String {

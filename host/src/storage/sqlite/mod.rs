@@ -92,7 +92,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionState};
 pub(crate) use crate::storage::backend::{
     Entry, ListOptions, SqlResult, SqlValue, StorageBackend, StorageError,
 };
-use crate::storage::commit::{CommitLog, Durable};
+use crate::storage::commit::{CommitLog, Durable, NotDurable};
 use authorizer::{GuestSqlGate, install_hooks};
 use file::configure;
 use wal::WalTail;
@@ -488,7 +488,7 @@ impl SqliteStorage {
     /// database when long enough (SQLite syncs both then, off the request path of other objects).
     /// `Err`: the journal could not keep it, so it is taken back out of the database — the
     /// connection is closed and the WAL cut before the commit's frames — and the error says why.
-    pub(crate) fn settle(&mut self, outcome: Result<(), String>) -> Result<(), StorageError> {
+    pub(crate) fn settle(&mut self, outcome: Result<(), NotDurable>) -> Result<(), NotDurable> {
         match outcome {
             Ok(()) => {
                 let Some(wal) = self.wal.as_mut() else {
@@ -531,9 +531,12 @@ impl SqliteStorage {
                         "cannot take a commit the journal refused back out of the WAL ({e}); the next commit syncs the WAL itself");
                     self.sync_wal_once = true;
                 }
-                Err(StorageError::Internal(format!(
-                    "the batch could not be made durable: {reason}"
-                )))
+                Err(match reason {
+                    NotDurable::Failed(why) => {
+                        NotDurable::Failed(format!("the batch could not be made durable: {why}"))
+                    }
+                    refused => refused,
+                })
             }
         }
     }
