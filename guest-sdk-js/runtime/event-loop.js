@@ -1,12 +1,16 @@
 // The object's own event loop between events, as on Cloudflare: a timer (`setTimeout`,
-// `setInterval`) that is still pending when an event ends runs when its time comes, while the
-// object is live, not at the next event.
+// `setInterval`) that is still pending when an event ends runs when its time comes, and an
+// outbound `fetch` the event did not await goes on when its answer arrives, while the object is
+// live, not at the next event.
 //
-// The engine runs timers only while an export of the component runs. So the runtime keeps the
-// deadline of every pending timer, tells the host the earliest one at the end of each event
-// (`event-loop.wake-after`, only when it changed: a host call costs), and the host then calls
-// `event-loop-handler.run` (`runDue`), which lets the due timers run. Timers live and die with
-// the instance: use alarms for what must happen.
+// The engine runs timers and I/O only while an export of the component runs. So the runtime
+// keeps the deadline of every pending timer, tells the host the earliest one at the end of each
+// event (`event-loop.wake-after`, only when it changed: a host call costs), and the host then
+// calls `event-loop-handler.run` (`runDue`), which lets the due timers run. While a `fetch` (or
+// the reading of a fetched body) is in flight, the host is asked to look again soon — after
+// 1 ms, then twice as long each time up to 64 ms — and each look gives the engine a few turns,
+// in which what arrived meanwhile goes on. Timers and requests live and die with the instance:
+// use alarms for what must happen.
 
 import { wakeAfter } from "wasmdo:object/event-loop@0.1.0";
 
@@ -24,6 +28,27 @@ const pending = new Map();
 
 /** The deadline the host was last told (`null`: none; `undefined`: unknown, tell it again). */
 let reported = null;
+
+/** Outbound I/O started and not settled yet: `fetch`es, and reads of fetched bodies. */
+let inflight = 0;
+
+/** While I/O is in flight: how soon the host is asked to look again (ms, doubling). */
+let pollMs = 1;
+const MAX_POLL_MS = 64;
+
+/** Turns the engine gets in one look at I/O in flight, with no timer due. */
+const IO_TURNS = 4;
+
+/** Counts `promise` as I/O in flight until it settles; returns it. */
+export function trackIo(promise) {
+  inflight += 1;
+  pollMs = 1;
+  const settled = () => {
+    inflight -= 1;
+  };
+  promise.then(settled, settled);
+  return promise;
+}
 
 /** The largest delay timers take (2^31 - 1 ms, as in browsers and workerd). */
 const MAX_DELAY = 2147483647;
@@ -84,10 +109,16 @@ function nextDeadline() {
   return next;
 }
 
-/** Tells the host when the earliest pending timer is due, if that changed. Ends every event. */
+/** Tells the host when the earliest pending timer is due (or, with I/O in flight, when to look
+ * at it again), if that changed. Ends every event. */
 export function reportWake() {
-  if (pending.size === 0 && reported === null) return;
-  const next = nextDeadline();
+  if (pending.size === 0 && inflight === 0 && reported === null) return;
+  let next = nextDeadline();
+  if (inflight > 0) {
+    const look = now() + pollMs;
+    if (next === null || look < next) next = look;
+    pollMs = Math.min(pollMs * 2, MAX_POLL_MS);
+  }
   if (next === reported) return;
   reported = next;
   wakeAfter(next === null ? undefined : BigInt(Math.max(1, Math.ceil(next - now()))));
@@ -102,12 +133,15 @@ function due() {
 
 /**
  * `event-loop-handler.run`: lets the timers whose time has come run, and what they start until
- * it waits for time again (a zero-delay timer of the engine's own gives the loop the turns);
- * then tells the host what is left. The host forgot its wake-up when it ran it: tell it again.
+ * it waits for time again, and what I/O in flight has brought meanwhile (a zero-delay timer of
+ * the engine's own gives the loop the turns); then tells the host what is left. The host forgot
+ * its wake-up when it ran it: tell it again.
  */
 export async function runDue() {
   reported = undefined;
-  for (let turns = 0; turns < 64 && due(); turns++) {
+  let io = 0;
+  for (let turns = 0; turns < 64; turns++) {
+    if (!due() && (inflight === 0 || io++ >= IO_TURNS)) break;
     await new Promise((resolve) => platform.setTimeout(resolve, 0));
   }
 }

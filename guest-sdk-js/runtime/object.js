@@ -5,6 +5,7 @@ import { id as hostId, name as hostName, className, envVars, log } from "wasmdo:
 
 import { DurableObjectStorage } from "./storage.js";
 import { acceptWebSocket, getTags, getWebSockets, setWebSocketAutoResponse } from "./websockets.js";
+import { trackIo } from "./event-loop.js";
 
 /** An object's identity: `toString()` is its 64-hex-digit id; `name` the name it was addressed by. */
 export class DurableObjectId {
@@ -201,9 +202,14 @@ export { className };
 export function installFetch() {
   const platformFetch = globalThis.fetch;
   if (typeof platformFetch !== "function") return;
-  globalThis.fetch = async function fetch(input, init) {
+  // in flight until answered, and so is the reading of the body: an unawaited request goes on
+  // between events (see event-loop.js)
+  globalThis.fetch = function fetch(input, init) {
+    return trackIo(fetched(input, init));
+  };
+  async function fetched(input, init) {
     try {
-      return await platformFetch(input, init);
+      return trackBody(await platformFetch(input, init));
     } catch (e) {
       if (e instanceof TypeError && /NetworkError/.test(e.message)) {
         let host = "";
@@ -214,7 +220,24 @@ export function installFetch() {
       }
       throw e;
     }
-  };
+  }
+}
+
+/** The ways of reading a body, each counted as I/O in flight until it is read. */
+const BODY_READERS = ["text", "json", "arrayBuffer", "blob", "formData", "bytes"];
+
+/** `response` with its body readers counted as I/O in flight. */
+function trackBody(response) {
+  for (const name of BODY_READERS) {
+    const read = response?.[name];
+    if (typeof read !== "function") continue;
+    Object.defineProperty(response, name, {
+      value: (...args) => trackIo(read.apply(response, args)),
+      configurable: true,
+      writable: true,
+    });
+  }
+  return response;
 }
 
 /** One console argument as text. */

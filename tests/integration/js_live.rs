@@ -1,6 +1,7 @@
 //! Cloudflare JavaScript that relies on a living event loop and on the standard WebSocket API,
 //! unmodified, through the real host (`wasmdo dev` on `tests/fixtures-js/live-project`): timers
-//! the handler does not await fire while the object is live (no event needed), `setInterval` and
+//! the handler does not await fire while the object is live (no event needed), so does what
+//! follows an unawaited `fetch` once its answer arrives, `setInterval` and
 //! `clearTimeout` behave, `server.accept()` with event listeners works in an object and in a
 //! Worker, such a socket keeps its object from hibernating and is closed with 1001 when the
 //! instance goes, and a Worker can send an error over a WebSocket and close it.
@@ -60,7 +61,7 @@ fn timers_and_standard_websockets_of_untouched_cloudflare_javascript() {
     // a short wall clock stops the runaway listener soon
     let dev = Dev::start_with(
         &project,
-        "[limits]\nhibernate-after-ms = 300\nwall-clock-ms = 3000\n",
+        "[limits]\nhibernate-after-ms = 300\nwall-clock-ms = 3000\n\n[classes.Ticker]\nfetch = [\"127.0.0.1\"]\n",
         false,
         Duration::from_secs(600),
     );
@@ -129,6 +130,29 @@ fn timers_and_standard_websockets_of_untouched_cloudflare_javascript() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
+    // an unawaited fetch: its answer comes 300 ms after the event ended, and the object reads
+    // it and sends a second request with no event to run it
+    let slow = SlowServer::start();
+    let target = format!("http://127.0.0.1:{}/slow", slow.port);
+    assert_eq!(
+        get(&format!("{url}/ticker/e/fetch-later?url={target}")),
+        (200, "fetching".to_owned())
+    );
+    let reported = Instant::now() + Duration::from_secs(20);
+    while !slow
+        .requests()
+        .iter()
+        .any(|r| r.starts_with("GET /slow/report?got=payload "))
+    {
+        assert!(
+            Instant::now() < reported,
+            "what followed the unawaited fetch never ran: {:?}; log:\n{}",
+            slow.requests(),
+            dev.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
     // the hibernation API: a timer set in webSocketMessage fires too
     let mut hibernatable = connect(&dev, "/ticker/c/hibernatable");
     send(&mut hibernatable, "x");
@@ -159,4 +183,47 @@ fn timers_and_standard_websockets_of_untouched_cloudflare_javascript() {
     let mut again = connect(&dev, "/ticker/d/ws");
     send(&mut again, "back");
     assert_eq!(text(&mut again), "echo back");
+}
+
+/// A local HTTP server that answers every request with `payload`, 300 ms late, and records the
+/// request line of each.
+struct SlowServer {
+    port: u16,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl SlowServer {
+    fn start() -> SlowServer {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let seen = seen.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(&stream);
+                    let mut first = String::new();
+                    let _ = reader.read_line(&mut first);
+                    let mut line = String::new();
+                    while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                        line.clear();
+                    }
+                    seen.lock().unwrap().push(first.trim_end().to_owned());
+                    std::thread::sleep(Duration::from_millis(300));
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\ncontent-length: 7\r\nconnection: close\r\n\r\npayload"
+                    );
+                });
+            }
+        });
+        SlowServer { port, requests }
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
 }

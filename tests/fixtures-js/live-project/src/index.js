@@ -15,6 +15,15 @@ export class Ticker extends DurableObject {
       this.later(Number(new URL(request.url).searchParams.get("ms") || 300));
       return new Response("scheduled");
     }
+    if (path === "/fetch-later") {
+      // fire-and-forget I/O: the answer arrives after the event ended, and what follows it
+      // (reading the body, a second request) must still happen while the object is live
+      const target = new URL(request.url).searchParams.get("url");
+      fetch(target)
+        .then((response) => response.text())
+        .then((text) => fetch(`${target}/report?got=${encodeURIComponent(text)}`));
+      return new Response("fetching");
+    }
     if (path === "/state") {
       return Response.json({
         later: (await this.ctx.storage.get("later")) ?? null,
