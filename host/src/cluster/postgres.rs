@@ -13,8 +13,8 @@
 //!
 //! A commit is one statement: an `UPDATE` of the object's row guarded by owner, epoch and batch
 //! number ([`super::protocol::commit_applies`]) feeding the `INSERT`s of the batch and its pages,
-//! so the fence and the data are one transaction. Commits are spread over a few connections and pipelined on
-//! each; the server's group commit makes one WAL flush cover many of them.
+//! so the fence and the data are one transaction. Commits are spread over a few connections and
+//! pipelined on each; the server's group commit makes one WAL flush cover many of them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -80,7 +80,13 @@ CREATE TABLE IF NOT EXISTS wasmdo_pages (
     hole integer,
     PRIMARY KEY (object, page, seq)
 );
-ALTER TABLE wasmdo_pages ADD COLUMN IF NOT EXISTS hole integer;
+-- a store made before pages lost their zeros (the ALTER only then: it locks the table)
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()
+                   AND table_name = 'wasmdo_pages' AND column_name = 'hole') THEN
+        ALTER TABLE wasmdo_pages ADD COLUMN hole integer;
+    END IF;
+END $$;
 ";
 
 /// Whether the owner named by `o` is alive: the host row holds that incarnation and a heartbeat
@@ -511,7 +517,8 @@ impl ClusterStore for Postgres {
                         let hole = (hole.max(0) as usize).min(data.len());
                         let mut page = Vec::with_capacity(page_size as usize);
                         page.extend_from_slice(&data[..hole]);
-                        page.resize((page_size as usize).saturating_sub(data.len() - hole), 0);
+                        let zeros = (page_size as usize).saturating_sub(data.len());
+                        page.resize(hole + zeros, 0);
                         page.extend_from_slice(&data[hole..]);
                         page
                     }
