@@ -104,22 +104,28 @@ impl Cluster {
         })
     }
 
-    /// Leaves the cluster (the host is shutting down): stops the heartbeat, gives up every
-    /// object (a commit after this is refused), and ends the lease in the store, so that other
-    /// hosts take the objects over at once instead of after the lease.
+    /// Leaves the cluster (the host is shutting down): stops the heartbeat and ends the lease in
+    /// the store, so that other hosts take the objects over at once instead of after the lease.
+    /// The objects stay in this host's books while it finishes what it is serving: their
+    /// commits still land unless another host has claimed the object meanwhile (then the fence
+    /// refuses them, and their callers get `503`). [`Cluster::give_up`] ends that.
     pub(crate) async fn leave(&self) {
         self.left.store(true, Ordering::Relaxed);
         let _beats = self.beating.lock().await;
-        let owned = self.books.ownership().lease_lapsed();
-        self.books.names().clear();
         match self.store.leave(&self.me, self.lease).await {
             Ok(()) => {
-                tracing::info!(target: "wasmdo.cluster", objects = owned.len(), "left the cluster: other hosts take this host's objects over")
+                tracing::info!(target: "wasmdo.cluster", objects = self.owned(), "left the cluster: other hosts take this host's objects over")
             }
             Err(e) => {
                 tracing::warn!(target: "wasmdo.cluster", "leaving the cluster: {e}; other hosts take this host's objects over when its lease runs out")
             }
         }
+    }
+
+    /// Gives up every object (after [`Cluster::leave`]): a commit after this is refused.
+    pub(crate) fn give_up(&self) {
+        self.books.ownership().lease_lapsed();
+        self.books.names().clear();
     }
 
     /// Every registered host, as of the last heartbeat.

@@ -289,14 +289,18 @@ const DRAIN: Duration = Duration::from_secs(5);
 impl Gateway {
     /// Shuts the host down once its listeners stopped accepting: connections answer the request
     /// they are serving and close, every WebSocket is closed with 1001 (a tunnel's client too),
-    /// waiting up to [`DRAIN`] for the connections of every plane in `planes` to end; then, in a
-    /// cluster, the host leaves it.
+    /// waiting up to [`DRAIN`] for the connections of every plane in `planes` to end. A cluster
+    /// host leaves the cluster first, so that the other hosts, which can no longer reach it,
+    /// take its objects over meanwhile, and gives them up once drained.
     pub(crate) async fn shut_down(&self, planes: &[Arc<Connections>]) {
         let _ = self.stopping.send(true);
         let sockets = self
             .runtime
             .websockets
             .close_all(websocket::CLOSE_GOING_AWAY, websocket::GOING_AWAY_REASON);
+        if let Some(cluster) = &self.cluster {
+            cluster.leave().await;
+        }
         let open = || planes.iter().map(|p| p.open()).sum::<usize>();
         let deadline = tokio::time::Instant::now() + DRAIN;
         while open() > 0 && tokio::time::Instant::now() < deadline {
@@ -304,7 +308,7 @@ impl Gateway {
         }
         tracing::info!(target: "wasmdo.gateway", sockets, connections_cut = open(), "shutting down");
         if let Some(cluster) = &self.cluster {
-            cluster.leave().await;
+            cluster.give_up();
         }
     }
 
