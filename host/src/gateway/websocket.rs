@@ -10,7 +10,8 @@ use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Control, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 
@@ -255,11 +256,13 @@ struct Frames {
     payload: u64,
     /// A close frame passed.
     closed: bool,
+    /// A header that is not WebSocket's: where frames begin is unknown from here on.
+    lost: bool,
 }
 
 impl Frames {
     fn feed(&mut self, mut bytes: &[u8]) {
-        while !bytes.is_empty() {
+        while !bytes.is_empty() && !self.lost {
             if self.payload > 0 {
                 let n = self.payload.min(bytes.len() as u64) as usize;
                 self.payload -= n as u64;
@@ -268,46 +271,38 @@ impl Frames {
             }
             self.header.push(bytes[0]);
             bytes = &bytes[1..];
-            if let Some((opcode, payload)) = frame_header(&self.header) {
-                self.closed |= opcode == 0x8;
-                self.payload = payload;
-                self.header.clear();
+            match FrameHeader::parse(&mut std::io::Cursor::new(&self.header)) {
+                Ok(Some((header, payload))) => {
+                    self.closed |= header.opcode == OpCode::Control(Control::Close);
+                    self.payload = payload;
+                    self.header.clear();
+                }
+                Ok(None) => {}
+                Err(_) => self.lost = true,
             }
         }
     }
 
     fn between(&self) -> bool {
-        self.header.is_empty() && self.payload == 0
+        !self.lost && self.header.is_empty() && self.payload == 0
     }
 }
 
-/// A complete frame header's opcode and payload length; `None` while more bytes are needed.
-fn frame_header(header: &[u8]) -> Option<(u8, u64)> {
-    let [first, second, rest @ ..] = header else {
-        return None;
-    };
-    let extended = match second & 0x7f {
-        126 => 2,
-        127 => 8,
-        _ => 0,
-    };
-    let mask = if second & 0x80 != 0 { 4 } else { 0 };
-    if rest.len() < extended + mask {
-        return None;
-    }
-    let payload = match extended {
-        0 => u64::from(second & 0x7f),
-        n => rest[..n].iter().fold(0, |len, b| len << 8 | u64::from(*b)),
-    };
-    Some((first & 0x0f, payload))
-}
-
-/// A server's (unmasked) close frame with `code` and `reason` (at most 123 bytes).
+/// A server's (unmasked) close frame with `code` and `reason` (cut to the 123 bytes a control
+/// frame has room for).
 fn close_frame(code: u16, reason: &str) -> Vec<u8> {
-    let reason = &reason.as_bytes()[..reason.len().min(123)];
-    let mut frame = vec![0x88, (2 + reason.len()) as u8];
-    frame.extend_from_slice(&code.to_be_bytes());
-    frame.extend_from_slice(reason);
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let close = CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason[..end].into(),
+    };
+    let mut frame = Vec::new();
+    Frame::close(Some(close))
+        .format(&mut frame)
+        .expect("a frame is written to memory");
     frame
 }
 

@@ -203,27 +203,20 @@ impl Hub {
     /// migration is deleting or renaming the class, whose objects could no longer get their
     /// events. Returns how many were closed.
     pub(crate) fn close_class(&self, class: &str, code: u16, reason: &str) -> usize {
-        let mut objects = self.objects.lock().expect("websocket hub lock");
-        let keys: Vec<ObjectKey> = (objects.keys())
-            .filter(|k| &*k.class == class)
-            .cloned()
-            .collect();
-        let mut closed = 0;
-        for key in keys {
-            for (_, socket) in objects.remove(&key).map(|o| o.sockets).unwrap_or_default() {
-                self.close_removed(socket, code, reason);
-                closed += 1;
-            }
-        }
-        closed
+        self.close_objects(|key| &*key.class == class, code, reason)
     }
 
     /// Closes every socket of this host with `code` and `reason`, and forgets them: the host is
     /// shutting down. Returns how many were closed.
     pub(crate) fn close_all(&self, code: u16, reason: &str) -> usize {
-        let objects = std::mem::take(&mut *self.objects.lock().expect("websocket hub lock"));
+        self.close_objects(|_| true, code, reason)
+    }
+
+    /// Closes every socket of the objects `which` picks, and forgets them; how many.
+    fn close_objects(&self, which: impl Fn(&ObjectKey) -> bool, code: u16, reason: &str) -> usize {
+        let mut objects = self.objects.lock().expect("websocket hub lock");
         let mut closed = 0;
-        for (_, object) in objects {
+        for (_, object) in objects.extract_if(|key, _| which(key)) {
             for (_, socket) in object.sockets {
                 self.close_removed(socket, code, reason);
                 closed += 1;
