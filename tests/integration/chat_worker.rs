@@ -51,11 +51,7 @@ impl DevHost {
             Duration::from_secs(900),
         );
         assert_eq!(dev.name, "chat-worker", "log:\n{}", dev.log());
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build()
-            .into();
+        let agent = crate::harness::agent(Some(Duration::from_secs(60)));
         DevHost {
             url: dev.url.clone(),
             dev,

@@ -217,11 +217,7 @@ fn increment_until(
             let (urls, stop, acked, refusals) =
                 (urls.clone(), stop.clone(), acked.clone(), refusals.clone());
             std::thread::spawn(move || {
-                let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .timeout_global(Some(Duration::from_secs(20)))
-                    .build()
-                    .into();
+                let agent = crate::harness::agent(Some(Duration::from_secs(20)));
                 let mut i = w;
                 while !stop.load(Ordering::Relaxed) {
                     let object = format!("{prefix}{}", i % objects);
@@ -399,11 +395,7 @@ fn a_paused_owner_cannot_commit_after_a_takeover() {
         .map(|_| {
             let (url, acked) = (hosts[0].url.clone(), acked.clone());
             std::thread::spawn(move || {
-                let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .timeout_global(Some(Duration::from_secs(30)))
-                    .build()
-                    .into();
+                let agent = crate::harness::agent(Some(Duration::from_secs(30)));
                 let reply = agent
                     .post(format!("{url}/rpc/counter/z/increment"))
                     .send("[1]");
@@ -812,11 +804,7 @@ fn deploys_racing_through_two_hosts_leave_every_host_with_the_same_class() {
     let deployer = |host: &TestHost, component: &'static str| {
         let (url, bytes) = (host.url.clone(), std::fs::read(component).unwrap());
         std::thread::spawn(move || {
-            let agent: ureq::Agent = ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .timeout_global(Some(Duration::from_secs(120)))
-                .build()
-                .into();
+            let agent = crate::harness::agent(Some(Duration::from_secs(120)));
             for _ in 0..3 {
                 let reply = agent
                     .put(format!("{url}/_admin/classes/racer"))

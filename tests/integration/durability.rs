@@ -27,11 +27,7 @@ fn write_until_killed(
         .map(|w| {
             let (url, acknowledged, stop) = (host.url.clone(), acknowledged.clone(), stop.clone());
             std::thread::spawn(move || {
-                let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .timeout_global(Some(Duration::from_secs(10)))
-                    .build()
-                    .into();
+                let agent = crate::harness::agent(Some(Duration::from_secs(10)));
                 let mut i = 0;
                 while !stop.load(Ordering::Relaxed) {
                     let object = format!("o{}", (w + i * writers) % objects);

@@ -105,11 +105,7 @@ impl TestHost {
             )
         };
         std::fs::write(&config_path, config).expect("write config");
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(120)))
-            .build()
-            .into();
+        let agent = agent(Some(Duration::from_secs(120)));
         let mut host = TestHost {
             child: None,
             url: String::new(),
@@ -337,10 +333,7 @@ pub(crate) fn post_concurrently(
         .map(|t| {
             let (url, request) = (url.to_string(), request.clone());
             std::thread::spawn(move || {
-                let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .build()
-                    .into();
+                let agent = agent(None);
                 for i in (t..count).step_by(threads) {
                     let (path, body) = request(i);
                     let reply = agent.post(format!("{url}{path}")).send(body).unwrap();
@@ -424,6 +417,16 @@ pub(crate) fn ws_text(ws: &mut WsClient) -> String {
             other => panic!("expected text, got {other:?}"),
         }
     }
+}
+
+/// An HTTP client that answers every status as a reply (no error for 4xx/5xx), each request
+/// within `timeout` if one is given.
+pub(crate) fn agent(timeout: Option<Duration>) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(timeout)
+        .build()
+        .into()
 }
 
 /// Reads `ws` until its close frame: the close code (`None`: the connection ended without one).

@@ -91,10 +91,7 @@ fn a_runaway_object_does_not_block_other_objects() {
     host.deploy("runaway", LIMITS_RUNAWAY).expect(201);
     let url = host.url.clone();
     let spinner = std::thread::spawn(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
+        let agent = crate::harness::agent(None);
         agent
             .post(format!("{url}/rpc/runaway/spinner/spin"))
             .send("[]")

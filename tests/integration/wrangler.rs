@@ -163,11 +163,7 @@ impl Drop for Dev {
 
 /// An HTTP client that answers every status (no error for 4xx/5xx), within two minutes.
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(120)))
-        .build()
-        .into()
+    crate::harness::agent(Some(Duration::from_secs(120)))
 }
 
 /// `GET url` → (status, body).
