@@ -18,27 +18,32 @@ fn open(path: &str) -> Connection {
     c
 }
 
+/// Batch `i` of a counter: its value and the batch number, in one transaction.
+fn commit_batch(c: &Connection, i: u64) {
+    c.execute_batch("BEGIN").unwrap();
+    c.execute(
+        "UPDATE _kv SET value = ?1 WHERE key = 'count'",
+        [i.to_le_bytes().to_vec()],
+    )
+    .unwrap();
+    c.execute("UPDATE _wasmdo_commit SET seq = ?1", [i as i64])
+        .unwrap();
+    c.execute_batch("COMMIT").unwrap();
+}
+
 fn main() {
     let dir = std::env::temp_dir().join(format!("wasmdo-changesets-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let dir = dir.display();
+    let path = |name: &str| dir.join(name).display().to_string();
     let n = 20_000u64;
     // (a) WAL frames: commit, then read the frames the commit appended
-    let c = open(&format!("{dir}/a.db"));
-    let wal = std::fs::File::open(format!("{dir}/a.db-wal")).unwrap();
+    let c = open(&path("a.db"));
+    let wal = std::fs::File::open(path("a.db-wal")).unwrap();
     let mut bytes = 0u64;
     let mut pos = wal.metadata().unwrap().len();
     let t = Instant::now();
     for i in 1..=n {
-        c.execute_batch("BEGIN").unwrap();
-        c.execute(
-            "UPDATE _kv SET value = ?1 WHERE key = 'count'",
-            [i.to_le_bytes().to_vec()],
-        )
-        .unwrap();
-        c.execute("UPDATE _wasmdo_commit SET seq = ?1", [i as i64])
-            .unwrap();
-        c.execute_batch("COMMIT").unwrap();
+        commit_batch(&c, i);
         let end = wal.metadata().unwrap().len();
         let mut buf = vec![0u8; (end - pos) as usize];
         wal.read_exact_at(&mut buf, pos).unwrap();
@@ -56,21 +61,13 @@ fn main() {
         bytes / n
     );
     // (b) session changesets, one session per batch
-    let c = open(&format!("{dir}/b.db"));
+    let c = open(&path("b.db"));
     let mut bytes = 0u64;
     let t = Instant::now();
     for i in 1..=n {
         let mut s = Session::new(&c).unwrap();
         s.attach(None::<&str>).unwrap();
-        c.execute_batch("BEGIN").unwrap();
-        c.execute(
-            "UPDATE _kv SET value = ?1 WHERE key = 'count'",
-            [i.to_le_bytes().to_vec()],
-        )
-        .unwrap();
-        c.execute("UPDATE _wasmdo_commit SET seq = ?1", [i as i64])
-            .unwrap();
-        c.execute_batch("COMMIT").unwrap();
+        commit_batch(&c, i);
         let mut out = Vec::new();
         s.changeset_strm(&mut out).unwrap();
         bytes += out.len() as u64;
@@ -86,13 +83,13 @@ fn main() {
         bytes / n
     );
     // (c) DDL: what a changeset carries of CREATE TABLE
-    let c = open(&format!("{dir}/c.db"));
+    let c = open(&path("c.db"));
     let mut s = Session::new(&c).unwrap();
     s.attach(None::<&str>).unwrap();
     c.execute_batch("BEGIN; CREATE TABLE messages (id INTEGER PRIMARY KEY, text TEXT); INSERT INTO messages (text) VALUES ('hi'); COMMIT;").unwrap();
     let mut out = Vec::new();
     s.changeset_strm(&mut out).unwrap();
-    let replica = open(&format!("{dir}/d.db"));
+    let replica = open(&path("d.db"));
     let applied = replica.apply_strm(&mut &out[..], None::<fn(&str) -> bool>, |_, _| {
         rusqlite::session::ConflictAction::SQLITE_CHANGESET_ABORT
     });
@@ -109,7 +106,5 @@ fn main() {
         applied.map(|_| "ok"),
         has == 1
     );
-    let _ = std::fs::remove_dir_all(
-        std::env::temp_dir().join(format!("wasmdo-changesets-{}", std::process::id())),
-    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
