@@ -13,7 +13,7 @@
 //! workerd only; `BENCH_JOURNAL_DIR=<dir>` puts the commit journal there (e.g. on a tmpfs, to see
 //! what its fsyncs cost); `BENCH_ONLY=js` for the JavaScript counter and workerd only,
 //! `BENCH_ONLY=py` for the Python counter only, `BENCH_ONLY=calls` for object-to-object calls only (beside workerd's DO-to-DO RPC when
-//! installed).
+//! installed); with `BENCH_ONLY=http`, `BENCH_ROWS=hot,new,warm` picks rows (`BENCH_ROWS=new` to profile one).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -177,7 +177,10 @@ fn sync_rate(syncs: Syncs<'_>, before: u64, requests: usize, secs: Duration) -> 
 async fn http_scenarios(label: &str, addr: SocketAddr, pid: u32, secs: Duration, syncs: Syncs<'_>) {
     let label = label.to_owned();
     let synced = || syncs.map_or(0, |f| f());
-    for connections in [1, 16] {
+    // BENCH_ROWS=new or BENCH_ROWS=warm: that row alone (to profile it)
+    let rows = std::env::var("BENCH_ROWS").unwrap_or_default();
+    let row = |name: &str| rows.is_empty() || rows.split(',').any(|r| r == name);
+    for connections in [1, 16].into_iter().filter(|_| row("hot")) {
         let (rate, stats) = http_load(
             addr,
             Arc::new(|_| "/rpc/counter/hot/get".to_string()),
@@ -205,6 +208,17 @@ async fn http_scenarios(label: &str, addr: SocketAddr, pid: u32, secs: Duration,
             sync_rate(syncs, before, stats.samples.len(), secs)
         );
     }
+    if row("new") {
+        new_objects(&label, addr, pid, secs, syncs).await;
+    }
+    if row("warm") {
+        warm_objects(&label, addr, secs, syncs).await;
+    }
+}
+
+/// Every request a durable write to a never-seen object.
+async fn new_objects(label: &str, addr: SocketAddr, pid: u32, secs: Duration, syncs: Syncs<'_>) {
+    let synced = || syncs.map_or(0, |f| f());
     let prefix = format!("fresh-{label}-{}", std::process::id());
     let before = mem(pid);
     let synced_before = synced();
@@ -223,8 +237,12 @@ async fn http_scenarios(label: &str, addr: SocketAddr, pid: u32, secs: Duration,
         per_object(before, after, stats.samples.len()),
         sync_rate(syncs, synced_before, stats.samples.len(), secs)
     );
-    // many warm objects writing at once: each request a durable write to one of 1,000 objects,
-    // every one of them activated (and written once) before the clock starts
+}
+
+/// Many warm objects writing at once: each request a durable write to one of 1,000 objects,
+/// every one of them activated (and written once) before the clock starts.
+async fn warm_objects(label: &str, addr: SocketAddr, secs: Duration, syncs: Syncs<'_>) {
+    let synced = || syncs.map_or(0, |f| f());
     const WARM: usize = 1_000;
     let prefix = format!("warm-{label}-{}", std::process::id());
     let paths: load::Paths = {

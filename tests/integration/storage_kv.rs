@@ -260,3 +260,34 @@ fn live_objects_beyond_the_open_database_cap_close_their_files_between_batches()
         .count();
     assert_eq!(databases, 300, "one database per object that wrote");
 }
+
+#[test]
+fn at_the_live_cap_the_least_recently_used_object_makes_room_even_among_hundreds() {
+    // more live objects than an eviction looks at in one go (64): a hot object, used before
+    // every activation of a new one, is never the one asked to retire
+    let host = TestHost::with_config("[limits]\nmax-live-objects = 150\ndurable-commits = false\n");
+    host.deploy("kv", STORAGE_KV).expect(201);
+    host.call("kv", "hot", "put", json!(["k", "hot"]));
+    for i in 0..600 {
+        assert_eq!(host.call("kv", "hot", "get", json!(["k"])), "hot");
+        host.call(
+            "kv",
+            &format!("obj-{i}"),
+            "put",
+            json!(["k", format!("{i}")]),
+        );
+    }
+    assert!(host.metric("wasmdo_live_objects") <= 150);
+    assert_eq!(
+        host.metric("wasmdo_activations_total"),
+        601,
+        "the hot object stayed live: one activation per object"
+    );
+    // and the evicted ones kept their data
+    for i in (0..600).step_by(59) {
+        assert_eq!(
+            host.call("kv", &format!("obj-{i}"), "get", json!(["k"])),
+            format!("{i}")
+        );
+    }
+}

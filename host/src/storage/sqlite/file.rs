@@ -81,11 +81,9 @@ pub(super) fn configure(
     // and `journal_size_limit` truncates it afterwards so idle objects keep small files.
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
     conn.query_row("PRAGMA journal_size_limit = 1048576", [], |_| Ok(()))?;
-    // The object's actor is this database's only user, ever: hold the file lock for the
-    // connection's lifetime. Set before WAL is entered, this also keeps the WAL index in heap
-    // memory instead of a `-shm` file — one file descriptor, one mapping and a dozen fcntl lock
-    // calls per transaction fewer. (An outside tool opening a live object's file waits until the
-    // object is evicted.)
+    // The object's actor is this database's only user, ever. Exclusive locking mode, set before
+    // WAL is entered, keeps the WAL index in heap memory instead of a `-shm` file — one file
+    // descriptor and one mapping fewer. (The VFS takes no file locks at all: see `open`.)
     conn.query_row("PRAGMA locking_mode = EXCLUSIVE", [], |_| Ok(()))?;
     // WAL: a commit appends to the log instead of writing the rollback journal and the database.
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;

@@ -751,10 +751,17 @@ impl SqliteStorage {
             }
         }
         // No SQLITE_OPEN_URI: the path is a file name, never a URI with options.
+        // `unix-none`: SQLite's unix VFS without file locks. With the locking VFS, every open
+        // walks a process-wide list of every open file, twice, under a global mutex (to share
+        // POSIX locks between connections): 29% of a host's CPU with 5,000 databases open while
+        // it created new objects. Nothing needs those locks: an object's database has one
+        // connection at a time, its actor's (parked and adopted, never shared), and one host
+        // owns the data directory (`host.lock`). Outside tools must not open a running host's
+        // object files (docs/ARCHITECTURE.md, "Storage").
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let mut conn = Connection::open_with_flags(&self.path, flags)
+        let mut conn = Connection::open_with_flags_and_vfs(&self.path, flags, c"unix-none")
             .map_err(|e| internal("cannot open", &e))?;
         configure(&conn, &self.limits, self.journal.is_some())
             .map_err(|e| internal("cannot configure", &e))?;
