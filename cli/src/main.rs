@@ -98,6 +98,11 @@ enum Command {
         /// Build and serve once; do not watch the project for changes.
         #[arg(long)]
         no_watch: bool,
+        /// Build every class in full, as `wasmdo deploy` does (typed WIT RPC; tens of seconds
+        /// per edit), instead of running the project's code on the development engines
+        /// (an edit serves in about a second; every RPC method is called by name).
+        #[arg(long)]
+        full_build: bool,
     },
     /// Call METHOD on the object CLASS/NAME with a JSON array of arguments.
     Call {
@@ -267,6 +272,7 @@ fn main() -> anyhow::Result<()> {
             env,
             config,
             no_watch,
+            full_build,
         } => report(dev::dev(dev::DevOptions {
             dir,
             env,
@@ -274,6 +280,7 @@ fn main() -> anyhow::Result<()> {
             data,
             config,
             watch: !no_watch,
+            full_build,
         })),
         Command::Wit { class, remote } => {
             let url = wit_url(&remote.server, &class);

@@ -4,7 +4,6 @@
 
 import { parseArgs } from "node:util";
 
-import { build, describeClass, describeWorker, BuildError } from "../lib/build.mjs";
 import { parseRule, RuleError } from "../lib/rules.mjs";
 import { parseBinding, StubError } from "../lib/stubs.mjs";
 
@@ -27,7 +26,12 @@ const USAGE = `usage:
       --json-var LIMITS: env.LIMITS is the JSON.parse of the var's value (wrangler [vars] that
       are not strings).
   wasmdo-js wit <entry.ts|js> [--class <Name> | --worker] [--package <ns:name>]
-      Print the WIT world the class is built against (its RPC interface).`;
+      Print the WIT world the class is built against (its RPC interface).
+  wasmdo-js dev-engine (--object | --worker) -o <out.wasm>
+      Build the development engine of a class (or of a Worker) that \`wasmdo dev\` runs: the SDK
+      without a project's code, which it loads from the env var WASMDO_DEV_SOURCE (cached).
+  wasmdo-js dev-bundle <entry.ts|js> -o <out.js> [--rule <Text|Data>=<glob>]...
+      Bundle the module for the development engines (CommonJS, the SDK left out).`;
 
 function fail(message) {
   process.stderr.write(`wasmdo-js: ${message}\n`);
@@ -48,6 +52,7 @@ try {
       weval: { type: "string" },
       binding: { type: "string", multiple: true },
       worker: { type: "boolean" },
+      object: { type: "boolean" },
       rule: { type: "string", multiple: true },
       "json-var": { type: "string", multiple: true },
       quiet: { type: "boolean", short: "q" },
@@ -57,11 +62,34 @@ try {
   fail(`${e.message}\n${USAGE}`);
 }
 const { values, positionals } = parsed;
-if (positionals.length !== 1) fail(USAGE);
+// (dev-engine builds no project's code: a module named anyway is not read)
+if (positionals.length !== 1 && !(command === "dev-engine" && positionals.length === 0)) fail(USAGE);
 const [entry] = positionals;
 
+// TypeScript (the analysis) takes a second to load: only the commands that need it load it
+const { build, describeClass, describeWorker, BuildError } =
+  command === "dev-bundle" ? { BuildError: class {} } : await import("../lib/build.mjs");
+const { devBundle, DevBundleError } = await import("../lib/dev.mjs");
+
 try {
-  if (command === "build") {
+  if (command === "dev-bundle") {
+    if (!values.out) fail(`dev-bundle needs -o <out.js>\n${USAGE}`);
+    const result = await devBundle({ entry, out: values.out, rules: (values.rule ?? []).map(parseRule) });
+    if (!values.quiet) process.stderr.write(`wasmdo-js: ${result.out}: ${(result.bytes / 1e3).toFixed(1)} kB in ${result.ms} ms\n`);
+  } else if (command === "dev-engine") {
+    if (!values.out) fail(`dev-engine needs -o <out.wasm>\n${USAGE}`);
+    if (!values.object === !values.worker) fail(`dev-engine needs one of --object and --worker\n${USAGE}`);
+    const result = await build({
+      entry: ".",
+      out: values.out,
+      devEngine: values.worker ? "worker" : "object",
+      log: values.quiet ? () => {} : (m) => process.stderr.write(`wasmdo-js: ${m}\n`),
+    });
+    if (!values.quiet) {
+      const how = result.cached ? "unchanged, from the cache" : "built";
+      process.stderr.write(`wasmdo-js: ${result.out}: ${(result.size / 1e6).toFixed(1)} MB, ${how} in ${(result.ms / 1000).toFixed(1)} s\n`);
+    }
+  } else if (command === "build") {
     if (!values.out) fail(`build needs -o <out.wasm>\n${USAGE}`);
     const result = await build({
       entry,
@@ -91,6 +119,6 @@ try {
     fail(USAGE);
   }
 } catch (e) {
-  if (e instanceof BuildError || e instanceof RuleError || e instanceof StubError || e.constructor?.name === "AnalysisError") fail(e.message);
+  if (e instanceof BuildError || e instanceof DevBundleError || e instanceof RuleError || e instanceof StubError || e.constructor?.name === "AnalysisError") fail(e.message);
   throw e;
 }

@@ -18,7 +18,7 @@ import { fileURLToPath } from "node:url";
 import * as esbuild from "esbuild";
 
 import { analyze, AnalysisError } from "./analyze.mjs";
-import { entryModule, witWorld, workerEntryModule, workerWitWorld } from "./generate.mjs";
+import { devEntryModule, devWitWorld, entryModule, witWorld, workerEntryModule, workerWitWorld } from "./generate.mjs";
 import { checkRule, RuleError, rulesPlugin } from "./rules.mjs";
 import { packageBindings, readStub, StubError } from "./stubs.mjs";
 
@@ -107,10 +107,11 @@ function stubImports(stubs) {
  * (the files' contents are checked against the manifest the key names). Two builds that differ
  * in any option never share an entry.
  */
-export function buildKey({ sdk, entry, className, packageName, aot = null, stubs = [], worker = false, rules = [], jsonVars = [] }) {
+export function buildKey({ sdk, entry, className, packageName, aot = null, stubs = [], worker = false, rules = [], jsonVars = [], devEngine = null }) {
   return sha256(
     JSON.stringify({
       sdk,
+      devEngine,
       entry,
       className: className ?? null,
       packageName: packageName ?? null,
@@ -129,6 +130,8 @@ export function buildKey({ sdk, entry, className, packageName, aot = null, stubs
  * component at `out`. `bindings` maps an env name to a stub package file, or to `null` for a
  * fetch-only binding; `rules` are module rules (`{ type: "Text" | "Data", glob }`) before the
  * default ones; `jsonVars` names the env vars the code sees JSON-parsed.
+ * With `devEngine` ("object" or "worker"), builds a development engine instead (`wasmdo dev`: the
+ * SDK without a project's code, which it evaluates from an env var; `entry` is ignored).
  * Returns `{ out, size, cached, ms, className, methods, wit, worker }`.
  */
 export async function build({
@@ -144,8 +147,15 @@ export async function build({
   cacheDir = defaultCacheDir(),
   cache = true,
   log = () => {},
+  devEngine = null,
 }) {
   const started = Date.now();
+  if (devEngine !== null) {
+    if (!["object", "worker"].includes(devEngine)) throw new BuildError(`a development engine is "object" or "worker", not ${devEngine}`);
+    entry = path.join(RUNTIME, "dev.js");
+    worker = devEngine === "worker";
+    className = undefined;
+  }
   entry = path.resolve(entry);
   out = path.resolve(out);
   if (!existsSync(entry)) throw new BuildError(`${entry} does not exist`);
@@ -165,12 +175,13 @@ export async function build({
   // the class's bindings: its package.json's `wasmdo.bindings`, then `--binding`s
   let stubs;
   try {
-    stubs = Object.entries({ ...packageBindings(entry), ...bindings }).map(([env, file]) => readStub(env, file));
+    const declared = devEngine === null ? packageBindings(entry) : {};
+    stubs = Object.entries({ ...declared, ...bindings }).map(([env, file]) => readStub(env, file));
   } catch (e) {
     if (e instanceof StubError) throw new BuildError(e.message);
     throw e;
   }
-  const key = buildKey({ sdk: sdkFingerprint(), entry, className, packageName, aot, stubs, worker, rules, jsonVars });
+  const key = buildKey({ sdk: sdkFingerprint(), entry, className, packageName, aot, stubs, worker, rules, jsonVars, devEngine });
   const manifestPath = path.join(cacheDir, "builds", `${key}.json`);
   if (cache && existsSync(manifestPath)) {
     const manifest = JSON.parse(readFileSync(manifestPath, "utf8"));
@@ -184,7 +195,8 @@ export async function build({
 
   let described;
   try {
-    described = worker ? describeWorker({ packageName, stubs }) : describeClass({ entry, className, packageName, stubs });
+    if (devEngine !== null) described = { surface: null, wit: devWitWorld(devEngine), world: devEngine };
+    else described = worker ? describeWorker({ packageName, stubs }) : describeClass({ entry, className, packageName, stubs });
   } catch (e) {
     if (e instanceof AnalysisError) throw new BuildError(e.message);
     throw e;
@@ -195,6 +207,7 @@ export async function build({
     log(`class ${surface.className}${form}: ${surface.methods.length} RPC method(s)`);
     for (const { name, why } of surface.skipped) log(`  ${name} is not an RPC method: ${why}`);
   }
+  else if (devEngine !== null) log(`the development engine of ${devEngine === "worker" ? "a Worker" : "a class"}`);
   else log("the module's default export, as a Worker");
 
   const work = path.join(cacheDir, "work", key);
@@ -208,7 +221,8 @@ export async function build({
   }
   const entryFile = path.join(work, "entry.js");
   const setup = { userModule: entry, stubs, jsonVars };
-  writeFileSync(entryFile, surface ? entryModule(surface, setup) : workerEntryModule(setup));
+  const generated = devEngine !== null ? devEntryModule(devEngine) : surface ? entryModule(surface, setup) : workerEntryModule(setup);
+  writeFileSync(entryFile, generated);
 
   const bundleFile = path.join(work, "bundle.js");
   let bundle;

@@ -14,6 +14,7 @@ import { discardSends, flushSends, forgetWebSocket, installResponse, webSocket, 
 
 export { registerBinding } from "./namespace.js";
 export { registerJsonVars } from "./object.js";
+export { hostDevObject, hostDevWorker } from "./dev.js";
 
 installConsole();
 installTimers();
@@ -66,7 +67,7 @@ function failed(e) {
   return errorRecord(e);
 }
 
-function failedText(e) {
+export function failedText(e) {
   abandonEvent();
   return errorText(e);
 }

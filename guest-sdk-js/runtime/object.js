@@ -145,6 +145,13 @@ export class DurableObject {
 const jsonVars = new Set();
 
 /** Called by the generated entry module with the `--json-var` names. */
+/** Env vars the code does not see (a development build's own: its code, its class's name). */
+const hiddenVars = new Set();
+
+export function registerHiddenVars(names) {
+  for (const name of names) hiddenVars.add(name);
+}
+
 export function registerJsonVars(names) {
   for (const name of names) jsonVars.add(name);
 }
@@ -167,7 +174,9 @@ export function objectEnv(namespaces = new Map()) {
   const load = () => {
     if (vars === null) {
       const loaded = {};
-      for (const [k, v] of envVars()) loaded[k] = jsonVars.has(k) ? parseJsonVar(k, v) : v;
+      for (const [k, v] of envVars()) {
+        if (!hiddenVars.has(k)) loaded[k] = jsonVars.has(k) ? parseJsonVar(k, v) : v;
+      }
       for (const [k, ns] of namespaces) loaded[k] = ns;
       vars = loaded;
     }

@@ -22,6 +22,8 @@ pub(super) struct Built {
     pub(super) worker: PathBuf,
     /// Each Durable Object class's component.
     pub(super) classes: BTreeMap<String, PathBuf>,
+    /// A development build's code (the bundle the engines evaluate), `None` for a full build.
+    pub(super) dev_source: Option<String>,
 }
 
 /// What one wasmdo-js run is for, in messages.
@@ -29,6 +31,10 @@ pub(super) struct Built {
 enum Target {
     Class(String),
     Worker,
+    /// A development engine: of a class (`worker` false) or of a Worker.
+    Engine { worker: bool },
+    /// A development build's bundle.
+    Bundle,
 }
 
 impl Target {
@@ -36,6 +42,9 @@ impl Target {
         match self {
             Target::Class(class) => class.clone(),
             Target::Worker => "Worker".into(),
+            Target::Engine { worker: false } => "engine".into(),
+            Target::Engine { worker: true } => "Worker engine".into(),
+            Target::Bundle => "bundle".into(),
         }
     }
 }
@@ -60,37 +69,128 @@ impl Workspace<'_> {
         node
     }
 
-    /// Where the component of `target` is built.
+    /// Where the component (or bundle) of `target` is built.
     fn output(&self, target: &Target) -> PathBuf {
         match target {
             Target::Class(class) => self.out.join("classes").join(format!("{class}.wasm")),
             Target::Worker => self.out.join("worker.wasm"),
+            Target::Engine { worker: false } => self.out.join("dev/object.wasm"),
+            Target::Engine { worker: true } => self.out.join("dev/worker.wasm"),
+            Target::Bundle => self.out.join("dev/bundle.js"),
+        }
+    }
+
+    /// The wasmdo-js command that builds `target` (a development build's parts).
+    fn dev_command(&self, target: &Target, project: &Project) -> Command {
+        let mut command = match target {
+            Target::Engine { worker } => {
+                let mut command = self.wasmdo_js("dev-engine");
+                command.arg(if *worker { "--worker" } else { "--object" });
+                command
+            }
+            _ => {
+                let mut command = self.wasmdo_js("dev-bundle");
+                add_rules(&mut command, project);
+                command
+            }
+        };
+        command.arg("-o").arg(self.output(target));
+        command
+    }
+}
+
+/// The project's module rules as wasmdo-js arguments.
+fn add_rules(command: &mut Command, project: &Project) {
+    for rule in &project.rules {
+        for glob in &rule.globs {
+            command
+                .arg("--rule")
+                .arg(format!("{}={glob}", rule.kind.as_str()));
         }
     }
 }
 
-/// Builds every class and the Worker of `project` into `<project>/.wasmdo/build`.
-pub(super) fn build(project: Project, sdk: &Path) -> anyhow::Result<Built> {
-    let started = Instant::now();
+/// The workspace of `project`: `.wasmdo/build` made (and kept out of version control).
+fn workspace<'a>(project: &Project, sdk: &'a Path) -> anyhow::Result<Workspace<'a>> {
     let dir = project
         .dir
         .canonicalize()
         .with_context(|| format!("cannot open {}", project.dir.display()))?;
     let out = dir.join(".wasmdo/build");
-    std::fs::create_dir_all(out.join("classes"))
-        .and_then(|()| std::fs::create_dir_all(out.join("stubs")))
-        .with_context(|| format!("cannot create {}", out.display()))?;
+    for sub in ["classes", "stubs", "dev"] {
+        std::fs::create_dir_all(out.join(sub))
+            .with_context(|| format!("cannot create {}", out.display()))?;
+    }
     // build output and data stay out of version control, as wrangler's .wrangler/ does
     let ignore = dir.join(".wasmdo/.gitignore");
     if !ignore.exists() {
         let _ = std::fs::write(&ignore, "*\n");
     }
-    let workspace = Workspace {
+    Ok(Workspace {
         main: dir.join(&project.main),
         dir,
         out,
         sdk,
-    };
+    })
+}
+
+/// A development build (`wasmdo dev`): the two development engines (built once, then from
+/// wasmdo-js's cache), every class and the Worker running on them, and the project's code as one
+/// bundle they evaluate. `check` also analyses every class first, as a full build does (a class
+/// `main` does not export is reported at the config key that names it); an edit skips that.
+/// Every RPC method is then reached by name, as on Cloudflare.
+pub(super) fn build_dev(project: Project, sdk: &Path, check: bool) -> anyhow::Result<Built> {
+    let started = Instant::now();
+    let workspace = workspace(&project, sdk)?;
+    let classes = project.classes();
+    if check {
+        analyse(&workspace, &project, &classes)?;
+    }
+    let mut targets = vec![Target::Bundle];
+    if check {
+        targets.extend([Target::Engine { worker: false }, Target::Engine { worker: true }]);
+    }
+    let results = parallel(&targets, |target| {
+        run(workspace.dev_command(target, &project), target, check)
+    });
+    let errors: Vec<String> = targets
+        .iter()
+        .zip(results)
+        .filter_map(|(target, result)| {
+            let message = result.err()?;
+            Some(format!(
+                "building the {} failed: {}",
+                target.label(),
+                message.trim_end()
+            ))
+        })
+        .collect();
+    if !errors.is_empty() {
+        bail!(errors.join("\n"));
+    }
+    let bundle = workspace.output(&Target::Bundle);
+    let source = std::fs::read_to_string(&bundle)
+        .with_context(|| format!("cannot read {}", bundle.display()))?;
+    eprintln!(
+        "wasmdo: built in {:.1} s (development engines: wasmdo deploy builds each class in full)",
+        started.elapsed().as_secs_f64()
+    );
+    let engine = workspace.output(&Target::Engine { worker: false });
+    Ok(Built {
+        worker: workspace.output(&Target::Engine { worker: true }),
+        classes: classes
+            .iter()
+            .map(|c| (c.name.clone(), engine.clone()))
+            .collect(),
+        dev_source: Some(source),
+        project,
+    })
+}
+
+/// Builds every class and the Worker of `project` into `<project>/.wasmdo/build`.
+pub(super) fn build(project: Project, sdk: &Path) -> anyhow::Result<Built> {
+    let started = Instant::now();
+    let workspace = workspace(&project, sdk)?;
     let classes = project.classes();
     let wits = analyse(&workspace, &project, &classes)?;
     let bindings = stub_bindings(&workspace, &project, &wits)?;
@@ -110,6 +210,7 @@ pub(super) fn build(project: Project, sdk: &Path) -> anyhow::Result<Built> {
                 (c.name.clone(), file)
             })
             .collect(),
+        dev_source: None,
         project,
     })
 }
@@ -235,19 +336,13 @@ fn build_components(
         let mut command = workspace.wasmdo_js("build");
         match target {
             Target::Class(class) => command.arg("--class").arg(class),
-            Target::Worker => command.arg("--worker"),
+            _ => command.arg("--worker"),
         };
         command.arg("-o").arg(workspace.output(target));
         for binding in bindings {
             command.arg("--binding").arg(binding);
         }
-        for rule in &project.rules {
-            for glob in &rule.globs {
-                command
-                    .arg("--rule")
-                    .arg(format!("{}={glob}", rule.kind.as_str()));
-            }
-        }
+        add_rules(&mut command, project);
         for (name, var) in &project.vars {
             if matches!(var, wrangler::Var::Json(_)) {
                 command.arg("--json-var").arg(name);

@@ -34,7 +34,7 @@ use wasmdo_host::config::Token;
 use crate::client::{Admin, encode};
 use crate::wrangler::{self, ConfigErrors, Project};
 
-use build::{Built, build, parallel};
+use build::{Built, build, build_dev, parallel};
 use watch::watch;
 
 /// The address `wasmdo dev` listens on by default, as `wrangler dev` does.
@@ -115,13 +115,32 @@ pub(crate) fn find_sdk(project_dir: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// The host's project manifest for `project` whose components were uploaded as `hashes`
-/// (class → content hash; the Worker under its own name).
-pub(crate) fn manifest(project: &Project, hashes: &BTreeMap<String, String>) -> Manifest {
-    let env: BTreeMap<String, String> = project
+/// (class → content hash; the Worker under its own name). A development build's code
+/// (`dev_source`) goes to every class and the Worker in env vars the code does not see: the
+/// bundle, the class's name and the names of the JSON vars.
+pub(crate) fn manifest(
+    project: &Project,
+    hashes: &BTreeMap<String, String>,
+    dev_source: Option<&str>,
+) -> Manifest {
+    let mut env: BTreeMap<String, String> = project
         .vars
         .iter()
         .map(|(name, var)| (name.clone(), var.as_env()))
         .collect();
+    if let Some(source) = dev_source {
+        let json_vars: Vec<&str> = project
+            .vars
+            .iter()
+            .filter(|(_, var)| matches!(var, wrangler::Var::Json(_)))
+            .map(|(name, _)| name.as_str())
+            .collect();
+        env.insert("WASMDO_DEV_SOURCE".into(), source.to_owned());
+        env.insert(
+            "WASMDO_DEV_JSON_VARS".into(),
+            serde_json::to_string(&json_vars).expect("a list of strings"),
+        );
+    }
     let bindings: BTreeMap<String, String> = project
         .bindings
         .iter()
@@ -130,9 +149,13 @@ pub(crate) fn manifest(project: &Project, hashes: &BTreeMap<String, String>) -> 
     let classes = hashes
         .iter()
         .map(|(class, hash)| {
+            let mut env = env.clone();
+            if dev_source.is_some() {
+                env.insert("WASMDO_DEV_CLASS".into(), class.clone());
+            }
             let class_manifest = ClassManifest {
                 component: hash.clone(),
-                env: env.clone(),
+                env,
                 bindings: bindings.clone(),
             };
             (class.clone(), class_manifest)
@@ -170,7 +193,7 @@ fn deploy(server: &str, token: Option<&Token>, built: &Built) -> anyhow::Result<
     let hashes = uploads
         .into_iter()
         .collect::<anyhow::Result<BTreeMap<_, _>>>()?;
-    let manifest = manifest(project, &hashes);
+    let manifest = manifest(project, &hashes, built.dev_source.as_deref());
     let path = format!("/_admin/projects/{}", encode(&project.name));
     admin.send(
         "PUT",
@@ -216,6 +239,9 @@ pub(crate) struct DevOptions {
     pub(crate) data: Option<PathBuf>,
     pub(crate) config: Option<PathBuf>,
     pub(crate) watch: bool,
+    /// Build every class in full (typed WIT RPC, as `wasmdo deploy` does) instead of running
+    /// the project on the development engines.
+    pub(crate) full_build: bool,
 }
 
 /// `wasmdo dev`: validate, build, start a host, deploy to it, print the URL, serve (and rebuild
@@ -241,7 +267,11 @@ pub(crate) fn dev(options: DevOptions) -> anyhow::Result<()> {
     let data = config.data_dir();
     // the host writes there all the time: never a reason to rebuild
     let host_dirs = [data.clone(), config.compile_cache_dir()];
-    let built = build(project, &sdk)?;
+    let built = if options.full_build {
+        build(project, &sdk)?
+    } else {
+        build_dev(project, &sdk, true)?
+    };
 
     crate::init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -320,7 +350,7 @@ migrations = [{ tag = "v1", new_sqlite_classes = ["ChatRoom"] }]
             c
         };
         assert_eq!(
-            serde_json::to_value(manifest(&project, &hashes)).unwrap(),
+            serde_json::to_value(manifest(&project, &hashes, None)).unwrap(),
             json!({
                 "name": "chat",
                 "entry": "chat",

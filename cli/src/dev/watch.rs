@@ -6,11 +6,12 @@ use std::time::{Duration, SystemTime};
 
 use wasmdo_host::config::Token;
 
-use super::build::{Built, build};
+use super::build::{Built, build, build_dev};
 use super::{deploy, load, print_error};
 
-/// How often `wasmdo dev` looks for changed files.
-const WATCH_INTERVAL: Duration = Duration::from_millis(500);
+/// How often `wasmdo dev` looks for changed files (a walk of the project's files without its
+/// dependencies: a few hundred `stat`s), and how long they must then stay unchanged.
+const WATCH_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Directories the watcher never looks into: build output, dependencies, VCS.
 const UNWATCHED: &[&str] = &[".wasmdo", "node_modules", ".git", ".wrangler", "target"];
@@ -24,6 +25,7 @@ pub(super) fn watch(
     (server, token): (&str, Option<&Token>),
     host_dirs: &[PathBuf],
 ) -> anyhow::Result<()> {
+    let current_dev = current.dev_source.is_some();
     let mut name = current.project.name;
     let config_file = current.project.file;
     let dir = current.project.dir.canonicalize()?;
@@ -52,8 +54,15 @@ pub(super) fn watch(
         let changed = changed_files(&seen, &settled);
         seen = settled;
         eprintln!("wasmdo: {} changed: rebuilding", changed.join(", "));
+        // a development build re-analyses the classes only when the config changed
+        let dev = current_dev;
+        let config_name = config_file.file_name().map(|n| n.to_string_lossy());
+        let config_changed = changed.iter().any(|f| Some(f.as_str()) == config_name.as_deref());
         let result = load(&config_file, env)
-            .and_then(|project| build(project, sdk))
+            .and_then(|project| match dev {
+                true => build_dev(project, sdk, config_changed),
+                false => build(project, sdk),
+            })
             .and_then(|built| {
                 deploy(server, token, &built)?;
                 Ok(built)
