@@ -390,3 +390,49 @@ class_name = "Chatroom"
         "nothing built"
     );
 }
+
+#[test]
+fn the_development_engines_hide_their_own_env_and_name_a_module_that_fails_to_load() {
+    let project = project_copy("counter-worker", "dev-engines");
+    let source = project.join("src/index.ts");
+    let good = std::fs::read_to_string(&source)
+        .expect("read source")
+        .replace(
+            "      case \"notes\":",
+            "      case \"env\":\n        return Response.json(Object.keys(env).sort());\n      case \"notes\":",
+        );
+    std::fs::write(&source, &good).expect("write");
+    let dev = Dev::start(&project);
+    let url = &dev.url;
+    // the bundle, class name, JSON var and binding names the engines read are not the code's env
+    assert_eq!(
+        get_json(&format!("{url}/env/x")),
+        json!(["COUNTER", "GREETING", "LIMITS"])
+    );
+    // typed in TypeScript, called by name: the same result
+    assert_eq!(
+        get_json(&format!("{url}/increment/bob")),
+        json!({"value": 1, "max": 3})
+    );
+
+    // a module whose top level throws bundles and deploys; each request says what it threw
+    std::fs::write(
+        &source,
+        format!("{good}\nthrow new Error(\"boom at load\");\n"),
+    )
+    .expect("write");
+    assert_eq!(dev.next_line(), "wasmdo dev: counter-worker reloaded");
+    let (status, body) = get(&format!("{url}/env/x"));
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.contains("loading the Worker failed") && body.contains("boom at load"),
+        "{body}"
+    );
+    // fixed: serving again, the object's data kept
+    std::fs::write(&source, &good).expect("write");
+    assert_eq!(dev.next_line(), "wasmdo dev: counter-worker reloaded");
+    assert_eq!(
+        get_json(&format!("{url}/increment/bob")),
+        json!({"value": 2, "max": 3})
+    );
+}

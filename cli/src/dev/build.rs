@@ -32,7 +32,9 @@ enum Target {
     Class(String),
     Worker,
     /// A development engine: of a class (`worker` false) or of a Worker.
-    Engine { worker: bool },
+    Engine {
+        worker: bool,
+    },
     /// A development build's bundle.
     Bundle,
 }
@@ -148,7 +150,10 @@ pub(super) fn build_dev(project: Project, sdk: &Path, check: bool) -> anyhow::Re
     }
     let mut targets = vec![Target::Bundle];
     if check {
-        targets.extend([Target::Engine { worker: false }, Target::Engine { worker: true }]);
+        targets.extend([
+            Target::Engine { worker: false },
+            Target::Engine { worker: true },
+        ]);
     }
     let results = parallel(&targets, |target| {
         run(workspace.dev_command(target, &project), target, check)

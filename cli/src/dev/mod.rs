@@ -117,7 +117,7 @@ pub(crate) fn find_sdk(project_dir: &Path) -> anyhow::Result<PathBuf> {
 /// The host's project manifest for `project` whose components were uploaded as `hashes`
 /// (class → content hash; the Worker under its own name). A development build's code
 /// (`dev_source`) goes to every class and the Worker in env vars the code does not see: the
-/// bundle, the class's name and the names of the JSON vars.
+/// bundle, the class's name, the names of the JSON vars and those of the bindings.
 pub(crate) fn manifest(
     project: &Project,
     hashes: &BTreeMap<String, String>,
@@ -139,6 +139,11 @@ pub(crate) fn manifest(
         env.insert(
             "WASMDO_DEV_JSON_VARS".into(),
             serde_json::to_string(&json_vars).expect("a list of strings"),
+        );
+        let bindings: Vec<&str> = project.bindings.iter().map(|b| b.name.as_str()).collect();
+        env.insert(
+            "WASMDO_DEV_BINDINGS".into(),
+            serde_json::to_string(&bindings).expect("a list of strings"),
         );
     }
     let bindings: BTreeMap<String, String> = project

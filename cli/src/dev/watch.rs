@@ -57,7 +57,9 @@ pub(super) fn watch(
         // a development build re-analyses the classes only when the config changed
         let dev = current_dev;
         let config_name = config_file.file_name().map(|n| n.to_string_lossy());
-        let config_changed = changed.iter().any(|f| Some(f.as_str()) == config_name.as_deref());
+        let config_changed = changed
+            .iter()
+            .any(|f| Some(f.as_str()) == config_name.as_deref());
         let result = load(&config_file, env)
             .and_then(|project| match dev {
                 true => build_dev(project, sdk, config_changed),
