@@ -210,3 +210,29 @@ fn objects_are_addressed_by_id_as_well_as_by_name() {
     host.request("POST", "/_admin/classes/nope/new-unique-id", b"")
         .expect_error(404, "UnknownClass");
 }
+
+#[test]
+fn an_activation_in_a_reused_slot_starts_from_the_components_image() {
+    // one live object at a time: every activation takes the slot (and, with the pages kept
+    // resident, the very memory) the previous object used, which must be reset to the image
+    let host = TestHost::with_config(
+        "[limits]\nmax-live-objects = 1\ninstance-keep-resident-bytes = 8388608\n",
+    );
+    host.deploy("info", OBJECT_INFO).expect(201);
+    for i in 0..20 {
+        let name = format!("o{}", i % 3);
+        assert_eq!(
+            host.call("info", &name, "init-count", json!([])),
+            1,
+            "{name}: the static counter of the previous object leaked into this one"
+        );
+        assert_eq!(
+            host.call("info", &name, "id", json!([]))
+                .as_str()
+                .unwrap()
+                .len(),
+            64
+        );
+    }
+    assert!(host.metric("wasmdo_evictions_total") >= 19);
+}
