@@ -2,8 +2,8 @@
 //! its Durable Objects, on wasmdo and on workerd in the same run; the numbers in
 //! docs/BENCHMARKS.md ("Entry Worker → object vs workerd").
 //!
-//! The app is examples/chat-worker, unmodified: on wasmdo as `wasmdo dev` runs it (the release
-//! binary builds it with wasmdo-js and serves it), on workerd as wrangler would (its TypeScript
+//! The app is examples/chat-worker, unmodified: on wasmdo as `wasmdo dev --full-build` runs it
+//! (the release binary builds every class with wasmdo-js, as `wasmdo deploy` would, and serves it), on workerd as wrangler would (its TypeScript
 //! bundled by esbuild, the page a Text module; bench/workerd/chat-worker.capnp), when
 //! bench/workerd is installed (`scripts/npm-deps bench/workerd`). One target runs at a time, so
 //! each has the machine to itself. The same clients in this process drive both:
@@ -83,7 +83,8 @@ fn start_wasmdo() -> anyhow::Result<DevHost> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_wasmdo"))
         .arg("dev")
         .arg(repo().join("examples/chat-worker"))
-        .args(["--listen", "127.0.0.1:0", "--no-watch", "--data"])
+        // what `wasmdo deploy` runs (typed components), not the development engines
+        .args(["--listen", "127.0.0.1:0", "--no-watch", "--full-build", "--data"])
         .arg(dir.path().join("data"))
         .arg("--config")
         .arg(&config)
