@@ -84,7 +84,13 @@ fn start_wasmdo() -> anyhow::Result<DevHost> {
         .arg("dev")
         .arg(repo().join("examples/chat-worker"))
         // what `wasmdo deploy` runs (typed components), not the development engines
-        .args(["--listen", "127.0.0.1:0", "--no-watch", "--full-build", "--data"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--no-watch",
+            "--full-build",
+            "--data",
+        ])
         .arg(dir.path().join("data"))
         .arg("--config")
         .arg(&config)
