@@ -239,6 +239,7 @@ export async function build({
       alias: {
         "cloudflare:workers": path.join(RUNTIME, "index.js"),
         "wasmdo/glue": path.join(RUNTIME, "glue.js"),
+        "wasmdo/dev": path.join(RUNTIME, "dev.js"),
         wasmdo: path.join(RUNTIME, "index.js"),
       },
       nodePaths: [path.join(SDK, "node_modules")],

@@ -14,7 +14,6 @@ import { discardSends, flushSends, forgetWebSocket, installResponse, webSocket, 
 
 export { registerBinding } from "./namespace.js";
 export { registerJsonVars } from "./object.js";
-export { hostDevObject, hostDevWorker } from "./dev.js";
 
 installConsole();
 installTimers();
