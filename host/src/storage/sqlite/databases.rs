@@ -6,7 +6,7 @@
 //! Parked databases count as open and give way first: when too many are open, the oldest parked
 //! one is closed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,7 +26,31 @@ pub(crate) struct Databases {
 #[derive(Default)]
 struct Parked {
     databases: HashMap<ObjectKey, (u64, ParkedDatabase)>,
+    /// The same keys by when they were parked (`seq`): the oldest is the first.
+    order: BTreeMap<u64, ObjectKey>,
     next: u64,
+}
+
+impl Parked {
+    fn insert(&mut self, key: ObjectKey, database: ParkedDatabase) {
+        self.next += 1;
+        self.order.insert(self.next, key.clone());
+        if let Some((seq, _replaced)) = self.databases.insert(key, (self.next, database)) {
+            self.order.remove(&seq);
+        }
+    }
+
+    fn remove(&mut self, key: &ObjectKey) -> Option<ParkedDatabase> {
+        let (seq, database) = self.databases.remove(key)?;
+        self.order.remove(&seq);
+        Some(database)
+    }
+
+    /// The database parked longest ago, taken out.
+    fn pop_oldest(&mut self) -> Option<ParkedDatabase> {
+        let (_, key) = self.order.pop_first()?;
+        self.databases.remove(&key).map(|(_, database)| database)
+    }
 }
 
 impl Databases {
@@ -60,18 +84,19 @@ impl Databases {
 
     /// Keeps the open database of an object whose actor retires, for its next activation.
     pub(crate) fn park(&self, key: ObjectKey, database: ParkedDatabase) {
-        let mut parked = self.parked.lock().expect("parked databases lock");
-        parked.next += 1;
-        let seq = parked.next;
-        parked.databases.insert(key, (seq, database));
-        drop(parked);
+        self.parked
+            .lock()
+            .expect("parked databases lock")
+            .insert(key, database);
         self.close_parked_while_too_many();
     }
 
     /// The object's parked database, if it is still open.
     pub(crate) fn unpark(&self, key: &ObjectKey) -> Option<ParkedDatabase> {
-        let mut parked = self.parked.lock().expect("parked databases lock");
-        parked.databases.remove(key).map(|(_, db)| db)
+        self.parked
+            .lock()
+            .expect("parked databases lock")
+            .remove(key)
     }
 
     /// Closes the parked databases of `class` (its objects are being stopped by a migration).
@@ -81,7 +106,6 @@ impl Databases {
             .parked
             .lock()
             .expect("parked databases lock")
-            .databases
             .remove(key);
         if closed.is_some() {
             self.open.fetch_sub(1, Ordering::Relaxed);
@@ -95,9 +119,7 @@ impl Databases {
                 .filter(|k| &*k.class == class)
                 .cloned()
                 .collect();
-            keys.iter()
-                .filter_map(|k| parked.databases.remove(k))
-                .collect()
+            keys.iter().filter_map(|k| parked.remove(k)).collect()
         };
         self.open.fetch_sub(closed.len(), Ordering::Relaxed);
         drop(closed); // closes the connections
@@ -106,18 +128,15 @@ impl Databases {
     /// Closes parked databases, oldest first, while more databases are open than allowed.
     fn close_parked_while_too_many(&self) {
         while self.too_many_open() {
-            let mut parked = self.parked.lock().expect("parked databases lock");
-            let Some(oldest) = parked
-                .databases
-                .iter()
-                .min_by_key(|(_, (seq, _))| *seq)
-                .map(|(k, _)| k.clone())
-            else {
+            let oldest = self
+                .parked
+                .lock()
+                .expect("parked databases lock")
+                .pop_oldest();
+            let Some(closed) = oldest else {
                 return;
             };
-            let closed = parked.databases.remove(&oldest);
-            drop(parked);
-            drop(closed); // closes the connection
+            drop(closed); // closes the connection, outside the lock
             self.open.fetch_sub(1, Ordering::Relaxed);
         }
     }
@@ -143,5 +162,43 @@ impl Databases {
     /// Number of object databases open right now.
     pub(crate) fn open(&self) -> usize {
         self.open.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::sqlite::test_support::{commit, storage};
+
+    #[test]
+    fn parked_databases_give_way_oldest_first() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let databases = Databases::new(dir.path().to_path_buf(), 3);
+        let key = |n: u8| {
+            let id = ObjectId::from_hex(&format!("{n:02x}").repeat(32)).unwrap();
+            ObjectKey::new("c", id)
+        };
+        let mut kept = Vec::new();
+        for n in 0..3 {
+            let (tmp, mut s) = storage();
+            s.put("k", b"v").unwrap();
+            commit(&mut s);
+            databases.opened_or_closed(true);
+            databases.park(key(n), s.park().expect("an open database"));
+            kept.push(tmp);
+        }
+        assert_eq!(
+            databases.open(),
+            3,
+            "three open, three allowed: all stay parked"
+        );
+        // two more objects open theirs: the two parked longest ago give way, in that order
+        databases.opened_or_closed(true);
+        assert!(databases.unpark(&key(0)).is_none(), "the oldest was closed");
+        databases.opened_or_closed(true);
+        assert!(databases.unpark(&key(1)).is_none(), "then the next oldest");
+        assert_eq!(databases.open(), 3);
+        assert!(databases.unpark(&key(2)).is_some());
+        assert!(databases.unpark(&key(2)).is_none(), "taken once");
     }
 }
