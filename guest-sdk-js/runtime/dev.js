@@ -37,13 +37,26 @@ function evaluate() {
   return module.exports;
 }
 
-/** `shape`'s interfaces with each function forwarding to the same one of `real()`. */
-function forwarding(shape, real) {
+/**
+ * `shape`'s interfaces with each function forwarding to the same one of `real()`. The first
+ * call of an instance, `handler.init`, loads the code first: what it threw while loading is the
+ * instance's failure, said as the failure of loading `what`.
+ */
+function forwarding(shape, real, what) {
   const out = {};
   for (const [iface, fns] of Object.entries(shape)) {
     out[iface] = {};
     for (const fn of Object.keys(fns)) out[iface][fn] = (...args) => real()[iface][fn](...args);
   }
+  const init = out.handler.init;
+  out.handler.init = (...args) => {
+    try {
+      real();
+    } catch (e) {
+      throw `loading ${what} failed: ${failedText(e)}`;
+    }
+    return init(...args);
+  };
   return out;
 }
 
@@ -62,33 +75,12 @@ export function hostDevObject() {
     }
     return real;
   };
-  const exports = forwarding(hostObject({ Shape: class {} }, "Shape", {}), load);
-  // the first call of an instance: what the code threw while loading is the constructor's failure
-  const init = exports.handler.init;
-  exports.handler.init = (...args) => {
-    try {
-      load();
-    } catch (e) {
-      throw `loading the class failed: ${failedText(e)}`;
-    }
-    return init(...args);
-  };
-  return exports;
+  return forwarding(hostObject({ Shape: class {} }, "Shape", {}), load, "the class");
 }
 
 /** The exports of a development build of a module's default export (a Worker). */
 export function hostDevWorker() {
   let real = null;
   const load = () => (real ??= hostWorker(evaluate().default));
-  const exports = forwarding(hostWorker({ fetch() {} }), load);
-  const init = exports.handler.init;
-  exports.handler.init = (...args) => {
-    try {
-      load();
-    } catch (e) {
-      throw `loading the Worker failed: ${failedText(e)}`;
-    }
-    return init(...args);
-  };
-  return exports;
+  return forwarding(hostWorker({ fetch() {} }), load, "the Worker");
 }
