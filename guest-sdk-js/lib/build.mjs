@@ -18,6 +18,7 @@ import { fileURLToPath } from "node:url";
 import * as esbuild from "esbuild";
 
 import { analyze, AnalysisError } from "./analyze.mjs";
+import { BUNDLE_OPTIONS, bundlingFailure } from "./bundling.mjs";
 import { devEntryModule, devWitWorld, entryModule, witWorld, workerEntryModule, workerWitWorld } from "./generate.mjs";
 import { checkRule, RuleError, rulesPlugin } from "./rules.mjs";
 import { packageBindings, readStub, StubError } from "./stubs.mjs";
@@ -230,11 +231,8 @@ export async function build({
     bundle = await esbuild.build({
       entryPoints: [entryFile],
       outfile: bundleFile,
-      bundle: true,
+      ...BUNDLE_OPTIONS,
       format: "esm",
-      platform: "neutral",
-      mainFields: ["module", "main"],
-      target: "es2022",
       external: ["wasmdo:*", "binding:*"],
       alias: {
         "cloudflare:workers": path.join(RUNTIME, "index.js"),
@@ -245,24 +243,13 @@ export async function build({
       nodePaths: [path.join(SDK, "node_modules")],
       plugins: [rulesPlugin(rules, path.dirname(entry))],
       metafile: true,
-      logLevel: "silent",
       write: true,
     });
   } catch (e) {
-    const messages = (e.errors ?? []).map((m) => {
-      const where = m.location ? `${m.location.file}:${m.location.line}: ` : "";
-      let hint = "";
-      if (/Could not resolve "node:/.test(m.text)) {
-        hint = " (Node.js built-ins do not exist inside an object: use the Web APIs, or an npm package that runs in browsers)";
-      } else if (/No loader is configured for/.test(m.text)) {
-        hint = " (a module rule loads such files: --rule Text=<glob> gives a string, --rule Data=<glob> an ArrayBuffer)";
-      }
-      return `${where}${m.text}${hint}`;
-    });
     if (worker && (e.errors ?? []).some((m) => /No matching export .* for import "default"/.test(m.text) && m.location?.file.endsWith("entry.js"))) {
       throw new BuildError(`${entry} has no default export: --worker builds the module's default export, e.g. \`export default { async fetch(request, env, ctx) { … } }\``);
     }
-    throw new BuildError(`bundling failed:\n${messages.join("\n") || e.message}`);
+    throw new BuildError(bundlingFailure(e));
   }
   // the generated entry is derived from the other inputs and removed after the build; inputs in
   // a plugin's namespace (`wasmdo-data:<file>`) are also inputs as themselves

@@ -8,6 +8,7 @@ import path from "node:path";
 
 import * as esbuild from "esbuild";
 
+import { BUNDLE_OPTIONS, bundlingFailure } from "./bundling.mjs";
 import { checkRule, RuleError, rulesPlugin } from "./rules.mjs";
 
 export class DevBundleError extends Error {}
@@ -28,25 +29,14 @@ export async function devBundle({ entry, out, rules = [] }) {
   try {
     result = await esbuild.build({
       entryPoints: [entry],
-      bundle: true,
+      ...BUNDLE_OPTIONS,
       format: "cjs",
-      platform: "neutral",
-      mainFields: ["module", "main"],
-      target: "es2022",
       external: ["cloudflare:workers", "wasmdo"],
       plugins: [rulesPlugin(rules, path.dirname(entry))],
-      logLevel: "silent",
       write: false,
     });
   } catch (e) {
-    const messages = (e.errors ?? []).map((m) => {
-      const where = m.location ? `${m.location.file}:${m.location.line}: ` : "";
-      const hint = /Could not resolve "node:/.test(m.text)
-        ? " (Node.js built-ins do not exist inside an object: use the Web APIs, or an npm package that runs in browsers)"
-        : "";
-      return `${where}${m.text}${hint}`;
-    });
-    throw new DevBundleError(`bundling failed:\n${messages.join("\n") || e.message}`);
+    throw new DevBundleError(bundlingFailure(e));
   }
   const bytes = result.outputFiles[0].contents;
   mkdirSync(path.dirname(out), { recursive: true });
