@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 
-use crate::wrangler::{self, ClassUse, ConfigErrors, Project};
+use crate::wrangler::{ClassUse, ConfigErrors, Project};
 
 /// Builds run at once (each is a Node process; componentize-js is single-threaded).
 const BUILD_JOBS: usize = 2;
@@ -44,9 +44,9 @@ impl Target {
         match self {
             Target::Class(class) => class.clone(),
             Target::Worker => "Worker".into(),
-            Target::Engine { worker: false } => "engine".into(),
+            Target::Engine { worker: false } => "class engine".into(),
             Target::Engine { worker: true } => "Worker engine".into(),
-            Target::Bundle => "bundle".into(),
+            Target::Bundle => "dev bundle".into(),
         }
     }
 }
@@ -158,21 +158,7 @@ pub(super) fn build_dev(project: Project, sdk: &Path, check: bool) -> anyhow::Re
     let results = parallel(&targets, |target| {
         run(workspace.dev_command(target, &project), target, check)
     });
-    let errors: Vec<String> = targets
-        .iter()
-        .zip(results)
-        .filter_map(|(target, result)| {
-            let message = result.err()?;
-            Some(format!(
-                "building the {} failed: {}",
-                target.label(),
-                message.trim_end()
-            ))
-        })
-        .collect();
-    if !errors.is_empty() {
-        bail!(errors.join("\n"));
-    }
+    all_built(&targets, results)?;
     let bundle = workspace.output(&Target::Bundle);
     let source = std::fs::read_to_string(&bundle)
         .with_context(|| format!("cannot read {}", bundle.display()))?;
@@ -348,13 +334,16 @@ fn build_components(
             command.arg("--binding").arg(binding);
         }
         add_rules(&mut command, project);
-        for (name, var) in &project.vars {
-            if matches!(var, wrangler::Var::Json(_)) {
-                command.arg("--json-var").arg(name);
-            }
+        for name in project.json_vars() {
+            command.arg("--json-var").arg(name);
         }
         run(command, target, true)
     });
+    all_built(targets, results)
+}
+
+/// Fails with every target's error (one line each) if any of `results` is an error.
+fn all_built(targets: &[Target], results: Vec<Result<String, String>>) -> anyhow::Result<()> {
     let errors: Vec<String> = targets
         .iter()
         .zip(results)

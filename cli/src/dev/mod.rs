@@ -129,12 +129,7 @@ pub(crate) fn manifest(
         .map(|(name, var)| (name.clone(), var.as_env()))
         .collect();
     if let Some(source) = dev_source {
-        let json_vars: Vec<&str> = project
-            .vars
-            .iter()
-            .filter(|(_, var)| matches!(var, wrangler::Var::Json(_)))
-            .map(|(name, _)| name.as_str())
-            .collect();
+        let json_vars: Vec<&str> = project.json_vars().collect();
         env.insert("WASMDO_DEV_SOURCE".into(), source.to_owned());
         env.insert(
             "WASMDO_DEV_JSON_VARS".into(),

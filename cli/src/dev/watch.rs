@@ -55,15 +55,17 @@ pub(super) fn watch(
         seen = settled;
         eprintln!("wasmdo: {} changed: rebuilding", changed.join(", "));
         // a development build re-analyses the classes only when the config changed
-        let dev = current_dev;
         let config_name = config_file.file_name().map(|n| n.to_string_lossy());
         let config_changed = changed
             .iter()
             .any(|f| Some(f.as_str()) == config_name.as_deref());
         let result = load(&config_file, env)
-            .and_then(|project| match dev {
-                true => build_dev(project, sdk, config_changed),
-                false => build(project, sdk),
+            .and_then(|project| {
+                if current_dev {
+                    build_dev(project, sdk, config_changed)
+                } else {
+                    build(project, sdk)
+                }
             })
             .and_then(|built| {
                 deploy(server, token, &built)?;

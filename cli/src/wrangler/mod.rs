@@ -155,6 +155,14 @@ pub struct ClassUse {
 }
 
 impl Project {
+    /// The names of the vars that are not strings (the code sees them JSON-parsed).
+    pub fn json_vars(&self) -> impl Iterator<Item = &str> {
+        self.vars
+            .iter()
+            .filter(|(_, var)| matches!(var, Var::Json(_)))
+            .map(|(name, _)| name.as_str())
+    }
+
     /// The Durable Object classes to build: every bound class, then every class the migrations
     /// leave alive that no binding names.
     pub fn classes(&self) -> Vec<ClassUse> {
