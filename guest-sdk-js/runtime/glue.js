@@ -8,7 +8,7 @@ import { DurableObject, DurableObjectState, ExecutionContext, installConsole, in
 import { serialize, deserialize } from "./values.js";
 import { bindingNamespaces } from "./namespace.js";
 import { isRpcName } from "./rpc-names.js";
-import { installRequest, toRequest, toResponseRecord } from "./http.js";
+import { installRequest, toPackedResponse, toRequest, toResponseRecord, unpackRequest } from "./http.js";
 import { installTimers, reportWake, runDue } from "./event-loop.js";
 import { discardSends, flushSends, forgetWebSocket, installResponse, webSocket, webSocketData, WebSocketPair, WebSocketRequestResponsePair } from "./websockets.js";
 
@@ -239,6 +239,22 @@ export function hostObject(userModule, exportName, methods) {
     });
   }
 
+  /** A `fetch` event: the object's `fetch` answers `req`; `answer` makes the host's response. */
+  async function fetchEvent(req, answer) {
+    try {
+      const object = live();
+      if (typeof object.fetch !== "function") {
+        throw new Error(`${exportName} has no fetch() method`);
+      }
+      // the object sees its own path: `/objects/room/a/x?y` arrives as `<origin>/x?y`
+      const url = new URL(req.path + (req.query ? `?${req.query}` : ""), req.url);
+      const response = await object.fetch(toRequest(req, url));
+      return settle(await answer(response, `${exportName}.fetch`));
+    } catch (e) {
+      throw failedText(e);
+    }
+  }
+
   return {
     handler: {
       async init() {
@@ -254,20 +270,12 @@ export function hostObject(userModule, exportName, methods) {
         }
       },
 
-      async fetch(req) {
-        try {
-          const object = live();
-          if (typeof object.fetch !== "function") {
-            throw new Error(`${exportName} has no fetch() method`);
-          }
-          // the object sees its own path: `/objects/room/a/x?y` arrives as `<origin>/x?y`
-          const url = new URL(req.path + (req.query ? `?${req.query}` : ""), req.url);
-          const response = await object.fetch(toRequest(req, url));
-          return settle(await toResponseRecord(response, `${exportName}.fetch`));
-        } catch (e) {
-          throw failedText(e);
-        }
-      },
+      fetch: (req) => fetchEvent(req, toResponseRecord),
+    },
+
+    // the same, the request's and response's heads packed (what the host uses when it can)
+    packedHandler: {
+      fetch: (packed) => fetchEvent(unpackRequest(packed), toPackedResponse),
     },
 
     alarmHandler: {
@@ -419,26 +427,34 @@ export function hostWorker(worker) {
     );
   }
   let env = null;
+
+  /** A `fetch` event: the Worker answers `req`; `answer` makes the host's response. */
+  async function fetchEvent(req, answer) {
+    const ctx = new ExecutionContext();
+    try {
+      const request = toRequest(req, req.url);
+      const response = isClass ? await new worker(ctx, env).fetch(request) : await worker.fetch(request, env, ctx);
+      const record = await answer(response, "the Worker's fetch");
+      await ctx._settle();
+      endEvent();
+      return record;
+    } catch (e) {
+      await ctx._settle();
+      throw failedText(e);
+    }
+  }
+
   return {
     handler: {
       init() {
         env = objectEnv(bindingNamespaces());
       },
+      fetch: (req) => fetchEvent(req, toResponseRecord),
+    },
 
-      async fetch(req) {
-        const ctx = new ExecutionContext();
-        try {
-          const request = toRequest(req, req.url);
-          const response = isClass ? await new worker(ctx, env).fetch(request) : await worker.fetch(request, env, ctx);
-          const record = await toResponseRecord(response, "the Worker's fetch");
-          await ctx._settle();
-          endEvent();
-          return record;
-        } catch (e) {
-          await ctx._settle();
-          throw failedText(e);
-        }
-      },
+    // the same, the request's and response's heads packed (what the host uses when it can)
+    packedHandler: {
+      fetch: (packed) => fetchEvent(unpackRequest(packed), toPackedResponse),
     },
 
     // the sockets a Worker accepted itself (`server.accept()`): their events go to the

@@ -15,11 +15,12 @@
 // callee's `js-error`), or with `value` holding any other error value; a call that could not run
 // throws a `CallError`.
 
-import { idFromName, idFromString, newUniqueId, fetch as hostFetch } from "wasmdo:object/objects@0.1.0";
+import { idFromName, idFromString, newUniqueId } from "wasmdo:object/objects@0.1.0";
+import { fetch as hostFetch } from "wasmdo:object/packed-objects@0.1.0";
 import { call as hostCall } from "wasmdo:object/dynamic@0.1.0";
 
 import { DurableObjectId, describe } from "./object.js";
-import { fromResponseRecord, toRequestRecord } from "./http.js";
+import { fromPackedResponse, packRequest, toRequestRecord } from "./http.js";
 import { serialize, deserialize } from "./values.js";
 
 /** A call that did not produce the callee's result: `kind` is the WIT case of `call-error`. */
@@ -192,14 +193,14 @@ async function callDynamic(binding, idOf, method, args) {
 
 /** `stub.fetch(input, init)`: sends the request to the object `idOf()` through the host. */
 async function stubFetch(binding, idOf, input, init) {
-  const request = await toRequestRecord(input, init);
+  const request = packRequest(await toRequestRecord(input, init));
   let response;
   try {
     response = hostFetch(binding, idOf(), request);
   } catch (e) {
     throw callError(e);
   }
-  return fromResponseRecord(response);
+  return fromPackedResponse(response);
 }
 
 /** One call through host stub `raw(i)`; a promise, as calls to Cloudflare stubs are. */

@@ -217,6 +217,8 @@ export function installFetch() {
     return trackIo(fetched(input, init));
   };
   async function fetched(input, init) {
+    // an SDK Request's headers are its own `headers` (the platform's may lack them: see http.js)
+    if (input instanceof Request && init?.headers === undefined) init = { ...init, headers: input.headers };
     try {
       return trackBody(await platformFetch(input, init));
     } catch (e) {

@@ -49,7 +49,7 @@ test("signatures map to WIT types", () => {
   assert.doesNotMatch(out, /hidden|internal|fetch/);
   assert.match(
     out,
-    /world shop-object \{\n  include wasmdo:object\/durable-object@0.1.0;\n  import wasmdo:object\/dynamic@0.1.0;\n  import wasmdo:object\/event-loop@0.1.0;\n  export wasmdo:object\/dynamic-handler@0.1.0;\n  export wasmdo:object\/event-loop-handler@0.1.0;\n  export shop;/,
+    /world shop-object \{\n  include wasmdo:object\/durable-object@0.1.0;\n  import wasmdo:object\/dynamic@0.1.0;\n  import wasmdo:object\/event-loop@0.1.0;\n  import wasmdo:object\/packed-objects@0.1.0;\n  export wasmdo:object\/dynamic-handler@0.1.0;\n  export wasmdo:object\/event-loop-handler@0.1.0;\n  export wasmdo:object\/packed-handler@0.1.0;\n  export shop;/,
   );
 });
 

@@ -57,10 +57,12 @@ test("the development engines' worlds have no class interface and their entries 
   const object = devWitWorld("object");
   assert.match(object, /include wasmdo:object\/durable-object@0\.1\.0;/);
   assert.match(object, /export wasmdo:object\/dynamic-handler@0\.1\.0;/);
+  assert.match(object, /export wasmdo:object\/packed-handler@0\.1\.0;/);
+  assert.match(devWitWorld("worker"), /import wasmdo:object\/packed-objects@0\.1\.0;[^]*export wasmdo:object\/packed-handler@0\.1\.0;/);
   assert.doesNotMatch(object, /interface /);
   assert.match(devWitWorld("worker"), /world worker \{/);
   const entry = devEntryModule("object");
-  for (const name of ["handler", "alarmHandler", "websocketHandler", "snapshotHandler", "dynamicHandler", "eventLoopHandler"]) {
+  for (const name of ["handler", "packedHandler", "alarmHandler", "websocketHandler", "snapshotHandler", "dynamicHandler", "eventLoopHandler"]) {
     assert.match(entry, new RegExp(`export const ${name} = exports\\.${name};`));
   }
   assert.match(devEntryModule("worker"), /hostDevWorker/);

@@ -99,13 +99,13 @@ test("Text modules bundle as strings, Data modules as ArrayBuffers", async () =>
 test("a Worker's world imports what every object imports and exports its handlers", () => {
   const wit = workerWitWorld({ packageName: "js:worker", imports: ["binding:rooms/room"] });
   assert.match(wit, /package js:worker;/);
-  for (const i of ["object", "storage", "alarms", "objects", "websockets", "dynamic", "event-loop"]) {
+  for (const i of ["object", "storage", "alarms", "objects", "websockets", "dynamic", "event-loop", "packed-objects"]) {
     assert.match(wit, new RegExp(`  import wasmdo:object/${i}@0.1.0;`));
   }
   // the sockets it accepts itself (server.accept()) and its timers; no alarms, no RPC
   assert.match(
     wit,
-    /  import binding:rooms\/room;\n  export wasmdo:object\/handler@0.1.0;\n  export wasmdo:object\/websocket-handler@0.1.0;\n  export wasmdo:object\/event-loop-handler@0.1.0;\n\}/,
+    /  import binding:rooms\/room;\n  export wasmdo:object\/handler@0.1.0;\n  export wasmdo:object\/packed-handler@0.1.0;\n  export wasmdo:object\/websocket-handler@0.1.0;\n  export wasmdo:object\/event-loop-handler@0.1.0;\n\}/,
   );
   assert.doesNotMatch(wit, /alarm-handler|dynamic-handler|include/);
 
@@ -119,7 +119,7 @@ test("a Worker's world imports what every object imports and exports its handler
   assert.match(entry, /registerJsonVars\(\["LIMITS"\]\);/);
   assert.match(
     entry,
-    /const host = hostWorker\(worker\);\nexport const handler = host.handler;\nexport const websocketHandler = host.websocketHandler;\nexport const eventLoopHandler = host.eventLoopHandler;/,
+    /const host = hostWorker\(worker\);\nexport const handler = host.handler;\nexport const packedHandler = host.packedHandler;\nexport const websocketHandler = host.websocketHandler;\nexport const eventLoopHandler = host.eventLoopHandler;/,
   );
 });
 

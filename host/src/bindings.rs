@@ -13,6 +13,7 @@ wasmtime::component::bindgen!({
     imports: {
         "wasmdo:object/objects.fetch": async | trappable,
         "wasmdo:object/dynamic.call": async | trappable,
+        "wasmdo:object/packed-objects.fetch": async | trappable,
         default: trappable,
     },
     exports: { default: async },
@@ -24,6 +25,8 @@ pub(crate) use self::wasmdo::object::event_loop as event_loop_api;
 pub(crate) use self::wasmdo::object::http_types;
 pub(crate) use self::wasmdo::object::object as object_api;
 pub(crate) use self::wasmdo::object::objects as objects_api;
+pub(crate) use self::wasmdo::object::packed_http_types;
+pub(crate) use self::wasmdo::object::packed_objects as packed_objects_api;
 pub(crate) use self::wasmdo::object::storage as storage_api;
 pub(crate) use self::wasmdo::object::websockets as websockets_api;
 
@@ -37,6 +40,8 @@ pub(crate) const WEBSOCKET_HANDLER_INTERFACE: &str = "wasmdo:object/websocket-ha
 pub(crate) const DYNAMIC_HANDLER_INTERFACE: &str = "wasmdo:object/dynamic-handler@0.1.0";
 /// Name of the optional exported interface of the guest's event loop (timers between events).
 pub(crate) const EVENT_LOOP_HANDLER_INTERFACE: &str = "wasmdo:object/event-loop-handler@0.1.0";
+/// Name of the optional exported `handler.fetch` with the request's and response's head packed.
+pub(crate) const PACKED_HANDLER_INTERFACE: &str = "wasmdo:object/packed-handler@0.1.0";
 /// Name of the optional exported snapshot interface.
 pub(crate) const SNAPSHOT_HANDLER_INTERFACE: &str = "wasmdo:object/snapshot-handler@0.1.0";
 /// Package prefix of the interfaces that belong to the platform, not to a class's RPC surface.

@@ -32,6 +32,9 @@ pub struct ClassVersion {
     pub(crate) alarm: Option<ComponentExportIndex>,
     /// The exported `websocket-handler` functions, if the class has them.
     pub(crate) websocket: Option<WebSocketHandler>,
+    /// The exported `packed-handler.fetch` function (`fetch` with the head packed), if the class
+    /// has one.
+    pub(crate) packed_fetch: Option<ComponentExportIndex>,
     /// The exported `dynamic-handler.call` function (dynamic RPC), if the class has one.
     pub(crate) dynamic: Option<ComponentExportIndex>,
     /// The exported `event-loop-handler.run` function (timers between events), if the class has

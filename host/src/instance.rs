@@ -14,9 +14,11 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 
 use crate::bindings::DurableObjectHost;
 use crate::bindings::http_types::{Request, Response};
+use crate::bindings::packed_http_types::{PackedRequest, PackedResponse};
 use crate::class::{ClassVersion, Method};
 use crate::error::ObjectError;
 use crate::limits::{FUEL_YIELD_INTERVAL, Limits, MemoryLimitExceeded};
+use crate::packed_http;
 use crate::rpc::dynamic::DynamicError;
 use crate::state::ObjectState;
 use crate::websockets::{SocketEvent, SocketId};
@@ -190,14 +192,44 @@ impl Instance {
         limits: &Limits,
     ) -> Result<Response, (ObjectError, bool)> {
         self.arm(limits).map_err(|e| (e, false))?;
-        let handler = self.handler.wasmdo_object_handler();
-        let outcome = handler.call_fetch(&mut self.store, &request).await;
+        // the packed head when the class takes it (JavaScript: far fewer strings to decode)
+        let packed = match self.class.packed_fetch {
+            Some(index) => packed_http::pack_request(request).map(|packed| (index, packed)),
+            None => Err(request),
+        };
+        let outcome = match packed {
+            Ok((index, packed)) => self.fetch_packed(index, packed).await,
+            Err(request) => {
+                let handler = self.handler.wasmdo_object_handler();
+                handler.call_fetch(&mut self.store, &request).await
+            }
+        };
         account_fuel(&mut self.store, limits);
         match outcome {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(msg)) => Err((ObjectError::FetchFailed(msg), false)),
             Err(e) => Err((self.classify(e, limits), true)),
         }
+    }
+
+    /// `packed-handler.fetch`, its response unpacked (a response that does not unpack is the
+    /// handler's error).
+    async fn fetch_packed(
+        &mut self,
+        index: wasmtime::component::ComponentExportIndex,
+        request: PackedRequest,
+    ) -> wasmtime::Result<Result<Response, String>> {
+        let func = self
+            .instance
+            .get_typed_func::<(PackedRequest,), (Result<PackedResponse, String>,)>(
+                &mut self.store,
+                index,
+            )?;
+        let (result,) = func.call_async(&mut self.store, (request,)).await?;
+        Ok(result.and_then(|packed| {
+            packed_http::unpack_response(packed)
+                .map_err(|why| format!("its packed response does not unpack: {why}"))
+        }))
     }
 
     /// Runs the class's alarm handler; `Ok(false)` if the class has none. `Err(_, true)` means

@@ -28,6 +28,7 @@
 //! | `instance` | the wasmtime Store of one object, calls under limits, trap classification |
 //! | `state` | the Store's data: one context per capability |
 //! | `object`, `storage`, [`alarms`], `websockets`, `rpc`, [`outbound`] | the capabilities of the `wasmdo:object` world (and `wasi:http`), each with its backend; `storage` also keeps the host's usage against the storage quotas |
+//! | `packed_http` | HTTP heads packed into one string each way (`packed-handler`, `packed-objects`: what JavaScript components exchange) |
 //! | [`ids`], [`limits`], [`metrics`], [`error`], [`config`] | leaves: ids and object keys, every cap with its reason, counters, errors, `wasmdo.toml` |
 //!
 //! Nothing here blocks the async runtime for long: guests yield on fuel, compilation runs on the
@@ -62,6 +63,7 @@ pub mod limits;
 pub mod metrics;
 mod object;
 pub mod outbound;
+mod packed_http;
 mod projects;
 pub mod registry;
 pub mod router;

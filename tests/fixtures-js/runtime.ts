@@ -222,9 +222,19 @@ export class RuntimeProbe extends DurableObject {
         path: url.pathname,
         query: url.searchParams.get("q"),
         header: request.headers.get("x-test"),
+        headers: [...request.headers],
         body,
       },
-      { status: 201, headers: { "x-object": "runtime" } },
+      {
+        status: 201,
+        headers: [
+          ["x-object", "runtime"],
+          ["set-cookie", "a=1; Path=/"],
+          ["set-cookie", "b=2"],
+          ["x-empty", ""],
+          ["x-odd", "colon: and spaces"],
+        ],
+      },
     );
   }
 }

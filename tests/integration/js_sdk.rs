@@ -547,15 +547,42 @@ fn fetch_gets_a_standard_request_and_returns_a_response() {
     let reply = host.request_with(
         "POST",
         "/objects/rt/a/some/path?q=42",
-        &[("x-test", "yes")],
+        &[
+            ("x-test", "yes"),
+            ("x-many", "1"),
+            ("x-many", "2"),
+            ("x-empty", ""),
+            ("x-colon", "a: b"),
+        ],
         b"the body",
     );
     assert_eq!(reply.status, 201, "{}", reply.text);
     assert_eq!(reply.header("x-object"), Some("runtime"));
+    // every response header, in the order and number the class gave them (heads cross packed)
+    let cookies: Vec<&str> = reply
+        .headers
+        .iter()
+        .filter(|(k, _)| k == "set-cookie")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(cookies, ["a=1; Path=/", "b=2"]);
+    assert_eq!(reply.header("x-empty"), Some(""));
+    assert_eq!(reply.header("x-odd"), Some("colon: and spaces"));
     assert_eq!(reply.body["method"], "POST");
     assert_eq!(reply.body["path"], "/some/path");
     assert_eq!(reply.body["query"], "42");
     assert_eq!(reply.body["header"], "yes");
+    for pair in [
+        json!(["x-many", "1, 2"]),
+        json!(["x-empty", ""]),
+        json!(["x-colon", "a: b"]),
+    ] {
+        assert!(
+            reply.body["headers"].as_array().unwrap().contains(&pair),
+            "{pair} not among {}",
+            reply.body["headers"]
+        );
+    }
     assert_eq!(reply.body["body"], "the body");
     assert!(
         reply.body["url"]

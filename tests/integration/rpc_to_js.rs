@@ -143,6 +143,32 @@ fn a_runaway_javascript_callee_is_a_call_error_and_both_recover() {
     );
 }
 
+/// A JavaScript class's `fetch` takes requests with their head packed into lines; a request a
+/// Rust caller made with a newline in a header value cannot be packed, and goes unpacked to the
+/// class, whose `Headers` refuse it: it never arrives as other headers.
+#[test]
+fn a_request_that_cannot_be_packed_reaches_javascript_unpacked() {
+    let host = host();
+    let plain = host.call("caller", "a", "fetch-remote", json!(["p", "plain"]));
+    let plain = plain.as_str().unwrap();
+    assert!(plain.starts_with("201 "), "{plain}");
+    let echoed: serde_json::Value = serde_json::from_str(&plain[4..]).unwrap();
+    assert_eq!(echoed["header"], "plain");
+    assert_eq!(echoed["path"], "/echo");
+
+    let odd = host.call("caller", "a", "fetch-remote", json!(["p", "a\nx-other\nb"]));
+    let odd = odd.as_str().unwrap();
+    assert!(
+        !odd.contains("x-other\",\"b"),
+        "the value became another header: {odd}"
+    );
+    assert!(!odd.starts_with("201 "), "{odd}");
+    assert!(odd.contains("TypeError"), "{odd}");
+    // and the object goes on answering
+    let again = host.call("caller", "a", "fetch-remote", json!(["p", "again"]));
+    assert!(again.as_str().unwrap().starts_with("201 "), "{again}");
+}
+
 #[test]
 fn the_committed_rust_stub_is_what_bindgen_generates() {
     crate::harness::assert_bindgen_output(

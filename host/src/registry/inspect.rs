@@ -130,6 +130,7 @@ impl Registry {
                 })
             });
         let dynamic = dynamic_handler(&component)?;
+        let packed_fetch = packed_handler(&component)?;
         let event_loop = component
             .get_export_index(None, bindings::EVENT_LOOP_HANDLER_INTERFACE)
             .and_then(|iface| component.get_export_index(Some(&iface), "run"));
@@ -142,6 +143,7 @@ impl Registry {
         Ok(ClassVersion {
             alarm,
             dynamic,
+            packed_fetch,
             event_loop,
             websocket,
             snapshot,
@@ -234,6 +236,53 @@ fn dynamic_handler(component: &Component) -> Result<Option<ComponentExportIndex>
         && matches!(results.as_slice(), [Type::Result(result)]
             if result.ok().as_ref().is_some_and(bytes)
                 && matches!(result.err(), Some(Type::Variant(_))));
+    if !fits {
+        return Err(wrong());
+    }
+    Ok(Some(index))
+}
+
+/// The component's `packed-handler.fetch`, if it exports one, checked against the WIT:
+/// `func(request: packed-request) -> result<packed-response, string>`.
+fn packed_handler(component: &Component) -> Result<Option<ComponentExportIndex>, ObjectError> {
+    let Some(iface) = component.get_export_index(None, bindings::PACKED_HANDLER_INTERFACE) else {
+        return Ok(None);
+    };
+    let wrong = || {
+        invalid(format!(
+            "the component's `{}` export does not match the world: it must be `fetch: func(request: packed-request) -> result<packed-response, string>`, with `packed-request` {{ head: string, body: list<u8> }} and `packed-response` {{ status: u16, headers: string, body: list<u8> }}",
+            bindings::PACKED_HANDLER_INTERFACE
+        ))
+    };
+    let Some((ComponentItem::ComponentFunc(func), index)) =
+        component.get_export(Some(&iface), "fetch")
+    else {
+        return Err(wrong());
+    };
+    let bytes = |ty: &Type| matches!(ty, Type::List(list) if list.ty() == Type::U8);
+    let record = |ty: &Type, shape: &[(&str, &dyn Fn(&Type) -> bool)]| {
+        let Type::Record(record) = ty else {
+            return false;
+        };
+        let fields: Vec<_> = record.fields().collect();
+        fields.len() == shape.len()
+            && fields
+                .iter()
+                .zip(shape)
+                .all(|(field, (name, fits))| field.name == *name && fits(&field.ty))
+    };
+    let string = |ty: &Type| *ty == Type::String;
+    let params: Vec<Type> = func.params().map(|(_, ty)| ty).collect();
+    let results: Vec<Type> = func.results().collect();
+    let fits = matches!(params.as_slice(), [request]
+            if record(request, &[("head", &string), ("body", &bytes)]))
+        && matches!(results.as_slice(), [Type::Result(result)]
+            if result.ok().as_ref().is_some_and(|ok| record(ok, &[
+                ("status", &|ty: &Type| *ty == Type::U16),
+                ("headers", &string),
+                ("body", &bytes),
+            ]))
+                && result.err() == Some(Type::String));
     if !fits {
         return Err(wrong());
     }

@@ -27,9 +27,12 @@ use wasmtime::component::{Component, HasData, Linker, Resource, ResourceTable, R
 use crate::bindings::dynamic_api::{self, Thrown};
 use crate::bindings::http_types::{Request, Response};
 use crate::bindings::objects_api::{self, CallError, Failure};
+use crate::bindings::packed_http_types::{PackedRequest, PackedResponse};
+use crate::bindings::packed_objects_api;
 use crate::error::ObjectError;
 use crate::ids::ObjectKey;
 use crate::limits::MAX_REMEMBERED_ADDRESSES;
+use crate::packed_http;
 use crate::router::{Address, Chain, Router, StubMethod};
 use crate::websockets::WebSocketsCtx;
 
@@ -268,6 +271,24 @@ impl objects_api::Host for ObjectsHost<'_> {
     }
 }
 
+impl packed_objects_api::Host for ObjectsHost<'_> {
+    /// `objects.fetch` with the head packed (a JavaScript `stub.fetch`).
+    async fn fetch(
+        &mut self,
+        binding: String,
+        id: String,
+        request: PackedRequest,
+    ) -> wasmtime::Result<Result<PackedResponse, CallError>> {
+        let request = match packed_http::unpack_request(request) {
+            Ok(request) => request,
+            Err(why) => return Ok(Err(CallError::BadCall(why))),
+        };
+        let fetched = objects_api::Host::fetch(self, binding, id, request).await?;
+        Ok(fetched
+            .and_then(|response| packed_http::pack_response(response).map_err(CallError::BadCall)))
+    }
+}
+
 impl dynamic_api::Host for ObjectsHost<'_> {
     /// Dynamic RPC to the object `id` of the class bound as `binding`.
     async fn call(
@@ -290,13 +311,14 @@ impl dynamic_api::Host for ObjectsHost<'_> {
     }
 }
 
-/// Adds the `objects` and `dynamic` interfaces to `linker`, over the [`ObjectsHost`] `get` returns (a class's
+/// Adds the `objects`, `packed-objects` and `dynamic` interfaces to `linker`, over the [`ObjectsHost`] `get` returns (a class's
 /// stub imports are linked per class: [`link_stubs`]).
 pub(crate) fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     get: fn(&mut T) -> ObjectsHost<'_>,
 ) -> wasmtime::Result<()> {
     objects_api::add_to_linker::<T, ObjectsApi>(linker, get)?;
+    packed_objects_api::add_to_linker::<T, ObjectsApi>(linker, get)?;
     dynamic_api::add_to_linker::<T, ObjectsApi>(linker, get)
 }
 
