@@ -9,7 +9,8 @@
 //! each has the machine to itself. The same clients in this process drive both:
 //! - HTTP through the Worker to an object: `GET /api/rooms/<room>/history` (the Worker's fetch
 //!   calls the room's fetch, which lists 20 stored messages), N keep-alive connections for a
-//!   fixed time: requests/s and latency p50/p99; on wasmdo also the object's own route
+//!   fixed time: requests/s and latency p50/p99 (once more with a browser's 12 request headers,
+//!   which a page's `fetch` sends); on wasmdo also the object's own route
 //!   (`/objects/ChatRoom/<room>/history`, no Worker) to show what the Worker's hop costs;
 //! - WebSocket fan-out through sockets the Worker passed on to the room: members join through
 //!   the Worker (each from its own `CF-Connecting-IP`, so the rate limiter lets them in; each join
@@ -37,7 +38,7 @@ mod shared;
 use shared::{Workerd, start_workerd};
 #[path = "shared/load.rs"]
 mod load;
-use load::{Paths, Stats, http_load};
+use load::{BROWSER_HEADERS, Paths, Stats, http_load_with};
 #[path = "shared/esbuild.rs"]
 mod esbuild;
 use esbuild::esbuild;
@@ -197,20 +198,36 @@ async fn workload(label: &'static str, addr: SocketAddr, direct: bool) -> Result
         writer.close(None).await.expect("close");
     }
     let mut http = Vec::new();
-    let mut scenarios: Vec<(String, Paths, usize)> = vec![
+    type Scenario = (
+        String,
+        Paths,
+        &'static [(&'static str, &'static str)],
+        usize,
+    );
+    let mut scenarios: Vec<Scenario> = vec![
         (
             "GET history via Worker, 1 room, 1 conn".into(),
             Arc::new(|_| "/api/rooms/h0/history".to_string()),
+            &[],
             1,
         ),
         (
             "GET history via Worker, 1 room, 16 conns".into(),
             Arc::new(|_| "/api/rooms/h0/history".to_string()),
+            &[],
             16,
         ),
         (
             format!("GET history via Worker, {rooms} rooms, 16 conns"),
             Arc::new(move |i| format!("/api/rooms/h{}/history", i % rooms)),
+            &[],
+            16,
+        ),
+        // what a page's fetch sends: a browser's 12 headers besides `host`
+        (
+            "the same, a browser's headers, 1 room, 16 conns".into(),
+            Arc::new(|_| "/api/rooms/h0/history".to_string()),
+            BROWSER_HEADERS,
             16,
         ),
     ];
@@ -218,11 +235,12 @@ async fn workload(label: &'static str, addr: SocketAddr, direct: bool) -> Result
         scenarios.push((
             "GET history from the object (no Worker), 16 conns".into(),
             Arc::new(|_| "/objects/ChatRoom/h0/history".to_string()),
+            &[],
             16,
         ));
     }
-    for (name, path, connections) in scenarios {
-        let (rate, stats) = http_load(addr, path, None, connections, secs).await;
+    for (name, path, headers, connections) in scenarios {
+        let (rate, stats) = http_load_with(addr, path, None, headers, connections, secs).await;
         println!(
             "{label:<8} {name:<52} {rate:>7.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms",
             ms(stats.pct(0.5)),

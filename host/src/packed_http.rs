@@ -240,8 +240,9 @@ mod tests {
         };
         assert!(unpack_response(none).unwrap().headers.is_empty());
         let bad = Response {
+            status: 200,
             headers: vec![("x".into(), "a\nb".into())],
-            ..response
+            body: vec![],
         };
         assert!(
             pack_response(bad)

@@ -33,13 +33,49 @@ impl Stats {
 /// The path of the i-th request of a load.
 pub(crate) type Paths = Arc<dyn Fn(usize) -> String + Send + Sync>;
 
+/// A browser's request headers (Chromium's, for a `fetch` from a page), besides `host`.
+#[allow(dead_code)] // not every bench binary sends them
+pub(crate) const BROWSER_HEADERS: &[(&str, &str)] = &[
+    ("accept", "*/*"),
+    ("accept-language", "en-US,en;q=0.9"),
+    ("accept-encoding", "gzip, deflate, br, zstd"),
+    (
+        "user-agent",
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+    ),
+    (
+        "sec-ch-ua",
+        "\"Chromium\";v=\"131\", \"Not_A Brand\";v=\"24\"",
+    ),
+    ("sec-ch-ua-mobile", "?0"),
+    ("sec-ch-ua-platform", "\"Linux\""),
+    ("sec-fetch-dest", "empty"),
+    ("sec-fetch-mode", "cors"),
+    ("sec-fetch-site", "same-origin"),
+    ("referer", "http://bench/"),
+    ("cookie", "session=5f2b9c1e8a7d4e3f; theme=dark"),
+];
+
 /// `connections` keep-alive connections, each sending requests back to back until `duration`
 /// has passed: `POST body` when there is one, else `GET`; `path(i)` gives the path of the i-th
 /// request overall. Every answer must be a success. Returns requests/s and the latencies.
+#[allow(dead_code)] // not every bench binary calls it
 pub(crate) async fn http_load(
     addr: SocketAddr,
     path: Paths,
     body: Option<&'static str>,
+    connections: usize,
+    duration: Duration,
+) -> (f64, Stats) {
+    http_load_with(addr, path, body, &[], connections, duration).await
+}
+
+/// [`http_load`], each request with `headers` besides `host`.
+pub(crate) async fn http_load_with(
+    addr: SocketAddr,
+    path: Paths,
+    body: Option<&'static str>,
+    headers: &'static [(&'static str, &'static str)],
     connections: usize,
     duration: Duration,
 ) -> (f64, Stats) {
@@ -58,13 +94,17 @@ pub(crate) async fn http_load(
             let mut samples = Vec::new();
             while Instant::now() < deadline {
                 let uri = path(counter.fetch_add(1, Ordering::Relaxed));
-                let request = match body {
+                let mut request = match body {
                     Some(_) => Request::post(uri),
                     None => Request::get(uri),
                 }
-                .header("host", "bench")
-                .body(Full::new(Bytes::from_static(body.unwrap_or("").as_bytes())))
-                .expect("request");
+                .header("host", "bench");
+                for (name, value) in headers {
+                    request = request.header(*name, *value);
+                }
+                let request = request
+                    .body(Full::new(Bytes::from_static(body.unwrap_or("").as_bytes())))
+                    .expect("request");
                 let start = Instant::now();
                 let response = sender.send_request(request).await.expect("response");
                 let status = response.status();
