@@ -214,6 +214,11 @@ export class RuntimeProbe extends DurableObject {
   async fetch(request: Request): Promise<Response> {
     const url = new URL(request.url);
     if (url.pathname === "/throw") throw new Error("fetch blew up");
+    // a request without a body: its copies keep every header (its Headers are made when read)
+    const copies =
+      request.method === "GET"
+        ? { cloned: request.clone().headers.get("x-test"), copied: new Request("https://other/", request).headers.get("x-test") }
+        : {};
     const body = request.method === "GET" || request.method === "HEAD" ? "" : await request.text();
     return Response.json(
       {
@@ -224,6 +229,7 @@ export class RuntimeProbe extends DurableObject {
         header: request.headers.get("x-test"),
         headers: [...request.headers],
         body,
+        ...copies,
       },
       {
         status: 201,

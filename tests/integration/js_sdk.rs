@@ -590,6 +590,17 @@ fn fetch_gets_a_standard_request_and_returns_a_response() {
             .unwrap()
             .ends_with("/some/path?q=42")
     );
+    // a request without a body: a clone and a copy (`new Request(url, request)`) keep its headers
+    let got = host.request_with("GET", "/objects/rt/a/get", &[("x-test", "g")], b"");
+    assert_eq!(got.status, 201, "{}", got.text);
+    assert_eq!(
+        (
+            &got.body["header"],
+            &got.body["cloned"],
+            &got.body["copied"]
+        ),
+        (&json!("g"), &json!("g"), &json!("g"))
+    );
     let failed = host.request("GET", "/objects/rt/a/throw", b"");
     assert_eq!(failed.status, 500, "{}", failed.text);
     assert_eq!(failed.body["kind"], "FetchFailed");
