@@ -193,13 +193,12 @@ impl Instance {
     ) -> Result<Response, (ObjectError, bool)> {
         self.arm(limits).map_err(|e| (e, false))?;
         // the packed head when the class takes it (JavaScript: far fewer strings to decode)
-        let packed = match self.class.packed_fetch {
-            Some(index) => packed_http::pack_request(request).map(|packed| (index, packed)),
-            None => Err(request),
-        };
-        let outcome = match packed {
-            Ok((index, packed)) => self.fetch_packed(index, packed).await,
-            Err(request) => {
+        let outcome = match self.class.packed_fetch {
+            Some(index) if packed_http::packs(&request) => {
+                let packed = packed_http::pack_request(request);
+                self.fetch_packed(index, packed).await
+            }
+            _ => {
                 let handler = self.handler.wasmdo_object_handler();
                 handler.call_fetch(&mut self.store, &request).await
             }

@@ -242,6 +242,9 @@ fn dynamic_handler(component: &Component) -> Result<Option<ComponentExportIndex>
     Ok(Some(index))
 }
 
+/// A record field's name and a check of its type.
+type FieldCheck<'a> = (&'a str, &'a dyn Fn(&Type) -> bool);
+
 /// The component's `packed-handler.fetch`, if it exports one, checked against the WIT:
 /// `func(request: packed-request) -> result<packed-response, string>`.
 fn packed_handler(component: &Component) -> Result<Option<ComponentExportIndex>, ObjectError> {
@@ -260,7 +263,7 @@ fn packed_handler(component: &Component) -> Result<Option<ComponentExportIndex>,
         return Err(wrong());
     };
     let bytes = |ty: &Type| matches!(ty, Type::List(list) if list.ty() == Type::U8);
-    let record = |ty: &Type, shape: &[(&str, &dyn Fn(&Type) -> bool)]| {
+    let record = |ty: &Type, shape: &[FieldCheck<'_>]| {
         let Type::Record(record) = ty else {
             return false;
         };
