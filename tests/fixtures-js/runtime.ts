@@ -212,6 +212,11 @@ export class RuntimeProbe extends DurableObject {
   }
 
   async fetch(request: Request): Promise<Response> {
+    const pairs = (headers: Headers) => {
+      const all: [string, string][] = [];
+      headers.forEach((value, name) => all.push([name, value]));
+      return all;
+    };
     const url = new URL(request.url);
     if (url.pathname === "/throw") throw new Error("fetch blew up");
     // a request without a body: its copies keep every header (its Headers are made when read)
@@ -227,7 +232,7 @@ export class RuntimeProbe extends DurableObject {
         path: url.pathname,
         query: url.searchParams.get("q"),
         header: request.headers.get("x-test"),
-        headers: [...request.headers],
+        headers: pairs(request.headers),
         body,
         ...copies,
       },
