@@ -140,22 +140,22 @@ export function packRequest(record) {
  * A handler's `Response` as the host's response record; `who` names the handler in the error
  * for anything else. A 101 carries no body: the host switches the client's connection over.
  */
-export async function toResponseRecord(response, who) {
+export function toResponseRecord(response, who) {
+  return responseRecord(response, who, (headers) => [...headers]);
+}
+
+/** `toResponseRecord`, its headers packed (`packed-handler.fetch`). */
+export function toPackedResponse(response, who) {
+  return responseRecord(response, who, packHeaders);
+}
+
+/** A response record of `response`, its headers as `encode` gives them. */
+async function responseRecord(response, who, encode) {
   // (Response.json() and friends make the platform's Response, not the SDK's subclass)
   if (!(response instanceof PlatformResponse)) {
     throw new TypeError(`${who} returned ${typeName(response)}, not a Response`);
   }
-  if (response.status === 101) return { status: 101, headers: [...response.headers], body: new Uint8Array() };
-  const body = new Uint8Array(await response.arrayBuffer());
-  return { status: response.status, headers: [...response.headers], body };
-}
-
-/** `toResponseRecord`, its headers packed (`packed-handler.fetch`). */
-export async function toPackedResponse(response, who) {
-  if (!(response instanceof PlatformResponse)) {
-    throw new TypeError(`${who} returned ${typeName(response)}, not a Response`);
-  }
-  const headers = packHeaders(response.headers);
+  const headers = encode(response.headers);
   if (response.status === 101) return { status: 101, headers, body: new Uint8Array() };
   return { status: response.status, headers, body: new Uint8Array(await response.arrayBuffer()) };
 }

@@ -18,25 +18,19 @@ const REQUEST_LINES: usize = 4;
 /// does not goes to the component's `handler.fetch`, unpacked).
 pub(crate) fn packs(request: &Request) -> bool {
     let fields = [&request.method, &request.url, &request.path, &request.query];
-    !fields.iter().any(|f| f.contains('\n')) && headers_pack(&request.headers)
+    !fields.iter().any(|f| f.contains('\n')) && header_with_newline(&request.headers).is_none()
 }
 
 /// `request` with its head packed; only for a request that [`packs`].
 pub(crate) fn pack_request(request: Request) -> PackedRequest {
     debug_assert!(packs(&request), "a head with a newline does not pack");
     let fields = [&request.method, &request.url, &request.path, &request.query];
-    let mut head = String::with_capacity(
-        fields.iter().map(|f| f.len() + 1).sum::<usize>() + headers_len(&request.headers),
-    );
-    for (i, field) in fields.into_iter().enumerate() {
-        if i > 0 {
-            head.push('\n');
-        }
-        head.push_str(field);
-    }
-    push_headers(&mut head, &request.headers, true);
+    let lines = fields
+        .map(String::as_str)
+        .into_iter()
+        .chain(header_lines(&request.headers));
     PackedRequest {
-        head,
+        head: lines.collect::<Vec<_>>().join("\n"),
         body: request.body,
     }
 }
@@ -66,20 +60,16 @@ pub(crate) fn unpack_request(packed: PackedRequest) -> Result<Request, String> {
 /// `response` with its headers packed; `Err` names a header that holds a newline, which no
 /// line (and no `Headers` of the Web platform) can.
 pub(crate) fn pack_response(response: Response) -> Result<PackedResponse, String> {
-    if let Some((name, _)) = response
-        .headers
-        .iter()
-        .find(|(name, value)| name.contains('\n') || value.contains('\n'))
-    {
+    if let Some(name) = header_with_newline(&response.headers) {
         return Err(format!(
             "the response's header {name:?} holds a newline, which a header cannot"
         ));
     }
-    let mut headers = String::with_capacity(headers_len(&response.headers));
-    push_headers(&mut headers, &response.headers, false);
     Ok(PackedResponse {
         status: response.status,
-        headers,
+        headers: header_lines(&response.headers)
+            .collect::<Vec<_>>()
+            .join("\n"),
         body: response.body,
     })
 }
@@ -98,26 +88,19 @@ pub(crate) fn unpack_response(packed: PackedResponse) -> Result<Response, String
     })
 }
 
-fn headers_pack(headers: &[(String, String)]) -> bool {
-    !headers
+/// The name of the first header whose name or value holds a newline, if any.
+fn header_with_newline(headers: &[(String, String)]) -> Option<&str> {
+    headers
         .iter()
-        .any(|(name, value)| name.contains('\n') || value.contains('\n'))
+        .find(|(name, value)| name.contains('\n') || value.contains('\n'))
+        .map(|(name, _)| name.as_str())
 }
 
-fn headers_len(headers: &[(String, String)]) -> usize {
-    headers.iter().map(|(n, v)| n.len() + v.len() + 2).sum()
-}
-
-/// Appends each header's name and value as lines; `after` says whether lines come before them.
-fn push_headers(out: &mut String, headers: &[(String, String)], after: bool) {
-    for (i, (name, value)) in headers.iter().enumerate() {
-        if after || i > 0 {
-            out.push('\n');
-        }
-        out.push_str(name);
-        out.push('\n');
-        out.push_str(value);
-    }
+/// Each header's name and value, as lines.
+fn header_lines(headers: &[(String, String)]) -> impl Iterator<Item = &str> {
+    headers
+        .iter()
+        .flat_map(|(name, value)| [name.as_str(), value.as_str()])
 }
 
 /// Lines taken two at a time as headers.

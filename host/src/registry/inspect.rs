@@ -212,34 +212,57 @@ impl Registry {
     }
 }
 
-/// The component's `dynamic-handler.call` (dynamic RPC), if it exports one, checked against the
-/// WIT: `func(method: string, args: list<u8>) -> result<list<u8>, dynamic-error>`.
-fn dynamic_handler(component: &Component) -> Result<Option<ComponentExportIndex>, ObjectError> {
-    let Some(iface) = component.get_export_index(None, bindings::DYNAMIC_HANDLER_INTERFACE) else {
+/// The function `name` of the optional exported `interface`, if the component exports it and
+/// `fits` its parameter and result types; a component whose export does not fit is refused with
+/// what it must be (`required`, the WIT).
+fn optional_handler(
+    component: &Component,
+    interface: &str,
+    name: &str,
+    required: &str,
+    fits: impl Fn(&[Type], &[Type]) -> bool,
+) -> Result<Option<ComponentExportIndex>, ObjectError> {
+    let Some(iface) = component.get_export_index(None, interface) else {
         return Ok(None);
     };
     let wrong = || {
         invalid(format!(
-            "the component's `{}` export does not match the world: it must be `call: func(method: string, args: list<u8>) -> result<list<u8>, dynamic-error>`",
-            bindings::DYNAMIC_HANDLER_INTERFACE
+            "the component's `{interface}` export does not match the world: it must be {required}"
         ))
     };
     let Some((ComponentItem::ComponentFunc(func), index)) =
-        component.get_export(Some(&iface), "call")
+        component.get_export(Some(&iface), name)
     else {
         return Err(wrong());
     };
     let params: Vec<Type> = func.params().map(|(_, ty)| ty).collect();
     let results: Vec<Type> = func.results().collect();
-    let bytes = |ty: &Type| matches!(ty, Type::List(list) if list.ty() == Type::U8);
-    let fits = matches!(params.as_slice(), [Type::String, args] if bytes(args))
-        && matches!(results.as_slice(), [Type::Result(result)]
-            if result.ok().as_ref().is_some_and(bytes)
-                && matches!(result.err(), Some(Type::Variant(_))));
-    if !fits {
+    if !fits(&params, &results) {
         return Err(wrong());
     }
     Ok(Some(index))
+}
+
+/// Whether `ty` is `list<u8>`.
+fn is_bytes(ty: &Type) -> bool {
+    matches!(ty, Type::List(list) if list.ty() == Type::U8)
+}
+
+/// The component's `dynamic-handler.call` (dynamic RPC), if it exports one, checked against the
+/// WIT: `func(method: string, args: list<u8>) -> result<list<u8>, dynamic-error>`.
+fn dynamic_handler(component: &Component) -> Result<Option<ComponentExportIndex>, ObjectError> {
+    optional_handler(
+        component,
+        bindings::DYNAMIC_HANDLER_INTERFACE,
+        "call",
+        "`call: func(method: string, args: list<u8>) -> result<list<u8>, dynamic-error>`",
+        |params, results| {
+            matches!(params, [Type::String, args] if is_bytes(args))
+                && matches!(results, [Type::Result(result)]
+                    if result.ok().as_ref().is_some_and(is_bytes)
+                        && matches!(result.err(), Some(Type::Variant(_))))
+        },
+    )
 }
 
 /// A record field's name and a check of its type.
@@ -248,21 +271,6 @@ type FieldCheck<'a> = (&'a str, &'a dyn Fn(&Type) -> bool);
 /// The component's `packed-handler.fetch`, if it exports one, checked against the WIT:
 /// `func(request: packed-request) -> result<packed-response, string>`.
 fn packed_handler(component: &Component) -> Result<Option<ComponentExportIndex>, ObjectError> {
-    let Some(iface) = component.get_export_index(None, bindings::PACKED_HANDLER_INTERFACE) else {
-        return Ok(None);
-    };
-    let wrong = || {
-        invalid(format!(
-            "the component's `{}` export does not match the world: it must be `fetch: func(request: packed-request) -> result<packed-response, string>`, with `packed-request` {{ head: string, body: list<u8> }} and `packed-response` {{ status: u16, headers: string, body: list<u8> }}",
-            bindings::PACKED_HANDLER_INTERFACE
-        ))
-    };
-    let Some((ComponentItem::ComponentFunc(func), index)) =
-        component.get_export(Some(&iface), "fetch")
-    else {
-        return Err(wrong());
-    };
-    let bytes = |ty: &Type| matches!(ty, Type::List(list) if list.ty() == Type::U8);
     let record = |ty: &Type, shape: &[FieldCheck<'_>]| {
         let Type::Record(record) = ty else {
             return false;
@@ -275,21 +283,22 @@ fn packed_handler(component: &Component) -> Result<Option<ComponentExportIndex>,
                 .all(|(field, (name, fits))| field.name == *name && fits(&field.ty))
     };
     let string = |ty: &Type| *ty == Type::String;
-    let params: Vec<Type> = func.params().map(|(_, ty)| ty).collect();
-    let results: Vec<Type> = func.results().collect();
-    let fits = matches!(params.as_slice(), [request]
-            if record(request, &[("head", &string), ("body", &bytes)]))
-        && matches!(results.as_slice(), [Type::Result(result)]
-            if result.ok().as_ref().is_some_and(|ok| record(ok, &[
-                ("status", &|ty: &Type| *ty == Type::U16),
-                ("headers", &string),
-                ("body", &bytes),
-            ]))
-                && result.err() == Some(Type::String));
-    if !fits {
-        return Err(wrong());
-    }
-    Ok(Some(index))
+    optional_handler(
+        component,
+        bindings::PACKED_HANDLER_INTERFACE,
+        "fetch",
+        "`fetch: func(request: packed-request) -> result<packed-response, string>`, with `packed-request` { head: string, body: list<u8> } and `packed-response` { status: u16, headers: string, body: list<u8> }",
+        |params, results| {
+            matches!(params, [request] if record(request, &[("head", &string), ("body", &is_bytes)]))
+                && matches!(results, [Type::Result(result)]
+                    if result.ok().as_ref().is_some_and(|ok| record(ok, &[
+                        ("status", &|ty: &Type| *ty == Type::U16),
+                        ("headers", &string),
+                        ("body", &is_bytes),
+                    ]))
+                        && result.err() == Some(Type::String))
+        },
+    )
 }
 
 fn method(
