@@ -18,7 +18,7 @@
 //! itself.
 
 use bytes::Bytes;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -63,6 +63,8 @@ pub(crate) struct Slot {
     /// When the actor last finished a batch (ms since `epoch`): for LRU eviction.
     last_active: AtomicU64,
     epoch: Instant,
+    /// Set once the actor has left the directory.
+    retired: AtomicBool,
 }
 
 impl Slot {
@@ -73,6 +75,7 @@ impl Slot {
             queued: AtomicUsize::new(0),
             last_active: AtomicU64::new(0),
             epoch,
+            retired: AtomicBool::new(false),
         };
         slot.touch();
         slot
@@ -85,6 +88,16 @@ impl Slot {
     /// When the actor last finished a batch (ms since the directory started).
     pub(crate) fn last_active(&self) -> u64 {
         self.last_active.load(Ordering::Relaxed)
+    }
+
+    /// Whether the actor has left the directory (its key may have a newer activation).
+    pub(crate) fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Relaxed)
+    }
+
+    /// Marks the actor as gone from the directory.
+    pub(crate) fn retired(&self) {
+        self.retired.store(true, Ordering::Relaxed);
     }
 
     pub(crate) fn touch(&self) {

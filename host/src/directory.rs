@@ -45,10 +45,11 @@ pub struct Directory {
     /// This directory, handed to the actors it starts (as their [`Liveness`] and [`Router`]).
     me: Weak<Directory>,
     live: Mutex<HashMap<ObjectKey, Entry>>,
-    /// Live activations (key, generation) in the order eviction looks at them: appended when
-    /// started, moved to the back when looked at; retired ones drop out when next met. Locked
-    /// only while `live` is.
-    eviction_order: Mutex<VecDeque<(ObjectKey, u64)>>,
+    /// Live activations in the order eviction looks at them: appended when started, moved to
+    /// the back when looked at; retired ones drop out when next met. Each is its key and its
+    /// slot, so looking at one needs no lookup in `live` (64 lookups per eviction were 1.5% of
+    /// a host's CPU creating new objects). Locked only while `live` is.
+    eviction_order: Mutex<VecDeque<(ObjectKey, Arc<Slot>)>>,
     permits: Arc<Semaphore>,
     next_generation: AtomicU64,
     epoch: Instant,
@@ -187,7 +188,7 @@ impl Directory {
                     rx,
                 );
                 tokio::spawn(actor.run());
-                self.queue_for_eviction(&live, &key, slot.generation());
+                self.queue_for_eviction(&live, &key, &slot);
                 live.entry(key.clone()).or_insert(Entry { tx, slot })
             }
         };
@@ -224,13 +225,13 @@ impl Directory {
         &self,
         live: &HashMap<ObjectKey, Entry>,
         key: &ObjectKey,
-        generation: u64,
+        slot: &Arc<Slot>,
     ) {
         let mut order = self.eviction_order.lock().expect("eviction order lock");
         if order.len() >= 2 * live.len() + EVICTION_SAMPLE {
-            order.retain(|(k, g)| live.get(k).is_some_and(|e| e.slot.generation() == *g));
+            order.retain(|(_, slot)| !slot.is_retired());
         }
-        order.push_back((key.clone(), generation));
+        order.push_back((key.clone(), slot.clone()));
     }
 
     /// Asks the least recently active idle object among the next [`EVICTION_SAMPLE`] of the
@@ -238,26 +239,31 @@ impl Directory {
     fn evict_one_idle(&self, except: &ObjectKey) {
         let live = self.live.lock().expect("directory lock");
         let mut order = self.eviction_order.lock().expect("eviction order lock");
-        let mut victim: Option<&Entry> = None;
+        let mut victim: Option<(ObjectKey, Arc<Slot>)> = None;
         let mut looked = 0;
         while looked < EVICTION_SAMPLE.min(live.len()) {
-            let Some((key, generation)) = order.pop_front() else {
+            let Some((key, slot)) = order.pop_front() else {
                 break;
             };
-            let Some(entry) = live.get(&key).filter(|e| e.slot.generation() == generation) else {
-                continue; // retired
-            };
+            if slot.is_retired() {
+                continue;
+            }
             looked += 1;
-            let idle = entry.slot.queued.load(Ordering::Relaxed) == 0;
+            let idle = slot.queued.load(Ordering::Relaxed) == 0;
             if idle
                 && key != *except
-                && victim.is_none_or(|v| entry.slot.last_active() < v.slot.last_active())
+                && victim
+                    .as_ref()
+                    .is_none_or(|(_, v)| slot.last_active() < v.last_active())
             {
-                victim = Some(entry);
+                victim = Some((key.clone(), slot.clone()));
             }
-            order.push_back((key, generation));
+            order.push_back((key, slot));
         }
-        if let Some(entry) = victim {
+        if let Some((key, slot)) = victim
+            && let Some(entry) = live.get(&key)
+            && Arc::ptr_eq(&entry.slot, &slot)
+        {
             let _ = entry.tx.send(Event::Evict);
         }
     }
@@ -289,6 +295,7 @@ impl Liveness for Directory {
         {
             live.remove(key);
         }
+        slot.retired();
         true
     }
 

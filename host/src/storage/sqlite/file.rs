@@ -45,16 +45,24 @@ fn template(dir: &Path) -> Result<&'static [u8], String> {
 /// file to WAL through SQLite would cost four fsyncs, and this costs none. With the journal on,
 /// the file becomes durable at the next checkpoint, and until then recovery can make it again
 /// from the template (the journal holds its whole history).
-pub(crate) fn create_database(path: &Path) -> std::io::Result<()> {
+/// Returns the new file's size.
+pub(crate) fn create_database(path: &Path) -> std::io::Result<u64> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let bytes = template(dir).map_err(std::io::Error::other)?;
     let tmp = path.with_extension("sqlite-new");
-    let mut file = std::fs::File::create(&tmp)?;
+    // the directories usually exist already: create them only when they do not
+    let mut file = match std::fs::File::create(&tmp) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir)?;
+            std::fs::File::create(&tmp)?
+        }
+        created => created?,
+    };
+    let bytes = template(dir).map_err(std::io::Error::other)?;
     file.write_all(bytes)?;
     drop(file);
-    std::fs::rename(&tmp, path)
+    std::fs::rename(&tmp, path)?;
+    Ok(bytes.len() as u64)
 }
 
 /// Whether the table `name` exists in the database.

@@ -739,15 +739,18 @@ impl SqliteStorage {
                 tracing::debug!(target: "wasmdo.storage", "a new object cannot write: {why}");
                 return Err(StorageError::QuotaExceeded);
             }
-            if let Err(e) = create_database(&self.path) {
-                if let Some((usage, namespace)) = &self.usage {
-                    usage.release_object(namespace);
+            match create_database(&self.path) {
+                Ok(bytes) => {
+                    if let Some((usage, namespace)) = &self.usage {
+                        usage.committed(namespace, 0, bytes);
+                    }
                 }
-                return Err(internal("cannot create", &e));
-            }
-            if let Some((usage, namespace)) = &self.usage {
-                let bytes = std::fs::metadata(&self.path).map_or(0, |m| m.len());
-                usage.committed(namespace, 0, bytes);
+                Err(e) => {
+                    if let Some((usage, namespace)) = &self.usage {
+                        usage.release_object(namespace);
+                    }
+                    return Err(internal("cannot create", &e));
+                }
             }
         }
         // No SQLITE_OPEN_URI: the path is a file name, never a URI with options.
