@@ -17,6 +17,10 @@ use crate::state::ObjectState;
 use crate::storage::{self, StorageView};
 use crate::{alarms, event_loop, object, outbound, websockets};
 
+/// Bytes of each table slot whose written pages stay resident, zeroed in place, when its instance
+/// is dropped (a table of a few thousand functions; larger ones are unmapped past this).
+const TABLE_KEEP_RESIDENT_BYTES: usize = 64 * 1024;
+
 /// The engine every class runs on: async, fuel and epoch interruption on, pooling allocator
 /// sized for `max_live_objects`, compiled functions kept across compilations.
 pub(crate) fn new_engine(limits: &Limits, metrics: &Arc<Metrics>) -> Result<Engine, StartError> {
@@ -51,6 +55,13 @@ pub(crate) fn new_engine(limits: &Limits, metrics: &Arc<Metrics>) -> Result<Engi
         // resident) the first bytes of every freed memory, written or not.
         .linear_memory_keep_resident(if pagemap_scan_available() {
             usize::try_from(limits.instance_keep_resident_bytes).unwrap_or(usize::MAX)
+        } else {
+            0
+        })
+        // the same for tables: their written pages are zeroed in place rather than each table
+        // unmapped with its own `madvise` (3.7% of a host's CPU creating new objects at the cap)
+        .table_keep_resident(if pagemap_scan_available() {
+            TABLE_KEEP_RESIDENT_BYTES
         } else {
             0
         })
