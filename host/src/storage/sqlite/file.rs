@@ -163,6 +163,24 @@ mod tests {
     }
 
     #[test]
+    fn create_database_makes_missing_directories_and_returns_the_file_size() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("objects/ns/ab/abcd.sqlite");
+        let bytes = super::create_database(&path).unwrap();
+        assert_eq!(bytes, std::fs::metadata(&path).unwrap().len());
+        assert!(bytes >= 2 * 4096, "the template holds two pages");
+        // a second object in the same, now existing, directory
+        let next = dir.path().join("objects/ns/ab/abce.sqlite");
+        assert_eq!(super::create_database(&next).unwrap(), bytes);
+        let mut names: Vec<_> = std::fs::read_dir(dir.path().join("objects/ns/ab"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["abcd.sqlite", "abce.sqlite"]);
+    }
+
+    #[test]
     fn new_databases_are_made_from_a_wal_template_and_leave_no_litter() {
         let (dir, mut s) = storage();
         s.put("k", b"v").unwrap();
