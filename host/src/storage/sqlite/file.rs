@@ -73,11 +73,12 @@ pub(super) fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bo
 
 /// Sets up a freshly opened connection: journal, durability, quotas and SQLite's own limits.
 /// `journaled`: the host's commit journal makes commits durable (see `synchronous` below).
+/// Returns the database's page size.
 pub(super) fn configure(
     conn: &Connection,
     limits: &StorageLimits,
     journaled: bool,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<u64> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
     // Defensive mode: no writable_schema, no direct writes to shadow tables; a guest cannot
@@ -136,7 +137,7 @@ pub(super) fn configure(
         clamp(u64::from(limits.max_bound_parameters).max(MIN_ENGINE_VARIABLES)),
     )?;
     conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)?;
-    Ok(())
+    Ok(page_size)
 }
 
 #[cfg(test)]

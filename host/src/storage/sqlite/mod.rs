@@ -199,6 +199,7 @@ pub(crate) struct ParkedDatabase {
     gate: Arc<GuestSqlGate>,
     wal: Option<WalTail>,
     seq: Option<u64>,
+    page_size: u64,
 }
 
 /// The storage of one object: one SQLite database, opened lazily, used by one thread at a time.
@@ -237,6 +238,8 @@ pub(crate) struct SqliteStorage {
     wal: Option<WalTail>,
     /// The number of the last journaled batch the database holds, once read.
     seq: Option<u64>,
+    /// The open database's page size, read when it opened.
+    page_size: u64,
     /// The last commit's durability, for the actor to await.
     durable: Option<Durable>,
     /// The next journaled commit must also sync the WAL itself: a commit the journal refused
@@ -278,6 +281,7 @@ impl SqliteStorage {
             object: Arc::from(""),
             wal: None,
             seq: None,
+            page_size: 0,
             durable: None,
             sync_wal_once: false,
             commit_alarm: None,
@@ -395,6 +399,7 @@ impl SqliteStorage {
             &self.gate,
             &mut self.kv_ready,
             self.sql_time_limit,
+            self.page_size,
             None,
         );
         let result = (|| {
@@ -454,7 +459,9 @@ impl SqliteStorage {
             ));
         };
         // the size the commit leaves, for the quotas' books
-        let grown = self.usage.as_ref().map(|_| size_of(conn)).transpose();
+        let grown = (self.usage.as_ref())
+            .map(|_| size_of(conn, self.page_size))
+            .transpose();
         let grown = match grown {
             Ok(grown) => grown,
             Err(e) => {
@@ -624,6 +631,7 @@ impl SqliteStorage {
             gate: self.gate.clone(),
             wal,
             seq,
+            page_size: self.page_size,
         })
     }
 
@@ -634,6 +642,7 @@ impl SqliteStorage {
         self.gate = parked.gate;
         self.wal = parked.wal;
         self.seq = parked.seq;
+        self.page_size = parked.page_size;
         self.kv_ready = false;
     }
 
@@ -682,6 +691,7 @@ impl SqliteStorage {
             &self.gate,
             &mut self.kv_ready,
             self.sql_time_limit,
+            self.page_size,
             quota,
         ));
         if let Err(error) = &result {
@@ -702,9 +712,10 @@ impl SqliteStorage {
     fn begin_event(&mut self) -> Result<(), StorageError> {
         if !self.is_open() {
             // no fsync here, even for a new database: it becomes durable with the journal
-            let (conn, wal, created) = self.open()?;
+            let (conn, wal, created, page_size) = self.open()?;
             self.conn = Some(conn);
             self.wal = wal;
+            self.page_size = page_size;
             if created {
                 // the template's batch number: no need to read it
                 self.seq = Some(0);
@@ -720,7 +731,7 @@ impl SqliteStorage {
             transaction_control(conn, "BEGIN").map_err(fail)?;
             self.batch_open = true;
             if self.usage.is_some() {
-                self.batch_start_bytes = size_of(conn).map_err(fail)?;
+                self.batch_start_bytes = size_of(conn, self.page_size).map_err(fail)?;
             }
         }
         if !self.event_open {
@@ -732,7 +743,7 @@ impl SqliteStorage {
 
     /// Opens (creating it from the template if there is none) the database; with the WAL's tail
     /// when journaled, and whether the file was created.
-    fn open(&self) -> Result<(Connection, Option<WalTail>, bool), StorageError> {
+    fn open(&self) -> Result<(Connection, Option<WalTail>, bool, u64), StorageError> {
         let internal = |what: &str, e: &dyn std::fmt::Display| {
             StorageError::Internal(format!("{what} {}: {e}", self.path.display()))
         };
@@ -771,7 +782,7 @@ impl SqliteStorage {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let mut conn = Connection::open_with_flags_and_vfs(&self.path, flags, c"unix-none")
             .map_err(|e| internal("cannot open", &e))?;
-        configure(&conn, &self.limits, self.journal.is_some())
+        let page_size = configure(&conn, &self.limits, self.journal.is_some())
             .map_err(|e| internal("cannot configure", &e))?;
         install_hooks(&mut conn, &self.gate).map_err(|e| internal("cannot configure", &e))?;
         let wal = match self.journal {
@@ -782,7 +793,7 @@ impl SqliteStorage {
             None => None,
         };
         tracing::debug!(target: "wasmdo.storage", path = %self.path.display(), "opened");
-        Ok((conn, wal, created))
+        Ok((conn, wal, created, page_size))
     }
 
     /// Marks the batch lost and rolls back whatever SQLite still holds of it; returns the error
@@ -892,6 +903,7 @@ struct Db<'a> {
     gate: &'a GuestSqlGate,
     kv_ready: &'a mut bool,
     sql_time_limit: Duration,
+    page_size: u64,
     /// The host's usage, the database's namespace, and its committed size: the class and host
     /// quotas a write must stay within.
     quota: Option<(&'a Usage, &'a str, u64)>,
@@ -904,6 +916,7 @@ impl<'a> Db<'a> {
         gate: &'a GuestSqlGate,
         kv_ready: &'a mut bool,
         sql_time_limit: Duration,
+        page_size: u64,
         quota: Option<(&'a Usage, &'a str, u64)>,
     ) -> Self {
         Db {
@@ -912,6 +925,7 @@ impl<'a> Db<'a> {
             gate,
             kv_ready,
             sql_time_limit,
+            page_size,
             quota,
         }
     }
@@ -964,7 +978,7 @@ impl<'a> Db<'a> {
     }
 
     fn database_size(&self) -> Result<u64, StorageError> {
-        size_of(self.conn).map_err(|e| self.err(e))
+        size_of(self.conn, self.page_size).map_err(|e| self.err(e))
     }
 
     /// `QuotaExceeded` if the database has outgrown its quota; the caller's savepoint then undoes
@@ -993,13 +1007,13 @@ fn transaction_control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 }
 
 /// The database's size in bytes (`page_count · page_size`), uncommitted growth included.
-fn size_of(conn: &Connection) -> rusqlite::Result<u64> {
-    let pragma = |sql: &str| -> rusqlite::Result<u64> {
-        conn.prepare_cached(sql)
-            .and_then(|mut stmt| stmt.query_row([], |row| row.get::<_, i64>(0)))
-            .map(|n| u64::try_from(n).unwrap_or(0))
-    };
-    Ok(pragma("PRAGMA page_count")? * pragma("PRAGMA page_size")?)
+/// `page_size` is the connection's, read once when it opened (a database in WAL mode cannot
+/// change it, and guests cannot set it).
+fn size_of(conn: &Connection, page_size: u64) -> rusqlite::Result<u64> {
+    let pages = conn
+        .prepare_cached("PRAGMA page_count")
+        .and_then(|mut stmt| stmt.query_row([], |row| row.get::<_, i64>(0)))?;
+    Ok(u64::try_from(pages).unwrap_or(0) * page_size)
 }
 
 /// Counts the approximate host memory of a result as it is built.
