@@ -96,7 +96,7 @@ impl Slot {
     }
 
     /// Marks the actor as gone from the directory.
-    pub(crate) fn retired(&self) {
+    pub(crate) fn mark_retired(&self) {
         self.retired.store(true, Ordering::Relaxed);
     }
 

@@ -295,7 +295,7 @@ impl Liveness for Directory {
         {
             live.remove(key);
         }
-        slot.retired();
+        slot.mark_retired();
         true
     }
 

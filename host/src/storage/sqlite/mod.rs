@@ -140,8 +140,8 @@ const RECORD_HEADER_SLACK: u64 = 1024;
 /// hitting it is costlier, because on `SQLITE_FULL` SQLite abandons the whole batch transaction
 /// unless the statement happened to keep a statement journal.
 const QUOTA_HEADROOM_BYTES: u64 = 64 * 1024 * 1024;
-/// Prepared statements kept per connection: the KV statements, two pragmas, the eight `list`
-/// shapes, the six transaction statements.
+/// Prepared statements kept per connection: the KV statements, `PRAGMA page_count`, the eight
+/// `list` shapes, the six transaction statements.
 const STATEMENT_CACHE_CAPACITY: usize = 40;
 
 /// The one-row table holding the number of the last journaled batch the database contains.
